@@ -38,3 +38,8 @@ def test_paillier_key(index: int, bits: int = 2048) -> PaillierSecretKey:
 def test_ring_pedersen(index: int, bits: int = 2048) -> RingPedersenSecret:
     key = test_paillier_key(index, bits)
     return ring_pedersen_from_key(key, SeededRandom(b"test-rp-%d" % index))
+
+
+# These are helpers, not tests: keep pytest from collecting them where imported.
+for _helper in (test_primes, test_paillier_key, test_ring_pedersen):
+    _helper.__test__ = False  # type: ignore[attr-defined]

@@ -1,0 +1,130 @@
+"""Canonical JSON encoding of protocol dataclasses (messages, proofs, public data).
+
+Used for wire payloads, ceremony transcripts and the echo hashes of broadcast
+consistency. Encoding is driven by the dataclass field types, so decoding never
+evaluates or unpickles anything: only the declared types can come back.
+Ints are hex strings with a sign, points are compressed hex, bytes are hex.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import types
+import typing
+from functools import cache
+from typing import Any, TypeVar, Union, cast, get_args, get_origin
+
+from mpcnode.crypto.group import Point
+
+T = TypeVar("T")
+
+
+class DecodeError(ValueError):
+    pass
+
+
+def _enc(v: Any) -> Any:
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return ("-0x" if v < 0 else "0x") + format(abs(v), "x")
+    if isinstance(v, Point):
+        return v.to_bytes().hex()
+    if isinstance(v, bytes):
+        return v.hex()
+    if isinstance(v, tuple | list):
+        return [_enc(x) for x in v]
+    if isinstance(v, dict):
+        return {str(k): _enc(x) for k, x in v.items()}
+    if dataclasses.is_dataclass(v) and not isinstance(v, type):
+        return {f.name: _enc(getattr(v, f.name)) for f in dataclasses.fields(v) if f.init}
+    raise TypeError(f"cannot encode {type(v).__name__}")
+
+
+def to_jsonable(obj: Any) -> Any:
+    return _enc(obj)
+
+
+def to_bytes(obj: Any) -> bytes:
+    """Canonical bytes: sorted keys, no whitespace."""
+    return json.dumps(_enc(obj), sort_keys=True, separators=(",", ":")).encode()
+
+
+def digest(obj: Any) -> bytes:
+    return hashlib.sha256(to_bytes(obj)).digest()
+
+
+@cache
+def _hints(cls: Any) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
+
+
+def _dec(tp: Any, v: Any) -> Any:
+    origin = get_origin(tp)
+    if origin in (Union, types.UnionType):
+        args = [a for a in get_args(tp) if a is not type(None)]
+        if v is None:
+            return None
+        if len(args) != 1:
+            raise DecodeError(f"ambiguous union {tp}")
+        return _dec(args[0], v)
+    if tp is int:
+        if not isinstance(v, str) or not (v.startswith("0x") or v.startswith("-0x")):
+            raise DecodeError(f"expected hex int, got {v!r}")
+        return int(v, 16)
+    if tp is bool:
+        if not isinstance(v, bool):
+            raise DecodeError("expected bool")
+        return v
+    if tp is str:
+        if not isinstance(v, str):
+            raise DecodeError("expected str")
+        return v
+    if tp is bytes:
+        return bytes.fromhex(v)
+    if tp is Point:
+        try:
+            return Point.from_bytes(bytes.fromhex(v))
+        except ValueError as exc:
+            raise DecodeError(str(exc)) from exc
+    if origin is tuple:
+        targs = get_args(tp)
+        if not isinstance(v, list):
+            raise DecodeError("expected list")
+        if len(targs) == 2 and targs[1] is Ellipsis:
+            return tuple(_dec(targs[0], x) for x in v)
+        if len(targs) != len(v):
+            raise DecodeError("tuple length mismatch")
+        return tuple(_dec(a, x) for a, x in zip(targs, v, strict=True))
+    if origin is dict:
+        kt, vt = get_args(tp)
+        if not isinstance(v, dict):
+            raise DecodeError("expected object")
+        return {(int(k) if kt is int else k): _dec(vt, x) for k, x in v.items()}
+    if isinstance(tp, type) and dataclasses.is_dataclass(tp):
+        return from_jsonable(tp, v)
+    raise DecodeError(f"unsupported type {tp}")
+
+
+def from_jsonable(cls: type[T], data: Any) -> T:
+    if not isinstance(data, dict):
+        raise DecodeError(f"expected object for {cls.__name__}")
+    hints = _hints(cast(Any, cls))
+    kwargs = {}
+    for f in dataclasses.fields(cls):  # type: ignore[arg-type]
+        if not f.init:
+            continue
+        if f.name not in data:
+            raise DecodeError(f"{cls.__name__}.{f.name} missing")
+        kwargs[f.name] = _dec(hints[f.name], data[f.name])
+    return cls(**kwargs)
+
+
+def from_bytes(cls: type[T], raw: bytes) -> T:
+    try:
+        data = json.loads(raw)
+    except ValueError as exc:
+        raise DecodeError(f"not JSON: {exc}") from exc
+    return from_jsonable(cls, data)

@@ -1,0 +1,75 @@
+"""The outputs of keygen, aux info and refresh: what a signer node keeps for a key.
+
+Secrets (x_i, the Paillier factors, λ) are never part of ``repr`` and live only in the
+``*Secret`` types; everything else is public and identical at every party.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mpcnode import codec
+from mpcnode.crypto.group import Point
+from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
+from mpcnode.crypto.ring_pedersen import RingPedersenPublic, RingPedersenSecret
+from mpcnode.crypto.transcript import Transcript
+from mpcnode.params import PROFILES, Profile
+
+
+@dataclass(frozen=True)
+class PublicKeyData:
+    """The public description of a t-of-n key, the same at every party."""
+
+    threshold: int  # t: the minimum number of signers
+    parties: tuple[int, ...]  # all party ids (evaluation points of the VSS)
+    public_key: Point  # X = x·G
+    public_shares: dict[int, Point]  # X_j = x_j·G (Shamir shares)
+    chain_code: bytes  # BIP32 chain code agreed at keygen
+    epoch: int  # 0 after keygen, +1 per refresh
+
+    @property
+    def key_id(self) -> bytes:
+        """Stable across refreshes: the key is its public key, chain code and committee."""
+        t = Transcript("cggmp21/key-id/v1")
+        t.append_point("X", self.public_key)
+        t.append_bytes("chain_code", self.chain_code)
+        t.append_int("threshold", self.threshold)
+        t.append_ints("parties", self.parties)
+        return t.challenge_bytes("key_id", 32)
+
+    @property
+    def shares_digest(self) -> bytes:
+        """Changes at every refresh: binds presignatures to one set of shares."""
+        return codec.digest((self.key_id, self.epoch, self.public_shares))
+
+
+@dataclass(frozen=True)
+class KeyShare:
+    party: int
+    public: PublicKeyData
+    x: int = field(repr=False)  # this party's Shamir share x_i
+
+
+@dataclass(frozen=True)
+class PartyAuxPublic:
+    paillier: PaillierPublicKey  # N_j
+    ring_pedersen: RingPedersenPublic  # (N̂_j, s_j, t_j), N̂_j = N_j
+
+
+@dataclass(frozen=True)
+class AuxInfo:
+    """A party's Paillier/ring-Pedersen secret and every party's public parameters."""
+
+    party: int
+    profile_name: str
+    paillier: PaillierSecretKey = field(repr=False)
+    ring_pedersen: RingPedersenSecret = field(repr=False)
+    peers: dict[int, PartyAuxPublic]  # all parties, own included
+
+    @property
+    def profile(self) -> Profile:
+        return PROFILES[self.profile_name]
+
+    @property
+    def digest(self) -> bytes:
+        return codec.digest((self.profile_name, self.peers))

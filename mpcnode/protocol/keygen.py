@@ -1,0 +1,220 @@
+"""t-of-n key generation: Feldman VSS with commit-then-reveal (CGGMP21 Fig. 5, made
+threshold with Feldman's verifiable secret sharing).
+
+Round 1: commit to (rid_i, chain-code part, polynomial commitments F_i, Schnorr A_i).
+Round 2: reveal; send f_i(j) to each j.
+Round 3: check openings and shares; prove knowledge of the share x_i (Π^sch, bound to
+         rid = ⊕ rid_j, which no party controls alone).
+Output:  check the Schnorr proofs; the key share.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from mpcnode.crypto import hash_commitment
+from mpcnode.crypto.group import Point, Q, commitment_eval, poly_eval
+from mpcnode.crypto.random_source import RandomSource, rand_scalar
+from mpcnode.crypto.transcript import ProofContext, session_id
+from mpcnode.crypto.zk import sch
+from mpcnode.errors import ProtocolError, UsageError
+from mpcnode.protocol.key_share import KeyShare, PublicKeyData
+from mpcnode.protocol.rounds import RoundOutput, check_echoes, echo_hash, require_from
+
+PROTOCOL = "cggmp21/keygen/v1"
+_COMMIT_DOMAIN = "cggmp21/keygen/commit/v1"
+
+
+@dataclass(frozen=True)
+class KeygenConfig:
+    party: int
+    parties: tuple[int, ...]
+    threshold: int
+    nonce: bytes  # fresh per session, chosen by the coordinator
+
+    def __post_init__(self) -> None:
+        if self.parties != tuple(sorted(set(self.parties))) or self.parties[0] < 1:
+            raise UsageError("parties must be distinct positive ids in ascending order")
+        if self.party not in self.parties:
+            raise UsageError(f"party {self.party} is not among the parties")
+        if not 1 <= self.threshold <= len(self.parties):
+            raise UsageError("threshold t must satisfy 1 <= t <= n")
+
+    @property
+    def session(self) -> bytes:
+        params = b"t=%d" % self.threshold
+        return session_id(PROTOCOL, b"", self.parties, params, self.nonce)
+
+    @property
+    def peers(self) -> set[int]:
+        return set(self.parties) - {self.party}
+
+
+@dataclass(frozen=True)
+class Decommitment:
+    rid: bytes  # rid_i: this party's part of the session randomness
+    chain_code: bytes  # this party's part of the BIP32 chain code
+    F: tuple[Point, ...]  # F_i,k = a_i,k·G: Feldman commitments of f_i (degree t−1)
+    A: Point  # Schnorr commitment for the proof of x_i
+
+
+@dataclass(frozen=True)
+class Msg1:
+    V: bytes  # V_i = H(sid, i, decommitment, u_i)
+
+
+@dataclass(frozen=True)
+class Msg2:
+    echo: bytes  # hash of all round-1 broadcasts seen
+    decommitment: Decommitment
+    opening: bytes  # u_i
+
+
+@dataclass(frozen=True)
+class Share2:
+    share: int  # f_i(j), sent only to j
+
+
+@dataclass(frozen=True)
+class Msg3:
+    echo: bytes  # hash of all round-2 broadcasts seen
+    proof: sch.Proof  # Π^sch of x_i for X_i
+
+
+@dataclass(frozen=True)
+class _Round1State:
+    cfg: KeygenConfig
+    coeffs: tuple[int, ...] = field(repr=False)
+    decommitment: Decommitment
+    opening: bytes
+    sch_nonce: sch.Nonce = field(repr=False)
+    own_msg: Msg1
+
+
+def start(cfg: KeygenConfig, rng: RandomSource) -> tuple[Round1, RoundOutput[Msg1, None]]:
+    coeffs = tuple(rand_scalar(rng, Q) for _ in range(cfg.threshold))
+    com, nonce = sch.commit(rng)
+    dec = Decommitment(
+        rid=rng.token_bytes(32),
+        chain_code=rng.token_bytes(32),
+        F=tuple(Point.base_mul(a) for a in coeffs),
+        A=com.A,
+    )
+    V, opening = hash_commitment.commit(_COMMIT_DOMAIN, cfg.session, cfg.party, dec, rng)
+    msg = Msg1(V)
+    return Round1(_Round1State(cfg, coeffs, dec, opening, nonce, msg)), RoundOutput(msg)
+
+
+@dataclass(frozen=True)
+class Round1:
+    """Waiting for every party's round-1 commitment."""
+
+    st: _Round1State
+
+    def receive(
+        self, broadcasts: dict[int, Msg1]
+    ) -> tuple[Round2, RoundOutput[Msg2, Share2]]:
+        cfg = self.st.cfg
+        require_from(cfg.peers, broadcasts, "keygen round-1")
+        all_v = {**broadcasts, cfg.party: self.st.own_msg}
+        echo = echo_hash(cfg.session, "keygen/1", all_v)
+        msg = Msg2(echo, self.st.decommitment, self.st.opening)
+        shares = {j: Share2(poly_eval(list(self.st.coeffs), j)) for j in cfg.peers}
+        return Round2(self.st, all_v, msg), RoundOutput(msg, shares)
+
+
+@dataclass(frozen=True)
+class Round2:
+    """Waiting for every party's opening and our share from it."""
+
+    st: _Round1State
+    commitments: dict[int, Msg1]
+    own_msg: Msg2
+
+    def receive(
+        self, broadcasts: dict[int, Msg2], direct: dict[int, Share2]
+    ) -> tuple[Round3, RoundOutput[Msg3, None]]:
+        cfg = self.st.cfg
+        require_from(cfg.peers, broadcasts, "keygen round-2")
+        require_from(cfg.peers, direct, "keygen share")
+        mine = self.own_msg.echo
+        check_echoes(mine, {j: m.echo for j, m in broadcasts.items()}, "keygen/1")
+        decs = {j: m.decommitment for j, m in broadcasts.items()}
+        for j, m in sorted(broadcasts.items()):
+            _check_opening(cfg, j, m, self.commitments[j].V)
+        x = poly_eval(list(self.st.coeffs), cfg.party)
+        for j, sh in sorted(direct.items()):
+            if not 0 <= sh.share < Q:
+                raise ProtocolError(j, "VSS share out of range")
+            if Point.base_mul(sh.share) != commitment_eval(list(decs[j].F), cfg.party):
+                raise ProtocolError(j, "VSS share does not match its Feldman commitments")
+            x = (x + sh.share) % Q
+        decs[cfg.party] = self.st.decommitment
+        public = _public_data(cfg, decs)
+        rid = _xor_all(d.rid for d in decs.values())
+        stmt = sch.Statement(public.public_shares[cfg.party])
+        proof = sch.prove_with(
+            _sch_ctx(cfg, rid, cfg.party), stmt, sch.Witness(x),
+            sch.Commitment(self.st.decommitment.A), self.st.sch_nonce,
+        )
+        all_b = {**broadcasts, cfg.party: self.own_msg}
+        msg = Msg3(echo_hash(cfg.session, "keygen/2", all_b), proof)
+        return Round3(cfg, x, public, rid, decs, msg), RoundOutput(msg)
+
+
+@dataclass(frozen=True)
+class Round3:
+    """Waiting for every party's Schnorr proof of its share."""
+
+    cfg: KeygenConfig
+    x: int = field(repr=False)
+    public: PublicKeyData = field(repr=False)
+    rid: bytes = field(repr=False)
+    decommitments: dict[int, Decommitment] = field(repr=False)
+    own_msg: Msg3 = field(repr=False)
+
+    def receive(self, broadcasts: dict[int, Msg3]) -> KeyShare:
+        cfg = self.cfg
+        require_from(cfg.peers, broadcasts, "keygen round-3")
+        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "keygen/2")
+        for j, m in sorted(broadcasts.items()):
+            if m.proof.A != self.decommitments[j].A:
+                raise ProtocolError(j, "Schnorr commitment differs from the committed one")
+            sch.verify(_sch_ctx(cfg, self.rid, j), sch.Statement(self.public.public_shares[j]),
+                       m.proof)
+        return KeyShare(cfg.party, self.public, self.x)
+
+
+def _check_opening(cfg: KeygenConfig, j: int, m: Msg2, V: bytes) -> None:
+    dec = m.decommitment
+    if not hash_commitment.opens(_COMMIT_DOMAIN, cfg.session, j, dec, m.opening, V):
+        raise ProtocolError(j, "decommitment does not open the round-1 commitment")
+    if len(dec.F) != cfg.threshold:
+        raise ProtocolError(j, f"{len(dec.F)} Feldman commitments, expected {cfg.threshold}")
+    if any(p.is_identity() for p in dec.F) or dec.A.is_identity():
+        raise ProtocolError(j, "identity point in Feldman or Schnorr commitments")
+    if len(dec.rid) != 32 or len(dec.chain_code) != 32:
+        raise ProtocolError(j, "rid and chain code must be 32 bytes")
+
+
+def _public_data(cfg: KeygenConfig, decs: dict[int, Decommitment]) -> PublicKeyData:
+    X = Point.sum(d.F[0] for d in decs.values())
+    if X.is_identity():
+        raise ProtocolError(None, "the joint public key is the identity")
+    shares = {
+        k: Point.sum(commitment_eval(list(d.F), k) for d in decs.values()) for k in cfg.parties
+    }
+    chain_code = _xor_all(decs[j].chain_code for j in sorted(decs))
+    return PublicKeyData(cfg.threshold, cfg.parties, X, shares, chain_code, epoch=0)
+
+
+def _sch_ctx(cfg: KeygenConfig, rid: bytes, prover: int) -> ProofContext:
+    return ProofContext(cfg.session + rid, prover, "keygen/3")
+
+
+def _xor_all(parts: Iterable[bytes]) -> bytes:
+    out = bytes(32)
+    for p in parts:
+        out = bytes(a ^ b for a, b in zip(out, p, strict=True))
+    return out

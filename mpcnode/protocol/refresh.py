@@ -1,0 +1,187 @@
+"""Proactive refresh of a t-of-n key (CGGMP21 Fig. 6, key-refresh part, made threshold).
+
+Every party deals a Feldman-committed polynomial with zero constant term; each share
+becomes x_i + Σ_j g_j(i). The public key is unchanged (Σ of zero constants) while old
+and new shares no longer interpolate to the key together. Rounds follow keygen:
+commit, reveal + shares, Π^sch of the new share bound to rid.
+
+Run aux info again after a refresh to replace the Paillier keys as well.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mpcnode.crypto import hash_commitment
+from mpcnode.crypto.group import Point, Q, commitment_eval, poly_eval
+from mpcnode.crypto.random_source import RandomSource, rand_scalar
+from mpcnode.crypto.transcript import ProofContext, session_id
+from mpcnode.crypto.zk import sch
+from mpcnode.errors import ProtocolError
+from mpcnode.protocol.key_share import KeyShare, PublicKeyData
+from mpcnode.protocol.rounds import RoundOutput, check_echoes, echo_hash, require_from
+
+PROTOCOL = "cggmp21/refresh/v1"
+_COMMIT_DOMAIN = "cggmp21/refresh/commit/v1"
+
+
+@dataclass(frozen=True)
+class RefreshConfig:
+    share: KeyShare = field(repr=False)
+    nonce: bytes
+
+    @property
+    def party(self) -> int:
+        return self.share.party
+
+    @property
+    def public(self) -> PublicKeyData:
+        return self.share.public
+
+    @property
+    def peers(self) -> set[int]:
+        return set(self.public.parties) - {self.party}
+
+    @property
+    def session(self) -> bytes:
+        return session_id(PROTOCOL, self.public.key_id, self.public.parties,
+                          self.public.shares_digest, self.nonce)
+
+
+@dataclass(frozen=True)
+class Decommitment:
+    rid: bytes
+    F: tuple[Point, ...]  # F_i,k = a_i,k·G for k = 1..t−1 (the constant term is 0)
+    A: Point  # Schnorr commitment for the proof of the new share
+
+
+@dataclass(frozen=True)
+class Msg1:
+    V: bytes
+
+
+@dataclass(frozen=True)
+class Msg2:
+    echo: bytes
+    decommitment: Decommitment
+    opening: bytes
+
+
+@dataclass(frozen=True)
+class Share2:
+    share: int  # g_i(j)
+
+
+@dataclass(frozen=True)
+class Msg3:
+    echo: bytes
+    proof: sch.Proof
+
+
+def _zero_poly_eval(commitments: tuple[Point, ...], x: int) -> Point:
+    return commitment_eval([Point.identity(), *commitments], x)
+
+
+@dataclass(frozen=True)
+class _Own:
+    cfg: RefreshConfig
+    coeffs: tuple[int, ...] = field(repr=False)  # (0, a_1, …, a_{t−1})
+    decommitment: Decommitment
+    opening: bytes
+    sch_nonce: sch.Nonce = field(repr=False)
+    msg1: Msg1
+
+
+def start(cfg: RefreshConfig, rng: RandomSource) -> tuple[Round1, RoundOutput[Msg1, None]]:
+    t = cfg.public.threshold
+    coeffs = (0, *(rand_scalar(rng, Q) for _ in range(t - 1)))
+    com, nonce = sch.commit(rng)
+    dec = Decommitment(rng.token_bytes(32), tuple(Point.base_mul(a) for a in coeffs[1:]), com.A)
+    V, opening = hash_commitment.commit(_COMMIT_DOMAIN, cfg.session, cfg.party, dec, rng)
+    own = _Own(cfg, coeffs, dec, opening, nonce, Msg1(V))
+    return Round1(own), RoundOutput(own.msg1)
+
+
+@dataclass(frozen=True)
+class Round1:
+    own: _Own
+
+    def receive(self, broadcasts: dict[int, Msg1]) -> tuple[Round2, RoundOutput[Msg2, Share2]]:
+        own, cfg = self.own, self.own.cfg
+        require_from(cfg.peers, broadcasts, "refresh round-1")
+        all_v = {**broadcasts, cfg.party: own.msg1}
+        msg = Msg2(echo_hash(cfg.session, "refresh/1", all_v), own.decommitment, own.opening)
+        shares = {j: Share2(poly_eval(list(own.coeffs), j)) for j in cfg.peers}
+        return Round2(own, all_v, msg), RoundOutput(msg, shares)
+
+
+@dataclass(frozen=True)
+class Round2:
+    own: _Own
+    commitments: dict[int, Msg1]
+    own_msg: Msg2
+
+    def receive(
+        self, broadcasts: dict[int, Msg2], direct: dict[int, Share2]
+    ) -> tuple[Round3, RoundOutput[Msg3, None]]:
+        own, cfg = self.own, self.own.cfg
+        require_from(cfg.peers, broadcasts, "refresh round-2")
+        require_from(cfg.peers, direct, "refresh share")
+        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "refresh/1")
+        t = cfg.public.threshold
+        decs = {cfg.party: own.decommitment}
+        for j, m in sorted(broadcasts.items()):
+            d = m.decommitment
+            if not hash_commitment.opens(_COMMIT_DOMAIN, cfg.session, j, d, m.opening,
+                                         self.commitments[j].V):
+                raise ProtocolError(j, "decommitment does not open the round-1 commitment")
+            if len(d.F) != t - 1 or any(p.is_identity() for p in d.F) or d.A.is_identity():
+                raise ProtocolError(j, "malformed refresh commitments")
+            if len(d.rid) != 32:
+                raise ProtocolError(j, "rid must be 32 bytes")
+            decs[j] = d
+        x = (cfg.share.x + poly_eval(list(own.coeffs), cfg.party)) % Q
+        for j, sh in sorted(direct.items()):
+            if not 0 <= sh.share < Q or Point.base_mul(sh.share) != _zero_poly_eval(
+                decs[j].F, cfg.party
+            ):
+                raise ProtocolError(j, "refresh share does not match its Feldman commitments")
+            x = (x + sh.share) % Q
+        old = cfg.public
+        new_shares = {
+            k: Point.sum([X_k, *(_zero_poly_eval(d.F, k) for d in decs.values())])
+            for k, X_k in old.public_shares.items()
+        }
+        public = PublicKeyData(old.threshold, old.parties, old.public_key, new_shares,
+                               old.chain_code, old.epoch + 1)
+        rid = bytes(32)
+        for d in decs.values():
+            rid = bytes(a ^ b for a, b in zip(rid, d.rid, strict=True))
+        proof = sch.prove_with(
+            ProofContext(cfg.session + rid, cfg.party, "refresh/3"),
+            sch.Statement(new_shares[cfg.party]), sch.Witness(x),
+            sch.Commitment(own.decommitment.A), own.sch_nonce)
+        all_b = {**broadcasts, cfg.party: self.own_msg}
+        msg = Msg3(echo_hash(cfg.session, "refresh/2", all_b), proof)
+        return Round3(cfg, x, public, rid, decs, msg), RoundOutput(msg)
+
+
+@dataclass(frozen=True)
+class Round3:
+    cfg: RefreshConfig
+    x: int = field(repr=False)
+    public: PublicKeyData = field(repr=False)
+    rid: bytes = field(repr=False)
+    decommitments: dict[int, Decommitment] = field(repr=False)
+    own_msg: Msg3 = field(repr=False)
+
+    def receive(self, broadcasts: dict[int, Msg3]) -> KeyShare:
+        cfg = self.cfg
+        require_from(cfg.peers, broadcasts, "refresh round-3")
+        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "refresh/2")
+        for j, m in sorted(broadcasts.items()):
+            if m.proof.A != self.decommitments[j].A:
+                raise ProtocolError(j, "Schnorr commitment differs from the committed one")
+            sch.verify(ProofContext(cfg.session + self.rid, j, "refresh/3"),
+                       sch.Statement(self.public.public_shares[j]), m.proof)
+        return KeyShare(cfg.party, self.public, self.x)
