@@ -94,13 +94,20 @@ class PaillierSecretKey:
         return self.public.n2
 
     def pow_n2(self, base: int, exp: int) -> int:
-        """base^exp mod N² by CRT over p² and q² (base must be a unit)."""
+        """base^exp mod N² by CRT over p² and q² (base must be a unit).
+
+        A negative exponent inverts the base first: reducing it mod φ would turn a short
+        exponent into a full-size one."""
+        if exp < 0:
+            base, exp = bigint.invert(base, self.n2), -exp
         a_p = bigint.powmod(base, exp % self._phi_p2, self._p2)
         a_q = bigint.powmod(base, exp % self._phi_q2, self._q2)
         return bigint.crt_pair(a_p, a_q, self._p2, self._q2, self._q2_inv_p2)
 
     def pow_n(self, base: int, exp: int) -> int:
         """base^exp mod N by CRT over p and q (base must be a unit)."""
+        if exp < 0:
+            base, exp = bigint.invert(base, self.n), -exp
         a_p = bigint.powmod(base, exp % (self.p - 1), self.p)
         a_q = bigint.powmod(base, exp % (self.q - 1), self.q)
         return bigint.crt_pair(a_p, a_q, self.p, self.q, self._q_inv_p)

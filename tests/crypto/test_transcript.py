@@ -108,6 +108,12 @@ AMBIGUOUS_PAIRS: list[tuple[str, Builder, Builder]] = [
         lambda t: t.append_ints("m", [0x0102]),
     ),
     (
+        # Sign byte + magnitude of 1 then 2 spells the encoding of 0x010002: item lengths matter.
+        "int list [1,2] vs [0x010002]",
+        lambda t: t.append_ints("m", [1, 2]),
+        lambda t: t.append_ints("m", [0x010002]),
+    ),
+    (
         "int list [] vs [0]",
         lambda t: t.append_ints("m", []),
         lambda t: t.append_ints("m", [0]),
@@ -327,8 +333,10 @@ def test_session_id_is_32_deterministic_bytes() -> None:
         ("protocol", "presign"),
         ("key_id", b"key-2"),
         ("parties", [1, 2]),
+        ("parties", [1, 2, 3, 0]),
         ("parties", [1, 3, 2]),
         ("parties", [12, 3]),
+        ("parties", [0x010002, 3]),
         ("public_params", b"params2"),
         ("nonce", b"\x00" * 15 + b"\x01"),
         ("nonce", b"\x00" * 17),

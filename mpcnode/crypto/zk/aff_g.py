@@ -135,7 +135,7 @@ def verify(
 
     rp and stmt.key0 are the verifier's own (secret, so the checks run by CRT).
     """
-    k0, k1 = stmt.key0, stmt.key1
+    k0, k1, p = stmt.key0, stmt.key1, proof
     n0, n1, nhat = k0.n, k1.n, rp.n
     bits = profile.paillier_bits
 
@@ -147,21 +147,20 @@ def verify(
     check(is_unit(stmt.C, k0.n2), "C not in Z*_{N0²}")
     check(is_unit(stmt.D, k0.n2), "D not in Z*_{N0²}")
     check(is_unit(stmt.Y, k1.n2), "Y not in Z*_{N1²}")
-    check(is_unit(proof.A, k0.n2), "A not in Z*_{N0²}")
-    check(is_unit(proof.B_y, k1.n2), "B_y not in Z*_{N1²}")
-    check(is_unit(proof.E, nhat), "E not in Z*_N̂")
-    check(is_unit(proof.S, nhat), "S not in Z*_N̂")
-    check(is_unit(proof.F, nhat), "F not in Z*_N̂")
-    check(is_unit(proof.T, nhat), "T not in Z*_N̂")
-    check(is_unit(proof.w, n0), "w not in Z*_N0")
-    check(is_unit(proof.w_y, n1), "w_y not in Z*_N1")
-    check(in_signed_range(proof.z1, profile.ell + profile.eps), "z1 out of range")
-    check(in_signed_range(proof.z2, profile.ell_prime + profile.eps), "z2 out of range")
+    check(is_unit(p.A, k0.n2), "A not in Z*_{N0²}")
+    check(is_unit(p.B_y, k1.n2), "B_y not in Z*_{N1²}")
+    check(is_unit(p.E, nhat), "E not in Z*_N̂")
+    check(is_unit(p.S, nhat), "S not in Z*_N̂")
+    check(is_unit(p.F, nhat), "F not in Z*_N̂")
+    check(is_unit(p.T, nhat), "T not in Z*_N̂")
+    check(is_unit(p.w, n0), "w not in Z*_N0")
+    check(is_unit(p.w_y, n1), "w_y not in Z*_N1")
+    check(in_signed_range(p.z1, profile.ell + profile.eps), "z1 out of range")
+    check(in_signed_range(p.z2, profile.ell_prime + profile.eps), "z2 out of range")
     z34 = _z34_bound(profile, nhat)
-    check(abs(proof.z3) <= z34, "z3 out of range")
-    check(abs(proof.z4) <= z34, "z4 out of range")
+    check(abs(p.z3) <= z34, "z3 out of range")
+    check(abs(p.z4) <= z34, "z4 out of range")
 
-    p = proof
     e = _challenge(ctx, profile, stmt, rp, p.A, p.B_x, p.B_y, p.E, p.S, p.F, p.T)
     check(Point.base_mul(p.z1) == p.B_x + stmt.X * e, "z1·G != B_x + e·X")
     # C^z1 · enc_N0(z2; w) = A · D^e mod N0²  (the affine relation, under N0)
