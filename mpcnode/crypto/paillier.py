@@ -21,9 +21,13 @@ class PaillierPublicKey:
     def __post_init__(self) -> None:
         object.__setattr__(self, "n2", self.n * self.n)
 
+    def nth_power(self, r: int) -> int:
+        """r^N mod N²."""
+        return bigint.powmod(r, self.n, self.n2)
+
     def encrypt_with(self, m: int, r: int) -> int:
         """enc(m; r) = (1+N)^m · r^N mod N² (with (1+N)^m = 1 + mN)."""
-        return (1 + (m % self.n) * self.n) * self.pow_n2(r, self.n) % self.n2
+        return (1 + (m % self.n) * self.n) * self.nth_power(r) % self.n2
 
     def encrypt(self, m: int, rng: RandomSource) -> tuple[int, int]:
         """A fresh encryption of m and the nonce used."""
@@ -112,9 +116,22 @@ class PaillierSecretKey:
         a_q = bigint.powmod(base, exp % (self.q - 1), self.q)
         return bigint.crt_pair(a_p, a_q, self.p, self.q, self._q_inv_p)
 
+    def nth_power(self, r: int) -> int:
+        """r^N mod N², the costly part of encrypting.
+
+        The N-th powers mod p² form the subgroup of order p − 1, in which y ↦ y^p lifts
+        y mod p to the one element above it; so r^N mod p² = (r^{N mod (p−1)} mod p)^p,
+        a short exponentiation mod p and one with a 1024-bit exponent mod p² — about
+        40 % cheaper than CRT with the full exponent.
+        """
+        n = self.n
+        y_p = bigint.powmod(bigint.powmod(r, n % (self.p - 1), self.p), self.p, self._p2)
+        y_q = bigint.powmod(bigint.powmod(r, n % (self.q - 1), self.q), self.q, self._q2)
+        return bigint.crt_pair(y_p, y_q, self._p2, self._q2, self._q2_inv_p2)
+
     def encrypt_with(self, m: int, r: int) -> int:
         n = self.n
-        return (1 + (m % n) * n) * self.pow_n2(r, n) % self.n2
+        return (1 + (m % n) * n) * self.nth_power(r) % self.n2
 
     def encrypt(self, m: int, rng: RandomSource) -> tuple[int, int]:
         r = rand_unit(rng, self.n)

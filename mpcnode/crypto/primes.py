@@ -48,15 +48,17 @@ def _sieve_window(q0: int, window: int) -> bytearray:
 
 
 def is_safe_prime(p: int) -> bool:
-    return p > 7 and p % 2 == 1 and bigint.is_probable_prime(p) and bigint.is_probable_prime(p // 2)
+    return (p >= 5 and p % 2 == 1
+            and bigint.is_probable_prime(p) and bigint.is_probable_prime(p // 2))
 
 
 def generate_safe_prime(
     bits: int, rng: RandomSource, progress: ProgressCallback | None = None
 ) -> int:
     """A uniformly located safe prime of exactly ``bits`` bits."""
-    if bits < 16:
-        raise ValueError("safe primes below 16 bits are not supported")
+    if bits < 32:
+        # below the sieve limit the sieve would strike the safe primes themselves
+        raise ValueError("safe primes below 32 bits are not supported")
     tried = 0
     while True:
         # q has bits-1 bits with its top two bits set, so p = 2q+1 has exactly `bits` bits

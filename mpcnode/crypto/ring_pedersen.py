@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from mpcnode.crypto import bigint
+from mpcnode.crypto.fixed_base import FixedBase
 from mpcnode.crypto.paillier import PaillierSecretKey
 from mpcnode.crypto.random_source import RandomSource, rand_unit, randbelow
 
@@ -35,6 +36,46 @@ class RingPedersenPublic:
         if self.s == self.t:
             return "ring-Pedersen s equals t"
         return None
+
+    def with_tables(self, max_bits: int) -> RingPedersenTables:
+        """The same parameters with fixed-base tables, for a peer committed to often."""
+        return RingPedersenTables(self, max_bits)
+
+
+class RingPedersenTables:
+    """A peer's public parameters with precomputed fixed-base tables for s and t."""
+
+    __slots__ = ("_s", "_t", "public")
+
+    def __init__(self, public: RingPedersenPublic, max_bits: int) -> None:
+        self.public = public
+        self._s = FixedBase(public.s, public.n, max_bits)
+        self._t = FixedBase(public.t, public.n, max_bits)
+
+    @property
+    def n(self) -> int:
+        return self.public.n
+
+    @property
+    def s(self) -> int:
+        return self.public.s
+
+    @property
+    def t(self) -> int:
+        return self.public.t
+
+    def commit(self, x: int, y: int) -> int:
+        return self._s.pow(x) * self._t.pow(y) % self.public.n
+
+    def pow(self, base: int, exp: int) -> int:
+        if base == self.public.s:
+            return self._s.pow(exp)
+        if base == self.public.t:
+            return self._t.pow(exp)
+        return self.public.pow(base, exp)
+
+    def defect(self) -> str | None:
+        return self.public.defect()
 
 
 @dataclass(frozen=True)
@@ -81,4 +122,4 @@ def ring_pedersen_from_key(key: PaillierSecretKey, rng: RandomSource) -> RingPed
     return RingPedersenSecret(RingPedersenPublic(n, s, t), lam, key)
 
 
-RingPedersen = RingPedersenPublic | RingPedersenSecret
+RingPedersen = RingPedersenPublic | RingPedersenSecret | RingPedersenTables

@@ -101,7 +101,7 @@ def _prove(
     i = ctx.prover
     K_i = view.K[i]
     rho = rand_unit(rng, key.n)
-    H = key.pow_n2(K_i, w) * key.pow_n2(rho, key.n) % key.n2
+    H = key.pow_n2(K_i, w) * key.nth_power(rho) % key.n2
     U = _reopened(key, view, i, H, hat)
     plain = key.decrypt(U)
     nonce = key.nonce_of(U, plain)

@@ -11,7 +11,11 @@ from dataclasses import dataclass, field
 from mpcnode import codec
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
-from mpcnode.crypto.ring_pedersen import RingPedersenPublic, RingPedersenSecret
+from mpcnode.crypto.ring_pedersen import (
+    RingPedersenPublic,
+    RingPedersenSecret,
+    RingPedersenTables,
+)
 from mpcnode.crypto.transcript import Transcript
 from mpcnode.params import PROFILES, Profile
 
@@ -65,10 +69,22 @@ class AuxInfo:
     paillier: PaillierSecretKey = field(repr=False)
     ring_pedersen: RingPedersenSecret = field(repr=False)
     peers: dict[int, PartyAuxPublic]  # all parties, own included
+    _tables: dict[int, RingPedersenTables] = field(
+        default_factory=dict, init=False, repr=False, compare=False)
 
     @property
     def profile(self) -> Profile:
         return PROFILES[self.profile_name]
+
+    def peer_ring_pedersen(self, j: int) -> RingPedersenTables:
+        """Peer j's ring-Pedersen parameters with fixed-base tables, built on first use
+        and kept for the life of this aux info (every presign commits with them)."""
+        tables = self._tables.get(j)
+        if tables is None:
+            p = self.profile
+            tables = self.peers[j].ring_pedersen.with_tables(p.ell + p.eps + p.paillier_bits + 8)
+            self._tables[j] = tables
+        return tables
 
     @property
     def digest(self) -> bytes:

@@ -21,7 +21,7 @@ from mpcnode import codec
 from mpcnode.crypto.group import Point, Q, scalar_inv
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.random_source import RandomSource, rand_scalar, rand_signed
-from mpcnode.crypto.ring_pedersen import RingPedersenPublic
+from mpcnode.crypto.ring_pedersen import RingPedersenTables
 from mpcnode.crypto.transcript import ProofContext, session_id
 from mpcnode.crypto.zk import aff_g, enc, log_star
 from mpcnode.errors import ProtocolError, UsageError
@@ -76,8 +76,8 @@ class PresignConfig:
     def paillier(self, j: int) -> PaillierPublicKey:
         return self.aux.peers[j].paillier
 
-    def rp(self, j: int) -> RingPedersenPublic:
-        return self.aux.peers[j].ring_pedersen
+    def rp(self, j: int) -> RingPedersenTables:
+        return self.aux.peer_ring_pedersen(j)
 
 
 @dataclass(frozen=True)

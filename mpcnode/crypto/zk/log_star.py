@@ -138,7 +138,7 @@ def verify(
         rp.commit(proof.z1, proof.z3) == proof.D * rp.pow(proof.S, e) % n_hat,
         ctx, NAME, "s^z1·t^z3 != D·S^e mod N̂",
     )
-    lhs = (1 + proof.z1 % n0 * n0) * key.pow_n2(proof.z2, n0) % n0sq
+    lhs = (1 + proof.z1 % n0 * n0) * key.nth_power(proof.z2) % n0sq
     require(
         lhs == proof.A * key.pow_n2(stmt.C, e) % n0sq,
         ctx, NAME, "(1+N0)^z1·z2^N0 != A·C^e mod N0²",

@@ -88,7 +88,7 @@ def prove(
     r = rand_unit(rng, n0)
     gamma = rand_signed(rng, (1 << (profile.ell + profile.eps)) * n_hat)
     m = rand_signed(rng, (1 << profile.ell) * n_hat)
-    A = key.pow_n2(stmt.C, alpha) * key.pow_n2(r, n0) % n0sq
+    A = key.pow_n2(stmt.C, alpha) * key.nth_power(r) % n0sq
     B_x = Point.base_mul(alpha)
     E = rp.commit(alpha, gamma)
     S = rp.commit(wit.x, m)
@@ -121,7 +121,7 @@ def verify(
         rp.commit(proof.z1, proof.z2) == proof.E * rp.pow(proof.S, e) % n_hat,
         ctx, NAME, "s^z1·t^z2 != E·S^e mod N̂",
     )
-    lhs = key.pow_n2(stmt.C, proof.z1) * key.pow_n2(proof.w, n0) % n0sq
+    lhs = key.pow_n2(stmt.C, proof.z1) * key.nth_power(proof.w) % n0sq
     require(
         lhs == proof.A * key.pow_n2(stmt.D, e) % n0sq,
         ctx, NAME, "C^z1·w^N0 != A·D^e mod N0²",
