@@ -40,10 +40,13 @@ def main(argv: list[str] | None = None) -> int:
         existing = old.primes
 
     rng = SystemRandom()
+    interactive = sys.stderr.isatty()  # a log file gets one line per prime, not a ticker
     primes = list(existing)
     start = time.monotonic()
     for i in range(args.count):
         def progress(tried: int, i: int = i) -> None:
+            if not interactive:
+                return
             print(f"\r  prime {i + 1}/{args.count}: {tried} candidates tested",
                   end="", file=sys.stderr, flush=True)
 

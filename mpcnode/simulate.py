@@ -42,10 +42,15 @@ def _primes(
         rng, got = SystemRandom(), []
         for k in range(need):
             def progress(tried: int, k: int = k) -> None:
+                if not sys.stderr.isatty():
+                    return
                 print(f"\r  safe prime {k + 1}/{need}: {tried} candidates", end="",
                       file=sys.stderr, flush=True)
             got.append(generate_safe_prime(profile.prime_bits, rng, progress))
-        print(file=sys.stderr)
+            if not sys.stderr.isatty():
+                print(f"  safe prime {k + 1}/{need} done", file=sys.stderr, flush=True)
+        if sys.stderr.isatty():
+            print(file=sys.stderr)
     return {i: (got[2 * n], got[2 * n + 1]) for n, i in enumerate(parties)}
 
 

@@ -144,10 +144,7 @@ class Round2:
         for j, m in sorted(broadcasts.items()):
             _check_decommitment(cfg, j, m, self.commitments[j].V)
             decs[j] = m.decommitment
-        moduli = [d.N for d in decs.values()]
-        if len(set(moduli)) != len(moduli):
-            dup = min(j for j, d in decs.items() if moduli.count(d.N) > 1 and j != cfg.party)
-            raise ProtocolError(dup, "Paillier modulus reused from another party")
+        _check_not_own_modulus(cfg.party, own.key.n, decs)
         rid = bytes(32)
         for d in decs.values():
             rid = bytes(a ^ b for a, b in zip(rid, d.rid, strict=True))
@@ -183,11 +180,25 @@ class Round3:
             n_j = self.decommitments[j].N
             mod.verify(ctx, cfg.profile, mod.Statement(n_j), broadcasts[j].mod_proof)
             fac.verify(ctx, cfg.profile, fac.Statement(n_j), direct[j].fac_proof, own.rp)
+        seen: dict[int, int] = {}
+        for j, d in sorted(self.decommitments.items()):
+            if d.N in seen:
+                # Both proved knowledge of one factorisation: shared or leaked key material.
+                raise ProtocolError(j, f"Paillier modulus reused from party {seen[d.N]}")
+            seen[d.N] = j
         peers = {
             j: PartyAuxPublic(PaillierPublicKey(d.N), RingPedersenPublic(d.N, d.s, d.t))
             for j, d in self.decommitments.items()
         }
         return AuxInfo(cfg.party, cfg.profile.name, own.key, own.rp, peers)
+
+
+def _check_not_own_modulus(party: int, own_n: int, decs: dict[int, Decommitment]) -> None:
+    """A copy of our own modulus is certainly the peer's fault; a copy between two peers
+    is judged after their Π^mod/Π^fac (Round3), which a copier cannot make."""
+    for j, d in sorted(decs.items()):
+        if j != party and d.N == own_n:
+            raise ProtocolError(j, "Paillier modulus reused from another party")
 
 
 def _check_decommitment(cfg: AuxConfig, j: int, m: Msg2, V: bytes) -> None:

@@ -28,7 +28,7 @@ from mpcnode.crypto.random_source import RandomSource, rand_unit
 from mpcnode.crypto.ring_pedersen import RingPedersen, RingPedersenPublic
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import log_star, mul_star
-from mpcnode.errors import ProofError, ProtocolError
+from mpcnode.errors import ProtocolError, UsageError
 from mpcnode.params import Profile
 from mpcnode.protocol.key_share import AuxInfo
 from mpcnode.protocol.presignature import MtaCiphertexts, PresignaturePublic, PresignView
@@ -87,7 +87,9 @@ def _reopened(key: PaillierKey, view: PresignView, i: int, H: int, hat: bool) ->
         try:
             got, sent = view.mta[j][i], view.mta[i][j]
         except KeyError as exc:
-            raise ProtocolError(None, f"transcript lacks the MtA messages of {i} and {j}") from exc
+            # The verifier's own gap, not the prover's fault: never turn it into a culprit.
+            raise UsageError(f"transcript lacks the MtA messages of {i} and {j}; "
+                             "merge every signer's view first") from exc
         D, F = (got.D_hat, sent.F_hat) if hat else (got.D, sent.F)
         acc = acc * D % n2 * bigint.invert(F, n2) % n2
     return acc
@@ -195,7 +197,7 @@ def sign_culprits(
             _check(ProofContext(presig.session, j, _SIGN_ROUND), verifier.profile,
                    verifier.peers[j].paillier, view, effective_shares[j], R, True, ev,
                    verifier.ring_pedersen)
-        except ProofError:
+        except ProtocolError:  # a failed proof or a malformed H, as in delta_culprits
             culprits.append(j)
             continue
         k_j_R = view.Delta[j] * delta_inv
