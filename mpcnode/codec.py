@@ -112,6 +112,10 @@ def from_jsonable(cls: type[T], data: Any) -> T:
     if not isinstance(data, dict):
         raise DecodeError(f"expected object for {cls.__name__}")
     hints = _hints(cast(Any, cls))
+    known = {f.name for f in dataclasses.fields(cls) if f.init}  # type: ignore[arg-type]
+    unknown = set(data) - known
+    if unknown:
+        raise DecodeError(f"{cls.__name__}: unknown fields {sorted(unknown)}")
     kwargs = {}
     for f in dataclasses.fields(cls):  # type: ignore[arg-type]
         if not f.init:

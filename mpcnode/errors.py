@@ -6,15 +6,24 @@ identifiable (CGGMP21 §1, "identifiable abort").
 
 from __future__ import annotations
 
+COORDINATOR = 0
+"""Culprit id of the relay: party ids start at 1, so 0 names the coordinator."""
+
+
+def culprit_name(culprit: int | None) -> str:
+    if culprit is None:
+        return "unknown party"
+    return "coordinator" if culprit == COORDINATOR else f"party {culprit}"
+
 
 class ProtocolError(Exception):
-    """A peer sent something invalid; ``culprit`` is that peer's party id."""
+    """A peer sent something invalid; ``culprit`` is that peer's party id
+    (``COORDINATOR`` when the relay delivered something no party signed)."""
 
     def __init__(self, culprit: int | None, reason: str) -> None:
         self.culprit = culprit
         self.reason = reason
-        who = f"party {culprit}" if culprit is not None else "unknown party"
-        super().__init__(f"{who}: {reason}")
+        super().__init__(f"{culprit_name(culprit)}: {reason}")
 
 
 class ProofError(ProtocolError):

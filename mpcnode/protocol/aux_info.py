@@ -10,10 +10,14 @@ Output:  check Π^mod and Π^fac; every party's public parameters.
 Π^mod and Π^prm use no verifier parameters, so one proof serves every peer; Π^fac is
 made per verifier. All challenges bind rid = ⊕ rid_j except Π^prm's, which binds the
 session id and is committed before any rid_j is revealed.
+
+``audit`` replays every public check of a finished session from its broadcasts and the
+disclosed Π^fac messages (ceremony transcripts), with the check functions the rounds use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mpcnode.crypto import hash_commitment
@@ -25,6 +29,7 @@ from mpcnode.crypto.paillier import (
 )
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.crypto.ring_pedersen import (
+    RingPedersen,
     RingPedersenPublic,
     RingPedersenSecret,
     ring_pedersen_from_key,
@@ -55,12 +60,17 @@ class AuxConfig:
 
     @property
     def session(self) -> bytes:
-        return session_id(PROTOCOL, self.key_id, self.parties, self.profile.name.encode(),
-                          self.nonce)
+        return session_id_of(self.parties, self.key_id, self.nonce, self.profile)
 
     @property
     def peers(self) -> set[int]:
         return set(self.parties) - {self.party}
+
+
+def session_id_of(parties: tuple[int, ...], key_id: bytes, nonce: bytes,
+                  profile: Profile) -> bytes:
+    """The session id of an aux-info run: public, so auditors recompute it."""
+    return session_id(PROTOCOL, key_id, parties, profile.name.encode(), nonce)
 
 
 @dataclass(frozen=True)
@@ -142,12 +152,11 @@ class Round2:
         check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "aux/1")
         decs = {cfg.party: own.decommitment}
         for j, m in sorted(broadcasts.items()):
-            _check_decommitment(cfg, j, m, self.commitments[j].V)
+            _check_decommitment(cfg.session, cfg.profile, j, m, self.commitments[j].V)
+            _check_prm(cfg.session, cfg.profile, j, m.decommitment)
             decs[j] = m.decommitment
         _check_not_own_modulus(cfg.party, own.key.n, decs)
-        rid = bytes(32)
-        for d in decs.values():
-            rid = bytes(a ^ b for a, b in zip(rid, d.rid, strict=True))
+        rid = _rid(decs)
         ctx = ProofContext(cfg.session + rid, cfg.party, "aux/3")
         witness_p, witness_q = own.key.p, own.key.q
         mproof = mod.prove(ctx, cfg.profile, mod.Statement(own.key.n),
@@ -176,21 +185,94 @@ class Round3:
         require_from(cfg.peers, direct, "aux-info Π^fac")
         check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "aux/2")
         for j in sorted(cfg.peers):
-            ctx = ProofContext(cfg.session + self.rid, j, "aux/3")
             n_j = self.decommitments[j].N
-            mod.verify(ctx, cfg.profile, mod.Statement(n_j), broadcasts[j].mod_proof)
-            fac.verify(ctx, cfg.profile, fac.Statement(n_j), direct[j].fac_proof, own.rp)
-        seen: dict[int, int] = {}
-        for j, d in sorted(self.decommitments.items()):
-            if d.N in seen:
-                # Both proved knowledge of one factorisation: shared or leaked key material.
-                raise ProtocolError(j, f"Paillier modulus reused from party {seen[d.N]}")
-            seen[d.N] = j
-        peers = {
-            j: PartyAuxPublic(PaillierPublicKey(d.N), RingPedersenPublic(d.N, d.s, d.t))
-            for j, d in self.decommitments.items()
-        }
-        return AuxInfo(cfg.party, cfg.profile.name, own.key, own.rp, peers)
+            _check_mod(cfg.session + self.rid, cfg.profile, j, n_j, broadcasts[j].mod_proof)
+            _check_fac(cfg.session + self.rid, cfg.profile, j, n_j, direct[j].fac_proof, own.rp)
+        _check_distinct_moduli(self.decommitments)
+        return AuxInfo(cfg.party, cfg.profile.name, own.key, own.rp,
+                       _public_parameters(self.decommitments))
+
+
+def audit(parties: tuple[int, ...], key_id: bytes, nonce: bytes, profile: Profile,
+          msg1: Mapping[int, Msg1], msg2: Mapping[int, Msg2], msg3: Mapping[int, Msg3],
+          fac_proofs: Mapping[tuple[int, int], Direct3]) -> dict[int, PartyAuxPublic]:
+    """Replay every public check of a finished aux-info run; every party's parameters.
+
+    ``fac_proofs[(i, j)]`` is the Π^fac party i made for verifier j, as j disclosed it.
+    Each round's contents are checked before the echoes of it, and every cheap check
+    before any proof, so a bad opening costs nothing.
+    Raises ProtocolError naming the culprit.
+    """
+    if parties != tuple(sorted(set(parties))) or len(parties) < 2 or parties[0] < 1:
+        raise ProtocolError(None, "parties must be two or more distinct positive ids, ascending")
+    session, everyone = session_id_of(parties, key_id, nonce, profile), set(parties)
+    require_from(everyone, msg1, "aux-info round-1")
+    require_from(everyone, msg2, "aux-info round-2")
+    require_from(everyone, msg3, "aux-info round-3")
+    _require_fac_pairs(parties, fac_proofs)
+    check_echoes(echo_hash(session, "aux/1", msg1), {j: m.echo for j, m in msg2.items()},
+                 "aux/1")
+    for j, m in sorted(msg2.items()):
+        _check_decommitment(session, profile, j, m, msg1[j].V)
+    check_echoes(echo_hash(session, "aux/2", msg2), {j: m.echo for j, m in msg3.items()},
+                 "aux/2")
+    decs = {j: m.decommitment for j, m in sorted(msg2.items())}
+    for j, d in decs.items():
+        _check_prm(session, profile, j, d)
+    sid_rid = session + _rid(decs)
+    for j, d in decs.items():
+        _check_mod(sid_rid, profile, j, d.N, msg3[j].mod_proof)
+        for v in sorted(everyone - {j}):
+            rp_v = RingPedersenPublic(decs[v].N, decs[v].s, decs[v].t)
+            _check_fac(sid_rid, profile, j, d.N, fac_proofs[(j, v)].fac_proof, rp_v)
+    _check_distinct_moduli(decs)
+    return _public_parameters(decs)
+
+
+def _require_fac_pairs(parties: tuple[int, ...], got: Mapping[tuple[int, int], Direct3]) -> None:
+    """One Π^fac per ordered pair (prover, verifier) of distinct parties."""
+    expected = {(i, v) for i in parties for v in parties if i != v}
+    missing = sorted(expected - set(got))
+    if missing:
+        raise ProtocolError(missing[0][0], f"no aux-info Π^fac for party {missing[0][1]}")
+    extra = sorted(set(got) - expected)
+    if extra:
+        raise ProtocolError(extra[0][0], f"unexpected aux-info Π^fac for party {extra[0][1]}")
+
+
+def _rid(decs: Mapping[int, Decommitment]) -> bytes:
+    """rid = ⊕ rid_j: no party controls it, so it makes the round-3 challenges fresh."""
+    rid = bytes(32)
+    for d in decs.values():
+        rid = bytes(a ^ b for a, b in zip(rid, d.rid, strict=True))
+    return rid
+
+
+def _check_mod(sid_rid: bytes, profile: Profile, j: int, n_j: int, proof: mod.Proof) -> None:
+    mod.verify(ProofContext(sid_rid, j, "aux/3"), profile, mod.Statement(n_j), proof)
+
+
+def _check_fac(sid_rid: bytes, profile: Profile, j: int, n_j: int, proof: fac.Proof,
+               verifier_rp: RingPedersen) -> None:
+    """Party j's Π^fac, made under the verifier's ring-Pedersen parameters."""
+    fac.verify(ProofContext(sid_rid, j, "aux/3"), profile, fac.Statement(n_j), proof,
+               verifier_rp)
+
+
+def _check_distinct_moduli(decs: Mapping[int, Decommitment]) -> None:
+    seen: dict[int, int] = {}
+    for j, d in sorted(decs.items()):
+        if d.N in seen:
+            # Both proved knowledge of one factorisation: shared or leaked key material.
+            raise ProtocolError(j, f"Paillier modulus reused from party {seen[d.N]}")
+        seen[d.N] = j
+
+
+def _public_parameters(decs: Mapping[int, Decommitment]) -> dict[int, PartyAuxPublic]:
+    return {
+        j: PartyAuxPublic(PaillierPublicKey(d.N), RingPedersenPublic(d.N, d.s, d.t))
+        for j, d in decs.items()
+    }
 
 
 def _check_not_own_modulus(party: int, own_n: int, decs: dict[int, Decommitment]) -> None:
@@ -201,18 +283,22 @@ def _check_not_own_modulus(party: int, own_n: int, decs: dict[int, Decommitment]
             raise ProtocolError(j, "Paillier modulus reused from another party")
 
 
-def _check_decommitment(cfg: AuxConfig, j: int, m: Msg2, V: bytes) -> None:
+def _check_decommitment(session: bytes, profile: Profile, j: int, m: Msg2, V: bytes) -> None:
+    """Opening, rid, modulus and ring-Pedersen parameters: the cheap checks of round 2."""
     d = m.decommitment
-    if not hash_commitment.opens(_COMMIT_DOMAIN, cfg.session, j, d, m.opening, V):
+    if not hash_commitment.opens(_COMMIT_DOMAIN, session, j, d, m.opening, V):
         raise ProtocolError(j, "decommitment does not open the round-1 commitment")
     if len(d.rid) != 32:
         raise ProtocolError(j, "rid must be 32 bytes")
-    defect = modulus_defect(d.N, cfg.profile.paillier_bits)
+    defect = modulus_defect(d.N, profile.paillier_bits)
     if defect:
         raise ProtocolError(j, f"Paillier modulus rejected: {defect}")
-    rp = RingPedersenPublic(d.N, d.s, d.t)
-    rp_defect = rp.defect()
+    rp_defect = RingPedersenPublic(d.N, d.s, d.t).defect()
     if rp_defect:
         raise ProtocolError(j, rp_defect)
-    prm.verify(ProofContext(cfg.session, j, "aux/1"), cfg.profile, prm.Statement(rp),
-               d.prm_proof)
+
+
+def _check_prm(session: bytes, profile: Profile, j: int, d: Decommitment) -> None:
+    """Π^prm: s_j ∈ ⟨t_j⟩, bound to the session id (committed before any rid is known)."""
+    prm.verify(ProofContext(session, j, "aux/1"), profile,
+               prm.Statement(RingPedersenPublic(d.N, d.s, d.t)), d.prm_proof)

@@ -6,11 +6,14 @@ Round 2: reveal; send f_i(j) to each j.
 Round 3: check openings and shares; prove knowledge of the share x_i (Π^sch, bound to
          rid = ⊕ rid_j, which no party controls alone).
 Output:  check the Schnorr proofs; the key share.
+
+``audit`` replays every public check of a finished session from its broadcasts alone
+(ceremony transcripts): the round code and the audit share the same check functions.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 
 from mpcnode.crypto import hash_commitment
@@ -43,12 +46,16 @@ class KeygenConfig:
 
     @property
     def session(self) -> bytes:
-        params = b"t=%d" % self.threshold
-        return session_id(PROTOCOL, b"", self.parties, params, self.nonce)
+        return session_id_of(self.parties, self.threshold, self.nonce)
 
     @property
     def peers(self) -> set[int]:
         return set(self.parties) - {self.party}
+
+
+def session_id_of(parties: tuple[int, ...], threshold: int, nonce: bytes) -> bytes:
+    """The session id of a keygen among ``parties``: public, so auditors recompute it."""
+    return session_id(PROTOCOL, b"", parties, b"t=%d" % threshold, nonce)
 
 
 @dataclass(frozen=True)
@@ -140,9 +147,8 @@ class Round2:
         require_from(cfg.peers, direct, "keygen share")
         mine = self.own_msg.echo
         check_echoes(mine, {j: m.echo for j, m in broadcasts.items()}, "keygen/1")
+        _check_openings(cfg.session, cfg.threshold, self.commitments, broadcasts)
         decs = {j: m.decommitment for j, m in broadcasts.items()}
-        for j, m in sorted(broadcasts.items()):
-            _check_opening(cfg, j, m, self.commitments[j].V)
         x = poly_eval(list(self.st.coeffs), cfg.party)
         for j, sh in sorted(direct.items()):
             if not 0 <= sh.share < Q:
@@ -151,11 +157,11 @@ class Round2:
                 raise ProtocolError(j, "VSS share does not match its Feldman commitments")
             x = (x + sh.share) % Q
         decs[cfg.party] = self.st.decommitment
-        public = _public_data(cfg, decs)
+        public = _public_data(cfg.threshold, cfg.parties, decs)
         rid = _xor_all(d.rid for d in decs.values())
         stmt = sch.Statement(public.public_shares[cfg.party])
         proof = sch.prove_with(
-            _sch_ctx(cfg, rid, cfg.party), stmt, sch.Witness(x),
+            _sch_ctx(cfg.session, rid, cfg.party), stmt, sch.Witness(x),
             sch.Commitment(self.st.decommitment.A), self.st.sch_nonce,
         )
         all_b = {**broadcasts, cfg.party: self.own_msg}
@@ -178,39 +184,75 @@ class Round3:
         cfg = self.cfg
         require_from(cfg.peers, broadcasts, "keygen round-3")
         check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "keygen/2")
-        for j, m in sorted(broadcasts.items()):
-            if m.proof.A != self.decommitments[j].A:
-                raise ProtocolError(j, "Schnorr commitment differs from the committed one")
-            sch.verify(_sch_ctx(cfg, self.rid, j), sch.Statement(self.public.public_shares[j]),
-                       m.proof)
+        _check_proofs(cfg.session, self.rid, self.public, self.decommitments, broadcasts)
         return KeyShare(cfg.party, self.public, self.x)
 
 
-def _check_opening(cfg: KeygenConfig, j: int, m: Msg2, V: bytes) -> None:
+def audit(parties: tuple[int, ...], threshold: int, nonce: bytes, msg1: Mapping[int, Msg1],
+          msg2: Mapping[int, Msg2], msg3: Mapping[int, Msg3]) -> PublicKeyData:
+    """Replay every public check of a finished keygen from its broadcasts; the key's
+    public data. Raises ProtocolError naming the culprit (the secret VSS shares are not
+    public: each recipient checked its own against the Feldman commitments)."""
+    if parties != tuple(sorted(set(parties))) or not parties or parties[0] < 1:
+        raise ProtocolError(None, "parties must be distinct positive ids in ascending order")
+    if not 1 <= threshold <= len(parties):
+        raise ProtocolError(None, f"threshold {threshold} is not in 1..{len(parties)}")
+    session, everyone = session_id_of(parties, threshold, nonce), set(parties)
+    require_from(everyone, msg1, "keygen round-1")
+    require_from(everyone, msg2, "keygen round-2")
+    require_from(everyone, msg3, "keygen round-3")
+    check_echoes(echo_hash(session, "keygen/1", msg1), {j: m.echo for j, m in msg2.items()},
+                 "keygen/1")
+    _check_openings(session, threshold, msg1, msg2)
+    decs = {j: m.decommitment for j, m in msg2.items()}
+    public = _public_data(threshold, parties, decs)
+    check_echoes(echo_hash(session, "keygen/2", msg2), {j: m.echo for j, m in msg3.items()},
+                 "keygen/2")
+    _check_proofs(session, _xor_all(d.rid for d in decs.values()), public, decs, msg3)
+    return public
+
+
+def _check_openings(session: bytes, threshold: int, commitments: Mapping[int, Msg1],
+                    openings: Mapping[int, Msg2]) -> None:
+    for j, m in sorted(openings.items()):
+        _check_opening(session, threshold, j, m, commitments[j].V)
+
+
+def _check_opening(session: bytes, threshold: int, j: int, m: Msg2, V: bytes) -> None:
     dec = m.decommitment
-    if not hash_commitment.opens(_COMMIT_DOMAIN, cfg.session, j, dec, m.opening, V):
+    if not hash_commitment.opens(_COMMIT_DOMAIN, session, j, dec, m.opening, V):
         raise ProtocolError(j, "decommitment does not open the round-1 commitment")
-    if len(dec.F) != cfg.threshold:
-        raise ProtocolError(j, f"{len(dec.F)} Feldman commitments, expected {cfg.threshold}")
+    if len(dec.F) != threshold:
+        raise ProtocolError(j, f"{len(dec.F)} Feldman commitments, expected {threshold}")
     if any(p.is_identity() for p in dec.F) or dec.A.is_identity():
         raise ProtocolError(j, "identity point in Feldman or Schnorr commitments")
     if len(dec.rid) != 32 or len(dec.chain_code) != 32:
         raise ProtocolError(j, "rid and chain code must be 32 bytes")
 
 
-def _public_data(cfg: KeygenConfig, decs: dict[int, Decommitment]) -> PublicKeyData:
+def _check_proofs(session: bytes, rid: bytes, public: PublicKeyData,
+                  decs: Mapping[int, Decommitment], msgs: Mapping[int, Msg3]) -> None:
+    """Π^sch of every X_j, made with the A_j committed in round 1 (CGGMP21 Fig. 5)."""
+    for j, m in sorted(msgs.items()):
+        if m.proof.A != decs[j].A:
+            raise ProtocolError(j, "Schnorr commitment differs from the committed one")
+        sch.verify(_sch_ctx(session, rid, j), sch.Statement(public.public_shares[j]), m.proof)
+
+
+def _public_data(threshold: int, parties: tuple[int, ...],
+                 decs: Mapping[int, Decommitment]) -> PublicKeyData:
     X = Point.sum(d.F[0] for d in decs.values())
     if X.is_identity():
         raise ProtocolError(None, "the joint public key is the identity")
     shares = {
-        k: Point.sum(commitment_eval(list(d.F), k) for d in decs.values()) for k in cfg.parties
+        k: Point.sum(commitment_eval(list(d.F), k) for d in decs.values()) for k in parties
     }
     chain_code = _xor_all(decs[j].chain_code for j in sorted(decs))
-    return PublicKeyData(cfg.threshold, cfg.parties, X, shares, chain_code, epoch=0)
+    return PublicKeyData(threshold, parties, X, shares, chain_code, epoch=0)
 
 
-def _sch_ctx(cfg: KeygenConfig, rid: bytes, prover: int) -> ProofContext:
-    return ProofContext(cfg.session + rid, prover, "keygen/3")
+def _sch_ctx(session: bytes, rid: bytes, prover: int) -> ProofContext:
+    return ProofContext(session + rid, prover, "keygen/3")
 
 
 def _xor_all(parts: Iterable[bytes]) -> bytes:

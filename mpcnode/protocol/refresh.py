@@ -6,10 +6,14 @@ and new shares no longer interpolate to the key together. Rounds follow keygen:
 commit, reveal + shares, Π^sch of the new share bound to rid.
 
 Run aux info again after a refresh to replace the Paillier keys as well.
+
+``audit`` replays every public check of a finished refresh from its broadcasts and the
+public key data before it (ceremony transcripts), with the check functions the rounds use.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from mpcnode.crypto import hash_commitment
@@ -44,8 +48,13 @@ class RefreshConfig:
 
     @property
     def session(self) -> bytes:
-        return session_id(PROTOCOL, self.public.key_id, self.public.parties,
-                          self.public.shares_digest, self.nonce)
+        return session_id_of(self.public, self.nonce)
+
+
+def session_id_of(old: PublicKeyData, nonce: bytes) -> bytes:
+    """The session id of a refresh of the key ``old`` describes: public, so auditors
+    recompute it (it binds the shares being refreshed through their digest)."""
+    return session_id(PROTOCOL, old.key_id, old.parties, old.shares_digest, nonce)
 
 
 @dataclass(frozen=True)
@@ -128,18 +137,10 @@ class Round2:
         require_from(cfg.peers, broadcasts, "refresh round-2")
         require_from(cfg.peers, direct, "refresh share")
         check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "refresh/1")
-        t = cfg.public.threshold
         decs = {cfg.party: own.decommitment}
         for j, m in sorted(broadcasts.items()):
-            d = m.decommitment
-            if not hash_commitment.opens(_COMMIT_DOMAIN, cfg.session, j, d, m.opening,
-                                         self.commitments[j].V):
-                raise ProtocolError(j, "decommitment does not open the round-1 commitment")
-            if len(d.F) != t - 1 or any(p.is_identity() for p in d.F) or d.A.is_identity():
-                raise ProtocolError(j, "malformed refresh commitments")
-            if len(d.rid) != 32:
-                raise ProtocolError(j, "rid must be 32 bytes")
-            decs[j] = d
+            _check_opening(cfg.session, cfg.public.threshold, j, m, self.commitments[j].V)
+            decs[j] = m.decommitment
         x = (cfg.share.x + poly_eval(list(own.coeffs), cfg.party)) % Q
         for j, sh in sorted(direct.items()):
             if not 0 <= sh.share < Q or Point.base_mul(sh.share) != _zero_poly_eval(
@@ -147,19 +148,11 @@ class Round2:
             ):
                 raise ProtocolError(j, "refresh share does not match its Feldman commitments")
             x = (x + sh.share) % Q
-        old = cfg.public
-        new_shares = {
-            k: Point.sum([X_k, *(_zero_poly_eval(d.F, k) for d in decs.values())])
-            for k, X_k in old.public_shares.items()
-        }
-        public = PublicKeyData(old.threshold, old.parties, old.public_key, new_shares,
-                               old.chain_code, old.epoch + 1)
-        rid = bytes(32)
-        for d in decs.values():
-            rid = bytes(a ^ b for a, b in zip(rid, d.rid, strict=True))
+        public = _refreshed(cfg.public, decs)
+        rid = _rid(decs)
         proof = sch.prove_with(
-            ProofContext(cfg.session + rid, cfg.party, "refresh/3"),
-            sch.Statement(new_shares[cfg.party]), sch.Witness(x),
+            _sch_ctx(cfg.session, rid, cfg.party),
+            sch.Statement(public.public_shares[cfg.party]), sch.Witness(x),
             sch.Commitment(own.decommitment.A), own.sch_nonce)
         all_b = {**broadcasts, cfg.party: self.own_msg}
         msg = Msg3(echo_hash(cfg.session, "refresh/2", all_b), proof)
@@ -179,9 +172,66 @@ class Round3:
         cfg = self.cfg
         require_from(cfg.peers, broadcasts, "refresh round-3")
         check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "refresh/2")
-        for j, m in sorted(broadcasts.items()):
-            if m.proof.A != self.decommitments[j].A:
-                raise ProtocolError(j, "Schnorr commitment differs from the committed one")
-            sch.verify(ProofContext(cfg.session + self.rid, j, "refresh/3"),
-                       sch.Statement(self.public.public_shares[j]), m.proof)
+        _check_proofs(cfg.session, self.rid, self.public, self.decommitments, broadcasts)
         return KeyShare(cfg.party, self.public, self.x)
+
+
+def audit(old: PublicKeyData, nonce: bytes, msg1: Mapping[int, Msg1],
+          msg2: Mapping[int, Msg2], msg3: Mapping[int, Msg3]) -> PublicKeyData:
+    """Replay every public check of a finished refresh of the key ``old`` describes, from
+    its broadcasts; the refreshed public data (same public key, epoch + 1). Raises
+    ProtocolError naming the culprit (the secret shares were checked by their recipients)."""
+    session, everyone = session_id_of(old, nonce), set(old.parties)
+    require_from(everyone, msg1, "refresh round-1")
+    require_from(everyone, msg2, "refresh round-2")
+    require_from(everyone, msg3, "refresh round-3")
+    check_echoes(echo_hash(session, "refresh/1", msg1), {j: m.echo for j, m in msg2.items()},
+                 "refresh/1")
+    for j, m in sorted(msg2.items()):
+        _check_opening(session, old.threshold, j, m, msg1[j].V)
+    decs = {j: m.decommitment for j, m in sorted(msg2.items())}
+    public = _refreshed(old, decs)
+    check_echoes(echo_hash(session, "refresh/2", msg2), {j: m.echo for j, m in msg3.items()},
+                 "refresh/2")
+    _check_proofs(session, _rid(decs), public, decs, msg3)
+    return public
+
+
+def _check_opening(session: bytes, threshold: int, j: int, m: Msg2, V: bytes) -> None:
+    d = m.decommitment
+    if not hash_commitment.opens(_COMMIT_DOMAIN, session, j, d, m.opening, V):
+        raise ProtocolError(j, "decommitment does not open the round-1 commitment")
+    if len(d.F) != threshold - 1 or any(p.is_identity() for p in d.F) or d.A.is_identity():
+        raise ProtocolError(j, "malformed refresh commitments")
+    if len(d.rid) != 32:
+        raise ProtocolError(j, "rid must be 32 bytes")
+
+
+def _refreshed(old: PublicKeyData, decs: Mapping[int, Decommitment]) -> PublicKeyData:
+    """X_k + Σ_j g_j(k)·G for every k: the public key (Σ of zero constants) is unchanged."""
+    new_shares = {
+        k: Point.sum([X_k, *(_zero_poly_eval(d.F, k) for d in decs.values())])
+        for k, X_k in old.public_shares.items()
+    }
+    return PublicKeyData(old.threshold, old.parties, old.public_key, new_shares,
+                         old.chain_code, old.epoch + 1)
+
+
+def _check_proofs(session: bytes, rid: bytes, public: PublicKeyData,
+                  decs: Mapping[int, Decommitment], msgs: Mapping[int, Msg3]) -> None:
+    """Π^sch of every new X_j, made with the A_j committed in round 1."""
+    for j, m in sorted(msgs.items()):
+        if m.proof.A != decs[j].A:
+            raise ProtocolError(j, "Schnorr commitment differs from the committed one")
+        sch.verify(_sch_ctx(session, rid, j), sch.Statement(public.public_shares[j]), m.proof)
+
+
+def _rid(decs: Mapping[int, Decommitment]) -> bytes:
+    rid = bytes(32)
+    for d in decs.values():
+        rid = bytes(a ^ b for a, b in zip(rid, d.rid, strict=True))
+    return rid
+
+
+def _sch_ctx(session: bytes, rid: bytes, prover: int) -> ProofContext:
+    return ProofContext(session + rid, prover, "refresh/3")

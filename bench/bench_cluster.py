@@ -1,0 +1,128 @@
+"""Benchmark of the signer cluster over real mutual TLS on loopback (3-of-5).
+
+Starts five ``mpcnode serve`` processes (TEST ONLY fixture primes, so aux info does not
+wait for safe-prime generation), runs keygen + aux info, fills a presignature pool and
+measures, in the same run:
+
+  * online sign latency (p50, p99) and throughput with a warm pool,
+  * presign time per signature (wall clock, 3 signers),
+  * keygen + aux info time,
+  * a plain coincurve single-key sign, and a bare mTLS gRPC round trip (health check),
+
+and prints a table. Target: online sign p50 within 4x one bare mTLS round trip.
+
+    python bench/bench_cluster.py [--signs 200] [--presigs 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import secrets
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+
+from cluster_harness import ProcessCluster, make_cluster
+from coincurve import PrivateKey
+
+from coordinator.coordinator import Coordinator
+from mpcnode.cluster_config import load_coordinator_config
+
+
+def pct(samples: list[float], p: float) -> float:
+    s = sorted(samples)
+    return s[min(len(s) - 1, int(p / 100 * len(s)))]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--signs", type=int, default=200)
+    ap.add_argument("--presigs", type=int, default=20, help="presign runs timed")
+    args = ap.parse_args(argv)
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "cluster"
+        make_cluster(root, 5, 3)
+        cluster = ProcessCluster(root)
+        for i in range(1, 6):
+            cluster.start(i)
+        coordinator = Coordinator(load_coordinator_config(root))
+        try:
+            cluster.wait_healthy(coordinator, {1, 2, 3, 4, 5})
+            return run(coordinator, args)
+        finally:
+            coordinator.close()
+            cluster.stop_all()
+
+
+def run(co: Coordinator, args: argparse.Namespace) -> int:
+    t0 = time.perf_counter()
+    kg, _ = co.keygen()
+    t_keygen = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    co.aux_info(kg.key_id)
+    t_aux = time.perf_counter() - t0
+    signers = (1, 2, 3)
+
+    presign_times = []
+    for _ in range(args.presigs):
+        t0 = time.perf_counter()
+        co.presign(kg.key_id, signers)
+        presign_times.append(time.perf_counter() - t0)
+    # Fill the pool for the signing run (not timed).
+    need = args.signs + 5 - co.pool_level(kg.key_id, signers)
+    print(f"filling the pool with {need} more presignatures …", file=sys.stderr)
+    co.presign(kg.key_id, signers, count=max(0, need))
+
+    healthy = co.healthy()
+    digest = hashlib.sha256(b"bench").digest()
+    for _ in range(5):  # warm-up: connections, caches
+        co.sign(kg.key_id, digest, healthy=healthy)
+    sign_lat = []
+    t_all = time.perf_counter()
+    for _ in range(args.signs):
+        t0 = time.perf_counter()
+        co.sign(kg.key_id, digest, healthy=healthy)
+        sign_lat.append(time.perf_counter() - t0)
+    throughput = args.signs / (time.perf_counter() - t_all)
+
+    client = co.clients[1]
+    rtt = []
+    for _ in range(args.signs):
+        t0 = time.perf_counter()
+        client.healthy(timeout=5)
+        rtt.append(time.perf_counter() - t0)
+
+    key = PrivateKey(secrets.token_bytes(32))
+    single = []
+    for _ in range(args.signs):
+        t0 = time.perf_counter()
+        key.sign(digest, hasher=None)
+        single.append(time.perf_counter() - t0)
+
+    ms = 1000.0
+    rows = [
+        ("bare mTLS gRPC round trip (health)", pct(rtt, 50) * ms, pct(rtt, 99) * ms, ""),
+        ("coincurve single-key sign", pct(single, 50) * ms, pct(single, 99) * ms, ""),
+        ("threshold sign, 3-of-5, warm pool", pct(sign_lat, 50) * ms, pct(sign_lat, 99) * ms,
+         f"{throughput:.0f} sig/s sequential"),
+        ("presign (3 signers, wall clock)", statistics.median(presign_times) * ms,
+         pct(presign_times, 99) * ms, f"{len(presign_times)} runs"),
+        ("keygen, 5 nodes", t_keygen * ms, t_keygen * ms, "1 run"),
+        ("aux info, 5 nodes (fixture primes)", t_aux * ms, t_aux * ms, "1 run"),
+    ]
+    print(f"\n{'operation':<40}{'p50 ms':>10}{'p99 ms':>10}  notes")
+    print("-" * 78)
+    for name, p50, p99, note in rows:
+        print(f"{name:<40}{p50:>10.2f}{p99:>10.2f}  {note}")
+    ratio = pct(sign_lat, 50) / pct(rtt, 50)
+    print(f"\nonline sign p50 = {ratio:.1f} x bare mTLS round trip (target: <= 4x)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

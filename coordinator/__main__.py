@@ -1,0 +1,5 @@
+import sys
+
+from coordinator.ceremony_cli import main
+
+sys.exit(main())

@@ -1,0 +1,346 @@
+"""The coordinator: drives protocol sessions across signer nodes (DESIGN §1, §3).
+
+It relays each round's envelopes between nodes (star topology) without being able to
+read or forge them, picks a healthy t-subset for signing, keeps presignature pools
+topped up, and verifies every combined signature before returning it. Any abort is
+reported with its culprit: a node id, or ``coordinator`` for a relay fault.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import grpc
+
+from coordinator.client import NodeClient
+from mpcnode import codec
+from mpcnode.cluster_config import CoordinatorConfig
+from mpcnode.errors import culprit_name
+from mpcnode.node import AuxResult, KeygenResult
+from mpcnode.params import DEFAULT_PROFILE
+from mpcnode.protocol.presignature import PresignaturePublic
+from mpcnode.protocol.sign import Signature, SignatureCheckError, SignatureShare, combine
+from mpcnode.rpc import node_pb2 as pb
+
+log = logging.getLogger("coordinator")
+T = TypeVar("T")
+Progress = Callable[[str], None]
+
+
+class CoordinatorError(Exception):
+    """A request the coordinator cannot carry out (no healthy signer set, bad input…)."""
+
+
+class SessionAbortedError(CoordinatorError):
+    """A protocol session aborted; ``culprit`` is the party id (0 = coordinator/relay)."""
+
+    def __init__(self, protocol: str, culprit: int | None, reason: str) -> None:
+        self.protocol = protocol
+        self.culprit = culprit
+        self.reason = reason
+        super().__init__(f"{protocol} aborted, culprit {culprit_name(culprit)}: {reason}")
+
+
+@dataclass
+class SessionRecord:
+    """Everything public about one finished session: the ceremony transcript's unit."""
+
+    protocol: str
+    nonce: bytes
+    session_id: bytes
+    parties: tuple[int, ...]
+    params: dict[str, Any]
+    envelopes: list[pb.Envelope] = field(default_factory=list)  # broadcasts as relayed
+    disclosed: list[pb.Envelope] = field(default_factory=list)  # direct, disclosed at the end
+    results: dict[int, bytes] = field(default_factory=dict)  # each node's public result
+
+
+def _culprit_of(exc: grpc.RpcError) -> int | None:
+    for key, value in exc.trailing_metadata() or ():
+        if key == "culprit" and value not in ("None", ""):
+            return int(value)
+    return None
+
+
+class Coordinator:
+    def __init__(self, config: CoordinatorConfig, *, timeout: float = 300.0) -> None:
+        self.config = config
+        self.threshold = config.cluster.threshold
+        ca, cert, key = (config.ca.read_bytes(), config.cert.read_bytes(),
+                         config.key.read_bytes())
+        self.clients = {i: NodeClient(e, ca, cert, key, timeout)
+                        for i, e in sorted(config.cluster.nodes.items())}
+        self._pool = ThreadPoolExecutor(max_workers=max(4, 2 * len(self.clients)))
+        self._lock = threading.Lock()
+        # Ready presignatures by (key id, signer set, path), oldest first.
+        self._ready: dict[tuple[bytes, tuple[int, ...], tuple[int, ...]],
+                          list[PresignaturePublic]] = {}
+        self._thresholds: dict[bytes, int] = {}
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        for c in self.clients.values():
+            c.close()
+
+    def __enter__(self) -> Coordinator:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _parallel(self, parties: Iterable[int], fn: Callable[[NodeClient], T]) -> dict[int, T]:
+        futures = {i: self._pool.submit(fn, self.clients[i]) for i in parties}
+        return {i: f.result() for i, f in futures.items()}
+
+    def healthy(self) -> list[int]:
+        status = self._parallel(self.clients, lambda c: c.healthy())
+        return [i for i, ok in sorted(status.items()) if ok]
+
+    def run_session(self, protocol: str, parties: Sequence[int], *, threshold: int = 0,
+                    key_id: bytes = b"", path: Sequence[int] = (), profile: str = "",
+                    progress: Progress | None = None) -> SessionRecord:
+        """Start ``protocol`` at ``parties`` and relay rounds until every node is done."""
+        parties = tuple(sorted(parties))
+        nonce = secrets.token_bytes(32)
+        req = pb.StartSessionRequest(protocol=protocol, nonce=nonce, parties=list(parties),
+                                     threshold=threshold, key_id=key_id, path=list(path),
+                                     profile=profile)
+        say = progress or (lambda _msg: None)
+        record = SessionRecord(protocol, nonce, b"", parties,
+                               {"threshold": threshold, "key_id": key_id.hex(),
+                                "path": list(path), "profile": profile})
+        try:
+            say(f"{protocol}: starting at nodes {list(parties)}")
+            responses = self._parallel(parties, lambda c: c.start(req))
+            sids = {r.session_id for r in responses.values()}
+            if len(sids) != 1:
+                raise SessionAbortedError(protocol, None, "nodes disagree on the session id")
+            record.session_id = sids.pop()
+            rnd = 1
+            while not all(r.done for r in responses.values()):
+                outbound = {i: list(r.outbound) for i, r in responses.items()}
+                record.envelopes.extend(e for envs in outbound.values() for e in envs
+                                        if e.recipient == 0)
+                say(f"{protocol}: round {rnd} relayed")
+
+                def deliver(c: NodeClient, outbound: dict[int, list[pb.Envelope]] = outbound
+                            ) -> pb.RoundResponse:
+                    inbound = [e for j, envs in outbound.items() if j != c.party
+                               for e in envs if e.recipient in (0, c.party)]
+                    inbound = self.relay(protocol, c.party, inbound)
+                    return c.round(pb.RoundRequest(nonce=nonce, inbound=inbound))
+
+                responses = self._parallel(parties, deliver)
+                rnd += 1
+        except grpc.RpcError as exc:
+            self._abort_all(parties, nonce, str(exc.details()))
+            raise SessionAbortedError(protocol, _culprit_of(exc), str(exc.details())) from exc
+        except SessionAbortedError:
+            self._abort_all(parties, nonce, "aborted by the coordinator")
+            raise
+        for i, r in responses.items():
+            record.results[i] = r.result
+            record.disclosed.extend(r.disclosed)
+        if len(set(record.results.values())) != 1 and protocol != "presign":
+            raise SessionAbortedError(protocol, None, "nodes report different results")
+        say(f"{protocol}: done")
+        return record
+
+    def relay(self, protocol: str, recipient: int, inbound: list[pb.Envelope]
+              ) -> list[pb.Envelope]:
+        """The envelopes handed to ``recipient`` this round. The honest relay passes them
+        through; tests subclass this to play a malicious coordinator."""
+        return inbound
+
+    def _abort_all(self, parties: Iterable[int], nonce: bytes, reason: str) -> None:
+        self._parallel(parties, lambda c: c.abort(nonce, reason))
+
+    # --- key lifecycle ----------------------------------------------------------------------
+
+    def keygen(self, *, threshold: int | None = None, parties: Sequence[int] | None = None,
+               progress: Progress | None = None) -> tuple[KeygenResult, SessionRecord]:
+        t = threshold or self.threshold
+        ps = tuple(parties or self.clients)
+        rec = self.run_session("keygen", ps, threshold=t, progress=progress)
+        return codec.from_bytes(KeygenResult, next(iter(rec.results.values()))), rec
+
+    def aux_info(self, key_id: bytes, *, parties: Sequence[int] | None = None,
+                 profile: str = "", progress: Progress | None = None
+                 ) -> tuple[AuxResult, SessionRecord]:
+        ps = tuple(parties or self.clients)
+        # Name the profile explicitly, so the transcript records what the nodes used.
+        rec = self.run_session("aux_info", ps, key_id=key_id,
+                               profile=profile or DEFAULT_PROFILE.name, progress=progress)
+        return codec.from_bytes(AuxResult, next(iter(rec.results.values()))), rec
+
+    def refresh(self, key_id: bytes, *, progress: Progress | None = None
+                ) -> tuple[KeygenResult, list[SessionRecord]]:
+        """Proactive refresh (new shares, same key), then fresh Paillier keys."""
+        parties = self.key_info(key_id).parties
+        rec = self.run_session("refresh", parties, key_id=key_id, progress=progress)
+        result = codec.from_bytes(KeygenResult, next(iter(rec.results.values())))
+        _, aux_rec = self.aux_info(key_id, parties=parties, progress=progress)
+        return result, [rec, aux_rec]
+
+    def key_info(self, key_id: bytes) -> pb.KeyInfo:
+        for i in self.healthy():
+            for k in self.clients[i].info().keys:
+                if k.key_id == key_id:
+                    found: pb.KeyInfo = k
+                    return found
+        raise CoordinatorError(f"no healthy node holds key {key_id.hex()}")
+
+    # --- presignatures and signing ----------------------------------------------------------
+
+    def presign(self, key_id: bytes, signers: Sequence[int], path: Sequence[int] = (),
+                count: int = 1) -> list[PresignaturePublic]:
+        """Run ``count`` presigning sessions; their public parts join the local pool."""
+        out = []
+        signers = tuple(sorted(signers))
+        for _ in range(count):
+            rec = self.run_session("presign", signers, key_id=key_id, path=path)
+            publics = {i: codec.from_bytes(PresignaturePublic, r)
+                       for i, r in rec.results.items()}
+            _check_same_presignature(publics)
+            public = publics[signers[0]]
+            with self._lock:
+                self._ready.setdefault((key_id, signers, tuple(path)), []).append(public)
+            out.append(public)
+        return out
+
+    def pool_level(self, key_id: bytes, signers: Sequence[int], path: Sequence[int] = ()) -> int:
+        with self._lock:
+            return len(self._ready.get((key_id, tuple(sorted(signers)), tuple(path)), []))
+
+    def sync_pool(self, key_id: bytes) -> int:
+        """Rebuild the local pool from the nodes (after a coordinator restart): a
+        presignature is usable when every signer of its set still holds it unused."""
+        infos = self._parallel(self.healthy(), lambda c: c.info())
+        held: dict[tuple[tuple[int, ...], tuple[int, ...]], dict[bytes, int]] = {}
+        for info in infos.values():
+            for k in info.keys:
+                if k.key_id == key_id:
+                    for lvl in k.pool:
+                        ids = held.setdefault((tuple(lvl.signers), tuple(lvl.path)), {})
+                        for pid in lvl.ids:
+                            ids[pid] = ids.get(pid, 0) + 1
+        added = 0
+        with self._lock:
+            for (signers, path), ids in held.items():
+                queue = self._ready.setdefault((key_id, signers, path), [])
+                known = {p.session for p in queue}
+                for pid, n in ids.items():
+                    if n == len(signers) and pid not in known:
+                        raw = self.clients[signers[0]].presignature_info(pid).public
+                        queue.append(codec.from_bytes(PresignaturePublic, raw))
+                        added += 1
+        return added
+
+    def _take_presignature(self, key_id: bytes, path: Sequence[int], healthy: set[int]
+                           ) -> PresignaturePublic | None:
+        with self._lock:
+            for (kid, signers, p), queue in self._ready.items():
+                if kid == key_id and p == tuple(path) and queue and set(signers) <= healthy:
+                    return queue.pop(0)
+        return None
+
+    def pick_signers(self, key_id: bytes, healthy: Sequence[int]) -> tuple[int, ...]:
+        t = self.key_threshold(key_id)
+        if len(healthy) < t:
+            raise CoordinatorError(f"only {len(healthy)} signer nodes are healthy; "
+                                   f"t = {t} are needed")
+        return tuple(sorted(healthy)[:t])
+
+    def key_threshold(self, key_id: bytes) -> int:
+        with self._lock:
+            t = self._thresholds.get(key_id)
+        if t is None:
+            t = int(self.key_info(key_id).threshold)
+            with self._lock:
+                self._thresholds[key_id] = t
+        return t
+
+    def sign(self, key_id: bytes, digest: bytes, *, path: Sequence[int] = (),
+             request_id: str | None = None, healthy: Sequence[int] | None = None) -> Signature:
+        """Sign a 32-byte digest with a healthy t-subset; verified before it is returned.
+
+        Uses a ready presignature of a healthy signer set (one round trip to each
+        signer), else presigns first. ``healthy`` skips the health probe when the caller
+        (e.g. the pool keeper) already knows which nodes are up.
+        """
+        if len(digest) != 32:
+            raise CoordinatorError("the digest must be 32 bytes")
+        up = set(healthy if healthy is not None else self.healthy())
+        request_id = request_id or secrets.token_hex(16)
+        for attempt in range(2):
+            public = self._take_presignature(key_id, path, up) or self._fresh_presignature(
+                key_id, path, up)
+            req = pb.SignRequest(key_id=key_id, path=list(path), digest=digest,
+                                 presignature_id=public.session,
+                                 request_id=f"{request_id}/{attempt}")
+            try:
+                responses = self._sign_at(public.signers, req)
+                break
+            except grpc.RpcError as exc:
+                # A presignature some signer no longer has unused (another coordinator used
+                # it, or a refresh retired it) is burnt: try one other.
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or attempt:
+                    raise SessionAbortedError("sign", _culprit_of(exc),
+                                              str(exc.details())) from exc
+                log.warning("presignature %s unusable: %s", public.session.hex()[:16],
+                            exc.details())
+        shares = {i: SignatureShare(r.party, public.session, int.from_bytes(r.sigma, "big"))
+                  for i, r in responses.items()}
+        try:
+            return combine(public, shares, digest)
+        except SignatureCheckError as exc:
+            raise SessionAbortedError("sign", exc.culprit, exc.reason) from exc
+
+    def _fresh_presignature(self, key_id: bytes, path: Sequence[int], up: set[int]
+                            ) -> PresignaturePublic:
+        public = self.presign(key_id, self.pick_signers(key_id, sorted(up)), path)[0]
+        with self._lock:
+            self._ready[(key_id, public.signers, tuple(path))].remove(public)
+        return public
+
+    def _sign_at(self, signers: Sequence[int], req: pb.SignRequest) -> dict[int, pb.SignResponse]:
+        return self._parallel(signers, lambda c: c.sign(req))
+
+    # --- background pool keeper -------------------------------------------------------------
+
+    def keep_pool(self, key_id: bytes, signers: Sequence[int], path: Sequence[int] = (),
+                  target: int = 4, interval: float = 1.0) -> threading.Event:
+        """Keep ``target`` presignatures ready for one signer set, in a background thread;
+        set the returned event to stop it."""
+        stop = threading.Event()
+        signers = tuple(sorted(signers))
+
+        def loop() -> None:
+            while not stop.is_set():
+                try:
+                    if self.pool_level(key_id, signers, path) < target:
+                        self.presign(key_id, signers, path)
+                        continue
+                except (CoordinatorError, grpc.RpcError) as exc:
+                    log.warning("pool top-up for %s failed: %s", signers, exc)
+                stop.wait(interval)
+
+        threading.Thread(target=loop, name=f"pool-{signers}", daemon=True).start()
+        return stop
+
+
+def _check_same_presignature(publics: dict[int, PresignaturePublic]) -> None:
+    """Every signer must hold the same public presignature (R, binding, session)."""
+    ref = next(iter(publics.values()))
+    for i, p in publics.items():
+        if (p.R, p.binding, p.session, p.signers) != (ref.R, ref.binding, ref.session,
+                                                      ref.signers):
+            raise SessionAbortedError("presign", i, "node reports a different presignature")

@@ -1,0 +1,5 @@
+import sys
+
+from mpcnode.cli import main
+
+sys.exit(main())

@@ -1,0 +1,41 @@
+"""Generate the gRPC modules from proto/ (``python -m mpcnode.rpc.generate``).
+
+Run by the package build (setup.py) and, as a fallback, on first import from a
+checkout that was never built. Output: mpcnode/rpc/node_pb2.py, node_pb2.pyi,
+node_pb2_grpc.py (not committed).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PROTOS = ("mpcnode/rpc/node.proto",)
+
+
+def generate(root: Path) -> None:
+    from grpc_tools import protoc  # build-time dependency (grpcio-tools)
+
+    include = str(root / "proto")
+    well_known = str(Path(protoc.__file__).parent / "_proto")
+    for rel in PROTOS:
+        args = [
+            "grpc_tools.protoc",
+            f"-I{include}",
+            f"-I{well_known}",
+            f"--python_out={root}",
+            f"--pyi_out={root}",
+            f"--grpc_python_out={root}",
+            str(root / "proto" / rel),
+        ]
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed for {rel}")
+
+
+def main() -> int:
+    generate(Path(__file__).resolve().parents[2])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,330 @@
+"""A signer node's durable state: sealed key material in files, presignatures in SQLite.
+
+Layout under ``data_dir`` (directories 0700, files 0600):
+
+- ``keys/<key id hex>.keyshare.sealed`` and ``keys/<key id hex>.auxinfo.sealed``: codec
+  bytes sealed with associated data ``b"keyshare:" + key_id`` / ``b"auxinfo:" + key_id``.
+  Each write is atomic (temp file, fsync, rename, fsync of the directory). A refreshed
+  share simply replaces the old file: no previous version is kept, since an old share
+  beside the new one only widens what a thief of the disk gets. Storing a share of a
+  newer epoch first discards the key's presignatures (they belong to the old shares).
+- ``presignatures.sqlite3`` (WAL, synchronous=FULL, secure_delete): one row per
+  presignature; its secret (k_i, χ_i) sealed with associated data binding the row's id,
+  party and public part.
+
+Single use (CGGMP21 §1: two signatures from one presignature reveal the key) is made
+durable by ``sign_once``: σ_i is computed, and the row marked consumed with its request
+id and σ_i, inside one ``BEGIN IMMEDIATE`` transaction whose fsynced COMMIT comes before
+σ_i is returned. A crash before the commit leaves no σ_i released and the presignature
+unused; a crash after it leaves the presignature consumed, and a repeat of the request
+gets the stored σ_i. The sealed secret is erased from the row once used or discarded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from mpcnode import codec
+from mpcnode.errors import PresignatureError, UsageError
+from mpcnode.protocol.key_share import AuxInfo, KeyShare
+from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
+from mpcnode.protocol.sign import SignatureShare
+from mpcnode.seal import Sealer, write_atomic
+
+DB_NAME = "presignatures.sqlite3"
+KEYS_DIR = "keys"
+CRASH_EXIT_CODE = 137
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS presignatures (
+    id         BLOB PRIMARY KEY,            -- the presigning session id
+    key_id     BLOB NOT NULL,
+    party      INTEGER NOT NULL,
+    signers    TEXT NOT NULL,               -- "1,3,5"
+    path       TEXT NOT NULL,               -- "m/0/7"
+    secret     BLOB,                        -- sealed PresignatureSecret; NULL once used
+    status     TEXT NOT NULL CHECK (status IN ('available', 'consumed', 'discarded')),
+    request_id TEXT UNIQUE,
+    sigma      TEXT,                        -- σ_i in hex, once used
+    created    REAL NOT NULL,
+    consumed   REAL
+);
+CREATE INDEX IF NOT EXISTS presignatures_pool
+    ON presignatures (key_id, status, signers, path);
+-- The public part (~13 kB with the identification view) lives apart, so that marking a
+-- presignature consumed rewrites a small row: fewer pages to fsync on the signing path.
+CREATE TABLE IF NOT EXISTS presignature_public (
+    id         BLOB PRIMARY KEY REFERENCES presignatures (id),
+    public     BLOB NOT NULL                -- codec bytes of PresignaturePublic
+);
+"""
+
+
+class StoreError(Exception):
+    """The node store is inconsistent or was misused."""
+
+
+class UnknownKey(StoreError, KeyError):  # noqa: N818 (name fixed by the node API)
+    """No key material is stored under this key id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnknownPresignature(StoreError, KeyError):  # noqa: N818
+    """No presignature is stored under this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def signers_text(signers: tuple[int, ...]) -> str:
+    return ",".join(str(i) for i in signers)
+
+
+def path_text(path: tuple[int, ...]) -> str:
+    return "/".join(["m", *(str(i) for i in path)])
+
+
+def _parse_signers(text: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in text.split(","))
+
+
+def _parse_path(text: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in text.split("/")[1:])
+
+
+def _secret_aad(presig_id: bytes, party: int, public_raw: bytes) -> bytes:
+    # b"presig:" + id, plus the party and public part, so no field of the row can be
+    # swapped for another row's without the secret failing to open.
+    return b"presig:" + presig_id + hashlib.sha256(b"%d:" % party + public_raw).digest()
+
+
+class NodeStore:
+    """Key material and the presignature pool of one signer node.
+
+    ``crash_after_consume`` is TEST ONLY (set from the node config's [testing] section):
+    ``sign_once`` then ends the process with exit code 137 right after its COMMIT and
+    before returning σ_i, as a crash at the worst moment would.
+    """
+
+    def __init__(self, data_dir: Path, sealer: Sealer, *,
+                 crash_after_consume: bool = False) -> None:
+        self._dir = data_dir
+        self._keys = data_dir / KEYS_DIR
+        self._sealer = sealer
+        self._crash_after_consume = crash_after_consume
+        self._lock = threading.Lock()  # one connection, shared by the server's threads
+        for d in (self._dir, self._keys):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._db = self._open_db(data_dir / DB_NAME)
+
+    @staticmethod
+    def _open_db(path: Path) -> sqlite3.Connection:
+        # Create the file 0600 first: SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                             timeout=30.0)
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            db.close()
+            raise StoreError(f"{path}: SQLite refused WAL mode (journal_mode={mode})")
+        db.execute("PRAGMA synchronous=FULL")  # a COMMIT is fsynced before it returns
+        db.execute("PRAGMA secure_delete=ON")  # erased secrets are overwritten on disk
+        db.executescript(_SCHEMA)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            self._db.close()
+
+    def __enter__(self) -> NodeStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"NodeStore({str(self._dir)!r})"
+
+    # --- key material ---------------------------------------------------------------
+
+    def _key_file(self, kind: str, key_id: bytes) -> Path:
+        return self._keys / f"{key_id.hex()}.{kind}.sealed"
+
+    def _read_sealed(self, kind: str, key_id: bytes) -> bytes:
+        try:
+            blob = self._key_file(kind, key_id).read_bytes()
+        except FileNotFoundError:
+            raise UnknownKey(f"no {kind} stored for key {key_id.hex()}") from None
+        return self._sealer.open(blob, kind.encode() + b":" + key_id)
+
+    def _write_sealed(self, kind: str, key_id: bytes, plaintext: bytes) -> None:
+        blob = self._sealer.seal(plaintext, kind.encode() + b":" + key_id)
+        write_atomic(self._key_file(kind, key_id), blob)
+
+    def put_key_share(self, share: KeyShare) -> None:
+        """Store (or, after a refresh, replace) this node's share of a key. A share of an
+        older epoch than the stored one is refused; a newer one discards the key's
+        presignatures first."""
+        key_id = share.public.key_id
+        try:
+            old = self.get_key_share(key_id)
+        except UnknownKey:
+            old = None
+        if old is not None:
+            if old.party != share.party:
+                raise StoreError(f"key {key_id.hex()} is stored for party {old.party}, "
+                                 f"not {share.party}")
+            if share.public.epoch < old.public.epoch:
+                raise StoreError(f"refusing to replace the share of key {key_id.hex()} at "
+                                 f"epoch {old.public.epoch} with one of older epoch "
+                                 f"{share.public.epoch}")
+            if share.public.epoch > old.public.epoch:
+                self.discard_for_key(key_id)
+        self._write_sealed("keyshare", key_id, codec.to_bytes(share))
+
+    def get_key_share(self, key_id: bytes) -> KeyShare:
+        share = codec.from_bytes(KeyShare, self._read_sealed("keyshare", key_id))
+        if share.public.key_id != key_id:
+            raise StoreError(f"key share file of {key_id.hex()} holds another key")
+        return share
+
+    def put_aux_info(self, key_id: bytes, aux: AuxInfo) -> None:
+        self._write_sealed("auxinfo", key_id, codec.to_bytes(aux))
+
+    def get_aux_info(self, key_id: bytes) -> AuxInfo:
+        return codec.from_bytes(AuxInfo, self._read_sealed("auxinfo", key_id))
+
+    def list_keys(self) -> list[bytes]:
+        """Ids of the keys with a stored share, sorted."""
+        suffix = ".keyshare.sealed"
+        return sorted(bytes.fromhex(p.name[: -len(suffix)])
+                      for p in self._keys.glob("*" + suffix))
+
+    # --- presignature pool ------------------------------------------------------------
+
+    def add_presignature(self, p: Presignature) -> None:
+        """Store a fresh presignature; ``p`` itself is consumed (its secret moves here)."""
+        pub = p.public
+        public_raw = codec.to_bytes(pub)
+        secret = p.consume()
+        sealed = self._sealer.seal(codec.to_bytes(secret),
+                                   _secret_aad(pub.session, p.party, public_raw))
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO presignatures (id, key_id, party, signers, path, "
+                    "secret, status, created) VALUES (?, ?, ?, ?, ?, ?, 'available', ?)",
+                    (pub.session, pub.key_id, p.party, signers_text(pub.signers),
+                     path_text(pub.path), sealed, time.time()))
+                self._db.execute("INSERT INTO presignature_public (id, public) VALUES (?, ?)",
+                                 (pub.session, public_raw))
+                self._db.execute("COMMIT")
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                raise StoreError(
+                    f"presignature {pub.session.hex()} is already stored") from None
+
+    def available(self, key_id: bytes, signers: tuple[int, ...],
+                  path: tuple[int, ...]) -> list[bytes]:
+        """Ids of unused presignatures for this key, signer set and path, oldest first."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT id FROM presignatures WHERE key_id = ? AND status = 'available' "
+                "AND signers = ? AND path = ? ORDER BY rowid",
+                (key_id, signers_text(signers), path_text(path))).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def count_available(self, key_id: bytes) -> dict[tuple[tuple[int, ...], tuple[int, ...]], int]:
+        """Unused presignatures of a key per (signer set, path)."""
+        with self._lock:
+            rows = self._db.execute(
+                "SELECT signers, path, COUNT(*) FROM presignatures "
+                "WHERE key_id = ? AND status = 'available' GROUP BY signers, path",
+                (key_id,)).fetchall()
+        return {(_parse_signers(s), _parse_path(p)): int(c) for s, p, c in rows}
+
+    def load_public(self, presig_id: bytes) -> PresignaturePublic:
+        with self._lock:
+            row = self._db.execute("SELECT public FROM presignature_public WHERE id = ?",
+                                   (presig_id,)).fetchone()
+        if row is None:
+            raise UnknownPresignature(f"no presignature {presig_id.hex()}")
+        return codec.from_bytes(PresignaturePublic, bytes(row[0]))
+
+    def discard_for_key(self, key_id: bytes) -> int:
+        """Retire every unused presignature of a key (after a refresh they must never be
+        used); their secrets are erased. Returns how many were discarded."""
+        with self._lock:
+            cur = self._db.execute(
+                "UPDATE presignatures SET status = 'discarded', secret = NULL, consumed = ? "
+                "WHERE key_id = ? AND status = 'available'", (time.time(), key_id))
+            return cur.rowcount
+
+    def sign_once(self, presig_id: bytes, request_id: str,
+                  compute: Callable[[Presignature], SignatureShare]) -> SignatureShare:
+        """σ_i for ``request_id`` from presignature ``presig_id``, at most once.
+
+        A repeat of a request returns the stored σ_i and never touches another
+        presignature; a presignature already used (or discarded) is refused. ``compute``
+        runs inside the transaction and consumes the rebuilt presignature.
+        """
+        with self._lock:
+            self._db.execute("BEGIN IMMEDIATE")
+            try:
+                share = self._sign_in_transaction(presig_id, request_id, compute)
+                self._db.execute("COMMIT")
+            except BaseException:
+                if self._db.in_transaction:
+                    self._db.execute("ROLLBACK")
+                raise
+            if self._crash_after_consume:
+                os._exit(CRASH_EXIT_CODE)  # TEST ONLY: crash after commit, before reply
+        return share
+
+    def _sign_in_transaction(self, presig_id: bytes, request_id: str,
+                             compute: Callable[[Presignature], SignatureShare]
+                             ) -> SignatureShare:
+        prior = self._db.execute(
+            "SELECT id, party, sigma FROM presignatures WHERE request_id = ?",
+            (request_id,)).fetchone()
+        if prior is not None:
+            if bytes(prior[0]) != presig_id:
+                raise PresignatureError(
+                    f"request {request_id!r} was already answered with another presignature")
+            return SignatureShare(int(prior[1]), presig_id, int(prior[2], 16))
+        row = self._db.execute(
+            "SELECT p.party, q.public, p.secret, p.status FROM presignatures p "
+            "JOIN presignature_public q ON q.id = p.id WHERE p.id = ?",
+            (presig_id,)).fetchone()
+        if row is None:
+            raise UnknownPresignature(f"no presignature {presig_id.hex()}")
+        party, public_raw, sealed, status = int(row[0]), bytes(row[1]), row[2], str(row[3])
+        if status == "consumed":
+            raise PresignatureError(
+                f"presignature {presig_id.hex()} already used: a second signature from it "
+                "would reveal the key")
+        if status != "available" or sealed is None:
+            raise PresignatureError(
+                f"presignature {presig_id.hex()} was discarded (its key was refreshed)")
+        secret = codec.from_bytes(PresignatureSecret, self._sealer.open(
+            bytes(sealed), _secret_aad(presig_id, party, public_raw)))
+        presig = Presignature(party, codec.from_bytes(PresignaturePublic, public_raw), secret)
+        share = compute(presig)
+        if share.party != party or share.session != presig_id:
+            raise UsageError("compute returned a signature share of another presignature")
+        self._db.execute(
+            "UPDATE presignatures SET status = 'consumed', request_id = ?, sigma = ?, "
+            "secret = NULL, consumed = ? WHERE id = ?",
+            (request_id, format(share.sigma, "x"), time.time(), presig_id))
+        return share
