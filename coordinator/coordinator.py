@@ -312,7 +312,18 @@ class Coordinator:
         return public
 
     def _sign_at(self, signers: Sequence[int], req: pb.SignRequest) -> dict[int, pb.SignResponse]:
-        return self._parallel(signers, lambda c: c.sign(req))
+        """One Sign round trip to every signer at once (gRPC futures, no thread hops); a
+        transport failure is retried per node with the idempotent, retrying call."""
+        futures = {i: self.clients[i].sign_future(req) for i in signers}
+        out: dict[int, pb.SignResponse] = {}
+        for i, f in futures.items():
+            try:
+                out[i] = f.result()
+            except grpc.RpcError as exc:
+                if exc.code() != grpc.StatusCode.UNAVAILABLE:
+                    raise
+                out[i] = self.clients[i].sign(req)
+        return out
 
     # --- background pool keeper -------------------------------------------------------------
 

@@ -22,6 +22,7 @@ gets the stored σ_i. The sealed secret is erased from the row once used or disc
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 import sqlite3
@@ -49,6 +50,7 @@ CREATE TABLE IF NOT EXISTS presignatures (
     party      INTEGER NOT NULL,
     signers    TEXT NOT NULL,               -- "1,3,5"
     path       TEXT NOT NULL,               -- "m/0/7"
+    core       BLOB NOT NULL,               -- codec bytes of PresignaturePublic without view
     secret     BLOB,                        -- sealed PresignatureSecret; NULL once used
     status     TEXT NOT NULL CHECK (status IN ('available', 'consumed', 'discarded')),
     request_id TEXT UNIQUE,
@@ -58,11 +60,11 @@ CREATE TABLE IF NOT EXISTS presignatures (
 );
 CREATE INDEX IF NOT EXISTS presignatures_pool
     ON presignatures (key_id, status, signers, path);
--- The public part (~13 kB with the identification view) lives apart, so that marking a
--- presignature consumed rewrites a small row: fewer pages to fsync on the signing path.
+-- The full public part (~13 kB with the identification view) lives apart; the hot row
+-- keeps only the small core, so signing decodes little and rewrites few pages.
 CREATE TABLE IF NOT EXISTS presignature_public (
     id         BLOB PRIMARY KEY REFERENCES presignatures (id),
-    public     BLOB NOT NULL                -- codec bytes of PresignaturePublic
+    public     BLOB NOT NULL                -- codec bytes of PresignaturePublic with view
 );
 """
 
@@ -216,17 +218,19 @@ class NodeStore:
         """Store a fresh presignature; ``p`` itself is consumed (its secret moves here)."""
         pub = p.public
         public_raw = codec.to_bytes(pub)
+        core_raw = codec.to_bytes(dataclasses.replace(pub, view=None))
         secret = p.consume()
         sealed = self._sealer.seal(codec.to_bytes(secret),
-                                   _secret_aad(pub.session, p.party, public_raw))
+                                   _secret_aad(pub.session, p.party, core_raw))
         with self._lock:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
                     "INSERT INTO presignatures (id, key_id, party, signers, path, "
-                    "secret, status, created) VALUES (?, ?, ?, ?, ?, ?, 'available', ?)",
+                    "core, secret, status, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'available', ?)",
                     (pub.session, pub.key_id, p.party, signers_text(pub.signers),
-                     path_text(pub.path), sealed, time.time()))
+                     path_text(pub.path), core_raw, sealed, time.time()))
                 self._db.execute("INSERT INTO presignature_public (id, public) VALUES (?, ?)",
                                  (pub.session, public_raw))
                 self._db.execute("COMMIT")
@@ -304,12 +308,11 @@ class NodeStore:
                     f"request {request_id!r} was already answered with another presignature")
             return SignatureShare(int(prior[1]), presig_id, int(prior[2], 16))
         row = self._db.execute(
-            "SELECT p.party, q.public, p.secret, p.status FROM presignatures p "
-            "JOIN presignature_public q ON q.id = p.id WHERE p.id = ?",
+            "SELECT party, core, secret, status FROM presignatures WHERE id = ?",
             (presig_id,)).fetchone()
         if row is None:
             raise UnknownPresignature(f"no presignature {presig_id.hex()}")
-        party, public_raw, sealed, status = int(row[0]), bytes(row[1]), row[2], str(row[3])
+        party, core_raw, sealed, status = int(row[0]), bytes(row[1]), row[2], str(row[3])
         if status == "consumed":
             raise PresignatureError(
                 f"presignature {presig_id.hex()} already used: a second signature from it "
@@ -318,8 +321,8 @@ class NodeStore:
             raise PresignatureError(
                 f"presignature {presig_id.hex()} was discarded (its key was refreshed)")
         secret = codec.from_bytes(PresignatureSecret, self._sealer.open(
-            bytes(sealed), _secret_aad(presig_id, party, public_raw)))
-        presig = Presignature(party, codec.from_bytes(PresignaturePublic, public_raw), secret)
+            bytes(sealed), _secret_aad(presig_id, party, core_raw)))
+        presig = Presignature(party, codec.from_bytes(PresignaturePublic, core_raw), secret)
         share = compute(presig)
         if share.party != party or share.session != presig_id:
             raise UsageError("compute returned a signature share of another presignature")

@@ -317,10 +317,11 @@ def test_tampered_public_part_refused(tmp_path: Path, store: NodeStore,
     p = material.presig(1, "tampered")
     pid = p.public.session
     store.add_presignature(p)
-    child_pub = codec.to_bytes(material.presig(1, "tampered", CHILD).public)
+    child_pub = codec.to_bytes(dataclasses.replace(material.presig(1, "tampered", CHILD).public,
+                                                  view=None))
     db = sqlite3.connect(tmp_path / DB_NAME)
     with db:
-        db.execute("UPDATE presignature_public SET public = ? WHERE id = ?", (child_pub, pid))
+        db.execute("UPDATE presignatures SET core = ? WHERE id = ?", (child_pub, pid))
     db.close()
     with pytest.raises(SealError):
         store.sign_once(pid, "req", material.compute(path=CHILD))

@@ -7,6 +7,7 @@ Secrets (x_i, the Paillier factors, λ) are never part of ``repr`` and live only
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from mpcnode import codec
 from mpcnode.crypto.group import Point
@@ -31,7 +32,7 @@ class PublicKeyData:
     chain_code: bytes  # BIP32 chain code agreed at keygen
     epoch: int  # 0 after keygen, +1 per refresh
 
-    @property
+    @cached_property
     def key_id(self) -> bytes:
         """Stable across refreshes: the key is its public key, chain code and committee."""
         t = Transcript("cggmp21/key-id/v1")
@@ -41,7 +42,7 @@ class PublicKeyData:
         t.append_ints("parties", self.parties)
         return t.challenge_bytes("key_id", 32)
 
-    @property
+    @cached_property
     def shares_digest(self) -> bytes:
         """Changes at every refresh: binds presignatures to one set of shares."""
         return codec.digest((self.key_id, self.epoch, self.public_shares))

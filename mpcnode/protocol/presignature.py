@@ -47,7 +47,7 @@ class PresignaturePublic:
     R: Point  # R = δ^{-1}·Γ = k^{-1}·G
     public_key: Point  # the (derived) key the signature must verify under
     delta: int  # δ = kγ
-    view: PresignView
+    view: PresignView | None = None  # the session's ciphertexts, for identification only
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ one signer's share (the smallest id), so Σ x'_j is the child private key.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from mpcnode import codec
 from mpcnode.crypto import bip32
@@ -45,7 +46,7 @@ class SignerSet:
         """The (possibly derived) public key the signature verifies under."""
         return self.derived.public_key
 
-    @property
+    @cached_property
     def binding(self) -> bytes:
         """What a presignature is bound to: key, share epoch, signer set and path."""
         return codec.digest((self.public.key_id, self.public.shares_digest, self.signers,
