@@ -92,6 +92,10 @@ def open_envelope(keys: IdentityKeys, peers: Mapping[int, IdentityPublic], sessi
             raise ProtocolError(COORDINATOR, f"relayed a broadcast of party {env.sender} "
                                 "whose signature does not verify (tampered)")
         return Opened(env.sender, BROADCAST, env.body, env.signature)
+    if len(env.ephemeral_key) != 32 or len(env.nonce) != 12:
+        # The signed bytes join these fields, so only fixed lengths make the join unique.
+        raise ProtocolError(COORDINATOR, f"relayed a direct message of party {env.sender} "
+                            "with malformed key or nonce fields (tampered)")
     sealed = env.ephemeral_key + env.nonce + env.body
     if not verify(pub, _signed(hdr, _KIND_SEALED, sealed), env.signature):
         raise ProtocolError(COORDINATOR, f"relayed a direct message of party {env.sender} "

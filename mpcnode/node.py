@@ -17,7 +17,7 @@ from mpcnode import codec
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.primes import generate_safe_prime
 from mpcnode.crypto.random_source import RandomSource, SystemRandom
-from mpcnode.errors import COORDINATOR, ProtocolError, UsageError
+from mpcnode.errors import UsageError
 from mpcnode.identity import IdentityKeys, IdentityPublic
 from mpcnode.params import DEFAULT_PROFILE, PROFILES, Profile
 from mpcnode.prime_pool import take_primes
@@ -92,12 +92,11 @@ class SignerNode:
         unknown = set(parties) - set(self.identities)
         if unknown:
             raise UsageError(f"unknown parties {sorted(unknown)}")
+        self.store.claim_session_nonce(req.nonce, req.protocol)  # durable, atomic, forever
         starter, cfg, sid = self._configure(req, parties)
         peers = {j: self.identities[j] for j in parties if j != self.party}
         with self._lock:
             self._expire()
-            if req.nonce in self._sessions:
-                raise ProtocolError(COORDINATOR, "session nonce reused (replay)")
         session, out = start_session(req.protocol, req.nonce, sid, self.keys, peers, starter,
                                      cfg, self.rng, req.key_id)
         with self._lock:

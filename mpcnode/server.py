@@ -61,6 +61,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
         self.ca_pem = ca_pem
         self.metrics = metrics
         self._verdicts: dict[bytes, tuple[grpc.StatusCode, str]] = {}
+        self._verdicts_lock = threading.Lock()
 
     # --- plumbing ---------------------------------------------------------------------------
 
@@ -80,8 +81,9 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
                            f"only {pki.ROLE_COORDINATOR!r}")
             else:
                 verdict = (grpc.StatusCode.OK, "")
-            if len(self._verdicts) < 64:
-                self._verdicts[pem] = verdict
+            with self._verdicts_lock:
+                if len(self._verdicts) < 64:
+                    self._verdicts[pem] = verdict
         if verdict[0] != grpc.StatusCode.OK:
             context.abort(*verdict)
 
@@ -121,9 +123,12 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
 
     def StartSession(self, request: pb.StartSessionRequest,
                      context: grpc.ServicerContext) -> pb.RoundResponse:
-        _log("session_start", protocol=request.protocol, nonce=request.nonce.hex()[:16],
-             parties=list(request.parties))
-        return self._call("StartSession", context, lambda: self.node.start(request))
+        def run() -> pb.RoundResponse:
+            _log("session_start", protocol=request.protocol, nonce=request.nonce.hex()[:16],
+                 parties=list(request.parties))
+            return self.node.start(request)
+
+        return self._call("StartSession", context, run)
 
     def Round(self, request: pb.RoundRequest, context: grpc.ServicerContext) -> pb.RoundResponse:
         def run() -> pb.RoundResponse:
@@ -141,8 +146,11 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
         return self._call("Round", context, run)
 
     def Abort(self, request: pb.AbortRequest, context: grpc.ServicerContext) -> pb.AbortResponse:
-        _log("session_abort", nonce=request.nonce.hex()[:16], reason=request.reason)
-        self._call("Abort", context, lambda: self.node.abort(request.nonce))
+        def run() -> None:
+            _log("session_abort", nonce=request.nonce.hex()[:16], reason=request.reason[:200])
+            self.node.abort(request.nonce)
+
+        self._call("Abort", context, run)
         return pb.AbortResponse()
 
     def Sign(self, request: pb.SignRequest, context: grpc.ServicerContext) -> pb.SignResponse:

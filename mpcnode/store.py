@@ -33,7 +33,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mpcnode import codec
-from mpcnode.errors import PresignatureError, UsageError
+from mpcnode.errors import COORDINATOR, PresignatureError, ProtocolError, UsageError
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
 from mpcnode.protocol.sign import SignatureShare
@@ -62,6 +62,13 @@ CREATE INDEX IF NOT EXISTS presignatures_pool
     ON presignatures (key_id, status, signers, path);
 -- The full public part (~13 kB with the identification view) lives apart; the hot row
 -- keeps only the small core, so signing decodes little and rewrites few pages.
+-- Every session nonce this node ever accepted: a relay must not replay an old session's
+-- signed messages into a new session with the same nonce (hence the same session id).
+CREATE TABLE IF NOT EXISTS session_nonces (
+    nonce      BLOB PRIMARY KEY,
+    protocol   TEXT NOT NULL,
+    created    REAL NOT NULL
+);
 CREATE TABLE IF NOT EXISTS presignature_public (
     id         BLOB PRIMARY KEY REFERENCES presignatures (id),
     public     BLOB NOT NULL                -- codec bytes of PresignaturePublic with view
@@ -238,6 +245,17 @@ class NodeStore:
                 self._db.execute("ROLLBACK")
                 raise StoreError(
                     f"presignature {pub.session.hex()} is already stored") from None
+
+    def claim_session_nonce(self, nonce: bytes, protocol: str) -> None:
+        """Record a session nonce as used, atomically; refuse one seen before (ever)."""
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO session_nonces (nonce, protocol, created) VALUES (?, ?, ?)",
+                    (nonce, protocol, time.time()))
+            except sqlite3.IntegrityError:
+                raise ProtocolError(COORDINATOR, "session nonce reused (replay of an old "
+                                    "session)") from None
 
     def available(self, key_id: bytes, signers: tuple[int, ...],
                   path: tuple[int, ...]) -> list[bytes]:

@@ -80,7 +80,7 @@ class Msg2:
 
 @dataclass(frozen=True)
 class Share2:
-    share: int  # f_i(j), sent only to j
+    share: int = field(repr=False)  # f_i(j), sent only to j
 
 
 @dataclass(frozen=True)

@@ -303,8 +303,8 @@ class Round3:
                             cfg.aux.ring_pedersen)
         all_b3 = {**broadcasts, cfg.party: self.own_msg}
         delta = sum(b.delta for b in all_b3.values()) % Q
-        if Point.base_mul(delta) != Point.sum(b.Delta for b in all_b3.values()):
-            raise DeltaCheckError(self, all_b3)
+        if delta == 0 or Point.base_mul(delta) != Point.sum(b.Delta for b in all_b3.values()):
+            raise DeltaCheckError(self, all_b3)  # δ = 0 cannot be honest either (γ, k ≠ 0)
         R = self.Gamma * scalar_inv(delta)
         if R.is_identity():
             raise ProtocolError(None, "R is the identity")

@@ -78,7 +78,7 @@ class Msg2:
 
 @dataclass(frozen=True)
 class Share2:
-    share: int  # g_i(j)
+    share: int = field(repr=False)  # g_i(j)
 
 
 @dataclass(frozen=True)
