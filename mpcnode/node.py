@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mpcnode import codec
+from mpcnode.consumption_journal import MAX_REQUEST_ID
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.primes import generate_safe_prime
 from mpcnode.crypto.random_source import RandomSource, SystemRandom
@@ -79,6 +80,8 @@ class SignerNode:
         self.rng = rng or SystemRandom()
         self._sessions: dict[bytes, tuple[Session, threading.Lock, float]] = {}
         self._shares: dict[bytes, KeyShare] = {}
+        self._signer_sets: dict[tuple[bytes, int, tuple[int, ...], tuple[int, ...]],
+                                SignerSet] = {}
         self._lock = threading.Lock()
 
     # --- sessions -------------------------------------------------------------------------
@@ -208,11 +211,29 @@ class SignerNode:
             raise UsageError(f"digest must be 32 bytes, got {len(req.digest)}")
         if not req.request_id:
             raise UsageError("a sign request needs a request id")
+        if len(req.request_id.encode()) > MAX_REQUEST_ID:
+            raise UsageError(f"a request id has at most {MAX_REQUEST_ID} bytes")
         share = self._key_share(req.key_id)
         path = tuple(req.path)
         return self.store.sign_once(
             req.presignature_id, req.request_id,
-            lambda p: sign_share(p, SignerSet(share.public, p.public.signers, path), req.digest))
+            lambda p: sign_share(p, self._signer_set(share, p.public.signers, path),
+                                 req.digest))
+
+    def _signer_set(self, share: KeyShare, signers: tuple[int, ...],
+                    path: tuple[int, ...]) -> SignerSet:
+        """Signer sets are cached per key epoch: building one costs point multiplications
+        the hot path need not repeat."""
+        key = (share.public.key_id, share.public.epoch, signers, path)
+        with self._lock:
+            sset = self._signer_sets.get(key)
+        if sset is None:
+            sset = SignerSet(share.public, signers, path)
+            with self._lock:
+                if len(self._signer_sets) > 256:
+                    self._signer_sets.clear()
+                self._signer_sets[key] = sset
+        return sset
 
     def _key_share(self, key_id: bytes) -> KeyShare:
         """The key share, unsealed once and kept in memory (the hot path signs with it)."""

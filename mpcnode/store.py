@@ -12,12 +12,16 @@ Layout under ``data_dir`` (directories 0700, files 0600):
   presignature; its secret (k_i, χ_i) sealed with associated data binding the row's id,
   party and public part.
 
+- ``consumed.journal``: the consumption journal (consumption_journal.py).
+
 Single use (CGGMP21 §1: two signatures from one presignature reveal the key) is made
-durable by ``sign_once``: σ_i is computed, and the row marked consumed with its request
-id and σ_i, inside one ``BEGIN IMMEDIATE`` transaction whose fsynced COMMIT comes before
-σ_i is returned. A crash before the commit leaves no σ_i released and the presignature
-unused; a crash after it leaves the presignature consumed, and a repeat of the request
-gets the stored σ_i. The sealed secret is erased from the row once used or discarded.
+durable by ``sign_once``: σ_i is computed and its record (presignature id, request id,
+σ_i) appended to the journal and fdatasync'ed before σ_i is returned; the row is then
+marked consumed (secret erased) in a commit that skips its own fsync. Opening the store
+replays the journal into the table and makes that durable, and so does a checkpoint
+every ``CHECKPOINT_EVERY`` signatures; only then is the journal emptied. A crash before
+the journal write leaves no σ_i released and the presignature unused; a crash after it
+leaves the presignature consumed, and a repeat of the request gets the stored σ_i.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from pathlib import Path
 from types import TracebackType
 
 from mpcnode import codec
+from mpcnode.consumption_journal import Consumption, ConsumptionJournal
 from mpcnode.errors import COORDINATOR, PresignatureError, ProtocolError, UsageError
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
@@ -40,6 +45,8 @@ from mpcnode.protocol.sign import SignatureShare
 from mpcnode.seal import Sealer, write_atomic
 
 DB_NAME = "presignatures.sqlite3"
+JOURNAL_NAME = "consumed.journal"
+CHECKPOINT_EVERY = 512  # journal records between checkpoints of the table
 KEYS_DIR = "keys"
 CRASH_EXIT_CODE = 137
 
@@ -134,6 +141,13 @@ class NodeStore:
         for d in (self._dir, self._keys):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._db = self._open_db(data_dir / DB_NAME)
+        self._closed = False
+        self._journal = ConsumptionJournal(data_dir / JOURNAL_NAME)
+        # Consumptions journaled since the last checkpoint, by presignature and request:
+        # they stay refused even if the table update after the journal write failed.
+        self._journaled: dict[bytes, Consumption] = {}
+        self._journaled_requests: dict[str, Consumption] = {}
+        self._replay_journal()
 
     @staticmethod
     def _open_db(path: Path) -> sqlite3.Connection:
@@ -152,7 +166,44 @@ class NodeStore:
 
     def close(self) -> None:
         with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._checkpoint()
+            self._journal.close()
             self._db.close()
+
+    def _replay_journal(self) -> None:
+        """Apply the journal's consumptions to the table (after a crash some may be
+        missing there), make the table durable, then empty the journal."""
+        with self._lock:
+            records = self._journal.read()
+            if records:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for rec in records:
+                        self._mark_consumed(rec)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            self._checkpoint()
+
+    def _mark_consumed(self, rec: Consumption) -> None:
+        self._db.execute(
+            "UPDATE presignatures SET status = 'consumed', request_id = ?, sigma = ?, "
+            "secret = NULL, consumed = ? WHERE id = ? AND status != 'consumed'",
+            (rec.request_id, format(rec.sigma, "x"), time.time(), rec.presignature_id))
+
+    def _checkpoint(self) -> None:
+        """Make the table durable (WAL copied into the database file, fsynced, WAL
+        truncated so no erased secret lingers in it), then empty the journal."""
+        busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            return  # another reader holds the WAL: keep the journal until next time
+        self._journal.clear()
+        self._journaled.clear()
+        self._journaled_requests.clear()
 
     def __enter__(self) -> NodeStore:
         return self
@@ -299,39 +350,54 @@ class NodeStore:
 
         A repeat of a request returns the stored σ_i and never touches another
         presignature; a presignature already used (or discarded) is refused. ``compute``
-        runs inside the transaction and consumes the rebuilt presignature.
+        consumes the rebuilt presignature; its σ_i is journaled (fdatasync) before it is
+        returned.
         """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                share = self._sign_in_transaction(presig_id, request_id, compute)
-                self._db.execute("COMMIT")
-            except BaseException:
-                if self._db.in_transaction:
-                    self._db.execute("ROLLBACK")
-                raise
+            prior = self._answered(request_id)
+            if prior is not None:
+                if prior.presignature_id != presig_id:
+                    raise PresignatureError(f"request {request_id!r} was already answered "
+                                            "with another presignature")
+                return SignatureShare(prior.party, presig_id, prior.sigma)
+            presig = self._load_unused(presig_id)
+            share = compute(presig)
+            if share.party != presig.party or share.session != presig_id:
+                raise UsageError("compute returned a signature share of another presignature")
+            rec = Consumption(presig_id, share.party, share.sigma, request_id)
+            self._journal.append(rec)  # durable from here: σ_i may leave the node
+            self._journaled[presig_id] = rec
+            self._journaled_requests[request_id] = rec
             if self._crash_after_consume:
-                os._exit(CRASH_EXIT_CODE)  # TEST ONLY: crash after commit, before reply
+                os._exit(CRASH_EXIT_CODE)  # TEST ONLY: crash after the journal, before reply
+            self._db.execute("PRAGMA synchronous=NORMAL")  # the journal holds durability
+            try:
+                self._mark_consumed(rec)
+            finally:
+                self._db.execute("PRAGMA synchronous=FULL")
+            if self._journal.records >= CHECKPOINT_EVERY:
+                self._checkpoint()
         return share
 
-    def _sign_in_transaction(self, presig_id: bytes, request_id: str,
-                             compute: Callable[[Presignature], SignatureShare]
-                             ) -> SignatureShare:
-        prior = self._db.execute(
+    def _answered(self, request_id: str) -> Consumption | None:
+        rec = self._journaled_requests.get(request_id)
+        if rec is not None:
+            return rec
+        row = self._db.execute(
             "SELECT id, party, sigma FROM presignatures WHERE request_id = ?",
             (request_id,)).fetchone()
-        if prior is not None:
-            if bytes(prior[0]) != presig_id:
-                raise PresignatureError(
-                    f"request {request_id!r} was already answered with another presignature")
-            return SignatureShare(int(prior[1]), presig_id, int(prior[2], 16))
+        if row is None:
+            return None
+        return Consumption(bytes(row[0]), int(row[1]), int(row[2], 16), request_id)
+
+    def _load_unused(self, presig_id: bytes) -> Presignature:
         row = self._db.execute(
             "SELECT party, core, secret, status FROM presignatures WHERE id = ?",
             (presig_id,)).fetchone()
         if row is None:
             raise UnknownPresignature(f"no presignature {presig_id.hex()}")
         party, core_raw, sealed, status = int(row[0]), bytes(row[1]), row[2], str(row[3])
-        if status == "consumed":
+        if status == "consumed" or presig_id in self._journaled:
             raise PresignatureError(
                 f"presignature {presig_id.hex()} already used: a second signature from it "
                 "would reveal the key")
@@ -340,12 +406,4 @@ class NodeStore:
                 f"presignature {presig_id.hex()} was discarded (its key was refreshed)")
         secret = codec.from_bytes(PresignatureSecret, self._sealer.open(
             bytes(sealed), _secret_aad(presig_id, party, core_raw)))
-        presig = Presignature(party, codec.from_bytes(PresignaturePublic, core_raw), secret)
-        share = compute(presig)
-        if share.party != party or share.session != presig_id:
-            raise UsageError("compute returned a signature share of another presignature")
-        self._db.execute(
-            "UPDATE presignatures SET status = 'consumed', request_id = ?, sigma = ?, "
-            "secret = NULL, consumed = ? WHERE id = ?",
-            (request_id, format(share.sigma, "x"), time.time(), presig_id))
-        return share
+        return Presignature(party, codec.from_bytes(PresignaturePublic, core_raw), secret)

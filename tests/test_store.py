@@ -17,6 +17,7 @@ import fixture_keys
 import pytest
 
 from mpcnode import codec
+from mpcnode.consumption_journal import parse
 from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.errors import PresignatureError
 from mpcnode.params import DEFAULT_PROFILE
@@ -29,6 +30,7 @@ from mpcnode.simulator import run_aux_info, run_keygen, run_presign, run_refresh
 from mpcnode.store import (
     CRASH_EXIT_CODE,
     DB_NAME,
+    JOURNAL_NAME,
     KEYS_DIR,
     NodeStore,
     StoreError,
@@ -407,7 +409,12 @@ def test_crash_after_consume(tmp_path: Path, store: NodeStore, material: Materia
     store.add_presignature(p)
     store.close()
     assert run_crashing_signer(tmp_path, material, pid, "after-commit") == CRASH_EXIT_CODE
+    # The crash came after the journal write and before the table update: only the
+    # journal knows, and opening the store must replay it.
+    assert row(tmp_path, pid)["status"] == "available"
+    assert [r.presignature_id for r in parse((tmp_path / JOURNAL_NAME).read_bytes())[0]] == [pid]
     with reopen(tmp_path) as again:
+        assert (tmp_path / JOURNAL_NAME).stat().st_size == 0  # replayed, table durable
         assert row(tmp_path, pid)["status"] == "consumed"
         assert again.available(material.key_id, PARTIES, ROOT) == []
         calls: list[bytes] = []
@@ -433,3 +440,43 @@ def test_crash_before_commit_leaves_presignature_unused(
         assert row(tmp_path, pid)["request_id"] is None
         share = again.sign_once(pid, "req-crash", material.compute())
         assert share.session == pid
+
+
+def test_checkpoint_empties_journal_and_keeps_single_use(
+        tmp_path: Path, store: NodeStore, material: Material,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr("mpcnode.store.CHECKPOINT_EVERY", 2)
+    pids = []
+    for k in range(3):
+        p = material.presig(1, f"checkpoint {k}")
+        store.add_presignature(p)
+        pids.append(p.public.session)
+    compute = material.compute()
+    store.sign_once(pids[0], "c0", compute)
+    assert len(parse((tmp_path / JOURNAL_NAME).read_bytes())[0]) == 1
+    store.sign_once(pids[1], "c1", compute)  # second record: checkpoint, journal emptied
+    assert (tmp_path / JOURNAL_NAME).stat().st_size == 0
+    assert (tmp_path / (DB_NAME + "-wal")).stat().st_size == 0  # no erased secret in the WAL
+    for pid in pids[:2]:
+        with pytest.raises(PresignatureError, match="already used"):
+            store.sign_once(pid, "again", compute)
+    assert store.available(material.key_id, PARTIES, ROOT) == [pids[2]]
+
+
+def test_failed_table_update_still_refuses_reuse(
+        store: NodeStore, material: Material, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once journaled, a presignature stays used even if the table update then fails."""
+    p = material.presig(1, "update fails")
+    pid = p.public.session
+    store.add_presignature(p)
+
+    def broken(rec: object) -> None:
+        raise sqlite3.OperationalError("disk I/O error")
+
+    monkeypatch.setattr(store, "_mark_consumed", broken)
+    with pytest.raises(sqlite3.OperationalError):
+        store.sign_once(pid, "r1", material.compute())
+    with pytest.raises(PresignatureError, match="already used"):
+        store.sign_once(pid, "r2", material.compute())
+    again = store.sign_once(pid, "r1", material.compute())  # the repeat gets its σ_i
+    assert again.session == pid

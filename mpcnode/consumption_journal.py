@@ -1,0 +1,126 @@
+"""The durable record that a presignature was used, written before σ_i leaves the node.
+
+A SQLite commit with ``synchronous=FULL`` costs several page writes and an fsync of the
+WAL; on the online signing path that was most of a node's time. This journal is the
+smaller durable step: one appended record per signature and one ``fdatasync``. The
+presignature table is updated right after (without its own fsync) and the journal is
+replayed into it when the store opens, so the journal is the truth about consumption
+from the moment it returns until a checkpoint has made the table durable.
+
+Record framing (all lengths big-endian): ``u32 length ‖ payload ‖ SHA-256(payload)``,
+payload = ``u8 id length ‖ presignature id ‖ u32 party ‖ 32-byte σ_i ‖ request id
+(UTF-8)``. A torn last record (a crash inside the write, before ``fdatasync`` returned)
+was never acknowledged, so no σ_i from it left the node: it is dropped. A bad record
+followed by good ones is damage, not a torn write, and the store refuses to open.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import struct
+from dataclasses import dataclass
+from pathlib import Path
+
+_LEN = struct.Struct(">I")
+_PARTY = struct.Struct(">I")
+_DIGEST = 32
+_SIGMA = 32
+MAX_REQUEST_ID = 256  # bytes of UTF-8
+# The longest record: a torn write can leave at most this many bytes at the end, so more
+# unparsable bytes than this are damage (e.g. a flipped length prefix), never a tear.
+MAX_RECORD = _LEN.size + 1 + 255 + _PARTY.size + _SIGMA + MAX_REQUEST_ID + _DIGEST
+
+
+class JournalError(Exception):
+    """The consumption journal is damaged (not merely torn at its end)."""
+
+
+@dataclass(frozen=True)
+class Consumption:
+    presignature_id: bytes
+    party: int
+    sigma: int
+    request_id: str
+
+    def encode(self) -> bytes:
+        pid = self.presignature_id
+        if not 0 < len(pid) < 256:
+            raise ValueError("presignature id must have 1..255 bytes")
+        if len(self.request_id.encode()) > MAX_REQUEST_ID:
+            raise ValueError(f"request id longer than {MAX_REQUEST_ID} bytes")
+        payload = (bytes([len(pid)]) + pid + _PARTY.pack(self.party)
+                   + self.sigma.to_bytes(_SIGMA, "big") + self.request_id.encode())
+        return _LEN.pack(len(payload)) + payload + hashlib.sha256(payload).digest()
+
+    @classmethod
+    def decode(cls, payload: bytes) -> Consumption:
+        n = payload[0]
+        pid = payload[1:1 + n]
+        rest = payload[1 + n:]
+        if len(pid) != n or len(rest) < _PARTY.size + _SIGMA:
+            raise JournalError("journal record too short")
+        party = _PARTY.unpack_from(rest)[0]
+        sigma = int.from_bytes(rest[_PARTY.size:_PARTY.size + _SIGMA], "big")
+        request_id = rest[_PARTY.size + _SIGMA:].decode()
+        return cls(pid, party, sigma, request_id)
+
+
+def parse(data: bytes) -> tuple[list[Consumption], int]:
+    """Every complete record and the length they fill; a torn tail is left out, damage
+    before the tail raises."""
+    out: list[Consumption] = []
+    pos = 0
+    while pos < len(data):
+        if len(data) - pos < _LEN.size:
+            break  # torn length prefix
+        (n,) = _LEN.unpack_from(data, pos)
+        end = pos + _LEN.size + n + _DIGEST
+        if end > len(data):
+            if len(data) - pos > MAX_RECORD:
+                raise JournalError(f"consumption journal damaged at byte {pos}")
+            break  # torn record
+        payload = data[pos + _LEN.size:pos + _LEN.size + n]
+        if hashlib.sha256(payload).digest() != data[end - _DIGEST:end]:
+            if end == len(data):
+                break  # the last record was torn inside its bytes
+            raise JournalError(f"consumption journal damaged at byte {pos}")
+        out.append(Consumption.decode(payload))
+        pos = end
+    return out, pos
+
+
+class ConsumptionJournal:
+    """Append-only, fdatasync'ed per record; emptied once its records are in the table."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        with open(path, "rb") as f:
+            data = f.read()
+        records, valid = parse(data)
+        if valid < len(data):  # cut a torn tail, or the next record would follow garbage
+            os.ftruncate(self._fd, valid)
+            os.fsync(self._fd)
+        self.records = len(records)
+
+    def read(self) -> list[Consumption]:
+        with open(self.path, "rb") as f:
+            return parse(f.read())[0]
+
+    def append(self, record: Consumption) -> None:
+        """Durable when this returns: the caller may then release σ_i."""
+        data = record.encode()
+        if os.write(self._fd, data) != len(data):
+            raise OSError("short write to the consumption journal")
+        os.fdatasync(self._fd)
+        self.records += 1
+
+    def clear(self) -> None:
+        """Drop every record: call only after the table holding them was made durable."""
+        os.ftruncate(self._fd, 0)
+        os.fsync(self._fd)
+        self.records = 0
+
+    def close(self) -> None:
+        os.close(self._fd)

@@ -1,0 +1,72 @@
+"""The consumption journal: records survive reopening, a torn tail is cut, damage is refused."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from mpcnode.consumption_journal import Consumption, ConsumptionJournal, JournalError, parse
+
+A = Consumption(b"\x01" * 32, 1, 12345, "req-a")
+B = Consumption(b"\x02" * 32, 3, 2**255 + 7, "req-b/1")
+
+
+def test_records_round_trip(tmp_path: Path) -> None:
+    j = ConsumptionJournal(tmp_path / "j")
+    j.append(A)
+    j.append(B)
+    j.close()
+    again = ConsumptionJournal(tmp_path / "j")
+    assert again.read() == [A, B] and again.records == 2
+    again.clear()
+    assert again.read() == [] and again.records == 0
+    again.close()
+
+
+@pytest.mark.parametrize("cut", [1, 3, 10, 40])
+def test_torn_tail_dropped_and_truncated(tmp_path: Path, cut: int) -> None:
+    path = tmp_path / "j"
+    path.write_bytes(A.encode() + B.encode()[:-cut])
+    assert parse(path.read_bytes())[0] == [A]
+    j = ConsumptionJournal(path)
+    assert path.stat().st_size == len(A.encode())  # the torn bytes are gone
+    j.append(B)  # so the next record does not follow garbage
+    j.close()
+    assert ConsumptionJournal(path).read() == [A, B]
+
+
+def test_torn_last_record_with_bad_digest_dropped(tmp_path: Path) -> None:
+    raw = bytearray(A.encode() + B.encode())
+    raw[-1] ^= 1
+    assert parse(bytes(raw))[0] == [A]
+
+
+def test_damage_before_the_tail_refused(tmp_path: Path) -> None:
+    raw = bytearray(A.encode() + B.encode())
+    raw[10] ^= 1  # inside A's payload, B intact after it
+    with pytest.raises(JournalError, match="damaged at byte 0"):
+        parse(bytes(raw))
+    (tmp_path / "j").write_bytes(bytes(raw))
+    with pytest.raises(JournalError):
+        ConsumptionJournal(tmp_path / "j")
+
+
+def test_file_mode_0600(tmp_path: Path) -> None:
+    ConsumptionJournal(tmp_path / "j").close()
+    assert (tmp_path / "j").stat().st_mode & 0o777 == 0o600
+
+
+def test_flipped_length_prefix_is_damage_not_a_tear() -> None:
+    """A length that runs past the end would look torn; with more than one record's
+    worth of bytes after it, it cannot be a tear and later records must not vanish."""
+    many = b"".join(Consumption(bytes([k + 1]) * 32, 1, k, f"r{k}").encode() for k in range(8))
+    raw = bytearray(many)
+    raw[0] = 0xFF  # first record's length now far beyond the file
+    with pytest.raises(JournalError, match="damaged at byte 0"):
+        parse(bytes(raw))
+
+
+def test_request_id_length_bounded() -> None:
+    with pytest.raises(ValueError, match="request id longer"):
+        Consumption(b"\x01" * 32, 1, 1, "x" * 300).encode()
