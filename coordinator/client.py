@@ -89,6 +89,12 @@ class NodeClient:
         return resp
 
     @_idempotent
+    def install_policy(self, bundle_json: bytes) -> pb.InstallPolicyResponse:
+        resp: pb.InstallPolicyResponse = self.stub.InstallPolicy(
+            pb.InstallPolicyRequest(bundle=bundle_json), timeout=self.timeout)
+        return resp
+
+    @_idempotent
     def presignature_info(self, presig_id: bytes) -> pb.PresignatureInfoResponse:
         resp: pb.PresignatureInfoResponse = self.stub.PresignatureInfo(
             pb.PresignatureInfoRequest(presignature_id=presig_id), timeout=self.timeout)

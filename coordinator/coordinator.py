@@ -37,6 +37,14 @@ class CoordinatorError(Exception):
     """A request the coordinator cannot carry out (no healthy signer set, bad input…)."""
 
 
+class SigningRefused(CoordinatorError):  # noqa: N818 - the nodes' verdict
+    """A signer node's own policy check refused the signature (DESIGN §4)."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"a signer node refused to sign: {reason}")
+
+
 class SessionAbortedError(CoordinatorError):
     """A protocol session aborted; ``culprit`` is the party id (0 = coordinator/relay)."""
 
@@ -268,9 +276,20 @@ class Coordinator:
                 self._thresholds[key_id] = t
         return t
 
+    def install_policy(self, bundle_json: bytes, parties: Sequence[int] | None = None
+                       ) -> dict[int, pb.InstallPolicyResponse]:
+        """Push a signed policy bundle to the nodes; each verifies the admin quorum itself."""
+        return self._parallel(parties or self.clients,
+                              lambda c: c.install_policy(bundle_json))
+
     def sign(self, key_id: bytes, digest: bytes, *, path: Sequence[int] = (),
-             request_id: str | None = None, healthy: Sequence[int] | None = None) -> Signature:
+             request_id: str | None = None, healthy: Sequence[int] | None = None,
+             authorization: pb.Authorization | None = None) -> Signature:
         """Sign a 32-byte digest with a healthy t-subset; verified before it is returned.
+
+        ``authorization`` carries the transaction, policy hash and approvals from which
+        every node decides for itself whether to release σ_i (DESIGN §4); nodes refuse a
+        request without one unless a TEST ONLY setting says otherwise.
 
         Uses a ready presignature of a healthy signer set (one round trip to each
         signer), else presigns first. ``healthy`` skips the health probe when the caller
@@ -285,11 +304,14 @@ class Coordinator:
                 key_id, path, up)
             req = pb.SignRequest(key_id=key_id, path=list(path), digest=digest,
                                  presignature_id=public.session,
-                                 request_id=f"{request_id}/{attempt}")
+                                 request_id=f"{request_id}/{attempt}",
+                                 authorization=authorization)
             try:
                 responses = self._sign_at(public.signers, req)
                 break
             except grpc.RpcError as exc:
+                if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
+                    raise SigningRefused(str(exc.details())) from exc
                 # A presignature some signer no longer has unused (another coordinator used
                 # it, or a refresh retired it) is burnt: try one other.
                 if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or attempt:

@@ -8,7 +8,13 @@
     DIR/node{i}/identity.pem (0600)                 Ed25519 + X25519 keys, sealed by passphrase
     DIR/node{i}/passphrase (0600)                   local default; production uses an env var
     DIR/node{i}/node.toml                           the node's own config
+    DIR/admins/admin{k}.key (0600)                  Ed25519 policy-admin keys (see below)
     DIR/cluster.toml                                public data every party needs
+
+cluster.toml fixes the policy administrators' public keys and their quorum: a signer node
+installs a policy bundle only when that many of these admins signed it (DESIGN §4). The
+ceremony generates the admin keys for a local cluster; in production each admin makes
+their own key offline and hands the ceremony only the public half (``--admin-key``).
 
 Loaders validate every field and raise ``ConfigError`` naming the file and the key, so an
 operator can fix a config from the message alone. Relative paths in a file are relative
@@ -27,9 +33,17 @@ import stat
 import tempfile
 import tomllib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from mpcnode import pki
 from mpcnode.errors import UsageError
@@ -88,6 +102,9 @@ class NodeConfig:
     metrics_listen: str | None  # None: no metrics endpoint
     cluster_file: Path
     crash_after_consume: bool = False  # [testing] only; never set in production
+    # [testing] only, never in production: sign a bare digest without a policy check, for
+    # the protocol-layer tests that predate zero-trust signing. Refused unless set here.
+    sign_unauthorized_digests: bool = False
     prime_pool: Path | None = None  # [primes] pool: safe primes for aux info (else generate)
     allow_test_primes: bool = False  # [testing] only: accept a TEST MATERIAL prime pool
 
@@ -128,6 +145,8 @@ class ClusterConfig:
     threshold: int  # t of t-of-n: the minimum number of signers
     nodes: dict[int, NodeEntry]
     path: Path
+    admins: dict[str, bytes] = field(default_factory=dict)  # admin id → raw Ed25519 key
+    admin_quorum: int = 0  # admins whose signatures a policy bundle needs
 
 
 @dataclass(frozen=True)
@@ -159,6 +178,7 @@ class ClusterLayout:
     coordinator_key: Path
     cluster_file: Path
     nodes: dict[int, NodeLayout]
+    admin_keys: dict[str, Path] = field(default_factory=dict)  # generated admin keys
 
 
 # --------------------------------------------------------------------------- ceremony
@@ -166,7 +186,8 @@ class ClusterLayout:
 
 def init_cluster(out: Path, nodes: int, threshold: int, *, host: str = "127.0.0.1",
                  base_port: int = 7100, metrics_base_port: int = 9100,
-                 cluster_name: str = "mpc-cluster") -> ClusterLayout:
+                 cluster_name: str = "mpc-cluster", admins: int = 3,
+                 admin_quorum: int = 2) -> ClusterLayout:
     """Create a new cluster directory: CA, certificates, identities and configs.
 
     Node i listens on ``host:base_port+i`` (metrics on ``metrics_base_port+i``). Everything
@@ -174,19 +195,22 @@ def init_cluster(out: Path, nodes: int, threshold: int, *, host: str = "127.0.0.
     half-made cluster behind.
     """
     _check_init_args(out, nodes, threshold, host, base_port, metrics_base_port, cluster_name)
+    if not 1 <= admin_quorum <= admins <= 32:
+        raise ClusterInitError(f"need 1 <= --admin-quorum ({admin_quorum}) <= --admins "
+                               f"({admins}) <= 32")
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".init"))
     try:
         _build_cluster(staging, nodes, threshold, host, base_port, metrics_base_port,
-                       cluster_name)
+                       cluster_name, admins, admin_quorum)
         if out.exists():
             out.rmdir()  # checked empty above; rmdir fails rather than lose anything
         staging.rename(out)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    return _layout(out, nodes)
+    return _layout(out, nodes, admins)
 
 
 def _check_init_args(out: Path, nodes: int, threshold: int, host: str, base_port: int,
@@ -212,11 +236,19 @@ def _check_init_args(out: Path, nodes: int, threshold: int, host: str, base_port
 
 
 def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port: int,
-                   metrics_base_port: int, cluster_name: str) -> None:
-    layout = _layout(root, nodes)
-    for d in (layout.ca_key.parent, layout.coordinator_key.parent,
+                   metrics_base_port: int, cluster_name: str, admins: int,
+                   admin_quorum: int) -> None:
+    layout = _layout(root, nodes, admins)
+    for d in (layout.ca_key.parent, layout.coordinator_key.parent, root / "admins",
               *(n.directory for n in layout.nodes.values())):
         d.mkdir(mode=0o700)
+    admin_entries: list[TomlTable] = []
+    for admin_id, key_path in layout.admin_keys.items():
+        admin_key = Ed25519PrivateKey.generate()
+        pki.write_private(key_path, admin_key.private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+        raw = admin_key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        admin_entries.append({"id": admin_id, "public_key": raw.hex()})
     ca_key, ca_cert = pki.make_ca(cluster_name)
     pki.write_private(layout.ca_key, ca_key)
     pki.write_public(layout.ca_cert, ca_cert)
@@ -250,13 +282,14 @@ def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port:
             "tls_cert": node.tls_cert.relative_to(root).as_posix(),
         })
     doc: dict[str, TomlTable | Sequence[TomlTable]] = {
-        "cluster": {"name": cluster_name, "threshold": threshold}, "node": entries}
+        "cluster": {"name": cluster_name, "threshold": threshold},
+        "policy": {"admin_quorum": admin_quorum}, "admin": admin_entries, "node": entries}
     pki.write_public(layout.cluster_file, dumps_toml(
         doc, header="Public cluster data: every node and the coordinator read this file."
     ).encode())
 
 
-def _layout(root: Path, nodes: int) -> ClusterLayout:
+def _layout(root: Path, nodes: int, admins: int = 0) -> ClusterLayout:
     def node(i: int) -> NodeLayout:
         d = root / f"node{i}"
         return NodeLayout(d, d / "node.toml", d / "tls.pem", d / "tls.key", d / "identity.pem",
@@ -265,7 +298,9 @@ def _layout(root: Path, nodes: int) -> ClusterLayout:
         root=root, ca_cert=root / "ca" / "ca.pem", ca_key=root / "ca" / "ca.key",
         coordinator_cert=root / "coordinator" / "coordinator.pem",
         coordinator_key=root / "coordinator" / "coordinator.key",
-        cluster_file=root / "cluster.toml", nodes={i: node(i) for i in range(1, nodes + 1)})
+        cluster_file=root / "cluster.toml", nodes={i: node(i) for i in range(1, nodes + 1)},
+        admin_keys={f"admin{k}": root / "admins" / f"admin{k}.key"
+                    for k in range(1, admins + 1)})
 
 
 # --------------------------------------------------------------------------- node.toml
@@ -297,6 +332,8 @@ def dump_node_config(cfg: NodeConfig) -> str:
         testing["crash_after_consume"] = True
     if cfg.allow_test_primes:
         testing["allow_test_primes"] = True
+    if cfg.sign_unauthorized_digests:
+        testing["sign_unauthorized_digests"] = True
     if testing:
         doc["testing"] = testing
     return dumps_toml(doc, header=f"Signer node {cfg.node_id}. Relative paths are relative "
@@ -316,7 +353,8 @@ def load_node_config(path: Path) -> NodeConfig:
     metrics = doc.optional_section("metrics", {"listen"})
     cluster = doc.section("cluster", {"file"})
     primes = doc.optional_section("primes", {"pool"})
-    testing = doc.optional_section("testing", {"crash_after_consume", "allow_test_primes"})
+    testing = doc.optional_section("testing", {"crash_after_consume", "allow_test_primes",
+                                               "sign_unauthorized_digests"})
 
     if seal.has("passphrase_file") == seal.has("passphrase_env"):
         raise ConfigError(path, "seal", "set exactly one of passphrase_file, passphrase_env")
@@ -340,6 +378,8 @@ def load_node_config(path: Path) -> NodeConfig:
         prime_pool=(primes.path("pool", must_exist=False) if primes is not None else None),
         allow_test_primes=(testing.boolean("allow_test_primes", default=False)
                            if testing is not None else False),
+        sign_unauthorized_digests=(testing.boolean("sign_unauthorized_digests", default=False)
+                                   if testing is not None else False),
     )
     _check_leaf(path, "tls.cert", cfg.tls_cert, cfg.tls_ca, pki.ROLE_NODE)
     return cfg
@@ -374,7 +414,7 @@ def load_cluster_config(path: Path) -> ClusterConfig:
     """Load and validate cluster.toml; raises ConfigError naming the file and key."""
     path = path.absolute()
     doc = _Doc(path, _read_toml(path))
-    doc.only_sections({"cluster", "node"})
+    doc.only_sections({"cluster", "node", "policy", "admin"})
     head = doc.section("cluster", {"name", "threshold"})
     name = head.string("name")
     raw_nodes = doc.data.get("node")
@@ -390,14 +430,41 @@ def load_cluster_config(path: Path) -> ClusterConfig:
         where = f"node[{index}]"
         if entry.id in nodes:
             raise ConfigError(path, f"{where}.id", f"duplicate node id {entry.id}")
-        for field, value in (("signing_key", entry.identity.signing_key),
-                             ("kex_key", entry.identity.kex_key)):
+        for key_name, value in (("signing_key", entry.identity.signing_key),
+                                ("kex_key", entry.identity.kex_key)):
             if value in seen_keys:
-                raise ConfigError(path, f"{where}.{field}", "key already used by another node")
+                raise ConfigError(path, f"{where}.{key_name}", "key already used by another node")
             seen_keys.add(value)
         nodes[entry.id] = entry
     threshold = head.integer("threshold", 1, len(nodes))
-    return ClusterConfig(name=name, threshold=threshold, nodes=nodes, path=path)
+    admins, quorum = _admins(path, doc)
+    return ClusterConfig(name=name, threshold=threshold, nodes=nodes, path=path,
+                         admins=admins, admin_quorum=quorum)
+
+
+def _admins(path: Path, doc: _Doc) -> tuple[dict[str, bytes], int]:
+    """The policy admins fixed at the ceremony; none means no policy can be installed."""
+    raw = doc.data.get("admin", [])
+    if not isinstance(raw, list):
+        raise ConfigError(path, "admin", "must be an array of [[admin]] tables")
+    admins: dict[str, bytes] = {}
+    for index, entry in enumerate(raw):
+        t = doc.table(f"admin[{index}]", entry, {"id", "public_key"})
+        admin_id = t.string("id")
+        if admin_id in admins:
+            raise ConfigError(path, f"admin[{index}].id", f"duplicate admin {admin_id!r}")
+        key = t.hex_key("public_key")
+        if key in admins.values():
+            raise ConfigError(path, f"admin[{index}].public_key", "key of another admin")
+        admins[admin_id] = key
+    policy = doc.optional_section("policy", {"admin_quorum"})
+    if policy is None:
+        if admins:
+            raise ConfigError(path, "policy.admin_quorum", "admins listed without a quorum")
+        return admins, 0
+    if not admins:
+        raise ConfigError(path, "admin", "a policy quorum needs [[admin]] entries")
+    return admins, policy.integer("admin_quorum", 1, len(admins))
 
 
 def _node_entry(t: _Table) -> NodeEntry:

@@ -15,6 +15,9 @@ class NodeMetrics:
                                 ["culprit"], registry=self.registry)
         self.signatures = Counter("mpcnode_signature_shares_total",
                                   "Signature shares released", registry=self.registry)
+        self.refusals = Counter("mpcnode_policy_refusals_total",
+                                "Sign requests the node's own policy check refused",
+                                registry=self.registry)
         self.pool = Gauge("mpcnode_presignatures_available", "Unused presignatures",
                           ["key_id"], registry=self.registry)
         self.latency = Histogram("mpcnode_rpc_seconds", "RPC latency", ["method"],

@@ -21,6 +21,7 @@ from mpcnode.crypto.random_source import RandomSource, SystemRandom
 from mpcnode.errors import UsageError
 from mpcnode.identity import IdentityKeys, IdentityPublic
 from mpcnode.params import DEFAULT_PROFILE, PROFILES, Profile
+from mpcnode.policy_state import PolicyState
 from mpcnode.prime_pool import take_primes
 from mpcnode.protocol import aux_info, keygen, presign, refresh
 from mpcnode.protocol.key_share import KeyShare
@@ -30,6 +31,7 @@ from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.sessions import Session, Starter, start_session
 from mpcnode.store import NodeStore
+from oms_core.authorization import AuthorizationDenied, SigningRequest
 
 SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped
 PrimeSource = Callable[[Profile], tuple[int, int]]
@@ -69,10 +71,15 @@ def primes_from(pool: Any, allow_test: bool, rng: RandomSource) -> PrimeSource:
 
 class SignerNode:
     def __init__(self, party: int, keys: IdentityKeys, identities: dict[int, IdentityPublic],
-                 store: NodeStore, primes: PrimeSource, rng: RandomSource | None = None) -> None:
+                 store: NodeStore, primes: PrimeSource, rng: RandomSource | None = None, *,
+                 policy: PolicyState, clock: Callable[[], float] = time.time,
+                 sign_unauthorized_digests: bool = False) -> None:
         if keys.public.party != party:
             raise UsageError("identity keys belong to another party")
         self.party = party
+        self.policy = policy
+        self.clock = clock
+        self.sign_unauthorized_digests = sign_unauthorized_digests  # TEST ONLY
         self.keys = keys
         self.identities = identities
         self.store = store
@@ -207,18 +214,43 @@ class SignerNode:
     # --- signing --------------------------------------------------------------------------
 
     def sign(self, req: pb.SignRequest) -> SignatureShare:
-        if len(req.digest) != 32:
-            raise UsageError(f"digest must be 32 bytes, got {len(req.digest)}")
+        """σ_i, only if this node's own policy check allows the signature (DESIGN §4)."""
         if not req.request_id:
             raise UsageError("a sign request needs a request id")
         if len(req.request_id.encode()) > MAX_REQUEST_ID:
             raise UsageError(f"a request id has at most {MAX_REQUEST_ID} bytes")
+        prior = self.store.answered(req.request_id, req.presignature_id)
+        if prior is not None:
+            return prior  # a retry: the same σ_i, and no second policy decision
         share = self._key_share(req.key_id)
         path = tuple(req.path)
+        digest = self._authorized_digest(req)
         return self.store.sign_once(
             req.presignature_id, req.request_id,
-            lambda p: sign_share(p, self._signer_set(share, p.public.signers, path),
-                                 req.digest))
+            lambda p: sign_share(p, self._signer_set(share, p.public.signers, path), digest))
+
+    def _authorized_digest(self, req: pb.SignRequest) -> bytes:
+        if not req.HasField("authorization"):
+            if not self.sign_unauthorized_digests:
+                raise AuthorizationDenied(
+                    "a sign request must carry an authorization (transaction, policy hash "
+                    "and approvals): this node never signs a bare digest")
+            if len(req.digest) != 32:  # TEST ONLY path, see NodeConfig
+                raise UsageError(f"digest must be 32 bytes, got {len(req.digest)}")
+            return req.digest
+        auth = req.authorization
+        request = SigningRequest(auth.request_id, req.key_id, tuple(req.path),
+                                 auth.transaction, req.digest, auth.initiator, auth.usd_price)
+        now = self.clock()
+        verdict = self.policy.authorize(request, list(auth.approvals),
+                                        auth.policy_hash.hex(), now)
+        self.policy.record(request, verdict, now)  # durable before σ_i can leave
+        return verdict.digest
+
+    def install_policy(self, raw: bytes) -> pb.InstallPolicyResponse:
+        bundle = self.policy.install(raw)
+        return pb.InstallPolicyResponse(policy_hash=bytes.fromhex(bundle.bundle_hash),
+                                        version=bundle.version)
 
     def _signer_set(self, share: KeyShare, signers: tuple[int, ...],
                     path: tuple[int, ...]) -> SignerSet:
@@ -260,7 +292,11 @@ class SignerNode:
             keys.append(pb.KeyInfo(key_id=key_id, public_key=pub.public_key.to_bytes(),
                                    threshold=pub.threshold, parties=list(pub.parties),
                                    epoch=pub.epoch, has_aux_info=has_aux, pool=pool))
-        return pb.InfoResponse(party=self.party, keys=keys, version="0.1.0")
+        bundle = self.policy.bundle
+        return pb.InfoResponse(
+            party=self.party, keys=keys, version="0.1.0",
+            policy_hash=bytes.fromhex(bundle.bundle_hash) if bundle else b"",
+            policy_version=bundle.version if bundle else 0)
 
 
 def new_nonce() -> bytes:

@@ -41,10 +41,13 @@ from mpcnode.crypto.random_source import SystemRandom
 from mpcnode.errors import PresignatureError, ProtocolError, UsageError, culprit_name
 from mpcnode.metrics import NodeMetrics
 from mpcnode.node import SignerNode, primes_from
+from mpcnode.policy_state import NoPolicyInstalled, PolicyState
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.rpc import node_pb2_grpc
 from mpcnode.seal import Sealer, load_or_create_salt
 from mpcnode.store import NodeStore
+from oms_core.authorization import AuthorizationDenied
+from oms_core.policy.errors import PolicyError
 
 log = logging.getLogger("mpcnode")
 SERVICE_NAME = "mpc.v1.SignerNode"
@@ -100,6 +103,11 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
         except PresignatureError as exc:
             _log("refused", method=method, reason=str(exc))
             context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"PresignatureError: {exc}")
+        except (AuthorizationDenied, PolicyError, NoPolicyInstalled) as exc:
+            # The node's own policy check said no: never retried, never another presignature.
+            self.metrics.refusals.inc()
+            _log("policy_refused", method=method, reason=str(exc)[:500])
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{type(exc).__name__}: {exc}")
         except KeyError as exc:
             context.abort(grpc.StatusCode.NOT_FOUND, str(exc.args[0] if exc.args else exc))
         except (UsageError, ValueError) as exc:
@@ -164,6 +172,15 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
 
         return self._call("Sign", context, run)
 
+    def InstallPolicy(self, request: pb.InstallPolicyRequest,
+                      context: grpc.ServicerContext) -> pb.InstallPolicyResponse:
+        def run() -> pb.InstallPolicyResponse:
+            resp = self.node.install_policy(request.bundle)
+            _log("policy_installed", version=resp.version, policy_hash=resp.policy_hash.hex())
+            return resp
+
+        return self._call("InstallPolicy", context, run)
+
     def PresignatureInfo(self, request: pb.PresignatureInfoRequest,
                          context: grpc.ServicerContext) -> pb.PresignatureInfoResponse:
         return self._call("PresignatureInfo", context, lambda: pb.PresignatureInfoResponse(
@@ -182,8 +199,10 @@ def build_node(cfg: NodeConfig) -> tuple[SignerNode, NodeStore]:
     store = NodeStore(cfg.data_dir, sealer, crash_after_consume=cfg.crash_after_consume)
     identities = {i: e.identity for i, e in cluster.nodes.items()}
     rng = SystemRandom()
+    policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
     node = SignerNode(cfg.node_id, keys, identities, store,
-                      primes_from(cfg.prime_pool, cfg.allow_test_primes, rng), rng)
+                      primes_from(cfg.prime_pool, cfg.allow_test_primes, rng), rng,
+                      policy=policy, sign_unauthorized_digests=cfg.sign_unauthorized_digests)
     return node, store
 
 
@@ -217,6 +236,7 @@ def running_server(cfg: NodeConfig) -> Iterator[tuple[grpc.Server, SignerNode, N
             health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         server.stop(grace=5).wait()
         store.close()
+        node.policy.close()
 
 
 def serve(cfg: NodeConfig) -> int:

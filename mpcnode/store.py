@@ -379,6 +379,17 @@ class NodeStore:
                 self._checkpoint()
         return share
 
+    def answered(self, request_id: str, presig_id: bytes) -> SignatureShare | None:
+        """The σ_i already given for ``request_id`` (a retry), else None."""
+        with self._lock:
+            prior = self._answered(request_id)
+        if prior is None:
+            return None
+        if prior.presignature_id != presig_id:
+            raise PresignatureError(f"request {request_id!r} was already answered with "
+                                    "another presignature")
+        return SignatureShare(prior.party, presig_id, prior.sigma)
+
     def _answered(self, request_id: str) -> Consumption | None:
         rec = self._journaled_requests.get(request_id)
         if rec is not None:

@@ -53,8 +53,13 @@ def _free(port: int) -> bool:
 
 
 def make_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = False,
-                 crash_after_consume: set[int] | None = None) -> ClusterLayout:
-    """``mpc-ceremony init`` plus TEST ONLY prime pools and test settings per node."""
+                 crash_after_consume: set[int] | None = None,
+                 unauthorized_digests: bool = True) -> ClusterLayout:
+    """``mpc-ceremony init`` plus TEST ONLY prime pools and test settings per node.
+
+    ``unauthorized_digests`` (TEST ONLY) lets the nodes sign bare digests without a
+    policy check, for the tests of the protocol and transport layers; the zero-trust
+    tests turn it off, as production configs always are."""
     base = free_port_base(nodes)
     layout = init_cluster(root, nodes, threshold, base_port=base,
                           metrics_base_port=base + 1000)
@@ -70,16 +75,18 @@ def make_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = Fals
         cfg = dataclasses.replace(
             cfg, prime_pool=pool, allow_test_primes=True,
             metrics_listen=cfg.metrics_listen if metrics else None,
-            crash_after_consume=i in (crash_after_consume or set()))
+            crash_after_consume=i in (crash_after_consume or set()),
+            sign_unauthorized_digests=unauthorized_digests)
         path.write_text(dump_node_config(cfg))
     return layout
 
 
 @contextmanager
-def in_process_cluster(root: Path, nodes: int, threshold: int) -> Iterator[Coordinator]:
+def in_process_cluster(root: Path, nodes: int, threshold: int, *,
+                       unauthorized_digests: bool = True) -> Iterator[Coordinator]:
     from mpcnode.server import running_server
 
-    make_cluster(root, nodes, threshold)
+    make_cluster(root, nodes, threshold, unauthorized_digests=unauthorized_digests)
     with ExitStack() as stack:
         for i in range(1, nodes + 1):
             stack.enter_context(running_server(load_node_config(root / f"node{i}" / "node.toml")))

@@ -2,9 +2,11 @@ from __future__ import annotations
 
 import dataclasses
 import ipaddress
+import re
 import shutil
 import stat
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -56,7 +58,8 @@ def _mode(p: Path) -> int:
 
 def test_init_creates_every_file_with_its_mode(made: ClusterLayout) -> None:
     root = made.root
-    private = ["ca/ca.key", "coordinator/coordinator.key"]
+    private = ["ca/ca.key", "coordinator/coordinator.key",
+               "admins/admin1.key", "admins/admin2.key", "admins/admin3.key"]
     public = ["ca/ca.pem", "ca/README.txt", "coordinator/coordinator.pem", "cluster.toml"]
     for i in range(1, N + 1):
         private += [f"node{i}/tls.key", f"node{i}/identity.pem", f"node{i}/passphrase"]
@@ -398,3 +401,33 @@ def test_toml_writer_refuses_what_it_cannot_write() -> None:
         dumps_toml({"t": {"a": 2**63}})
     with pytest.raises(ValueError, match="surrogate"):
         dumps_toml({"t": {"a": "\ud800"}})
+
+
+def test_cluster_fixes_policy_admins_and_quorum(made: ClusterLayout) -> None:
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import (
+        Encoding,
+        PublicFormat,
+        load_pem_private_key,
+    )
+
+    cluster = load_cluster_config(made.cluster_file)
+    assert cluster.admin_quorum == 2 and sorted(cluster.admins) == ["admin1", "admin2", "admin3"]
+    for admin_id, path in made.admin_keys.items():
+        key = load_pem_private_key(path.read_bytes(), None)
+        assert isinstance(key, Ed25519PrivateKey)
+        assert key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw) == \
+            cluster.admins[admin_id]
+
+
+@pytest.mark.parametrize("edit, key", [
+    (lambda t: t.replace("admin_quorum = 2", "admin_quorum = 4"), "policy.admin_quorum"),
+    (lambda t: t.replace("admin_quorum = 2", "admin_quorum = 0"), "policy.admin_quorum"),
+    (lambda t: t.replace('id = "admin2"', 'id = "admin1"'), "admin[1].id"),
+])
+def test_bad_admin_config_refused(made: ClusterLayout, tmp_path: Path,
+                                  edit: Callable[[str], str], key: str) -> None:
+    bad = made.cluster_file.parent / "bad-cluster.toml"
+    bad.write_text(edit(made.cluster_file.read_text()))
+    with pytest.raises(ConfigError, match=re.escape(key)):
+        load_cluster_config(bad)

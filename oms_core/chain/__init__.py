@@ -1,0 +1,1 @@
+"""Ethereum: transactions, token call decoding and what a transaction means to the policy."""

@@ -1,0 +1,36 @@
+"""USD valuation of an asset amount, and how USD amounts are written in messages.
+
+A request is valued at the *higher* of the OMS oracle price and the asset's signed price
+floor: the signer nodes re-evaluate every request with the floor from the admin-signed
+policy, so a compromised OMS (or a manipulated oracle) that quotes an asset too low cannot
+make a large transfer look small enough to slip under a limit or an approval threshold.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
+
+_MONEY = Context(prec=160, traps=[InvalidOperation, DivisionByZero, Overflow])
+"""Explicit arithmetic context (never the thread-global one): 160 digits hold a uint256
+amount (78 digits) times any sensible price without rounding."""
+
+_CENT = Decimal("0.01")
+
+
+def valuation_price(quoted: Decimal, floor: Decimal) -> Decimal:
+    """The price a request is valued at: never below the signed floor."""
+    return max(quoted, floor)
+
+
+def usd_value(amount: int, decimals: int, price: Decimal) -> Decimal:
+    """``amount / 10**decimals × price`` for an amount in base units (wei, token units)."""
+    whole = Decimal(amount).scaleb(-decimals, _MONEY)
+    return _MONEY.multiply(whole, price)
+
+
+def format_usd(value: Decimal) -> str:
+    """``1,000,000`` or ``1,234.57``: thousands separators, cents only when there are any,
+    rounded away from zero so a tiny excess never prints as 0."""
+    if value == value.to_integral_value():
+        return f"{int(value):,}"
+    return f"{value.quantize(_CENT, rounding=ROUND_UP, context=_MONEY):,}"
