@@ -146,11 +146,12 @@ def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence
         r.value for r in initiator.roles)), now=now, usage_24h_usd=usage_24h_usd)
     decision.raise_if_blocked()
     if decision.action is not Action.ALLOW:
+        # The initiator's assertion proves the request; it never counts as an approval.
         ok, why = approvals_satisfied(
-            decision, [(v.user_id, frozenset(r.value for r in v.roles)) for v in verified],
-            request.initiator)
+            decision, [(v.user_id, frozenset(r.value for r in v.roles)) for v in verified
+                       if v.user_id != request.initiator], request.initiator)
         if not ok:
-            raise PolicyDenied(decision.rule, f"approvals missing: {why}")
+            raise PolicyDenied(decision.rule, f"{decision.reason}; approvals missing: {why}")
     else:
         why = "no approvals required"
     assert decision.usd_amount is not None  # a listed asset is always valued

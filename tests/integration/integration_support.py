@@ -44,12 +44,14 @@ def stop_all(procs: ProcessCluster) -> None:
 
 @contextlib.contextmanager
 def process_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = False,
-                    crash_after_consume: set[int] | None = None
+                    crash_after_consume: set[int] | None = None,
+                    unauthorized_digests: bool = True
                     ) -> Iterator[tuple[ProcessCluster, Coordinator]]:
     """``nodes`` real ``python -m mpcnode serve`` processes, all healthy, and a coordinator.
     Every process is stopped on exit, whatever happened."""
     make_cluster(root, nodes, threshold, metrics=metrics,
-                 crash_after_consume=crash_after_consume)
+                 crash_after_consume=crash_after_consume,
+                 unauthorized_digests=unauthorized_digests)
     procs = ProcessCluster(root)
     try:
         for i in range(1, nodes + 1):

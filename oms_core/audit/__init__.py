@@ -1,0 +1,46 @@
+"""The OMS's tamper-evident audit log (DESIGN §6, "Audit").
+
+Every OMS action is appended, in the same SQLite transaction as the change it records, to
+a hash chain and to an RFC 6962 Merkle tree whose tree heads the dedicated audit key signs.
+An auditor holding only the public key checks the whole log (``verify_log``, ``oms audit
+verify``) and inclusion / consistency proofs offline (``oms audit check-proof``).
+
+Modules: ``merkle`` (RFC 6962 / 9162 tree, proofs, verification), ``canonical_json`` and
+``entry`` (what an entry is hashed as), ``tree_head`` (signed tree heads),
+``signing_key`` (the audit key and its files), ``log`` (the SQLite log), ``verify``
+(whole-log verification), ``cli`` (the ``oms audit`` commands), ``errors``.
+"""
+
+from oms_core.audit.entry import AuditEntry
+from oms_core.audit.errors import (
+    AuditError,
+    AuditLogError,
+    AuditVerificationError,
+    CanonicalJSONError,
+    ProofError,
+    SigningKeyError,
+    TreeHeadError,
+)
+from oms_core.audit.log import AuditLog
+from oms_core.audit.signing_key import AuditSigner, load_public_key, load_signer
+from oms_core.audit.tree_head import SignedTreeHead, TreeHead
+from oms_core.audit.verify import VerifyReport, verify_log
+
+__all__ = [
+    "AuditEntry",
+    "AuditError",
+    "AuditLog",
+    "AuditLogError",
+    "AuditSigner",
+    "AuditVerificationError",
+    "CanonicalJSONError",
+    "ProofError",
+    "SignedTreeHead",
+    "SigningKeyError",
+    "TreeHead",
+    "TreeHeadError",
+    "VerifyReport",
+    "load_public_key",
+    "load_signer",
+    "verify_log",
+]

@@ -1,0 +1,46 @@
+"""The audit package's exception types: one per kind of failure a caller may handle.
+
+Messages are written for the person reading them (an operator or an auditor) and never
+contain key material.
+"""
+
+from __future__ import annotations
+
+
+class AuditError(Exception):
+    """Base of every error raised by ``oms_core.audit``."""
+
+
+class CanonicalJSONError(AuditError, ValueError):
+    """A value cannot be encoded as canonical JSON (a NaN, a non-string key, a set …)."""
+
+
+class ProofError(AuditError):
+    """A Merkle inclusion or consistency proof is malformed or does not verify."""
+
+
+class TreeHeadError(AuditError):
+    """A signed tree head is malformed or its signature does not verify."""
+
+
+class SigningKeyError(AuditError):
+    """The audit signing key file is missing, unsafe, unreadable or of the wrong type."""
+
+
+class AuditLogError(AuditError):
+    """The log was used wrongly (unknown index, no tree head of that size, other log id …)."""
+
+
+class AuditVerificationError(AuditError):
+    """Whole-log verification found a defect.
+
+    ``index`` is the first bad entry when an entry is at fault (None when the defect is in
+    a tree head alone); ``tree_head`` names the tree head at fault, if any.
+    """
+
+    def __init__(self, reason: str, *, index: int | None = None,
+                 tree_head: str | None = None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.index = index
+        self.tree_head = tree_head
