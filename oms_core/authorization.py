@@ -95,6 +95,16 @@ class SigningRequest:
                "usd_price": self.usd_price}
         return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
 
+    @classmethod
+    def from_canonical(cls, raw: bytes) -> SigningRequest:
+        doc = json.loads(raw)
+        request = cls(doc["request_id"], bytes.fromhex(doc["key_id"]), tuple(doc["path"]),
+                      bytes.fromhex(doc["transaction"]), bytes.fromhex(doc["digest"]),
+                      doc["initiator"], doc["usd_price"])
+        if request.canonical() != raw:
+            raise ValueError("not a canonical signing request")
+        return request
+
     def challenge(self, bundle_hash: str) -> bytes:
         return approval_challenge(self.canonical(), bytes.fromhex(bundle_hash), self.request_id)
 

@@ -2,7 +2,7 @@
 
 Run by the package build (setup.py) and, as a fallback, on first import from a
 checkout that was never built. Output: mpcnode/rpc/node_pb2.py, node_pb2.pyi,
-node_pb2_grpc.py (not committed).
+node_pb2_grpc.py and oms_core/rpc/oms_pb2*.py (not committed).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PROTOS = ("mpcnode/rpc/node.proto",)
+PROTOS = ("mpcnode/rpc/node.proto", "oms_core/rpc/oms.proto")
 
 
 def generate(root: Path) -> None:

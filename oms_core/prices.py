@@ -1,0 +1,30 @@
+"""Where the OMS gets USD prices. Issue 5 brings several oracle sources with staleness and
+deviation checks; until then a fixed table (the operator's configured price) serves. The
+nodes never trust this price below the policy's signed floor (``min_usd_price``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from decimal import Decimal
+from typing import Protocol
+
+
+class PriceUnavailable(Exception):  # noqa: N818 - a state, as users read it
+    """No usable price: the request is held, never priced by a guess."""
+
+
+class PriceSource(Protocol):
+    def usd_price(self, asset: str) -> Decimal: ...
+
+
+class FixedPrices:
+    """Operator-configured prices per asset symbol."""
+
+    def __init__(self, prices: Mapping[str, Decimal | str | int]) -> None:
+        self._prices = {k: Decimal(v) for k, v in prices.items()}
+
+    def usd_price(self, asset: str) -> Decimal:
+        try:
+            return self._prices[asset]
+        except KeyError:
+            raise PriceUnavailable(f"no USD price for {asset}") from None
