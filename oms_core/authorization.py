@@ -24,12 +24,18 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
+from functools import lru_cache
 
 from oms_core.approvals.assertion import Approval, VerifiedApproval, verify_approval
 from oms_core.approvals.challenge import approval_challenge
 from oms_core.approvals.errors import ApprovalError
 from oms_core.approvals.registry import ApproverRegistry
-from oms_core.chain.ethereum_tx import TransactionError, decode_unsigned
+from oms_core.chain.ethereum_tx import (
+    TransactionError,
+    UnsignedTx,
+    decode_unsigned,
+    keccak_digest,
+)
 from oms_core.chain.intent import IntentError, intent_of
 from oms_core.policy.approvals import approvals_satisfied
 from oms_core.policy.bundle import PolicyBundle
@@ -120,19 +126,26 @@ class Verdict:
     counters: Mapping[bytes, int]  # credential id → new sign counter
 
 
-def signing_digest(transaction: bytes, digest: bytes) -> bytes:
-    """The digest to sign: Keccak of the unsigned transaction, or a raw 32-byte digest."""
+def signing_digest(transaction: bytes, digest: bytes) -> tuple[bytes, UnsignedTx | None]:
+    """The digest to sign — Keccak of the unsigned transaction, or a raw 32-byte digest —
+    and the decoded transaction."""
     if transaction:
         try:
-            computed = decode_unsigned(transaction).signing_digest()
+            tx = decode_unsigned(transaction)
         except TransactionError as exc:
             raise AuthorizationDenied(f"transaction refused: {exc}") from None
+        computed = keccak_digest(transaction)
         if digest and digest != computed:
             raise AuthorizationDenied("the digest is not the hash of the transaction")
-        return computed
+        return computed, tx
     if len(digest) != 32:
         raise AuthorizationDenied("a raw-digest request needs a 32-byte digest")
-    return digest
+    return digest, None
+
+
+@lru_cache(maxsize=8)
+def _registry(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
+    return parse_registry_blob(blob)
 
 
 def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence[bytes], *,
@@ -143,8 +156,8 @@ def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence
         raise AuthorizationDenied(
             f"stale or unknown policy: request was evaluated under {policy_hash[:16] or '-'}…, "
             f"this signer holds policy v{bundle.version} ({bundle.bundle_hash[:16]}…)")
-    digest = signing_digest(request.transaction, request.digest)
-    rp, registry = parse_registry_blob(bundle.approver_registry)
+    digest, tx = signing_digest(request.transaction, request.digest)
+    rp, registry = _registry(bundle.approver_registry)
     initiator = registry.find(request.initiator)
     if initiator is None:
         raise AuthorizationDenied(f'initiator "{request.initiator}" is not in the registry')
@@ -152,7 +165,7 @@ def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence
     if not any(v.user_id == request.initiator for v in verified):
         raise AuthorizationDenied(
             f'no valid assertion from the initiator "{request.initiator}" over this request')
-    decision = evaluate(bundle.policy, _policy_input(bundle, request, frozenset(
+    decision = evaluate(bundle.policy, _policy_input(bundle, request, tx, frozenset(
         r.value for r in initiator.roles)), now=now, usage_24h_usd=usage_24h_usd)
     decision.raise_if_blocked()
     if decision.action is not Action.ALLOW:
@@ -191,18 +204,17 @@ def _verified(approvals: Sequence[bytes], registry: ApproverRegistry, rp: Relyin
     return out
 
 
-def _policy_input(bundle: PolicyBundle, request: SigningRequest,
+def _policy_input(bundle: PolicyBundle, request: SigningRequest, tx: UnsignedTx | None,
                   roles: frozenset[str]) -> PolicyInput:
     try:
         price = Decimal(request.usd_price or "0")
     except InvalidOperation:
         raise AuthorizationDenied(f"usd price {request.usd_price!r} is not a number") from None
     policy = bundle.policy
-    if not request.transaction:
+    if tx is None:
         native = policy.assets[0].symbol if policy.assets else "-"
         return PolicyInput(request.request_id, request.initiator, roles, native, 0, price,
                            RAW_DIGEST_DESTINATION, None, raw_digest=True)
-    tx = decode_unsigned(request.transaction)
     try:
         intent = intent_of(tx, policy.assets)
     except IntentError as exc:

@@ -19,6 +19,35 @@ TYPE_LEGACY = 0
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
 
 
+def _rlp_length(n: int, offset: int) -> bytes:
+    if n < 56:
+        return bytes([offset + n])
+    b = n.to_bytes((n.bit_length() + 7) // 8, "big")
+    return bytes([offset + 55 + len(b)]) + b
+
+
+def rlp_encode(item: object) -> bytes:
+    """RLP (Ethereum Yellow Paper, appendix B) of ints, bytes and lists of them. Written
+    out because the generic encoder's type inference dominated a node's policy check;
+    tests compare it with the ``rlp`` package."""
+    if isinstance(item, int):
+        if item < 0:
+            raise TransactionError("RLP encodes non-negative integers only")
+        item = item.to_bytes((item.bit_length() + 7) // 8, "big") if item else b""
+    if isinstance(item, bytes):
+        if len(item) == 1 and item[0] < 0x80:
+            return item
+        return _rlp_length(len(item), 0x80) + item
+    if isinstance(item, list):
+        body = b"".join(rlp_encode(x) for x in item)
+        return _rlp_length(len(body), 0xC0) + body
+    raise TransactionError(f"cannot RLP-encode {type(item).__name__}")
+
+
+def keccak_digest(data: bytes) -> bytes:
+    return bytes(keccak(data))
+
+
 class TransactionError(ValueError):
     """Bytes that are not an unsigned transaction this system signs."""
 
@@ -70,8 +99,8 @@ class UnsignedTx:
     def encode(self) -> bytes:
         """The bytes whose Keccak-256 is signed (EIP-1559 §"signature"; EIP-155)."""
         if self.tx_type == TYPE_EIP1559:
-            return bytes([TYPE_EIP1559]) + bytes(rlp.encode(self.fields()))
-        return bytes(rlp.encode([*self.fields(), self.chain_id, 0, 0]))
+            return bytes([TYPE_EIP1559]) + rlp_encode(self.fields())
+        return rlp_encode([*self.fields(), self.chain_id, 0, 0])
 
     def signing_digest(self) -> bytes:
         return bytes(keccak(self.encode()))
@@ -83,9 +112,9 @@ class UnsignedTx:
         if recovery_id not in (0, 1):
             raise TransactionError("recovery id must be 0 or 1 for Ethereum (R.x < n)")
         if self.tx_type == TYPE_EIP1559:
-            return bytes([TYPE_EIP1559]) + bytes(rlp.encode([*self.fields(), recovery_id, r, s]))
+            return bytes([TYPE_EIP1559]) + rlp_encode([*self.fields(), recovery_id, r, s])
         v = recovery_id + 35 + 2 * self.chain_id
-        return bytes(rlp.encode([*self.fields(), v, r, s]))
+        return rlp_encode([*self.fields(), v, r, s])
 
 
 def _int(item: object, name: str) -> int:

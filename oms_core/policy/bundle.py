@@ -15,6 +15,7 @@ import hashlib
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
@@ -60,11 +61,11 @@ class PolicyBundle:
     def version(self) -> int:
         return self.policy.version
 
-    @property
+    @cached_property  # the bundle is immutable; nodes ask for its hash on every request
     def policy_hash(self) -> str:
         return policy_hash(self.policy)
 
-    @property
+    @cached_property
     def bundle_hash(self) -> str:
         """SHA-256 (hex) of a domain tag, the policy hash and the registry's SHA-256: fixed
         lengths, so no two different bundles share the hashed bytes."""

@@ -35,8 +35,15 @@ def canonical_json(value: JsonValue) -> bytes:
 
 
 def policy_hash(policy: Policy) -> str:
-    """SHA-256 (hex) of the canonical JSON of the parsed policy."""
-    return hashlib.sha256(canonical_json(policy_to_canonical(policy))).hexdigest()
+    """SHA-256 (hex) of the canonical JSON of the parsed policy.
+
+    Memoised on the (frozen, never mutated) policy object: every evaluation reports the
+    hash, and signer nodes evaluate on every sign request."""
+    cached = policy.__dict__.get("_policy_hash")
+    if cached is None:
+        cached = hashlib.sha256(canonical_json(policy_to_canonical(policy))).hexdigest()
+        object.__setattr__(policy, "_policy_hash", cached)
+    return str(cached)
 
 
 def decimal_text(value: Decimal) -> str:

@@ -18,6 +18,7 @@ from oms_core.chain.ethereum_tx import (
     TransactionError,
     UnsignedTx,
     decode_unsigned,
+    rlp_encode,
 )
 
 KEY = PrivateKey(bytes.fromhex("4c0883a69102937d6231471b5dbb6204fe5129617082792ae468d01a3f362318"))
@@ -131,3 +132,11 @@ def test_erc20_decode_strict() -> None:
     dirty[4] = 1
     with pytest.raises(erc20.CallDecodeError, match="dirty"):
         erc20.decode(bytes(dirty))
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.recursive(st.one_of(st.integers(0, 2**300), st.binary(max_size=80)),
+                    lambda inner: st.lists(inner, max_size=6), max_leaves=20))
+def test_rlp_encoder_matches_the_rlp_package(item: object) -> None:
+    import rlp
+    assert rlp_encode(item) == rlp.encode(item)
