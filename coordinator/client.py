@@ -99,3 +99,14 @@ class NodeClient:
         resp: pb.PresignatureInfoResponse = self.stub.PresignatureInfo(
             pb.PresignatureInfoRequest(presignature_id=presig_id), timeout=self.timeout)
         return resp
+
+    @_idempotent
+    def sign_evidence(self, req: pb.SignEvidenceRequest) -> pb.SignEvidenceResponse:
+        """Read-only at the node (identification after a failed signature): retried."""
+        resp: pb.SignEvidenceResponse = self.stub.SignEvidence(req, timeout=self.timeout)
+        return resp
+
+    @_idempotent
+    def identify_signers(self, req: pb.IdentifySignersRequest) -> pb.IdentifySignersResponse:
+        resp: pb.IdentifySignersResponse = self.stub.IdentifySigners(req, timeout=self.timeout)
+        return resp

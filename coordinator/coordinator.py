@@ -3,7 +3,10 @@
 It relays each round's envelopes between nodes (star topology) without being able to
 read or forge them, picks a healthy t-subset for signing, keeps presignature pools
 topped up, and verifies every combined signature before returning it. Any abort is
-reported with its culprit: a node id, or ``coordinator`` for a relay fault.
+reported with its culprit: a node id, or ``coordinator`` for a relay fault. When nodes
+name different culprits (a cheater blames someone else), the one most nodes name is
+reported (``accusations``); a signature that does not verify runs the identification
+step (``identification``).
 """
 
 from __future__ import annotations
@@ -18,10 +21,13 @@ from typing import Any, TypeVar
 
 import grpc
 
+from coordinator.accusations import culprit_of, majority
 from coordinator.client import NodeClient
+from coordinator.identification import identify_bad_share, mta_transcript
 from mpcnode import codec
 from mpcnode.cluster_config import CoordinatorConfig
-from mpcnode.errors import culprit_name
+from mpcnode.errors import ProtocolError, culprit_name
+from mpcnode.identity import IdentityPublic
 from mpcnode.node import AuxResult, KeygenResult
 from mpcnode.params import DEFAULT_PROFILE
 from mpcnode.protocol.presignature import PresignaturePublic
@@ -69,11 +75,22 @@ class SessionRecord:
     results: dict[int, bytes] = field(default_factory=dict)  # each node's public result
 
 
-def _culprit_of(exc: grpc.RpcError) -> int | None:
-    for key, value in exc.trailing_metadata() or ():
-        if key == "culprit" and value not in ("None", ""):
-            return int(value)
-    return None
+_culprit_of = culprit_of
+
+
+def _aborted(protocol: str, failed: dict[int, grpc.RpcError]) -> SessionAbortedError:
+    """The abort of a round in which some nodes failed: the culprit the most ABORTED
+    nodes name; without any such, the first node's error as it was."""
+    aborted = {i: e for i, e in sorted(failed.items())
+               if e.code() == grpc.StatusCode.ABORTED}
+    verdict = majority({i: [culprit_of(e)] for i, e in aborted.items()})
+    if verdict.culprit is None:
+        first = aborted[min(aborted)] if aborted else failed[min(failed)]
+        return SessionAbortedError(protocol, culprit_of(first), str(first.details()))
+    reason = str(aborted[verdict.votes[verdict.culprit][0]].details())
+    if not verdict.unanimous or verdict.tie:
+        reason = f"{reason} ({verdict.summary()})"
+    return SessionAbortedError(protocol, verdict.culprit, reason)
 
 
 class Coordinator:
@@ -90,6 +107,9 @@ class Coordinator:
         self._ready: dict[tuple[bytes, tuple[int, ...], tuple[int, ...]],
                           list[PresignaturePublic]] = {}
         self._thresholds: dict[bytes, int] = {}
+        # The presign/2 messages of each ready presignature, by its id: what the
+        # identification step needs if a signature made from it does not verify.
+        self._transcripts: dict[bytes, list[pb.Envelope]] = {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -107,6 +127,28 @@ class Coordinator:
     def _parallel(self, parties: Iterable[int], fn: Callable[[NodeClient], T]) -> dict[int, T]:
         futures = {i: self._pool.submit(fn, self.clients[i]) for i in parties}
         return {i: f.result() for i, f in futures.items()}
+
+    def _attempt_all(self, parties: Iterable[int], fn: Callable[[NodeClient], T]
+                     ) -> dict[int, T | grpc.RpcError]:
+        """Like ``_parallel``, but a node's gRPC error is its answer, not an exception."""
+
+        def attempt(c: NodeClient) -> T | grpc.RpcError:
+            try:
+                return fn(c)
+            except grpc.RpcError as exc:
+                return exc
+
+        return self._parallel(parties, attempt)
+
+    def _round_at(self, protocol: str, parties: Iterable[int],
+                  fn: Callable[[NodeClient], pb.RoundResponse]) -> dict[int, pb.RoundResponse]:
+        """Every node's answer to one step of a session; if any failed, every node's
+        failure counts for the culprit reported."""
+        got = self._attempt_all(parties, fn)
+        failed = {i: r for i, r in got.items() if not isinstance(r, pb.RoundResponse)}
+        if failed:
+            raise _aborted(protocol, failed)
+        return {i: r for i, r in got.items() if isinstance(r, pb.RoundResponse)}
 
     def healthy(self) -> list[int]:
         status = self._parallel(self.clients, lambda c: c.healthy())
@@ -127,7 +169,7 @@ class Coordinator:
                                 "path": list(path), "profile": profile})
         try:
             say(f"{protocol}: starting at nodes {list(parties)}")
-            responses = self._parallel(parties, lambda c: c.start(req))
+            responses = self._round_at(protocol, parties, lambda c: c.start(req))
             sids = {r.session_id for r in responses.values()}
             if len(sids) != 1:
                 raise SessionAbortedError(protocol, None, "nodes disagree on the session id")
@@ -146,13 +188,13 @@ class Coordinator:
                     inbound = self.relay(protocol, c.party, inbound)
                     return c.round(pb.RoundRequest(nonce=nonce, inbound=inbound))
 
-                responses = self._parallel(parties, deliver)
+                responses = self._round_at(protocol, parties, deliver)
                 rnd += 1
         except grpc.RpcError as exc:
             self._abort_all(parties, nonce, str(exc.details()))
             raise SessionAbortedError(protocol, _culprit_of(exc), str(exc.details())) from exc
-        except SessionAbortedError:
-            self._abort_all(parties, nonce, "aborted by the coordinator")
+        except SessionAbortedError as exc:
+            self._abort_all(parties, nonce, str(exc))
             raise
         for i, r in responses.items():
             record.results[i] = r.result
@@ -219,7 +261,13 @@ class Coordinator:
                        for i, r in rec.results.items()}
             _check_same_presignature(publics)
             public = publics[signers[0]]
+            try:
+                transcript = mta_transcript(signers, rec.session_id, rec.disclosed,
+                                            self._identities())
+            except ProtocolError as exc:  # never used: a cheat could not be pinned on anyone
+                raise SessionAbortedError("presign", exc.culprit, exc.reason) from exc
             with self._lock:
+                self._transcripts[public.session] = transcript
                 self._ready.setdefault((key_id, signers, tuple(path)), []).append(public)
             out.append(public)
         return out
@@ -302,6 +350,7 @@ class Coordinator:
         for attempt in range(2):
             public = self._take_presignature(key_id, path, up) or self._fresh_presignature(
                 key_id, path, up)
+            transcript = self._take_transcript(public.session)
             req = pb.SignRequest(key_id=key_id, path=list(path), digest=digest,
                                  presignature_id=public.session,
                                  request_id=f"{request_id}/{attempt}",
@@ -324,7 +373,20 @@ class Coordinator:
         try:
             return combine(public, shares, digest)
         except SignatureCheckError as exc:
-            raise SessionAbortedError("sign", exc.culprit, exc.reason) from exc
+            # CGGMP21 §4.3: every signer reopens χ_j, every signer checks the others.
+            culprit, reason = identify_bad_share(
+                self._attempt_all, public, req.request_id, digest,
+                {i: r.sigma for i, r in responses.items()}, transcript, self._identities())
+            raise SessionAbortedError("sign", culprit, reason) from exc
+
+    def _take_transcript(self, presig_id: bytes) -> list[pb.Envelope] | None:
+        """The kept presign/2 messages of a presignature being used (None if this
+        coordinator never saw its session: a pool rebuilt by ``sync_pool``)."""
+        with self._lock:
+            return self._transcripts.pop(presig_id, None)
+
+    def _identities(self) -> dict[int, IdentityPublic]:
+        return {i: e.identity for i, e in self.config.cluster.nodes.items()}
 
     def _fresh_presignature(self, key_id: bytes, path: Sequence[int], up: set[int]
                             ) -> PresignaturePublic:

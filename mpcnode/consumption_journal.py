@@ -8,8 +8,10 @@ replayed into it when the store opens, so the journal is the truth about consump
 from the moment it returns until a checkpoint has made the table durable.
 
 Record framing (all lengths big-endian): ``u32 length ‖ payload ‖ SHA-256(payload)``,
-payload = ``u8 id length ‖ presignature id ‖ u32 party ‖ 32-byte σ_i ‖ request id
-(UTF-8)``. A torn last record (a crash inside the write, before ``fdatasync`` returned)
+payload = ``u8 id length ‖ presignature id ‖ u32 party ‖ 32-byte σ_i ‖ u16 request id
+length ‖ request id (UTF-8) ‖ note``. The note is what the node's policy check must
+remember about the signature (its ledger entry and sign counters), made durable by the
+same ``fdatasync``. A torn last record (a crash inside the write, before ``fdatasync`` returned)
 was never acknowledged, so no σ_i from it left the node: it is dropped. A bad record
 followed by good ones is damage, not a torn write, and the store refuses to open.
 """
@@ -27,9 +29,12 @@ _PARTY = struct.Struct(">I")
 _DIGEST = 32
 _SIGMA = 32
 MAX_REQUEST_ID = 256  # bytes of UTF-8
+MAX_NOTE = 4096
+_RID_LEN = struct.Struct(">H")
 # The longest record: a torn write can leave at most this many bytes at the end, so more
 # unparsable bytes than this are damage (e.g. a flipped length prefix), never a tear.
-MAX_RECORD = _LEN.size + 1 + 255 + _PARTY.size + _SIGMA + MAX_REQUEST_ID + _DIGEST
+MAX_RECORD = (_LEN.size + 1 + 255 + _PARTY.size + _SIGMA + _RID_LEN.size + MAX_REQUEST_ID
+              + MAX_NOTE + _DIGEST)
 
 
 class JournalError(Exception):
@@ -42,15 +47,20 @@ class Consumption:
     party: int
     sigma: int
     request_id: str
+    note: bytes = b""
 
     def encode(self) -> bytes:
         pid = self.presignature_id
         if not 0 < len(pid) < 256:
             raise ValueError("presignature id must have 1..255 bytes")
-        if len(self.request_id.encode()) > MAX_REQUEST_ID:
+        rid = self.request_id.encode()
+        if len(rid) > MAX_REQUEST_ID:
             raise ValueError(f"request id longer than {MAX_REQUEST_ID} bytes")
+        if len(self.note) > MAX_NOTE:
+            raise ValueError(f"note longer than {MAX_NOTE} bytes")
         payload = (bytes([len(pid)]) + pid + _PARTY.pack(self.party)
-                   + self.sigma.to_bytes(_SIGMA, "big") + self.request_id.encode())
+                   + self.sigma.to_bytes(_SIGMA, "big") + _RID_LEN.pack(len(rid)) + rid
+                   + self.note)
         return _LEN.pack(len(payload)) + payload + hashlib.sha256(payload).digest()
 
     @classmethod
@@ -58,12 +68,16 @@ class Consumption:
         n = payload[0]
         pid = payload[1:1 + n]
         rest = payload[1 + n:]
-        if len(pid) != n or len(rest) < _PARTY.size + _SIGMA:
+        fixed = _PARTY.size + _SIGMA + _RID_LEN.size
+        if len(pid) != n or len(rest) < fixed:
             raise JournalError("journal record too short")
         party = _PARTY.unpack_from(rest)[0]
         sigma = int.from_bytes(rest[_PARTY.size:_PARTY.size + _SIGMA], "big")
-        request_id = rest[_PARTY.size + _SIGMA:].decode()
-        return cls(pid, party, sigma, request_id)
+        (m,) = _RID_LEN.unpack_from(rest, _PARTY.size + _SIGMA)
+        if len(rest) < fixed + m:
+            raise JournalError("journal record too short")
+        request_id = rest[fixed:fixed + m].decode()
+        return cls(pid, party, sigma, request_id, rest[fixed + m:])
 
 
 def parse(data: bytes) -> tuple[list[Consumption], int]:

@@ -13,19 +13,19 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from mpcnode import codec
+from mpcnode import codec, sign_identification
 from mpcnode.consumption_journal import MAX_REQUEST_ID
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.primes import generate_safe_prime
 from mpcnode.crypto.random_source import RandomSource, SystemRandom
-from mpcnode.errors import UsageError
+from mpcnode.errors import PresignatureError, UsageError
 from mpcnode.identity import IdentityKeys, IdentityPublic
 from mpcnode.params import DEFAULT_PROFILE, PROFILES, Profile
 from mpcnode.policy_state import PolicyState
 from mpcnode.prime_pool import take_primes
 from mpcnode.protocol import aux_info, keygen, presign, refresh
-from mpcnode.protocol.key_share import KeyShare
-from mpcnode.protocol.presignature import Presignature
+from mpcnode.protocol.key_share import AuxInfo, KeyShare
+from mpcnode.protocol.presignature import Presignature, PresignaturePublic
 from mpcnode.protocol.sign import SignatureShare, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
@@ -224,12 +224,13 @@ class SignerNode:
             return prior  # a retry: the same σ_i, and no second policy decision
         share = self._key_share(req.key_id)
         path = tuple(req.path)
-        digest = self._authorized_digest(req)
-        return self.store.sign_once(
-            req.presignature_id, req.request_id,
-            lambda p: sign_share(p, self._signer_set(share, p.public.signers, path), digest))
 
-    def _authorized_digest(self, req: pb.SignRequest) -> bytes:
+        def sign(digest: bytes, note: bytes = b"") -> SignatureShare:
+            return self.store.sign_once(
+                req.presignature_id, req.request_id,
+                lambda p: sign_share(p, self._signer_set(share, p.public.signers, path),
+                                     digest), note)
+
         if not req.HasField("authorization"):
             if not self.sign_unauthorized_digests:
                 raise AuthorizationDenied(
@@ -237,15 +238,14 @@ class SignerNode:
                     "and approvals): this node never signs a bare digest")
             if len(req.digest) != 32:  # TEST ONLY path, see NodeConfig
                 raise UsageError(f"digest must be 32 bytes, got {len(req.digest)}")
-            return req.digest
+            return sign(req.digest)
         auth = req.authorization
-        request = SigningRequest(auth.request_id, req.key_id, tuple(req.path),
-                                 auth.transaction, req.digest, auth.initiator, auth.usd_price)
-        now = self.clock()
-        verdict = self.policy.authorize(request, list(auth.approvals),
-                                        auth.policy_hash.hex(), now)
-        self.policy.record(request, verdict, now)  # durable before σ_i can leave
-        return verdict.digest
+        request = SigningRequest(auth.request_id, req.key_id, path, auth.transaction,
+                                 req.digest, auth.initiator, auth.usd_price)
+        # The ledger note is journaled with σ_i, durable before σ_i can leave the node.
+        return self.policy.sign_authorized(request, list(auth.approvals),
+                                           auth.policy_hash.hex(), self.clock(),
+                                           lambda verdict, note: sign(verdict.digest, note))
 
     def install_policy(self, raw: bytes) -> pb.InstallPolicyResponse:
         bundle = self.policy.install(raw)
@@ -297,6 +297,41 @@ class SignerNode:
             party=self.party, keys=keys, version="0.1.0",
             policy_hash=bytes.fromhex(bundle.bundle_hash) if bundle else b"",
             policy_version=bundle.version if bundle else 0)
+
+    # --- identification after a failed signature (CGGMP21 §4.3) -----------------------------
+
+    def sign_evidence(self, req: pb.SignEvidenceRequest) -> pb.SignEvidenceResponse:
+        """Signed evidence on the σ_i this node released for ``req.request_id``; refused
+        before that, since S_i = χ_i·R is only harmless once σ_i is out."""
+        share = self.store.answered(req.request_id, req.presignature_id)
+        if share is None:
+            raise PresignatureError(
+                f"presignature {req.presignature_id.hex()[:16]} has not signed request "
+                f"{req.request_id!r}: its identification evidence comes only after σ_i")
+        public, aux, sset, key_share = self._identification_material(req.presignature_id)
+        entries = sign_identification.evidence_for_share(
+            self.keys, public, aux, sset.effective_secret(key_share), share, req.request_id,
+            req.digest, self.rng)
+        return pb.SignEvidenceResponse(party=self.party, evidence=entries)
+
+    def identify_signers(self, req: pb.IdentifySignersRequest) -> pb.IdentifySignersResponse:
+        """This node's verdict: the signers whose σ_j contradicts their evidence."""
+        public, aux, sset, _ = self._identification_material(req.presignature_id)
+        culprits = sign_identification.identify_signers(
+            self.party, self.identities, public, aux, sset.effective_shares, req)
+        return pb.IdentifySignersResponse(culprits=culprits)
+
+    def _identification_material(
+        self, presig_id: bytes
+    ) -> tuple[PresignaturePublic, AuxInfo, SignerSet, KeyShare]:
+        public = self.store.load_public(presig_id)
+        share = self._key_share(public.key_id)
+        sset = self._signer_set(share, public.signers, public.path)
+        if sset.binding != public.binding:
+            raise PresignatureError(
+                f"presignature {presig_id.hex()[:16]} was made with other key shares "
+                "(before a refresh): its evidence cannot be made or checked any more")
+        return public, self.store.get_aux_info(public.key_id), sset, share
 
 
 def new_nonce() -> bytes:

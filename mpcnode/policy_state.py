@@ -7,6 +7,13 @@
   assertion is refused) and the node's own ledger of what it signed per initiator (the
   rolling 24-hour limit is checked against this, not against anything the OMS says).
 
+Durability rides on the presignature store's consumption journal: a signature's ledger
+entry and counters travel as the journal record's note, fsynced before σ_i leaves the
+node; this database is then written without its own fsync, the notes are re-applied when
+the node starts, and it is made durable before the journal is emptied at a checkpoint.
+Authorization, signing and recording run under one lock, so two concurrent requests of
+one initiator cannot both pass a limit that only one of them fits.
+
 A retry of the same OMS request (another presignature after a transport failure) may
 present the same assertions again: a credential's counter is compared with its value
 before that request's first use, and the ledger counts a request once.
@@ -14,16 +21,19 @@ before that request's first use, and the ledger counts a request once.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
+from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mpcnode.seal import write_atomic
+from mpcnode.store import NodeStore
 from oms_core.authorization import SigningRequest, Verdict, authorize
 from oms_core.policy.bundle import (
     PolicyBundle,
@@ -34,6 +44,7 @@ from oms_core.policy.bundle import (
 from oms_core.policy.canonical import decimal_text
 
 DAY_S = 86400.0
+T = TypeVar("T")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sign_counters (
     credential_id BLOB PRIMARY KEY,
@@ -61,12 +72,12 @@ class PolicyState:
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._admins = {a: Ed25519PublicKey.from_public_bytes(k) for a, k in admins.items()}
         self._quorum = quorum
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
         db_path = data_dir / "policy.sqlite3"
         os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durability: see the module doc
         self._db.executescript(_SCHEMA)
         self._bundle: PolicyBundle | None = None
         if self.bundle_file.exists():
@@ -104,39 +115,62 @@ class PolicyState:
             self._bundle = bundle
         return bundle
 
-    def authorize(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
-                  now: float) -> Verdict:
+    def sign_authorized(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
+                        now: float, sign: Callable[[Verdict, bytes], T]) -> T:
+        """Authorize, then ``sign(verdict, note)`` (which journals the note durably with
+        σ_i), then record the note here; all under one lock."""
         bundle = self._bundle
         if bundle is None:
             raise NoPolicyInstalled("no signed policy bundle is installed on this node")
         with self._lock:
-            usage = self._usage(request.initiator, request.request_id, now)
-            counters = self._last_counters(request.request_id)
-        return authorize(bundle, request, approvals, policy_hash=policy_hash, now=now,
-                         usage_24h_usd=usage, last_counters=counters)
+            verdict = authorize(bundle, request, approvals, policy_hash=policy_hash, now=now,
+                                usage_24h_usd=self._usage(request.initiator,
+                                                          request.request_id, now),
+                                last_counters=self._last_counters(request.request_id))
+            note = ledger_note(request, verdict, now)
+            result = sign(verdict, note)
+            self.apply(note)
+            return result
 
-    def record(self, request: SigningRequest, verdict: Verdict, now: float) -> None:
-        """Remember counters and the signed amount (durable before σ_i is released)."""
+    def apply(self, note: bytes) -> None:
+        """Record one signature's ledger entry and counters (idempotent)."""
+        doc = json.loads(note)
+        request_id = str(doc["request_id"])
         with self._lock:
             self._db.execute("BEGIN IMMEDIATE")
             try:
-                for cid, counter in verdict.counters.items():
+                for cid_hex, counter in doc["counters"].items():
+                    cid = bytes.fromhex(cid_hex)
                     row = self._db.execute(
                         "SELECT counter, request_id, prev_counter FROM sign_counters "
                         "WHERE credential_id = ?", (cid,)).fetchone()
-                    prev = (row[2] if row and row[1] == request.request_id
+                    if row is not None and row[1] != request_id and row[0] >= counter:
+                        continue  # an older note replayed after a newer one
+                    prev = (row[2] if row and row[1] == request_id
                             else row[0] if row else None)
                     self._db.execute(
                         "INSERT OR REPLACE INTO sign_counters VALUES (?, ?, ?, ?)",
-                        (cid, counter, request.request_id, prev))
+                        (cid, int(counter), request_id, prev))
                 self._db.execute(
                     "INSERT OR IGNORE INTO signed_requests VALUES (?, ?, ?, ?)",
-                    (request.request_id, request.initiator, decimal_text(verdict.usd_amount),
-                     now))
+                    (request_id, str(doc["initiator"]), str(doc["usd"]), float(doc["at"])))
                 self._db.execute("COMMIT")
             except BaseException:
                 self._db.execute("ROLLBACK")
                 raise
+
+    def attach(self, store: NodeStore) -> None:
+        """Re-apply the notes the store's journal still holds (a crash may have lost
+        their non-fsynced rows here) and stay durable across its checkpoints."""
+        for note in store.pending_notes():
+            self.apply(note)
+        store.on_checkpoint(self.make_durable)
+
+    def make_durable(self) -> None:
+        """Copy the WAL into the database file and fsync it (before the journal that
+        holds the same facts is emptied)."""
+        with self._lock:
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _usage(self, initiator: str, request_id: str, now: float) -> Decimal:
         rows = self._db.execute(
@@ -153,3 +187,11 @@ class PolicyState:
             elif prev is not None:
                 out[bytes(cid)] = int(prev)
         return out
+
+
+def ledger_note(request: SigningRequest, verdict: Verdict, now: float) -> bytes:
+    """What the node must remember about one signature, as compact JSON."""
+    return json.dumps({"request_id": request.request_id, "initiator": request.initiator,
+                       "usd": decimal_text(verdict.usd_amount), "at": now,
+                       "counters": {c.hex(): n for c, n in sorted(verdict.counters.items())}},
+                      sort_keys=True, separators=(",", ":")).encode()

@@ -186,6 +186,27 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
         return self._call("PresignatureInfo", context, lambda: pb.PresignatureInfoResponse(
             public=codec.to_bytes(self.node.store.load_public(request.presignature_id))))
 
+    def SignEvidence(self, request: pb.SignEvidenceRequest,
+                     context: grpc.ServicerContext) -> pb.SignEvidenceResponse:
+        def run() -> pb.SignEvidenceResponse:
+            resp = self.node.sign_evidence(request)
+            _log("sign_evidence", request_id=request.request_id,
+                 presignature=request.presignature_id.hex()[:16])
+            return resp
+
+        return self._call("SignEvidence", context, run)
+
+    def IdentifySigners(self, request: pb.IdentifySignersRequest,
+                        context: grpc.ServicerContext) -> pb.IdentifySignersResponse:
+        def run() -> pb.IdentifySignersResponse:
+            resp = self.node.identify_signers(request)
+            # The node's own verdict, on its record whatever the coordinator reports.
+            _log("identify_signers", request_id=request.request_id,
+                 presignature=request.presignature_id.hex()[:16], culprits=list(resp.culprits))
+            return resp
+
+        return self._call("IdentifySigners", context, run)
+
 
 def build_node(cfg: NodeConfig) -> tuple[SignerNode, NodeStore]:
     cluster = load_cluster_config(cfg.cluster_file)
@@ -200,6 +221,7 @@ def build_node(cfg: NodeConfig) -> tuple[SignerNode, NodeStore]:
     identities = {i: e.identity for i, e in cluster.nodes.items()}
     rng = SystemRandom()
     policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
+    policy.attach(store)
     node = SignerNode(cfg.node_id, keys, identities, store,
                       primes_from(cfg.prime_pool, cfg.allow_test_primes, rng), rng,
                       policy=policy, sign_unauthorized_digests=cfg.sign_unauthorized_digests)

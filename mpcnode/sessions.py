@@ -7,11 +7,16 @@ recipient, signatures), decodes the payloads into the protocol's message types, 
 the round and seals its own messages for the next one. Secret direct payloads (VSS
 shares) are never disclosed; every other direct payload a node received is disclosed
 at the end, signed by its sender, so a ceremony transcript can be verified offline.
+
+A presign session whose δ check fails does not abort at once: it runs one more round,
+"presign/identify" (``identify_round``), in which the signers disclose their received
+MtA messages and reopen their δ_i, and then aborts naming the signer that lied. The
+inner signatures of the disclosed messages are checked here, before the pure step.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -19,7 +24,9 @@ from mpcnode import codec, envelope
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.errors import COORDINATOR, ProtocolError
 from mpcnode.identity import IdentityKeys, IdentityPublic
-from mpcnode.protocol import aux_info, keygen, presign, refresh
+from mpcnode.protocol import aux_info, identify_round, keygen, presign, refresh
+from mpcnode.protocol.identify_round import DisclosedMta, SignedMessage
+from mpcnode.protocol.presignature import MtaCiphertexts
 from mpcnode.protocol.rounds import RoundOutput
 from mpcnode.rpc import node_pb2 as pb
 
@@ -58,6 +65,10 @@ SPECS: dict[str, tuple[RoundSpec, ...]] = {
     ),
 }
 
+# After a failed δ check (CGGMP21 §4.3): one more round, then an abort naming the culprit.
+IDENTIFY_DELTA = RoundSpec(identify_round.ROUND, identify_round.DisclosureBcast,
+                           identify_round.EvidenceDirect)
+
 
 @dataclass
 class Session:
@@ -82,9 +93,15 @@ class Session:
     def done(self) -> bool:
         return self.result is not None
 
+    @property
+    def round_spec(self) -> RoundSpec:
+        """The round whose messages we wait for; past the protocol's last round, only
+        the δ identification round can follow."""
+        return self.spec[self.step] if self.step < len(self.spec) else IDENTIFY_DELTA
+
     def seal(self, out: RoundOutput[Any, Any]) -> list[pb.Envelope]:
         """Our messages of the round we are about to wait for."""
-        rnd = self.spec[self.step]
+        rnd = self.round_spec
         envs = [envelope.seal_broadcast(self.keys, self.session_id, rnd.name,
                                         codec.to_bytes(out.broadcast))]
         for j, msg in sorted(out.direct.items()):
@@ -96,14 +113,20 @@ class Session:
         """Run the round on the relayed envelopes; returns our next messages ([] at the end)."""
         if self.done:
             raise ProtocolError(COORDINATOR, "relayed messages to a finished session")
-        rnd = self.spec[self.step]
+        rnd = self.round_spec
         broadcasts, direct = self._open_all(rnd, inbound)
+        if rnd is IDENTIFY_DELTA:
+            identification: identify_round.DeltaIdentification = self.state
+            identification.receive(self._checked_disclosures(broadcasts), direct)  # raises
         args: list[Any] = [broadcasts]
         if rnd.direct is not None:
             args.append(direct)
         if rnd.receive_takes_rng:
             args.append(rng)
-        out = self.state.receive(*args)
+        try:
+            out = self.state.receive(*args)
+        except presign.DeltaCheckError as failure:
+            return self._identify_delta(failure, rng)
         if self.step == len(self.spec) - 1:
             self.result, self.state = out, None
             return []
@@ -133,6 +156,62 @@ class Session:
             if is_direct and not rnd.direct_secret:
                 self.disclosed.append(envelope.disclosed(self.session_id, rnd.name, opened))
         return broadcasts, direct
+
+    def _identify_delta(self, failure: presign.DeltaCheckError,
+                        rng: RandomSource) -> list[pb.Envelope]:
+        """Start "presign/identify": disclose the MtA messages we received, reopen δ_i."""
+        received = [SignedMessage(e.sender, e.recipient, e.body, e.signature)
+                    for e in self.disclosed if e.round == identify_round.MTA_ROUND]
+        self.state, out = identify_round.start_delta(failure, received, rng)
+        self.step = len(self.spec)
+        return self.seal(out)
+
+    def _checked_disclosures(
+        self, broadcasts: Mapping[int, identify_round.DisclosureBcast]
+    ) -> dict[int, list[DisclosedMta]]:
+        """Each signer's disclosed MtA messages, every one signed by its sender for this
+        session; a discloser that passes on anything else is named."""
+        signers = {**self.peers, self.keys.public.party: self.keys.public}
+        return {
+            discloser: [open_disclosed_mta(signers, self.session_id, discloser, pb.Envelope(
+                session_id=self.session_id, round=identify_round.MTA_ROUND, sender=m.sender,
+                recipient=m.recipient, body=m.payload, signature=m.signature))
+                for m in b.received]
+            for discloser, b in sorted(broadcasts.items())
+        }
+
+
+def open_disclosed_mta(signers: Mapping[int, IdentityPublic], session_id: bytes,
+                       culprit: int, env: pb.Envelope) -> DisclosedMta:
+    """Check one disclosed presign/2 direct message and return its ciphertexts.
+
+    Anything but a message signed by its sender, between two signers, for this session
+    and round names ``culprit`` (who handed it over); a signed but undecodable payload
+    names its sender, who signed it.
+    """
+    where = f"presign/2 message {env.sender}→{env.recipient}"
+    if env.session_id != session_id or env.round != identify_round.MTA_ROUND:
+        raise ProtocolError(culprit, f"disclosed a {env.round!r} message of another session "
+                            "or round as a presign/2 message")
+    if env.sender not in signers or env.recipient not in signers or env.sender == env.recipient:
+        raise ProtocolError(culprit, f"disclosed a {where} that is not between two signers")
+    if not envelope.verify_transcript_entry(signers, env):
+        raise ProtocolError(culprit, f"disclosed a {where} that party {env.sender} did not "
+                            "sign (forged)")
+    try:
+        msg = codec.from_bytes(presign.Direct2, env.body)
+    except (codec.DecodeError, ValueError, TypeError) as exc:
+        raise ProtocolError(env.sender, f"signed a malformed presign/2 message: {exc}") from exc
+    return DisclosedMta(env.sender, env.recipient,
+                        MtaCiphertexts(msg.D, msg.F, msg.D_hat, msg.F_hat))
+
+
+def disclosed_by_recipient(messages: Iterable[DisclosedMta]) -> dict[int, list[DisclosedMta]]:
+    """Disclosed messages grouped by the signer that received (and so disclosed) them."""
+    out: dict[int, list[DisclosedMta]] = {}
+    for m in messages:
+        out.setdefault(m.recipient, []).append(m)
+    return out
 
 
 Starter = Callable[[Any, RandomSource], tuple[Any, RoundOutput[Any, Any]]]

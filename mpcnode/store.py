@@ -147,6 +147,7 @@ class NodeStore:
         # they stay refused even if the table update after the journal write failed.
         self._journaled: dict[bytes, Consumption] = {}
         self._journaled_requests: dict[str, Consumption] = {}
+        self._checkpoint_hooks: list[Callable[[], None]] = []
         self._replay_journal()
 
     @staticmethod
@@ -175,7 +176,8 @@ class NodeStore:
 
     def _replay_journal(self) -> None:
         """Apply the journal's consumptions to the table (after a crash some may be
-        missing there), make the table durable, then empty the journal."""
+        missing there) durably. The journal itself is kept until the next checkpoint:
+        its notes may still be owed to the policy state (``pending_notes``)."""
         with self._lock:
             records = self._journal.read()
             if records:
@@ -187,7 +189,19 @@ class NodeStore:
                 except BaseException:
                     self._db.execute("ROLLBACK")
                     raise
-            self._checkpoint()
+            for rec in records:
+                self._journaled[rec.presignature_id] = rec
+                self._journaled_requests[rec.request_id] = rec
+
+    def pending_notes(self) -> list[bytes]:
+        """The notes of the journaled signatures not yet covered by a checkpoint."""
+        with self._lock:
+            return [r.note for r in self._journal.read() if r.note]
+
+    def on_checkpoint(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` before the journal is emptied: whoever keeps state described by the
+        notes makes it durable there."""
+        self._checkpoint_hooks.append(hook)
 
     def _mark_consumed(self, rec: Consumption) -> None:
         self._db.execute(
@@ -201,6 +215,8 @@ class NodeStore:
         busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             return  # another reader holds the WAL: keep the journal until next time
+        for hook in self._checkpoint_hooks:
+            hook()
         self._journal.clear()
         self._journaled.clear()
         self._journaled_requests.clear()
@@ -345,13 +361,14 @@ class NodeStore:
             return cur.rowcount
 
     def sign_once(self, presig_id: bytes, request_id: str,
-                  compute: Callable[[Presignature], SignatureShare]) -> SignatureShare:
+                  compute: Callable[[Presignature], SignatureShare],
+                  note: bytes = b"") -> SignatureShare:
         """σ_i for ``request_id`` from presignature ``presig_id``, at most once.
 
         A repeat of a request returns the stored σ_i and never touches another
         presignature; a presignature already used (or discarded) is refused. ``compute``
-        consumes the rebuilt presignature; its σ_i is journaled (fdatasync) before it is
-        returned.
+        consumes the rebuilt presignature; its σ_i is journaled (fdatasync), with ``note``,
+        before it is returned.
         """
         with self._lock:
             prior = self._answered(request_id)
@@ -364,7 +381,7 @@ class NodeStore:
             share = compute(presig)
             if share.party != presig.party or share.session != presig_id:
                 raise UsageError("compute returned a signature share of another presignature")
-            rec = Consumption(presig_id, share.party, share.sigma, request_id)
+            rec = Consumption(presig_id, share.party, share.sigma, request_id, note)
             self._journal.append(rec)  # durable from here: σ_i may leave the node
             self._journaled[presig_id] = rec
             self._journaled_requests[request_id] = rec

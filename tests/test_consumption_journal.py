@@ -9,7 +9,7 @@ import pytest
 from mpcnode.consumption_journal import Consumption, ConsumptionJournal, JournalError, parse
 
 A = Consumption(b"\x01" * 32, 1, 12345, "req-a")
-B = Consumption(b"\x02" * 32, 3, 2**255 + 7, "req-b/1")
+B = Consumption(b"\x02" * 32, 3, 2**255 + 7, "req-b/1", b'{"ledger":"note"}')
 
 
 def test_records_round_trip(tmp_path: Path) -> None:

@@ -414,7 +414,10 @@ def test_crash_after_consume(tmp_path: Path, store: NodeStore, material: Materia
     assert row(tmp_path, pid)["status"] == "available"
     assert [r.presignature_id for r in parse((tmp_path / JOURNAL_NAME).read_bytes())[0]] == [pid]
     with reopen(tmp_path) as again:
-        assert (tmp_path / JOURNAL_NAME).stat().st_size == 0  # replayed, table durable
+        # replayed into the table; the journal keeps the record (and its note) until the
+        # next checkpoint, which closing the store makes
+        assert [r.presignature_id for r in parse((tmp_path / JOURNAL_NAME).read_bytes())[0]
+                ] == [pid]
         assert row(tmp_path, pid)["status"] == "consumed"
         assert again.available(material.key_id, PARTIES, ROOT) == []
         calls: list[bytes] = []
@@ -422,6 +425,7 @@ def test_crash_after_consume(tmp_path: Path, store: NodeStore, material: Materia
             again.sign_once(pid, "req-new", material.compute(calls=calls))
         repeat = again.sign_once(pid, "req-crash", material.compute(calls=calls))
         assert calls == []
+    assert (tmp_path / JOURNAL_NAME).stat().st_size == 0
     expected = sign_share(material.presig(1, "crash"), SignerSet(
         material.shares[1].public, PARTIES, ROOT), DIGEST)
     assert repeat == expected
@@ -480,3 +484,26 @@ def test_failed_table_update_still_refuses_reuse(
         store.sign_once(pid, "r2", material.compute())
     again = store.sign_once(pid, "r1", material.compute())  # the repeat gets its σ_i
     assert again.session == pid
+
+
+def test_notes_travel_with_the_journal_until_a_checkpoint(
+        tmp_path: Path, store: NodeStore, material: Material,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """A note journaled with σ_i is offered again after a reopen, and the checkpoint hook
+    runs before the journal (and with it the note) is emptied."""
+    monkeypatch.setattr("mpcnode.store.CHECKPOINT_EVERY", 2)
+    hooked: list[int] = []
+    store.on_checkpoint(lambda: hooked.append(len(store.pending_notes())))
+    a, b = material.presig(1, "note a"), material.presig(1, "note b")
+    store.add_presignature(a)
+    store.add_presignature(b)
+    store.sign_once(a.public.session, "na", material.compute(), note=b'{"n":1}')
+    assert store.pending_notes() == [b'{"n":1}'] and hooked == []
+    store.close()
+    with reopen(tmp_path) as again:
+        assert again.pending_notes() == [b'{"n":1}']
+        seen: list[list[bytes]] = []
+        again.on_checkpoint(lambda: seen.append(again.pending_notes()))
+        again.sign_once(b.public.session, "nb", material.compute(), note=b'{"n":2}')
+        assert seen == [[b'{"n":1}', b'{"n":2}']]  # the hook saw both, then they went
+        assert again.pending_notes() == []
