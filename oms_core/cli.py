@@ -94,6 +94,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True)
     connect, authenticator = _client_options(), _authenticator_options()
     _add_init(commands)
+    demo = commands.add_parser("demo", help="the whole system on embedded defaults: a 3-of-5 "
+                               "cluster, the ceremony and the article's DeFi scenario")
+    demo.add_argument("--json", action="store_true", help="print one JSON object last")
+    demo.add_argument("--dir", type=Path, default=None,
+                      help="keep the cluster and OMS files here (default: a temporary dir)")
+    demo.set_defaults(handler=_demo)
     serve = commands.add_parser("serve", help="run the OMS gRPC service")
     serve.add_argument("--config", type=Path, required=True, help="oms.toml")
     serve.set_defaults(handler=_serve)
@@ -138,6 +144,12 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--json", action="store_true")
     report.set_defaults(handler=_risk_report)
     return parser
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from oms_core import demo
+
+    return demo.main(bool(args.json), args.dir)
 
 
 def _client_options() -> argparse.ArgumentParser:

@@ -13,6 +13,9 @@ import grpc
 
 from coordinator.coordinator import CoordinatorError, SessionAbortedError, SigningRefused
 from oms_core.authorization import AuthorizationDenied
+from oms_core.chain.node_manager import NodeManagerError
+from oms_core.chain.simulation import SimulationBlocked
+from oms_core.circuit_breakers import ProtocolPaused
 from oms_core.errors import (
     AlreadyExistsError,
     AuthError,
@@ -48,7 +51,10 @@ _STATUSES: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (LastAdminError, Code.FAILED_PRECONDITION),
     (BundleSignatureError, Code.FAILED_PRECONDITION),
     (BundleVersionError, Code.FAILED_PRECONDITION),
-    (PriceUnavailable, Code.UNAVAILABLE),
+    (PriceUnavailable, Code.UNAVAILABLE),  # PriceHeld too: held, never guessed
+    (ProtocolPaused, Code.FAILED_PRECONDITION),  # a circuit breaker is open
+    (SimulationBlocked, Code.FAILED_PRECONDITION),  # revert, gas, slippage (with the split)
+    (NodeManagerError, Code.UNAVAILABLE),  # endpoints disagree / too few answer
     (SessionAbortedError, Code.ABORTED),
     (CoordinatorError, Code.UNAVAILABLE),  # no healthy signer set, …
     (InvalidInputError, Code.INVALID_ARGUMENT),

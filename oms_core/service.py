@@ -39,6 +39,9 @@ from oms_core.authorization import RelyingParty, SigningRequest, parse_registry_
 from oms_core.bundle_signing import make_bundle
 from oms_core.chain.ethereum_tx import decode_unsigned
 from oms_core.chain.intent import intent_of
+from oms_core.chain.node_manager import Confirmed, WaitProgress
+from oms_core.chain_gateway import ChainConfig, ChainGateway
+from oms_core.circuit_breakers import CircuitBreakers
 from oms_core.db import open_database, transaction
 from oms_core.errors import AuthError, InvalidInputError, NotFound, SeparationOfDuties
 from oms_core.login_sessions import LoginSessions, SessionPolicy
@@ -86,13 +89,16 @@ class OmsConfig:
     admin_quorum: int
     request_ttl_s: float = DAY_S
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
+    chain: ChainConfig | None = None  # None: sign only (no broadcast), nonces kept locally
 
 
 class OmsCore:
     def __init__(self, config: OmsConfig, signer: Signer, prices: PriceSource,
-                 audit_signer: AuditSigner, clock: Callable[[], float] = time.time) -> None:
+                 audit_signer: AuditSigner, clock: Callable[[], float] = time.time,
+                 progress: Callable[[str], None] | None = None) -> None:
         self.config = config
         self.clock = clock
+        self.say = progress or (lambda _msg: None)
         self._signer = signer
         self._prices = prices
         self._audit_signer = audit_signer
@@ -109,6 +115,11 @@ class OmsCore:
         with transaction(conn):
             self.policies = PolicyRegistry(conn, self.audit, config.admins, config.admin_quorum,
                                            signer.install_policy)
+        chain = config.chain
+        self.breakers = CircuitBreakers(conn, self.audit, chain.watches if chain else ())
+        self.chain = (ChainGateway(conn, chain.endpoints, chain.settings,
+                                   chain_id=chain.chain_id, pools=chain.pools,
+                                   breakers=self.breakers) if chain else None)
         self._login_challenges: dict[str, tuple[bytes, float]] = {}
 
     def close(self) -> None:
@@ -241,14 +252,21 @@ class OmsCore:
                 return self.requests.get(request_id)  # an idempotent retry
             except NotFound:
                 pass
-            price = self._prices.usd_price(sub.asset)
             with transaction(self.conn):
-                nonce = self._next_nonce(bundle.policy.assets[0].chain_id)
-                tx, amount = tx_builder.build(bundle.policy, sub, nonce)
+                if self.chain is None:
+                    nonce = self._next_nonce(bundle.policy.assets[0].chain_id)
+                    tx, amount = tx_builder.build(bundle.policy, sub, nonce)
+                else:
+                    tx, amount = tx_builder.build(bundle.policy, sub, 0)
+                    tx = self.chain.prepare(tx, bundle.policy, request_id)
+                # Priced in what the transaction moves (a token call moves the token).
+                intent = intent_of(tx, bundle.policy.assets)
+                amount = intent.amount
+                # Moving nothing of value (a contract call without ETH) needs no price.
+                price = self._prices.usd_price(intent.asset) if intent.amount else Decimal(0)
                 signing = SigningRequest(request_id, self.config.key_id, (), tx.encode(),
                                          tx.signing_digest(), user.user_id,
                                          decimal_text(price))
-                intent = intent_of(tx, bundle.policy.assets)
                 req = self.requests.create(
                     request_id=request_id, kind="contract_call" if sub.call_data else
                     "transfer", initiator=user.user_id, asset=intent.asset, amount=amount,
@@ -263,6 +281,8 @@ class OmsCore:
                 if decision.action is Action.BLOCK:
                     self.requests.transition(request_id, State.REJECTED, actor="policy",
                                              at=now, reason=decision.reason)
+                    if self.chain is not None:
+                        self.chain.release(tx)  # never signed: the nonce serves the next
             if decision.action is Action.BLOCK:
                 raise PolicyDenied(decision.rule, decision.reason)
             return req
@@ -397,28 +417,80 @@ class OmsCore:
         return nonce
 
     def _sign_if_approved(self, request_id: str) -> Request:
+        """An approved request: simulate, sign, and (with a chain) broadcast and confirm."""
         with self._lock:
             req = self.requests.get(request_id)
             if req.state is not State.APPROVED:
                 return req
-            now = self.clock()
-            self.requests.claim_for_signing(request_id, now=now)
+            self.requests.claim_for_signing(request_id, now=self.clock())
             signing = SigningRequest.from_canonical(req.payload)
+            tx = decode_unsigned(signing.transaction)
             assert req.policy_hash is not None
             try:
+                if self.chain is not None:
+                    result = self.chain.preflight(tx, self.bundle().policy)
+                    self.say(f"{request_id}: simulation passed (gas {result.gas_estimate:,}"
+                             + (f", slippage {result.pool_quote.slippage_bps / 100:.2f} %"
+                                if result.pool_quote else "") + ")")
+                self.say(f"{request_id}: asking the signer nodes")
                 r, s, v = self._signer.sign(signing, req.policy_hash.hex(),
                                             self._assertions(req))
             except Exception as exc:
-                self.requests.transition(request_id, State.FAILED, actor="signer",
-                                         at=self.clock(), reason=str(exc)[:500])
+                with transaction(self.conn):
+                    if self.chain is not None:
+                        self.chain.release(tx)
+                    self.requests.transition(request_id, State.FAILED, actor="signer",
+                                             at=self.clock(), reason=str(exc)[:500])
                 raise
-            tx = decode_unsigned(signing.transaction)
             raw = tx.signed_raw(r, s, v)
+            with transaction(self.conn):
+                if self.chain is not None:
+                    self.chain.signed(tx)
+                req = self.requests.transition(
+                    request_id, State.SIGNED, actor="signer", at=self.clock(),
+                    reason="signed by the threshold nodes",
+                    signature=r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v]),
+                    signed_tx=raw, tx_hash=bytes(keccak(raw)))
+            return self._broadcast(req)
+
+    def _broadcast(self, req: Request) -> Request:
+        """Send a signed request's transaction and follow it to its confirmations."""
+        if self.chain is None or req.signed_tx is None:
+            return req
+        raw = req.signed_tx
+        if req.state is State.SIGNED:
+            self.chain.broadcast(raw)
+            req = self.requests.transition(req.request_id, State.BROADCAST, actor="chain",
+                                           at=self.clock(), reason="sent to the endpoints")
+            self.say(f"{req.request_id}: broadcast 0x{(req.tx_hash or b'').hex()}")
+        assert req.tx_hash is not None
+        final = self.chain.confirm(req.tx_hash, raw, self._progress_of(req.request_id))
+        if isinstance(final, Confirmed):
             return self.requests.transition(
-                request_id, State.SIGNED, actor="signer", at=self.clock(),
-                reason="signed by the threshold nodes",
-                signature=r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v]),
-                signed_tx=raw, tx_hash=bytes(keccak(raw)))
+                req.request_id, State.CONFIRMED, actor="chain", at=self.clock(),
+                reason=f"{final.confirmations} confirmation(s), block {final.block_number}")
+        return self.requests.transition(
+            req.request_id, State.FAILED, actor="chain", at=self.clock(),
+            reason=f"reverted on chain in block {final.block_number}")
+
+    def _progress_of(self, request_id: str) -> Callable[[WaitProgress], None]:
+        def report(p: WaitProgress) -> None:
+            self.say(f"{request_id}: {p.status}" + (f" ({p.problem})" if p.problem else ""))
+        return report
+
+    def recover(self) -> list[Request]:
+        """After a restart: finish requests that were signed or broadcast (the same bytes
+        again, which the chain knows: confirmed once, never sent twice). Requests found in
+        ``signing`` are returned untouched: whether σ left the nodes is for an operator to
+        reconcile, never guessed."""
+        with self._lock:
+            stuck = []
+            for req in self.requests.recover_in_flight(self.clock()):
+                if req.state in (State.SIGNED, State.BROADCAST) and self.chain is not None:
+                    self._broadcast(req)
+                else:
+                    stuck.append(req)
+            return stuck
 
 
 def _decision_json(decision: Decision) -> dict[str, object]:

@@ -1,0 +1,99 @@
+"""Everything the OMS does on the chain around one request (issue 5): the nonce, the fees,
+circuit breakers, simulation of the exact transaction before signing, broadcast across
+cross-checked endpoints, and confirmation tracking.
+
+The OMS calls it at three points: when it builds the transaction (``prepare``), right
+before it asks the signer nodes (``preflight``), and once the signature exists
+(``broadcast`` then ``confirm``). A request interrupted between broadcast and
+confirmation is finished after a restart by re-sending the same signed bytes, which the
+endpoints treat as already known: it is confirmed once, never sent twice.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
+
+from oms_core.chain.endpoints import Endpoint
+from oms_core.chain.ethereum_tx import UnsignedTx
+from oms_core.chain.fees import estimate_fees
+from oms_core.chain.node_manager import Confirmed, Failed, NodeManager, WaitProgress
+from oms_core.chain.nonce_manager import NonceManager
+from oms_core.chain.simulation import PoolSpec, SimulationResult, simulate
+from oms_core.circuit_breakers import CircuitBreakers, TvlWatch
+from oms_core.policy.document import Policy
+
+
+@dataclass(frozen=True)
+class ChainSettings:
+    sender: str  # the threshold key's address, lower-case 0x
+    confirmations: int = 1
+    confirm_timeout_s: float = 120.0
+    poll_s: float = 0.2
+    max_fee_cap: int | None = None
+
+
+@dataclass(frozen=True)
+class ChainConfig:
+    """What the OMS needs to reach one chain."""
+
+    endpoints: tuple[Endpoint, ...]
+    chain_id: int
+    settings: ChainSettings
+    pools: tuple[PoolSpec, ...] = ()
+    watches: tuple[TvlWatch, ...] = ()
+
+
+class ChainGateway:
+    def __init__(self, conn: sqlite3.Connection, endpoints: Sequence[Endpoint],
+                 settings: ChainSettings, *, chain_id: int, pools: Sequence[PoolSpec],
+                 breakers: CircuitBreakers) -> None:
+        self.settings = settings
+        self.endpoints = list(endpoints)
+        self.manager = NodeManager(self.endpoints, chain_id=chain_id,
+                                   confirmations=settings.confirmations)
+        self.nonces = NonceManager(conn)
+        self.pools = list(pools)
+        self.breakers = breakers
+        self.chain_id = chain_id
+
+    def check(self) -> None:
+        """Refuse to start on endpoints of another chain."""
+        self.manager.check_chain_ids()
+
+    def _primary(self) -> Endpoint:
+        return self.endpoints[0]
+
+    def prepare(self, tx: UnsignedTx, policy: Policy, request_id: str) -> UnsignedTx:
+        """The transaction with its nonce and current fees; refused for a paused protocol."""
+        self.breakers.check_transaction(policy, tx)
+        pending = max(e.nonce(self.settings.sender, pending=True) for e in self.endpoints)
+        nonce = self.nonces.reserve(self.chain_id, self.settings.sender,
+                                    chain_pending=pending, owner=request_id)
+        fees = estimate_fees(self._primary(), max_fee_cap=self.settings.max_fee_cap)
+        return replace(tx, nonce=nonce, max_fee_per_gas=fees.max_fee_per_gas,
+                       max_priority_fee_per_gas=fees.max_priority_fee_per_gas)
+
+    def preflight(self, tx: UnsignedTx, policy: Policy) -> SimulationResult:
+        """Right before signing: the breakers again, then the exact transaction simulated
+        (a revert, too little gas or too much slippage raises ``SimulationBlocked``)."""
+        self.breakers.check_transaction(policy, tx)
+        return simulate(self._primary(), tx, self.settings.sender, tokens=policy.assets,
+                        pools=self.pools)
+
+    def release(self, tx: UnsignedTx) -> None:
+        """The transaction will never be signed: its nonce may serve another request."""
+        self.nonces.release(self.chain_id, self.settings.sender, tx.nonce)
+
+    def signed(self, tx: UnsignedTx) -> None:
+        self.nonces.mark_used(self.chain_id, self.settings.sender, tx.nonce)
+
+    def broadcast(self, raw: bytes) -> bytes:
+        return self.manager.broadcast(raw)
+
+    def confirm(self, tx_hash: bytes, raw: bytes,
+                progress: Callable[[WaitProgress], None] | None = None) -> Confirmed | Failed:
+        return self.manager.wait_confirmed(
+            tx_hash, timeout_s=self.settings.confirm_timeout_s, poll_s=self.settings.poll_s,
+            on_progress=progress, rebroadcast_raw=raw)
