@@ -137,7 +137,8 @@ class NodeStore:
         self._keys = data_dir / KEYS_DIR
         self._sealer = sealer
         self._crash_after_consume = crash_after_consume
-        self._lock = threading.Lock()  # one connection, shared by the server's threads
+        self._lock = threading.RLock()  # one connection, shared by the server's threads;
+        # re-entrant: checkpoint hooks may read the store
         for d in (self._dir, self._keys):
             d.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._db = self._open_db(data_dir / DB_NAME)

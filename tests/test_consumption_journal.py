@@ -60,7 +60,8 @@ def test_file_mode_0600(tmp_path: Path) -> None:
 def test_flipped_length_prefix_is_damage_not_a_tear() -> None:
     """A length that runs past the end would look torn; with more than one record's
     worth of bytes after it, it cannot be a tear and later records must not vanish."""
-    many = b"".join(Consumption(bytes([k + 1]) * 32, 1, k, f"r{k}").encode() for k in range(8))
+    many = b"".join(Consumption(bytes([k + 1]) * 32, 1, k, f"r{k}").encode()
+                    for k in range(80))  # more bytes than the longest possible record
     raw = bytearray(many)
     raw[0] = 0xFF  # first record's length now far beyond the file
     with pytest.raises(JournalError, match="damaged at byte 0"):

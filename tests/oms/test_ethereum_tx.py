@@ -140,3 +140,22 @@ def test_erc20_decode_strict() -> None:
 def test_rlp_encoder_matches_the_rlp_package(item: object) -> None:
     import rlp
     assert rlp_encode(item) == rlp.encode(item)
+
+
+def test_threshold_child_address_matches_bip32_private_derivation() -> None:
+    """The address of a child key equals eth-account's address of the privately derived
+    child (bip_utils), so funds sent there are signable by the nodes for that path."""
+    from bip_utils import Bip32ChainCode, Bip32KeyData, Bip32Secp256k1
+
+    from mpcnode.crypto.group import Point
+    from oms_core.chain.addresses import threshold_address
+
+    secret = 0x1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF1234567890ABCDEF
+    chain_code = bytes(range(32))
+    public = Point.base_mul(secret)
+    master = Bip32Secp256k1.FromPrivateKey(secret.to_bytes(32, "big"),
+                                           Bip32KeyData(chain_code=Bip32ChainCode(chain_code)))
+    child = master.DerivePath("m/0/7")
+    expected = Account.from_key(child.PrivateKey().Raw().ToBytes()).address
+    assert threshold_address(public, chain_code, (0, 7)) == expected
+    assert threshold_address(public) == Account.from_key(secret.to_bytes(32, "big")).address

@@ -1,0 +1,132 @@
+"""A signer node's policy state: authorization, signing and the ledger under one lock, the
+ledger note recorded only when the signature happened, and notes replayed from the journal
+when the node's own database lost them (crash before its non-fsynced write reached disk)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from mpcnode.policy_state import PolicyState
+from oms_core.authorization import RelyingParty, SigningRequest, Verdict
+from oms_core.bundle_signing import make_bundle, signed_bundle_json
+from oms_core.chain.ethereum_tx import TYPE_EIP1559, UnsignedTx
+from oms_core.demo_people import enrol
+from oms_core.policy.document import load_policy
+from oms_core.policy.errors import PolicyDenied
+
+RP = RelyingParty("node.test", "https://node.test")
+SINK = bytes.fromhex("7e5f4552091a69125d5dfcb7b8c2659029395bdf")
+POLICY = """
+version = 1
+name = "ledger"
+cooldown_seconds = 0
+[[assets]]
+symbol = "ETH"
+chain_id = 1
+contract = "native"
+decimals = 18
+min_usd_price = 1000
+[address_book.sink]
+address = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
+chain_id = 1
+added_at = 0
+kind = "wallet"
+[[limits]]
+role = "trader"
+max_single_usd = 10000
+max_daily_usd = 15000
+[[rules]]
+name = "within"
+initiator_roles = ["trader"]
+destination = "address_book"
+within_limits = true
+action = "allow"
+"""
+
+
+World = tuple[PolicyState, Callable[..., tuple[SigningRequest, list[bytes]]], str]
+
+
+class FakeStore:
+    """The two calls PolicyState.attach makes on the presignature store."""
+
+    def __init__(self, notes: list[bytes]) -> None:
+        self.notes = notes
+        self.hooks: list[Callable[[], None]] = []
+
+    def pending_notes(self) -> list[bytes]:
+        return self.notes
+
+    def on_checkpoint(self, hook: Callable[[], None]) -> None:
+        self.hooks.append(hook)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    registry, people = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
+    bundle = make_bundle(load_policy(POLICY), RP, registry)
+    admin = Ed25519PrivateKey.generate()
+    state = PolicyState(tmp_path, {"a": admin.public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)}, 1)
+    state.install(signed_bundle_json(bundle, {"a": admin}))
+
+    def request(n: int, eth: int = 4) -> tuple[SigningRequest, list[bytes]]:
+        tx = UnsignedTx(TYPE_EIP1559, 1, n, SINK, eth * 10**18, b"", 21000,
+                        max_fee_per_gas=2, max_priority_fee_per_gas=1)
+        req = SigningRequest(f"r{n}", b"k" * 32, (), tx.encode(), tx.signing_digest(),
+                             "tina", "1000")
+        return req, [people["tina"].approve(RP, req, bundle.bundle_hash)]
+
+    return state, request, bundle.bundle_hash
+
+
+def sign_ok(verdict: Verdict, note: bytes) -> bytes:
+    return note
+
+
+def test_failed_signing_records_nothing(world: World) -> None:
+    state, request, h = world
+    req, approvals = request(0)
+
+    def broken(verdict: Verdict, note: bytes) -> bytes:
+        raise RuntimeError("presignature unusable")
+
+    with pytest.raises(RuntimeError):
+        state.sign_authorized(req, approvals, h, time.time(), broken)
+    for n in range(1, 4):  # 3 × 4,000 = 12,000 ≤ 15,000: the failure was not counted
+        r, a = request(n)
+        state.sign_authorized(r, a, h, time.time(), sign_ok)
+    r, a = request(4)  # 16,000 > 15,000
+    with pytest.raises(PolicyDenied):
+        state.sign_authorized(r, a, h, time.time(), sign_ok)
+
+
+def test_notes_replayed_when_the_database_lost_them(tmp_path: Path, world: World) -> None:
+    state, request, h = world
+    notes = []
+    for n in range(3):
+        r, a = request(n)
+        notes.append(state.sign_authorized(r, a, h, time.time(), sign_ok))
+    raw_bundle = state.bundle_file.read_bytes()
+    admins = {a: k for a, k in state._admins.items()}
+    state.close()
+    for f in tmp_path.glob("policy.sqlite3*"):  # the rows never reached the disk
+        f.unlink()
+    again = PolicyState(tmp_path, {a: k.public_bytes(Encoding.Raw, PublicFormat.Raw)
+                                   for a, k in admins.items()}, 1)
+    assert again.bundle_file.read_bytes() == raw_bundle
+    store = FakeStore(notes)
+    again.attach(store)
+    assert store.hooks == [again.make_durable]
+    r, a = request(3)  # 12,000 replayed + 4,000 > 15,000
+    with pytest.raises(PolicyDenied, match="daily limit"):
+        again.sign_authorized(r, a, h, time.time(), sign_ok)
+    again.apply(notes[0])  # idempotent: a note applied twice counts once
+    r, a = request(4, eth=3)  # 12,000 + 3,000 = 15,000: exactly the limit
+    again.sign_authorized(r, a, h, time.time(), sign_ok)
