@@ -41,7 +41,7 @@ from oms_core.chain.ethereum_tx import decode_unsigned
 from oms_core.chain.intent import intent_of
 from oms_core.chain.node_manager import Confirmed, WaitProgress
 from oms_core.chain_gateway import ChainConfig, ChainGateway
-from oms_core.circuit_breakers import CircuitBreakers
+from oms_core.circuit_breakers import CircuitBreakers, ProtocolPaused
 from oms_core.db import open_database, transaction
 from oms_core.errors import AuthError, InvalidInputError, NotFound, SeparationOfDuties
 from oms_core.login_sessions import LoginSessions, SessionPolicy
@@ -52,7 +52,7 @@ from oms_core.policy.document import Action, AddressBookEntry, EntryKind, Policy
 from oms_core.policy.errors import PolicyDenied
 from oms_core.policy.evaluate import Decision, PolicyInput, evaluate
 from oms_core.policy_registry import PolicyRegistry, Proposal
-from oms_core.prices import PriceSource
+from oms_core.prices import PriceSource, PriceUnavailable
 from oms_core.requests.lifecycle import State
 from oms_core.requests.store import Request, RequestStore
 from oms_core.users import Permission, Role, User, UserStore, require
@@ -242,9 +242,26 @@ class OmsCore:
     def submit(self, token: str, sub: tx_builder.Submission, client_request_id: str = ""
                ) -> Request:
         """Build the transaction and evaluate the policy; a blocked request is recorded as
-        rejected and ``PolicyDenied`` raised. Otherwise the initiator confirms next."""
+        rejected and ``PolicyDenied`` raised. Otherwise the initiator confirms next. A
+        submission refused before it became a request (paused protocol, price held) is
+        audited on its own."""
         with self._lock:
             user = self._user(token, Permission.SUBMIT_REQUEST)
+            try:
+                return self._submit(user, sub, client_request_id)
+            except (ProtocolPaused, PriceUnavailable) as exc:
+                with transaction(self.conn):
+                    self.audit.append(self.conn, actor=user.user_id, action="request.refused",
+                                      subject=f"request:{client_request_id or '-'}",
+                                      at=self.clock(),
+                                      details={"reason": f"{type(exc).__name__}: {exc}",
+                                               "asset": sub.asset, "amount": sub.amount,
+                                               "destination": sub.destination})
+                raise
+
+    def _submit(self, user: User, sub: tx_builder.Submission, client_request_id: str
+                ) -> Request:
+        with self._lock:
             bundle = self.bundle()
             now = self.clock()
             request_id = client_request_id or str(uuid.uuid4())
@@ -336,8 +353,12 @@ class OmsCore:
     def reject(self, token: str, request_id: str, reason: str) -> Request:
         with self._lock:
             user = self._user(token, Permission.REJECT_REQUEST)
-            return self.requests.transition(request_id, State.REJECTED, actor=user.user_id,
-                                            at=self.clock(), reason=reason or "rejected")
+            with transaction(self.conn):
+                req = self.requests.transition(request_id, State.REJECTED,
+                                               actor=user.user_id, at=self.clock(),
+                                               reason=reason or "rejected")
+                self._release_nonce(req)
+            return req
 
     def get(self, token: str, request_id: str) -> Request:
         with self._lock:
@@ -347,7 +368,9 @@ class OmsCore:
     def pending(self, token: str) -> tuple[Request, ...]:
         with self._lock:
             self._user(token, Permission.READ_REQUESTS)
-            self.requests.expire_due(self.clock())
+            with transaction(self.conn):
+                for expired in self.requests.expire_due(self.clock()):
+                    self._release_nonce(expired)
             return self.requests.list(State.PENDING_APPROVAL)
 
     def challenge_of(self, request: Request) -> bytes:
@@ -407,6 +430,13 @@ class OmsCore:
                              State.CONFIRMED) and req.decision:
                 total += Decimal(str(req.decision.get("usd_amount") or "0"))
         return total
+
+    def _release_nonce(self, req: Request) -> None:
+        """A request that will never be signed gives its nonce back: left reserved, it
+        would be a gap that every later transaction of the address waits behind."""
+        if self.chain is not None:
+            signing = SigningRequest.from_canonical(req.payload)
+            self.chain.release(decode_unsigned(signing.transaction))
 
     def _next_nonce(self, chain_id: int) -> int:
         row = self.conn.execute("SELECT next FROM nonces WHERE chain_id = ? AND key_id = ?",
