@@ -15,14 +15,16 @@ import sqlite3
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
-from oms_core.chain.endpoints import Endpoint
+from oms_core.chain.endpoints import CallRequest, Endpoint
 from oms_core.chain.ethereum_tx import UnsignedTx
-from oms_core.chain.fees import estimate_fees
+from oms_core.chain.fees import Eip1559Fees, estimate_fees
 from oms_core.chain.node_manager import Confirmed, Failed, NodeManager, WaitProgress
 from oms_core.chain.nonce_manager import NonceManager
 from oms_core.chain.simulation import PoolSpec, SimulationResult, simulate
 from oms_core.circuit_breakers import CircuitBreakers, TvlWatch
-from oms_core.policy.document import Policy
+from oms_core.policy.document import NATIVE, Policy
+
+BALANCE_OF = bytes.fromhex("70a08231")  # balanceOf(address)
 
 
 @dataclass(frozen=True)
@@ -65,6 +67,12 @@ class ChainGateway:
     def _primary(self) -> Endpoint:
         return self.endpoints[0]
 
+    def poll(self) -> None:
+        """Sample the monitored protocols' value locked (a sharp drop pauses). Call it
+        outside any transaction of the caller: an automatic pause must stay recorded even
+        when the request that noticed it is refused."""
+        self.breakers.poll(self._now())
+
     def prepare(self, tx: UnsignedTx, policy: Policy, request_id: str) -> UnsignedTx:
         """The transaction with its nonce and current fees; refused for a paused protocol."""
         self.breakers.check_transaction(policy, tx)
@@ -78,9 +86,38 @@ class ChainGateway:
     def preflight(self, tx: UnsignedTx, policy: Policy) -> SimulationResult:
         """Right before signing: the breakers again, then the exact transaction simulated
         (a revert, too little gas or too much slippage raises ``SimulationBlocked``)."""
+        self.poll()
         self.breakers.check_transaction(policy, tx)
         return simulate(self._primary(), tx, self.settings.sender, tokens=policy.assets,
                         pools=self.pools)
+
+    def _now(self) -> float:
+        return float(self._primary().block().timestamp)
+
+    def market_fees(self) -> Eip1559Fees:
+        return estimate_fees(self._primary(), max_fee_cap=self.settings.max_fee_cap)
+
+    def balances(self, policy: Policy) -> dict[str, int]:
+        """The sender's balance of every asset of the policy on this chain (base units)."""
+        out: dict[str, int] = {}
+        for asset in policy.assets:
+            if asset.chain_id != self.chain_id:
+                continue
+            if asset.contract == NATIVE:
+                out[asset.symbol] = self._primary().balance(self.settings.sender)
+            else:
+                data = BALANCE_OF + bytes(12) + bytes.fromhex(self.settings.sender[2:])
+                raw = self._primary().call(CallRequest(self.settings.sender, asset.contract,
+                                                       data))
+                out[asset.symbol] = int.from_bytes(raw[:32], "big")
+        return out
+
+    def reserve(self, tx: UnsignedTx, request_id: str) -> UnsignedTx:
+        """``tx`` with a freshly reserved nonce, its fees kept."""
+        pending = max(e.nonce(self.settings.sender, pending=True) for e in self.endpoints)
+        nonce = self.nonces.reserve(self.chain_id, self.settings.sender,
+                                    chain_pending=pending, owner=request_id)
+        return replace(tx, nonce=nonce)
 
     def release(self, tx: UnsignedTx) -> None:
         """The transaction will never be signed: its nonce may serve another request."""

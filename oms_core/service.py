@@ -37,11 +37,12 @@ from oms_core.audit.signing_key import AuditSigner
 from oms_core.audit.tree_head import SignedTreeHead
 from oms_core.authorization import RelyingParty, SigningRequest, parse_registry_blob
 from oms_core.bundle_signing import make_bundle
-from oms_core.chain.ethereum_tx import decode_unsigned
+from oms_core.chain.ethereum_tx import UnsignedTx, decode_unsigned
+from oms_core.chain.fees import bump
 from oms_core.chain.intent import intent_of
-from oms_core.chain.node_manager import Confirmed, WaitProgress
+from oms_core.chain.node_manager import Confirmed, NodeManagerError, WaitProgress
 from oms_core.chain_gateway import ChainConfig, ChainGateway
-from oms_core.circuit_breakers import CircuitBreakers, ProtocolPaused
+from oms_core.circuit_breakers import CircuitBreakers, ProtocolPaused, build_sweep
 from oms_core.db import open_database, transaction
 from oms_core.errors import AuthError, InvalidInputError, NotFound, SeparationOfDuties
 from oms_core.login_sessions import LoginSessions, SessionPolicy
@@ -65,6 +66,8 @@ _SCHEMA = (
         PRIMARY KEY (request_id, user_id))""",
     """CREATE TABLE IF NOT EXISTS webauthn_counters (
         credential_id BLOB PRIMARY KEY, counter INTEGER NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS replacements (
+        request_id TEXT PRIMARY KEY, replaces TEXT NOT NULL)""",
     """CREATE TABLE IF NOT EXISTS nonces (
         chain_id INTEGER NOT NULL, key_id BLOB NOT NULL, next INTEGER NOT NULL,
         PRIMARY KEY (chain_id, key_id))""",
@@ -263,43 +266,110 @@ class OmsCore:
                 ) -> Request:
         with self._lock:
             bundle = self.bundle()
-            now = self.clock()
             request_id = client_request_id or str(uuid.uuid4())
             try:
                 return self.requests.get(request_id)  # an idempotent retry
             except NotFound:
                 pass
+            if self.chain is not None:
+                self.chain.poll()
             with transaction(self.conn):
                 if self.chain is None:
                     nonce = self._next_nonce(bundle.policy.assets[0].chain_id)
-                    tx, amount = tx_builder.build(bundle.policy, sub, nonce)
+                    tx, _ = tx_builder.build(bundle.policy, sub, nonce)
                 else:
-                    tx, amount = tx_builder.build(bundle.policy, sub, 0)
+                    tx, _ = tx_builder.build(bundle.policy, sub, 0)
                     tx = self.chain.prepare(tx, bundle.policy, request_id)
-                # Priced in what the transaction moves (a token call moves the token).
-                intent = intent_of(tx, bundle.policy.assets)
-                amount = intent.amount
-                # Moving nothing of value (a contract call without ETH) needs no price.
-                price = self._prices.usd_price(intent.asset) if intent.amount else Decimal(0)
-                signing = SigningRequest(request_id, self.config.key_id, (), tx.encode(),
-                                         tx.signing_digest(), user.user_id,
-                                         decimal_text(price))
-                req = self.requests.create(
-                    request_id=request_id, kind="contract_call" if sub.call_data else
-                    "transfer", initiator=user.user_id, asset=intent.asset, amount=amount,
-                    destination=intent.destination, chain_id=tx.chain_id,
-                    payload=signing.canonical(), expires_at=now + self.config.request_ttl_s,
-                    at=now)
-                decision = self._decide(bundle, signing, user)
-                req = self.requests.transition(
-                    request_id, State.POLICY_EVALUATED, actor="policy", at=now,
-                    reason=decision.reason, policy_hash=bytes.fromhex(bundle.bundle_hash),
-                    decision=_decision_json(decision))
-                if decision.action is Action.BLOCK:
-                    self.requests.transition(request_id, State.REJECTED, actor="policy",
-                                             at=now, reason=decision.reason)
-                    if self.chain is not None:
-                        self.chain.release(tx)  # never signed: the nonce serves the next
+                req, decision = self._record(user, tx, request_id, bundle)
+            if decision.action is Action.BLOCK:
+                raise PolicyDenied(decision.rule, decision.reason)
+            return req
+
+    def _record(self, user: User, tx: UnsignedTx, request_id: str, bundle: PolicyBundle
+                ) -> tuple[Request, Decision]:
+        """A new request for ``tx`` (nonce already assigned), evaluated under the policy;
+        the caller's transaction. A blocked one is rejected and its nonce released."""
+        now = self.clock()
+        # Priced in what the transaction moves (a token call moves the token).
+        intent = intent_of(tx, bundle.policy.assets)
+        # Moving nothing of value (a contract call without ETH) needs no price.
+        price = self._prices.usd_price(intent.asset) if intent.amount else Decimal(0)
+        signing = SigningRequest(request_id, self.config.key_id, (), tx.encode(),
+                                 tx.signing_digest(), user.user_id, decimal_text(price))
+        self.requests.create(
+            request_id=request_id, kind="contract_call" if intent.called_contract else
+            "transfer", initiator=user.user_id, asset=intent.asset, amount=intent.amount,
+            destination=intent.destination, chain_id=tx.chain_id,
+            payload=signing.canonical(), expires_at=now + self.config.request_ttl_s, at=now)
+        decision = self._decide(bundle, signing, user)
+        req = self.requests.transition(
+            request_id, State.POLICY_EVALUATED, actor="policy", at=now,
+            reason=decision.reason, policy_hash=bytes.fromhex(bundle.bundle_hash),
+            decision=_decision_json(decision))
+        if decision.action is Action.BLOCK:
+            req = self.requests.transition(request_id, State.REJECTED, actor="policy",
+                                           at=now, reason=decision.reason)
+            if self.chain is not None:
+                self.chain.release(tx)  # never signed: the nonce serves the next
+        return req, decision
+
+    # --- circuit breakers, emergency sweep, stuck transactions ------------------------
+
+    def pause_protocol(self, token: str, protocol: str, reason: str) -> None:
+        """A risk officer stops every request touching ``protocol`` (issue 5 §4)."""
+        with self._lock:
+            user = self._user(token, Permission.MANAGE_BREAKERS)
+            self.breakers.pause(protocol, by=user.user_id, reason=reason, at=self.clock())
+
+    def resume_protocol(self, token: str, protocol: str, note: str = "") -> None:
+        with self._lock:
+            user = self._user(token, Permission.MANAGE_BREAKERS)
+            self.breakers.resume(protocol, by=user.user_id, at=self.clock(), note=note)
+
+    def emergency_sweep(self, token: str) -> list[Request]:
+        """Every balance of the threshold address to the policy's "holding" address-book
+        entry: one request per asset, initiated by the risk officer and evaluated like any
+        other, so it runs under the policy's own rule for it (e.g. a second risk officer)
+        and every node re-checks it. The requests wait for their initiator's confirmation."""
+        with self._lock:
+            user = self._user(token, Permission.MANAGE_BREAKERS)
+            if self.chain is None:
+                raise InvalidInputError("the OMS has no chain to sweep")
+            bundle = self.bundle()
+            fees = self.chain.market_fees()
+            plan = build_sweep(bundle.policy, chain_id=self.chain.chain_id,
+                               balances=self.chain.balances(bundle.policy), first_nonce=0,
+                               max_fee_per_gas=fees.max_fee_per_gas,
+                               max_priority_fee_per_gas=fees.max_priority_fee_per_gas,
+                               now=self.clock())
+            out = []
+            with transaction(self.conn):
+                for part in plan:
+                    request_id = f"sweep-{uuid.uuid4()}"
+                    tx = self.chain.reserve(part.tx, request_id)
+                    out.append(self._record(user, tx, request_id, bundle)[0])
+            return out
+
+    def replace_stuck(self, token: str, request_id: str) -> Request:
+        """A broadcast transaction that does not confirm: the same transaction with every
+        fee raised ≥ 12.5 % (same nonce, so at most one of the two can ever be mined), as a
+        new request of the same initiator. New fees mean a new digest, so it needs its own
+        confirmation and approvals, and the nodes check it like any other."""
+        with self._lock:
+            user = self._user(token, Permission.SUBMIT_REQUEST)
+            old = self.requests.get(request_id)
+            if old.initiator != user.user_id:
+                raise SeparationOfDuties(f"only the initiator replaces request {request_id}")
+            if old.state is not State.BROADCAST or self.chain is None:
+                raise InvalidInputError(f"request {request_id} is {old.state.value}: only a "
+                                        "broadcast transaction can be replaced")
+            stuck = decode_unsigned(SigningRequest.from_canonical(old.payload).transaction)
+            tx = bump(stuck, market=self.chain.market_fees(),
+                      max_fee_cap=self.chain.settings.max_fee_cap)
+            new_id = f"{request_id}.replacement-{uuid.uuid4().hex[:8]}"
+            with transaction(self.conn):
+                req, decision = self._record(user, tx, new_id, self.bundle())
+                self.conn.execute("INSERT INTO replacements VALUES (?, ?)", (new_id, request_id))
             if decision.action is Action.BLOCK:
                 raise PolicyDenied(decision.rule, decision.reason)
             return req
@@ -308,7 +378,8 @@ class OmsCore:
         """The initiator's own assertion over the request: it goes to approval, or (when
         the policy needs none) straight to signing."""
         with self._lock:
-            user = self._user(token, Permission.SUBMIT_REQUEST)
+            # Whoever initiated it (a trader, or a risk officer's emergency sweep) confirms.
+            user = self._user(token, Permission.READ_REQUESTS)
             req = self.requests.get(request_id)
             if req.initiator != user.user_id:
                 raise SeparationOfDuties(f"only the initiator confirms request {request_id}")
@@ -496,9 +567,20 @@ class OmsCore:
         assert req.tx_hash is not None
         final = self.chain.confirm(req.tx_hash, raw, self._progress_of(req.request_id))
         if isinstance(final, Confirmed):
-            return self.requests.transition(
+            done = self.requests.transition(
                 req.request_id, State.CONFIRMED, actor="chain", at=self.clock(),
                 reason=f"{final.confirmations} confirmation(s), block {final.block_number}")
+            # One nonce, one mined transaction: the other of a replacement pair never will.
+            for (other,) in self.conn.execute(
+                    "SELECT replaces FROM replacements WHERE request_id = ? UNION "
+                    "SELECT request_id FROM replacements WHERE replaces = ?",
+                    (req.request_id, req.request_id)).fetchall():
+                if self.requests.get(other).state in (State.BROADCAST, State.SIGNED):
+                    self.requests.transition(other, State.FAILED, actor="chain",
+                                             at=self.clock(),
+                                             reason=f"superseded: {req.request_id} was mined "
+                                                    "with the same nonce")
+            return done
         return self.requests.transition(
             req.request_id, State.FAILED, actor="chain", at=self.clock(),
             reason=f"reverted on chain in block {final.block_number}")
@@ -515,10 +597,15 @@ class OmsCore:
         reconcile, never guessed."""
         with self._lock:
             stuck = []
-            for req in self.requests.recover_in_flight(self.clock()):
+            for found in self.requests.recover_in_flight(self.clock()):
+                req = self.requests.get(found.request_id)  # an earlier one may have settled it
                 if req.state in (State.SIGNED, State.BROADCAST) and self.chain is not None:
-                    self._broadcast(req)
-                else:
+                    try:
+                        self._broadcast(req)
+                    except NodeManagerError as exc:  # not final yet (stuck, endpoints split)
+                        self.say(f"{req.request_id}: still in flight: {exc}")
+                        stuck.append(self.requests.get(req.request_id))
+                elif req.state not in (State.CONFIRMED, State.FAILED):
                     stuck.append(req)
             return stuck
 

@@ -60,6 +60,7 @@ class Permission(StrEnum):
     APPROVE_POLICY = "approve_policy"
     MANAGE_USERS = "manage_users"
     READ_AUDIT = "read_audit"
+    MANAGE_BREAKERS = "manage_breakers"  # pause / resume a protocol, emergency sweep
 
 
 PERMISSIONS: Mapping[Permission, frozenset[Role]] = MappingProxyType({
@@ -71,6 +72,7 @@ PERMISSIONS: Mapping[Permission, frozenset[Role]] = MappingProxyType({
     Permission.APPROVE_POLICY: frozenset({Role.ADMIN}),
     Permission.MANAGE_USERS: frozenset({Role.ADMIN}),
     Permission.READ_AUDIT: frozenset({Role.AUDITOR}),
+    Permission.MANAGE_BREAKERS: frozenset({Role.RISK_OFFICER}),
 })
 """Which roles grant each permission; a permission missing here is granted to nobody."""
 

@@ -40,14 +40,14 @@ from oms_core.chain import artifacts, embedded, erc20
 from oms_core.chain.embedded import USDC, WETH, Market
 from oms_core.chain.endpoints import Block, CallRequest, Endpoint, Receipt
 from oms_core.chain.ethereum_tx import decode_unsigned
-from oms_core.chain.node_manager import EndpointsDisagree, NoAgreedHead
+from oms_core.chain.node_manager import ConfirmationTimeout, EndpointsDisagree
 from oms_core.chain.nonce_manager import NonceState
 from oms_core.chain.simulation import PoolInterface, PoolSpec, SimulationBlocked
 from oms_core.chain.web3_endpoint import Web3Endpoint
 from oms_core.chain_gateway import ChainConfig, ChainSettings
-from oms_core.circuit_breakers import ProtocolPaused
+from oms_core.circuit_breakers import ProtocolPaused, TvlWatch
 from oms_core.demo_people import Person, enrol
-from oms_core.errors import AuthError, NotFound
+from oms_core.errors import AuthError, NotFound, PermissionDenied
 from oms_core.oracles import FixedFeed, PriceHeld, PriceOracle
 from oms_core.policy.document import load_policy
 from oms_core.requests.lifecycle import State
@@ -60,6 +60,7 @@ anvil_node = chain_support.anvil_node  # the session fixture, by name, without a
 RP = RelyingParty("oms.test", "https://oms.test")
 EMBEDDED = embedded.EMBEDDED_CHAIN_ID
 TREASURY = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
+HOLDING = "0x2b5ad5c4795c026514f8317c7a215e218dccd6cf"  # the emergency sweep's destination
 PROTOCOL = "demo-dex"
 POOL_RESERVES = (2_000_000 * 10**6, 1_000 * 10**18)  # USDC, WETH: 1 WETH = 2,000 USD
 HELD_USDC = 1_000_000 * 10**6
@@ -129,6 +130,12 @@ chain_id = {ANVIL_CHAIN_ID}
 added_at = 0
 kind = "wallet"
 
+[address_book.holding]
+address = "{HOLDING}"
+chain_id = {EMBEDDED}
+added_at = 0
+kind = "wallet"
+
 [address_book.dex-pool]
 address = "{market.pool}"
 chain_id = {EMBEDDED}
@@ -141,6 +148,13 @@ allowed_selectors = [{selectors}]
 role = "trader"
 max_single_usd = 5000000
 max_daily_usd = 100000000
+
+[[rules]]
+name = "emergency-sweep"
+initiator_roles = ["risk_officer"]
+destination = "address_book"
+action = "require_approvals"
+approvals = {{ risk_officer = 1 }}
 
 [[rules]]
 name = "trader-address-book"
@@ -323,11 +337,13 @@ EMBEDDED_PRICES = (("ETH", "2000"), ("USDC", "1"), ("WETH", "2000"))
 
 
 def open_desk(world: World, name: str, endpoints: Sequence[Endpoint], chain_id: int,
-              prices: PriceOracle | None = None, request_ttl_s: float = 3600.0) -> Desk:
+              prices: PriceOracle | None = None, request_ttl_s: float = 3600.0,
+              watches: tuple[TvlWatch, ...] = (), confirm_timeout_s: float = 30.0) -> Desk:
     """A new OMS with its own database on ``endpoints``, with the module's policy."""
     chain = ChainConfig(tuple(endpoints), chain_id,
-                        ChainSettings(world.sender, confirm_timeout_s=30.0, poll_s=0.05),
-                        world.pools() if chain_id == EMBEDDED else ())
+                        ChainSettings(world.sender, confirm_timeout_s=confirm_timeout_s,
+                                      poll_s=0.05),
+                        world.pools() if chain_id == EMBEDDED else (), watches)
     config = OmsConfig(world.root.parent / f"{name}.sqlite3", world.key_id, RP, world.admins,
                        world.admin_quorum, request_ttl_s=request_ttl_s, chain=chain)
     prices = prices or oracle(EMBEDDED_PRICES)
@@ -355,6 +371,7 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         market = embedded.deploy_market(w3, USDC, WETH, reserves=POOL_RESERVES)
         embedded.fund(w3, address, 10 * 10**18, {market.token0: HELD_USDC})
         registry, people = enrol(RP, [("tina", ["trader"]), ("rita", ["risk_officer"]),
+                                      ("rory", ["risk_officer"]),
                                       ("admin1", ["admin"]), ("admin2", ["admin"])],
                                  seed=b"oms-chain")
         bundle = make_bundle(load_policy(policy_toml(market)), RP, registry)
@@ -719,8 +736,8 @@ def test_disagreeing_endpoints_stop_broadcast_until_they_agree(world: World) -> 
         assert w3.eth.get_transaction_count(  # nor in the pool
             Web3.to_checksum_address(world.address), "pending") == nonce
 
-        with pytest.raises(NoAgreedHead):  # still disagreeing: recovery waits too
-            desk.core.recover()
+        # still disagreeing: recovery sends nothing and reports the request as in flight
+        assert [r.request_id for r in desk.core.recover()] == [req.request_id]
         assert desk.state(req.request_id) is State.SIGNED and honest.sent == []
 
         forked.fake_head = False
@@ -779,3 +796,98 @@ def test_expired_request_gives_its_nonce_back(world: World) -> None:
         _next_transfer_uses(desk, nonce)
     finally:
         desk.core.close()
+
+
+# --------------------------------------------------------------------------- operations
+
+
+def test_only_a_risk_officer_pauses_a_protocol_and_the_pause_blocks(desk: Desk) -> None:
+    with pytest.raises(PermissionDenied):
+        desk.core.pause_protocol(desk.login("tina"), PROTOCOL, "I would rather not")
+    rita = desk.login("rita")
+    desk.core.pause_protocol(rita, PROTOCOL, "oracle incident on the pool")
+    try:
+        with pytest.raises(ProtocolPaused, match="oracle incident on the pool"):
+            desk.submit(_usdc_to_pool(desk.world.market))
+    finally:
+        desk.core.resume_protocol(rita, PROTOCOL, "incident closed")
+    req = desk.submit(_approve_pool(desk.world.market))  # accepted again
+    assert req.state is State.POLICY_EVALUATED
+    desk.core.reject(desk.login("rita"), req.request_id, "only a test")
+
+
+def test_value_locked_drop_pauses_the_protocol_automatically(world: World) -> None:
+    tvl = {"now": Decimal(10_000_000)}
+    watch = TvlWatch(PROTOCOL, lambda: tvl["now"], Decimal("0.3"), 600.0)
+    endpoints = [Web3Endpoint(world.w3, "embedded-a"), Web3Endpoint(world.w3, "embedded-b")]
+    d = open_desk(world, "tvl", endpoints, EMBEDDED, watches=(watch,))
+    try:
+        first = d.submit(_approve_pool(world.market))  # samples 10 M
+        d.core.reject(d.login("rita"), first.request_id, "sampling only")
+        tvl["now"] = Decimal(6_000_000)  # −40 % within the window
+        with pytest.raises(ProtocolPaused, match="TVL fell 40"):
+            d.submit(_approve_pool(world.market))
+        assert d.core.breakers.state(PROTOCOL) is not None
+    finally:
+        d.core.close()
+
+
+def test_stuck_transaction_replaced_with_higher_fees(world: World, anvil_node: AnvilNode
+                                                     ) -> None:
+    """anvil with mining switched off keeps the first transaction pending; the replacement
+    (same nonce, fees +12.5 %, authorized afresh) is mined, the original never is."""
+    w3 = anvil_node.web3()
+    funder = anvil_node.dev_account(2).address.lower()
+    embedded.fund(w3, world.sender, 10**18, source=funder)
+    endpoints = [anvil_node.endpoint("anvil-a"), anvil_node.endpoint("anvil-b")]
+    d = open_desk(world, "stuck", endpoints, ANVIL_CHAIN_ID, oracle([("AETH", "2000")]),
+                  confirm_timeout_s=1.0)
+    w3.provider.make_request("evm_setAutomine", [False])
+    try:
+        req = d.submit(Submission("AETH", "0.01", TREASURY))
+        with pytest.raises(ConfirmationTimeout):
+            d.confirm(req)
+        assert d.state(req.request_id) is State.BROADCAST
+        replacement = d.core.replace_stuck(d.login("tina"), req.request_id)
+        old_tx = decode_unsigned(SigningRequest.from_canonical(req.payload).transaction)
+        new_tx = decode_unsigned(SigningRequest.from_canonical(replacement.payload).transaction)
+        assert new_tx.nonce == old_tx.nonce
+        assert new_tx.max_fee_per_gas * 8 >= old_tx.max_fee_per_gas * 9
+        with pytest.raises(ConfirmationTimeout):  # replaces the original in the mempool
+            d.confirm(replacement)
+        w3.provider.make_request("evm_mine", [])
+        d.core.recover()  # follows both to the end
+        done = d.core.requests.get(replacement.request_id)
+        assert done.state is State.CONFIRMED
+        assert d.state(req.request_id) is State.FAILED
+        assert "superseded" in d.core.requests.events(req.request_id)[-1].reason
+        assert Account.recover_transaction(done.signed_tx or b"") == world.address
+    finally:
+        w3.provider.make_request("evm_setAutomine", [True])
+        d.core.close()
+
+
+def test_emergency_sweep_runs_under_its_own_rule(desk: Desk) -> None:
+    """Last in the module: it empties the threshold address. A risk officer starts it,
+    a second risk officer approves each transfer, every node re-checks the rule."""
+    world = desk.world
+    with pytest.raises(PermissionDenied):
+        desk.core.emergency_sweep(desk.login("tina"))
+    rita = desk.login("rita")
+    swept = desk.core.emergency_sweep(rita)
+    assert {r.destination for r in swept} == {HOLDING}
+    assert all((r.decision or {}).get("rule") == "emergency-sweep" for r in swept)
+    for req in swept:
+        auth = world.people["rita"].authenticator
+        rita = desk.login("rita")
+        req = desk.core.confirm(rita, req.request_id, auth.get_assertion(
+            RP.rp_id, RP.origin, desk.core.challenge_of(req), auth.credential_id).to_json())
+        assert req.state is State.PENDING_APPROVAL
+        rory_auth = world.people["rory"].authenticator
+        rory = desk.login("rory")
+        req = desk.core.approve(rory, req.request_id, rory_auth.get_assertion(
+            RP.rp_id, RP.origin, desk.core.challenge_of(req), rory_auth.credential_id
+        ).to_json())
+        assert req.state is State.CONFIRMED
+    assert embedded.token_balance(world.w3, world.market.token0, world.sender) == 0
+    assert embedded.token_balance(world.w3, world.market.token0, HOLDING) > 0
