@@ -134,6 +134,21 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("pending", parents=[connect], help="requests awaiting approval"
                         ).set_defaults(handler=_pending)
 
+    protocol = commands.add_parser("protocol", help="circuit breakers (risk officer)")
+    protocol_commands = protocol.add_subparsers(dest="protocol_command", required=True)
+    for name, doc, handler in (("pause", "stop every request touching a protocol", _pause),
+                               ("resume", "lift a pause", _resume)):
+        cmd = protocol_commands.add_parser(name, parents=[connect], help=doc)
+        cmd.add_argument("protocol")
+        cmd.add_argument("--reason", required=True)
+        cmd.set_defaults(handler=handler)
+    commands.add_parser("sweep", parents=[connect], help="emergency sweep of every balance "
+                        "to the holding address (risk officer; each transfer needs its rule's "
+                        "approvals)").set_defaults(handler=_sweep)
+    replace = commands.add_parser("replace", parents=[connect],
+                                  help="replace a stuck broadcast transaction (fees +12.5 %%)")
+    replace.add_argument("request_id")
+    replace.set_defaults(handler=_replace)
     _add_policy(commands, connect)
     _add_address_book(commands, connect)
     audit_cli.register(commands)
@@ -346,6 +361,35 @@ def _assert_and_send(args: argparse.Namespace, action: str) -> int:
 def _reject(args: argparse.Namespace) -> int:
     with _client(args) as client:
         view = client.reject(load_token(_token_path(args)), args.request_id, args.reason)
+    _print_request(view, args.json)
+    return EXIT_OK
+
+
+def _pause(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.pause_protocol(load_token(_token_path(args)), args.protocol, args.reason)
+    print(f"protocol {args.protocol} paused")
+    return EXIT_OK
+
+
+def _resume(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        client.resume_protocol(load_token(_token_path(args)), args.protocol, args.reason)
+    print(f"protocol {args.protocol} resumed")
+    return EXIT_OK
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        views = client.emergency_sweep(load_token(_token_path(args)))
+    for v in views:
+        _print_request(v, args.json)
+    return EXIT_OK
+
+
+def _replace(args: argparse.Namespace) -> int:
+    with _client(args) as client:
+        view = client.replace_stuck(load_token(_token_path(args)), args.request_id)
     _print_request(view, args.json)
     return EXIT_OK
 

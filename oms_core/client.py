@@ -125,6 +125,21 @@ class OmsClient:
         resp: pb.ListResponse = self._call("ListPending", pb.ListPendingRequest(), token)
         return list(resp.requests)
 
+    def pause_protocol(self, token: str, protocol: str, reason: str) -> None:
+        self._call("PauseProtocol", pb.ProtocolRequest(protocol=protocol, reason=reason), token)
+
+    def resume_protocol(self, token: str, protocol: str, note: str) -> None:
+        self._call("ResumeProtocol", pb.ProtocolRequest(protocol=protocol, reason=note), token)
+
+    def emergency_sweep(self, token: str) -> list[pb.RequestView]:
+        resp: pb.ListResponse = self._call("EmergencySweep", pb.EmergencySweepRequest(), token)
+        return list(resp.requests)
+
+    def replace_stuck(self, token: str, request_id: str) -> pb.RequestView:
+        view: pb.RequestView = self._call(
+            "ReplaceStuck", pb.ReplaceStuckRequest(request_id=request_id), token)
+        return view
+
     def propose_policy(self, token: str, policy_toml: str) -> pb.ProposalView:
         view: pb.ProposalView = self._call(
             "PolicyPropose", pb.PolicyProposeRequest(policy_toml=policy_toml), token)

@@ -166,6 +166,40 @@ class OmsService(oms_pb2_grpc.OmsServicer):
         return self._call("ListPending", context, lambda core: pb.ListResponse(
             requests=[self._view(core, r) for r in core.pending(token)]))
 
+    # --- circuit breakers, sweep, stuck transactions ----------------------------------
+
+    def PauseProtocol(self, request: pb.ProtocolRequest,
+                      context: grpc.ServicerContext) -> pb.ProtocolResponse:
+        token = self._token(context)
+
+        def run(core: OmsCore) -> pb.ProtocolResponse:
+            core.pause_protocol(token, request.protocol, request.reason)
+            return pb.ProtocolResponse()
+
+        return self._call("PauseProtocol", context, run)
+
+    def ResumeProtocol(self, request: pb.ProtocolRequest,
+                       context: grpc.ServicerContext) -> pb.ProtocolResponse:
+        token = self._token(context)
+
+        def run(core: OmsCore) -> pb.ProtocolResponse:
+            core.resume_protocol(token, request.protocol, request.reason)
+            return pb.ProtocolResponse()
+
+        return self._call("ResumeProtocol", context, run)
+
+    def EmergencySweep(self, request: pb.EmergencySweepRequest,
+                       context: grpc.ServicerContext) -> pb.ListResponse:
+        token = self._token(context)
+        return self._call("EmergencySweep", context, lambda core: pb.ListResponse(
+            requests=[self._view(core, r) for r in core.emergency_sweep(token)]))
+
+    def ReplaceStuck(self, request: pb.ReplaceStuckRequest,
+                     context: grpc.ServicerContext) -> pb.RequestView:
+        token = self._token(context)
+        return self._call("ReplaceStuck", context, lambda core: self._view(
+            core, core.replace_stuck(token, request.request_id)))
+
     # --- policy -----------------------------------------------------------------------
 
     def PolicyPropose(self, request: pb.PolicyProposeRequest,

@@ -445,3 +445,22 @@ def test_signer_node_answers_keep_a_refusal_a_refusal() -> None:
         Code.PERMISSION_DENIED, "SignerNodeRefused: BundleSignatureError: 1 of 2")
     assert status_of(_NodeAnswer(Code.DEADLINE_EXCEEDED, "slow")) == (
         Code.UNAVAILABLE, "SignerNodeError: a signer node answered DEADLINE_EXCEEDED: slow")
+
+
+def test_protocol_pause_is_the_risk_officers_and_blocks_requests(oms: Any, world: World
+                                                                 ) -> None:
+    tina, rita = login(oms, world, "tina"), login(oms, world, "rita")
+    err = refused(lambda: oms.PauseProtocol(pb.ProtocolRequest(protocol="demo-dex",
+                                                               reason="x"), metadata=tina))
+    assert err.code() == Code.PERMISSION_DENIED and "manage_breakers" in err.details()
+    oms.PauseProtocol(pb.ProtocolRequest(protocol="demo-dex", reason="exploit suspected"),
+                      metadata=rita)
+    assert world.core.run(lambda core: core.breakers.state("demo-dex")) is not None
+    oms.ResumeProtocol(pb.ProtocolRequest(protocol="demo-dex", reason="all clear"),
+                       metadata=rita)
+    assert world.core.run(lambda core: core.breakers.state("demo-dex")) is None
+    err = refused(lambda: oms.EmergencySweep(pb.EmergencySweepRequest(), metadata=rita))
+    assert err.code() == Code.INVALID_ARGUMENT and "no chain to sweep" in err.details()
+    err = refused(lambda: oms.ReplaceStuck(pb.ReplaceStuckRequest(request_id="nope"),
+                                           metadata=tina))
+    assert err.code() == Code.NOT_FOUND
