@@ -80,43 +80,62 @@ class Consumption:
         return cls(pid, party, sigma, request_id, rest[fixed + m:])
 
 
+def _zero(data: bytes, start: int) -> bool:
+    return not any(data[start:])
+
+
 def parse(data: bytes) -> tuple[list[Consumption], int]:
-    """Every complete record and the length they fill; a torn tail is left out, damage
-    before the tail raises."""
+    """Every complete record and the length they fill. The file is preallocated with
+    zeros, so the records end where a zero length begins. A torn last record (only zeros
+    after the bytes it claims) is left out; anything else that does not parse is damage
+    and raises."""
     out: list[Consumption] = []
     pos = 0
     while pos < len(data):
         if len(data) - pos < _LEN.size:
-            break  # torn length prefix
+            if _zero(data, pos):
+                break
+            raise JournalError(f"consumption journal damaged at byte {pos}")
         (n,) = _LEN.unpack_from(data, pos)
         end = pos + _LEN.size + n + _DIGEST
-        if end > len(data):
-            if len(data) - pos > MAX_RECORD:
-                raise JournalError(f"consumption journal damaged at byte {pos}")
-            break  # torn record
         payload = data[pos + _LEN.size:pos + _LEN.size + n]
-        if hashlib.sha256(payload).digest() != data[end - _DIGEST:end]:
-            if end == len(data):
-                break  # the last record was torn inside its bytes
+        whole = n > 0 and end <= len(data) and \
+            hashlib.sha256(payload).digest() == data[end - _DIGEST:end]
+        if not whole:
+            # The end (zeros), or the last write torn by a crash: nothing was written after
+            # it. Bytes beyond what this record claims mean damage, never a tear.
+            after = end if 0 < n <= MAX_RECORD else pos + _LEN.size
+            if _zero(data, after):
+                break
             raise JournalError(f"consumption journal damaged at byte {pos}")
         out.append(Consumption.decode(payload))
         pos = end
     return out, pos
 
 
+PREALLOCATE = 256 * 1024  # zeros written ahead: appends then never change the file size
+
+
 class ConsumptionJournal:
-    """Append-only, fdatasync'ed per record; emptied once its records are in the table."""
+    """Records written in place into a zero-filled file and fdatasync'ed one by one (no
+    size change, so no metadata to flush); emptied once its records are in the table."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        self._fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
         with open(path, "rb") as f:
             data = f.read()
         records, valid = parse(data)
-        if valid < len(data):  # cut a torn tail, or the next record would follow garbage
-            os.ftruncate(self._fd, valid)
-            os.fsync(self._fd)
         self.records = len(records)
+        self._pos = valid
+        if not _zero(data, valid) or len(data) < valid + PREALLOCATE:
+            # Zero a torn tail (the next record must not sit next to garbage) and keep
+            # zeros ahead of the write position.
+            self._write_zeros(valid, max(len(data), valid + PREALLOCATE) - valid)
+
+    def _write_zeros(self, start: int, length: int) -> None:
+        os.pwrite(self._fd, bytes(length), start)
+        os.fsync(self._fd)
 
     def read(self) -> list[Consumption]:
         with open(self.path, "rb") as f:
@@ -125,15 +144,17 @@ class ConsumptionJournal:
     def append(self, record: Consumption) -> None:
         """Durable when this returns: the caller may then release σ_i."""
         data = record.encode()
-        if os.write(self._fd, data) != len(data):
+        if os.pwrite(self._fd, data, self._pos) != len(data):
             raise OSError("short write to the consumption journal")
         os.fdatasync(self._fd)
+        self._pos += len(data)
         self.records += 1
 
     def clear(self) -> None:
         """Drop every record: call only after the table holding them was made durable."""
         os.ftruncate(self._fd, 0)
-        os.fsync(self._fd)
+        self._write_zeros(0, PREALLOCATE)
+        self._pos = 0
         self.records = 0
 
     def close(self) -> None:

@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Protocol
 
 from eth_hash.auto import keccak
+from fido2.webauthn import CollectedClientData
 
 from oms_core import tx_builder
 from oms_core.approvals.assertion import Approval, VerifiedApproval, verify_approval
@@ -60,6 +61,7 @@ from oms_core.users import Permission, Role, User, UserStore, require
 
 DAY_S = 86400.0
 LOGIN_CHALLENGE_TTL_S = 120.0
+MAX_PENDING_LOGINS = 4
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS assertions (
         request_id TEXT NOT NULL, user_id TEXT NOT NULL, assertion BLOB NOT NULL,
@@ -123,7 +125,7 @@ class OmsCore:
         self.chain = (ChainGateway(conn, chain.endpoints, chain.settings,
                                    chain_id=chain.chain_id, pools=chain.pools,
                                    breakers=self.breakers) if chain else None)
-        self._login_challenges: dict[str, tuple[bytes, float]] = {}
+        self._login_challenges: dict[str, list[tuple[bytes, float]]] = {}
 
     def close(self) -> None:
         self.conn.close()
@@ -193,18 +195,41 @@ class OmsCore:
     # --- login ------------------------------------------------------------------------
 
     def login_begin(self, user_id: str) -> bytes:
+        """A fresh challenge for a registered user. Several may be pending per user (a
+        second login attempt does not cancel the first), each for two minutes, and their
+        number is bounded, so nobody can exhaust memory or block another user's login."""
         challenge = secrets.token_bytes(32)
         with self._lock:
-            self._login_challenges[user_id] = (challenge, self.clock() + LOGIN_CHALLENGE_TTL_S)
+            now = self.clock()
+            try:
+                registry = self._registry()[1]
+            except NotFound:
+                raise AuthError("login refused: no policy is active yet, so no user is "
+                                "registered") from None
+            if registry.find(user_id) is None:
+                raise AuthError(f"login refused: unknown user {user_id!r}")
+            pending = [(c, t) for c, t in self._login_challenges.get(user_id, []) if t > now]
+            self._login_challenges[user_id] = [*pending[-(MAX_PENDING_LOGINS - 1):],
+                                               (challenge, now + LOGIN_CHALLENGE_TTL_S)]
         return hashlib.sha256(b"oms-login/v1\x00" + challenge).digest()
 
     def login_finish(self, user_id: str, assertion: bytes) -> tuple[str, float, float]:
         with self._lock:
-            entry = self._login_challenges.pop(user_id, None)
             now = self.clock()
-            if entry is None or entry[1] < now:
-                raise AuthError("no login in progress for this user (or it timed out)")
-            expected = hashlib.sha256(b"oms-login/v1\x00" + entry[0]).digest()
+            pending = [(c, t) for c, t in self._login_challenges.pop(user_id, []) if t > now]
+            try:
+                client = Approval.from_json(assertion)
+            except ApprovalError as exc:
+                raise AuthError(str(exc)) from None
+            signed = _client_challenge(client)
+            match = [c for c, _ in pending
+                     if hashlib.sha256(b"oms-login/v1\x00" + c).digest() == signed]
+            if not match:
+                self._login_challenges[user_id] = pending
+                raise AuthError("no login in progress for this user with that challenge "
+                                "(or it timed out)")
+            self._login_challenges[user_id] = [(c, t) for c, t in pending if c != match[0]]
+            expected = hashlib.sha256(b"oms-login/v1\x00" + match[0]).digest()
             self._verify(assertion, expected, user_id)
             token, session = self.sessions.login(self.conn, user_id,
                                                  authenticated_by="webauthn", now=now)
@@ -617,3 +642,12 @@ def _decision_json(decision: Decision) -> dict[str, object]:
             "required_approvals": {k.value: v for k, v in decision.required_approvals.items()},
             "policy_hash": decision.policy_hash}
 
+
+
+def _client_challenge(approval: Approval) -> bytes:
+    """The challenge an assertion claims to answer (only to find the pending login; the
+    assertion is then verified against that challenge in full)."""
+    try:
+        return bytes(CollectedClientData(approval.client_data_json).challenge)
+    except (ValueError, KeyError, TypeError) as exc:
+        raise AuthError(f"malformed client data in the login assertion: {exc}") from None

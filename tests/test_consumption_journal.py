@@ -25,15 +25,29 @@ def test_records_round_trip(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("cut", [1, 3, 10, 40])
-def test_torn_tail_dropped_and_truncated(tmp_path: Path, cut: int) -> None:
+def test_torn_tail_dropped_and_zeroed(tmp_path: Path, cut: int) -> None:
     path = tmp_path / "j"
-    path.write_bytes(A.encode() + B.encode()[:-cut])
+    torn = B.encode()[:-cut]
+    path.write_bytes(A.encode() + torn + bytes(1000))  # what a crash mid-write leaves
     assert parse(path.read_bytes())[0] == [A]
     j = ConsumptionJournal(path)
-    assert path.stat().st_size == len(A.encode())  # the torn bytes are gone
+    raw = path.read_bytes()
+    assert raw[:len(A.encode())] == A.encode() and not any(raw[len(A.encode()):])
     j.append(B)  # so the next record does not follow garbage
     j.close()
     assert ConsumptionJournal(path).read() == [A, B]
+
+
+def test_appends_never_change_the_file_size(tmp_path: Path) -> None:
+    """Records go into preallocated zeros, so fdatasync has no size to flush."""
+    j = ConsumptionJournal(tmp_path / "j")
+    size = (tmp_path / "j").stat().st_size
+    for k in range(50):
+        j.append(Consumption(bytes([k + 1]) * 32, 1, k, f"r{k}"))
+    assert (tmp_path / "j").stat().st_size == size
+    j.clear()
+    assert j.read() == [] and (tmp_path / "j").stat().st_size == size
+    j.close()
 
 
 def test_torn_last_record_with_bad_digest_dropped(tmp_path: Path) -> None:

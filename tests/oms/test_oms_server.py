@@ -464,3 +464,18 @@ def test_protocol_pause_is_the_risk_officers_and_blocks_requests(oms: Any, world
     err = refused(lambda: oms.ReplaceStuck(pb.ReplaceStuckRequest(request_id="nope"),
                                            metadata=tina))
     assert err.code() == Code.NOT_FOUND
+
+
+def test_login_challenges_are_per_attempt_and_only_for_known_users(oms: Any, world: World
+                                                                   ) -> None:
+    err = refused(lambda: oms.LoginBegin(pb.LoginBeginRequest(user_id="mallory")))
+    assert err.code() == Code.UNAUTHENTICATED and "unknown user 'mallory'" in err.details()
+    first = oms.LoginBegin(pb.LoginBeginRequest(user_id="tina")).challenge
+    oms.LoginBegin(pb.LoginBeginRequest(user_id="tina"))  # a second attempt, e.g. by anyone
+    auth = world.people["tina"].authenticator
+    answer = auth.get_assertion(RP.rp_id, RP.origin, first, auth.credential_id).to_json()
+    token = oms.LoginFinish(pb.LoginFinishRequest(user_id="tina", assertion=answer)).token
+    assert token  # the first challenge still counts: nobody can cancel another's login
+    again = refused(lambda: oms.LoginFinish(pb.LoginFinishRequest(user_id="tina",
+                                                                  assertion=answer)))
+    assert again.code() == Code.UNAUTHENTICATED  # and each challenge works once
