@@ -32,6 +32,7 @@ EXPECTED = {
     Permission.APPROVE_POLICY: {"admin"},
     Permission.MANAGE_USERS: {"admin"},
     Permission.READ_AUDIT: {"auditor"},
+    Permission.MANAGE_BREAKERS: {"risk_officer"},
 }
 
 
