@@ -79,10 +79,6 @@ class NodeClient:
         with contextlib.suppress(grpc.RpcError):
             self.stub.Abort(pb.AbortRequest(nonce=nonce, reason=reason), timeout=5.0)
 
-    def sign_future(self, req: pb.SignRequest) -> Any:
-        """Start a Sign call without blocking a thread (the online signing path)."""
-        return self.stub.Sign.future(req, timeout=self.timeout)
-
     @_idempotent
     def sign(self, req: pb.SignRequest) -> pb.SignResponse:
         resp: pb.SignResponse = self.stub.Sign(req, timeout=self.timeout)

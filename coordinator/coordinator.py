@@ -396,18 +396,11 @@ class Coordinator:
         return public
 
     def _sign_at(self, signers: Sequence[int], req: pb.SignRequest) -> dict[int, pb.SignResponse]:
-        """One Sign round trip to every signer at once (gRPC futures, no thread hops); a
-        transport failure is retried per node with the idempotent, retrying call."""
-        futures = {i: self.clients[i].sign_future(req) for i in signers}
-        out: dict[int, pb.SignResponse] = {}
-        for i, f in futures.items():
-            try:
-                out[i] = f.result()
-            except grpc.RpcError as exc:
-                if exc.code() != grpc.StatusCode.UNAVAILABLE:
-                    raise
-                out[i] = self.clients[i].sign(req)
-        return out
+        """One Sign call to every signer at once, on the coordinator's worker threads (a
+        gRPC future starts a channel-polling thread per call: measured ~0.6 ms slower per
+        signature); a transport failure is retried per node by the idempotent call."""
+        futures = {i: self._pool.submit(self.clients[i].sign, req) for i in signers}
+        return {i: f.result() for i, f in futures.items()}
 
     # --- background pool keeper -------------------------------------------------------------
 
