@@ -219,9 +219,6 @@ class SignerNode:
             raise UsageError("a sign request needs a request id")
         if len(req.request_id.encode()) > MAX_REQUEST_ID:
             raise UsageError(f"a request id has at most {MAX_REQUEST_ID} bytes")
-        prior = self.store.answered(req.request_id, req.presignature_id)
-        if prior is not None:
-            return prior  # a retry: the same σ_i, and no second policy decision
         share = self._key_share(req.key_id)
         path = tuple(req.path)
 
@@ -239,6 +236,9 @@ class SignerNode:
             if len(req.digest) != 32:  # TEST ONLY path, see NodeConfig
                 raise UsageError(f"digest must be 32 bytes, got {len(req.digest)}")
             return sign(req.digest)
+        prior = self.store.answered(req.request_id, req.presignature_id)
+        if prior is not None:
+            return prior  # a retry: the same σ_i, and no second policy decision
         auth = req.authorization
         request = SigningRequest(auth.request_id, req.key_id, path, auth.transaction,
                                  req.digest, auth.initiator, auth.usd_price)

@@ -95,10 +95,15 @@ def combine(pub: PresignaturePublic, shares: dict[int, SignatureShare], digest: 
 
 
 def verify(public_key: bytes, digest: bytes, sig: Signature) -> bool:
-    """libsecp256k1 verification of a digest, and public-key recovery from it."""
-    pk = PublicKey(public_key)
-    if not pk.verify(sig.der(), digest, hasher=None):
+    """The signature is valid for ``public_key`` with this recovery id: libsecp256k1
+    recovers the one key for which (r, s, recovery id) verifies on ``digest``, so equality
+    with the expected key is a full ECDSA verification (SEC1 §4.1.6) and checks the
+    recovery id at once. Ranges of r and s are checked first."""
+    if not (0 < sig.r < Q and 0 < sig.s < Q) or sig.recovery_id not in (0, 1, 2, 3):
         return False
     recoverable = sig.compact() + bytes([sig.recovery_id])
-    recovered = PublicKey.from_signature_and_message(recoverable, digest, hasher=None)
-    return bool(recovered.format() == pk.format())
+    try:
+        recovered = PublicKey.from_signature_and_message(recoverable, digest, hasher=None)
+    except Exception:  # coincurve raises a bare Exception when no key recovers
+        return False
+    return bool(recovered.format() == PublicKey(public_key).format())
