@@ -134,15 +134,10 @@ class Scene:
     people: dict[str, Person]
 
     def login(self, user: str) -> str:
-        challenge = self.oms.login_begin(user)
-        auth = self.people[user].authenticator
-        assertion = auth.get_assertion(RP.rp_id, RP.origin, challenge, auth.credential_id)
-        return self.oms.login_finish(user, assertion.to_json())[0]
+        return self.people[user].login(RP, self.oms)
 
     def assertion(self, user: str, req: Request) -> bytes:
-        auth = self.people[user].authenticator
-        return auth.get_assertion(RP.rp_id, RP.origin, self.oms.challenge_of(req),
-                                  auth.credential_id).to_json()
+        return self.people[user].sign_challenge(RP, self.oms.challenge_of(req))
 
 
 def run(root: Path, progress: Callable[[str], None] = say) -> dict[str, Any]:

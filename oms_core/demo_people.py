@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 from oms_core.approvals.registration import begin_registration, complete_registration
 from oms_core.approvals.registry import Approver, ApproverRegistry, Role
@@ -24,12 +25,24 @@ class Person:
     roles: frozenset[Role]
     authenticator: SoftwareAuthenticator
 
+    def sign_challenge(self, rp: RelyingParty, challenge: bytes) -> bytes:
+        """A WebAuthn assertion over ``challenge`` (a login or a request's), Approval JSON."""
+        return self.authenticator.get_assertion(
+            rp.rp_id, rp.origin, challenge, self.authenticator.credential_id).to_json()
+
     def approve(self, rp: RelyingParty, request: SigningRequest, bundle_hash: str) -> bytes:
         """A WebAuthn assertion over the request's challenge, as Approval JSON."""
-        approval = self.authenticator.get_assertion(
-            rp.rp_id, rp.origin, request.challenge(bundle_hash),
-            self.authenticator.credential_id)
-        return approval.to_json()
+        return self.sign_challenge(rp, request.challenge(bundle_hash))
+
+    def login(self, rp: RelyingParty, oms: LoginService) -> str:
+        """Log in to the OMS with this person's authenticator; returns the session token."""
+        challenge = oms.login_begin(self.user_id)
+        return oms.login_finish(self.user_id, self.sign_challenge(rp, challenge))[0]
+
+
+class LoginService(Protocol):
+    def login_begin(self, user_id: str) -> bytes: ...
+    def login_finish(self, user_id: str, assertion: bytes) -> tuple[str, float, float]: ...
 
 
 def enrol(rp: RelyingParty, people: Iterable[tuple[str, Iterable[str]]],

@@ -294,10 +294,7 @@ class Desk:
         if old is not None:
             with contextlib.suppress(AuthError):
                 self.core.logout(old)
-        challenge = self.core.login_begin(user)
-        auth = self.world.people[user].authenticator
-        assertion = auth.get_assertion(RP.rp_id, RP.origin, challenge, auth.credential_id)
-        self.tokens[user] = self.core.login_finish(user, assertion.to_json())[0]
+        self.tokens[user] = self.world.people[user].login(RP, self.core)
         return self.tokens[user]
 
     def submit(self, sub: Submission) -> Request:
@@ -307,9 +304,7 @@ class Desk:
         """The initiator's WebAuthn confirmation; the policy needs no approval here, so
         this simulates, signs, broadcasts and waits for the confirmation."""
         token = self.login("tina")  # first: every assertion raises the sign counter
-        auth = self.world.people["tina"].authenticator
-        assertion = auth.get_assertion(RP.rp_id, RP.origin, self.core.challenge_of(req),
-                                       auth.credential_id).to_json()
+        assertion = self.world.people["tina"].sign_challenge(RP, self.core.challenge_of(req))
         return self.core.confirm(token, req.request_id, assertion)
 
     def state(self, request_id: str) -> State:
@@ -878,16 +873,13 @@ def test_emergency_sweep_runs_under_its_own_rule(desk: Desk) -> None:
     assert {r.destination for r in swept} == {HOLDING}
     assert all((r.decision or {}).get("rule") == "emergency-sweep" for r in swept)
     for req in swept:
-        auth = world.people["rita"].authenticator
         rita = desk.login("rita")
-        req = desk.core.confirm(rita, req.request_id, auth.get_assertion(
-            RP.rp_id, RP.origin, desk.core.challenge_of(req), auth.credential_id).to_json())
+        req = desk.core.confirm(rita, req.request_id, world.people["rita"].sign_challenge(
+            RP, desk.core.challenge_of(req)))
         assert req.state is State.PENDING_APPROVAL
-        rory_auth = world.people["rory"].authenticator
         rory = desk.login("rory")
-        req = desk.core.approve(rory, req.request_id, rory_auth.get_assertion(
-            RP.rp_id, RP.origin, desk.core.challenge_of(req), rory_auth.credential_id
-        ).to_json())
+        req = desk.core.approve(rory, req.request_id, world.people["rory"].sign_challenge(
+            RP, desk.core.challenge_of(req)))
         assert req.state is State.CONFIRMED
     assert embedded.token_balance(world.w3, world.market.token0, world.sender) == 0
     assert embedded.token_balance(world.w3, world.market.token0, HOLDING) > 0

@@ -108,17 +108,12 @@ class Oms:
         if old is not None:
             with contextlib.suppress(AuthError):
                 self.core.logout(old)
-        challenge = self.core.login_begin(user)
-        auth = self.people[user].authenticator
-        assertion = auth.get_assertion(RP.rp_id, RP.origin, challenge, auth.credential_id)
-        self.tokens[user] = self.core.login_finish(user, assertion.to_json())[0]
+        self.tokens[user] = self.people[user].login(RP, self.core)
         return self.tokens[user]
 
     def assertion(self, user: str, request_id: str) -> bytes:
         req = self.core.requests.get(request_id)
-        auth = self.people[user].authenticator
-        return auth.get_assertion(RP.rp_id, RP.origin, self.core.challenge_of(req),
-                                  auth.credential_id).to_json()
+        return self.people[user].sign_challenge(RP, self.core.challenge_of(req))
 
 
 @pytest.fixture(scope="module")
