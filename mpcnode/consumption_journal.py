@@ -3,8 +3,9 @@
 A SQLite commit with ``synchronous=FULL`` costs several page writes and an fsync of the
 WAL; on the online signing path that was most of a node's time. This journal is the
 smaller durable step: one appended record per signature and one ``fdatasync``. The
-presignature table is updated right after (without its own fsync) and the journal is
-replayed into it when the store opens, so the journal is the truth about consumption
+presignature table is updated later, many records in one transaction (before any read
+of the pool's status and at each checkpoint), and the journal is replayed into it when the
+store opens, so the journal is the truth about consumption
 from the moment it returns until a checkpoint has made the table durable.
 
 Record framing (all lengths big-endian): ``u32 length ‖ payload ‖ SHA-256(payload)``,

@@ -47,6 +47,7 @@ from mpcnode.seal import Sealer, write_atomic
 DB_NAME = "presignatures.sqlite3"
 JOURNAL_NAME = "consumed.journal"
 CHECKPOINT_EVERY = 512  # journal records between checkpoints of the table
+CORE_CACHE = 4096  # decoded public cores kept for the signing path
 KEYS_DIR = "keys"
 CRASH_EXIT_CODE = 137
 
@@ -127,8 +128,8 @@ class NodeStore:
     """Key material and the presignature pool of one signer node.
 
     ``crash_after_consume`` is TEST ONLY (set from the node config's [testing] section):
-    ``sign_once`` then ends the process with exit code 137 right after its COMMIT and
-    before returning σ_i, as a crash at the worst moment would.
+    ``sign_once`` then ends the process with exit code 137 right after the journal's
+    ``fdatasync`` and before returning σ_i, as a crash at the worst moment would.
     """
 
     def __init__(self, data_dir: Path, sealer: Sealer, *,
@@ -145,9 +146,16 @@ class NodeStore:
         self._closed = False
         self._journal = ConsumptionJournal(data_dir / JOURNAL_NAME)
         # Consumptions journaled since the last checkpoint, by presignature and request:
-        # they stay refused even if the table update after the journal write failed.
+        # they stay refused even while the table update after the journal write fails.
         self._journaled: dict[bytes, Consumption] = {}
         self._journaled_requests: dict[str, Consumption] = {}
+        # Journaled consumptions not yet written to the table: the journal makes them
+        # durable, so the signing path leaves the table update to ``_apply_journaled``
+        # (in one transaction, before any read of pool status and at each checkpoint).
+        self._unapplied: list[Consumption] = []
+        # Decoded public cores of pool entries (bytes kept to check the row still holds
+        # them): decoding two curve points per signature is work the hot path can skip.
+        self._cores: dict[bytes, tuple[bytes, PresignaturePublic]] = {}
         self._checkpoint_hooks: list[Callable[[], None]] = []
         self._replay_journal()
 
@@ -210,9 +218,25 @@ class NodeStore:
             "secret = NULL, consumed = ? WHERE id = ? AND status != 'consumed'",
             (rec.request_id, format(rec.sigma, "x"), time.time(), rec.presignature_id))
 
+    def _apply_journaled(self) -> None:
+        """Write the journaled consumptions into the table, in one transaction."""
+        if not self._unapplied:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for rec in self._unapplied:
+                self._mark_consumed(rec)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._unapplied.clear()
+
     def _checkpoint(self) -> None:
-        """Make the table durable (WAL copied into the database file, fsynced, WAL
-        truncated so no erased secret lingers in it), then empty the journal."""
+        """Make the table durable (journaled consumptions applied, WAL copied into the
+        database file, fsynced, WAL truncated so no erased secret lingers in it), then
+        empty the journal."""
+        self._apply_journaled()
         busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
         if busy:
             return  # another reader holds the WAL: keep the journal until next time
@@ -309,6 +333,8 @@ class NodeStore:
                 self._db.execute("INSERT INTO presignature_public (id, public) VALUES (?, ?)",
                                  (pub.session, public_raw))
                 self._db.execute("COMMIT")
+                if len(self._cores) < CORE_CACHE:
+                    self._cores[pub.session] = (core_raw, dataclasses.replace(pub, view=None))
             except sqlite3.IntegrityError:
                 self._db.execute("ROLLBACK")
                 raise StoreError(
@@ -329,6 +355,7 @@ class NodeStore:
                   path: tuple[int, ...]) -> list[bytes]:
         """Ids of unused presignatures for this key, signer set and path, oldest first."""
         with self._lock:
+            self._apply_journaled()
             rows = self._db.execute(
                 "SELECT id FROM presignatures WHERE key_id = ? AND status = 'available' "
                 "AND signers = ? AND path = ? ORDER BY rowid",
@@ -338,6 +365,7 @@ class NodeStore:
     def count_available(self, key_id: bytes) -> dict[tuple[tuple[int, ...], tuple[int, ...]], int]:
         """Unused presignatures of a key per (signer set, path)."""
         with self._lock:
+            self._apply_journaled()
             rows = self._db.execute(
                 "SELECT signers, path, COUNT(*) FROM presignatures "
                 "WHERE key_id = ? AND status = 'available' GROUP BY signers, path",
@@ -356,9 +384,11 @@ class NodeStore:
         """Retire every unused presignature of a key (after a refresh they must never be
         used); their secrets are erased. Returns how many were discarded."""
         with self._lock:
+            self._apply_journaled()
             cur = self._db.execute(
                 "UPDATE presignatures SET status = 'discarded', secret = NULL, consumed = ? "
                 "WHERE key_id = ? AND status = 'available'", (time.time(), key_id))
+            self._cores.clear()
             return cur.rowcount
 
     def sign_once(self, presig_id: bytes, request_id: str,
@@ -388,11 +418,7 @@ class NodeStore:
             self._journaled_requests[request_id] = rec
             if self._crash_after_consume:
                 os._exit(CRASH_EXIT_CODE)  # TEST ONLY: crash after the journal, before reply
-            self._db.execute("PRAGMA synchronous=NORMAL")  # the journal holds durability
-            try:
-                self._mark_consumed(rec)
-            finally:
-                self._db.execute("PRAGMA synchronous=FULL")
+            self._unapplied.append(rec)
             if self._journal.records >= CHECKPOINT_EVERY:
                 self._checkpoint()
         return share
@@ -435,4 +461,7 @@ class NodeStore:
                 f"presignature {presig_id.hex()} was discarded (its key was refreshed)")
         secret = codec.from_bytes(PresignatureSecret, self._sealer.open(
             bytes(sealed), _secret_aad(presig_id, party, core_raw)))
-        return Presignature(party, codec.from_bytes(PresignaturePublic, core_raw), secret)
+        cached = self._cores.pop(presig_id, None)
+        core = cached[1] if cached is not None and cached[0] == core_raw else codec.from_bytes(
+            PresignaturePublic, core_raw)
+        return Presignature(party, core, secret)

@@ -468,22 +468,29 @@ def test_checkpoint_empties_journal_and_keeps_single_use(
 
 
 def test_failed_table_update_still_refuses_reuse(
-        store: NodeStore, material: Material, monkeypatch: pytest.MonkeyPatch) -> None:
-    """Once journaled, a presignature stays used even if the table update then fails."""
-    p = material.presig(1, "update fails")
+        tmp_path: Path, store: NodeStore, material: Material,
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Once journaled, a presignature stays used even while the (deferred) table update
+    fails; the update is retried and lands once the fault is gone."""
+    p, other = material.presig(1, "update fails"), material.presig(1, "still here")
     pid = p.public.session
     store.add_presignature(p)
+    store.add_presignature(other)
 
     def broken(rec: object) -> None:
         raise sqlite3.OperationalError("disk I/O error")
 
     monkeypatch.setattr(store, "_mark_consumed", broken)
+    first = store.sign_once(pid, "r1", material.compute())  # the journal made it durable
     with pytest.raises(sqlite3.OperationalError):
-        store.sign_once(pid, "r1", material.compute())
+        store.available(material.key_id, PARTIES, ROOT)  # the table update runs first
     with pytest.raises(PresignatureError, match="already used"):
         store.sign_once(pid, "r2", material.compute())
-    again = store.sign_once(pid, "r1", material.compute())  # the repeat gets its σ_i
-    assert again.session == pid
+    assert store.sign_once(pid, "r1", material.compute()) == first  # the repeat gets its σ_i
+    assert row(tmp_path, pid)["status"] == "available"  # the table has not caught up yet
+    monkeypatch.undo()
+    assert store.available(material.key_id, PARTIES, ROOT) == [other.public.session]
+    assert (row(tmp_path, pid)["status"], row(tmp_path, pid)["request_id"]) == ("consumed", "r1")
 
 
 def test_notes_travel_with_the_journal_until_a_checkpoint(

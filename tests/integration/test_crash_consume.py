@@ -1,5 +1,5 @@
 """A node killed between "presignature marked consumed" and its reply (TEST ONLY
-crash_after_consume: exit 137 right after the fsynced COMMIT). After a restart the
+crash_after_consume: exit 137 right after the journal's fdatasync). After a restart the
 presignature must stay used: a new request for it is refused, a repeat of the same
 request gets the same σ_i, and the cluster keeps signing with other presignatures."""
 
