@@ -9,8 +9,10 @@
 
 Durability rides on the presignature store's consumption journal: a signature's ledger
 entry and counters travel as the journal record's note, fsynced before σ_i leaves the
-node; this database is then written without its own fsync, the notes are re-applied when
-the node starts, and it is made durable before the journal is emptied at a checkpoint.
+node. The checks read an in-memory copy of the ledger (the last two days) and of the
+counters, updated at once; the database is written later, in one transaction at the
+store's checkpoint (before the journal holding the same notes is emptied) and at close.
+The notes are re-applied when the node starts.
 Authorization, signing and recording run under one lock, so two concurrent requests of
 one initiator cannot both pass a limit that only one of them fits.
 
@@ -32,6 +34,7 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from mpcnode.rolling_window import RollingWindow
 from mpcnode.seal import write_atomic
 from mpcnode.store import NodeStore
 from oms_core.authorization import SigningRequest, Verdict, authorize
@@ -44,6 +47,7 @@ from oms_core.policy.bundle import (
 from oms_core.policy.canonical import decimal_text
 
 DAY_S = 86400.0
+KEEP_S = 2 * DAY_S  # ledger entries kept in memory: the 24-hour window with a day's margin
 T = TypeVar("T")
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS sign_counters (
@@ -79,6 +83,14 @@ class PolicyState:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # durability: see the module doc
         self._db.executescript(_SCHEMA)
+        # The in-memory view the checks read: per initiator the signed USD amounts by
+        # request id and time, and credential id → (counter, request id, counter before
+        # that request).
+        self._ledger: dict[str, RollingWindow] = {}
+        self._counters: dict[bytes, tuple[int, str, int | None]] = {}
+        self._unwritten: list[bytes] = []  # notes applied in memory, not yet in the database
+        self._latest = 0.0
+        self._load()
         self._bundle: PolicyBundle | None = None
         if self.bundle_file.exists():
             self._bundle = self._verified(self.bundle_file.read_bytes())
@@ -93,7 +105,28 @@ class PolicyState:
 
     def close(self) -> None:
         with self._lock:
+            self._write_pending()
             self._db.close()
+
+    def _load(self) -> None:
+        for rid, initiator, usd, at in self._db.execute(
+                "SELECT request_id, initiator, usd, at FROM signed_requests "
+                "WHERE at > (SELECT COALESCE(MAX(at), 0) FROM signed_requests) - ?", (KEEP_S,)):
+            self._remember(str(rid), str(initiator), Decimal(usd), float(at))
+        for cid, counter, rid, prev in self._db.execute(
+                "SELECT credential_id, counter, request_id, prev_counter FROM sign_counters"):
+            self._counters[bytes(cid)] = (int(counter), str(rid),
+                                          None if prev is None else int(prev))
+
+    def _remember(self, request_id: str, initiator: str, usd: Decimal, at: float) -> None:
+        window = self._ledger.get(initiator)
+        if window is None:
+            window = self._ledger[initiator] = RollingWindow(DAY_S)
+        window.add(request_id, at, usd)
+        if at > self._latest + DAY_S / 24:  # prune at most hourly (by the ledger's clock)
+            self._latest = at
+            for w in self._ledger.values():
+                w.forget_before(at - KEEP_S)
 
     def _verified(self, raw: bytes) -> PolicyBundle:
         if not self._admins or self._quorum < 1:
@@ -133,31 +166,45 @@ class PolicyState:
             return result
 
     def apply(self, note: bytes) -> None:
-        """Record one signature's ledger entry and counters (idempotent)."""
+        """Record one signature's ledger entry and counters (idempotent): in memory at
+        once, in the database at the next checkpoint."""
         doc = json.loads(note)
         request_id = str(doc["request_id"])
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
-            try:
-                for cid_hex, counter in doc["counters"].items():
+            for cid_hex, counter in doc["counters"].items():
+                cid = bytes.fromhex(cid_hex)
+                last = self._counters.get(cid)
+                if last is not None and last[1] != request_id and last[0] >= counter:
+                    continue  # an older note replayed after a newer one
+                prev = (last[2] if last and last[1] == request_id
+                        else last[0] if last else None)
+                self._counters[cid] = (int(counter), request_id, prev)
+            self._remember(request_id, str(doc["initiator"]), Decimal(str(doc["usd"])),
+                           float(doc["at"]))
+            self._unwritten.append(note)
+
+    def _write_pending(self) -> None:
+        """Write the notes applied since the last write, in one transaction."""
+        if not self._unwritten:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for note in self._unwritten:
+                doc = json.loads(note)
+                request_id = str(doc["request_id"])
+                for cid_hex in doc["counters"]:
                     cid = bytes.fromhex(cid_hex)
-                    row = self._db.execute(
-                        "SELECT counter, request_id, prev_counter FROM sign_counters "
-                        "WHERE credential_id = ?", (cid,)).fetchone()
-                    if row is not None and row[1] != request_id and row[0] >= counter:
-                        continue  # an older note replayed after a newer one
-                    prev = (row[2] if row and row[1] == request_id
-                            else row[0] if row else None)
-                    self._db.execute(
-                        "INSERT OR REPLACE INTO sign_counters VALUES (?, ?, ?, ?)",
-                        (cid, int(counter), request_id, prev))
+                    counter, rid, prev = self._counters[cid]
+                    self._db.execute("INSERT OR REPLACE INTO sign_counters VALUES (?, ?, ?, ?)",
+                                     (cid, counter, rid, prev))
                 self._db.execute(
                     "INSERT OR IGNORE INTO signed_requests VALUES (?, ?, ?, ?)",
                     (request_id, str(doc["initiator"]), str(doc["usd"]), float(doc["at"])))
-                self._db.execute("COMMIT")
-            except BaseException:
-                self._db.execute("ROLLBACK")
-                raise
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._unwritten.clear()
 
     def attach(self, store: NodeStore) -> None:
         """Re-apply the notes the store's journal still holds (a crash may have lost
@@ -167,25 +214,23 @@ class PolicyState:
         store.on_checkpoint(self.make_durable)
 
     def make_durable(self) -> None:
-        """Copy the WAL into the database file and fsync it (before the journal that
-        holds the same facts is emptied)."""
+        """Write the pending notes, copy the WAL into the database file and fsync it
+        (before the journal that holds the same facts is emptied)."""
         with self._lock:
+            self._write_pending()
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def _usage(self, initiator: str, request_id: str, now: float) -> Decimal:
-        rows = self._db.execute(
-            "SELECT usd FROM signed_requests WHERE initiator = ? AND at > ? AND request_id != ?",
-            (initiator, now - DAY_S, request_id)).fetchall()
-        return sum((Decimal(r[0]) for r in rows), Decimal(0))
+        window = self._ledger.get(initiator)
+        return window.total(now, excluding=request_id) if window else Decimal(0)
 
     def _last_counters(self, request_id: str) -> dict[bytes, int]:
         out = {}
-        for cid, counter, rid, prev in self._db.execute(
-                "SELECT credential_id, counter, request_id, prev_counter FROM sign_counters"):
+        for cid, (counter, rid, prev) in self._counters.items():
             if rid != request_id:
-                out[bytes(cid)] = int(counter)
+                out[cid] = counter
             elif prev is not None:
-                out[bytes(cid)] = int(prev)
+                out[cid] = prev
         return out
 
 

@@ -130,3 +130,63 @@ def test_notes_replayed_when_the_database_lost_them(tmp_path: Path, world: World
     again.apply(notes[0])  # idempotent: a note applied twice counts once
     r, a = request(4, eth=3)  # 12,000 + 3,000 = 15,000: exactly the limit
     again.sign_authorized(r, a, h, time.time(), sign_ok)
+
+
+def reopened(tmp_path: Path, state: PolicyState) -> PolicyState:
+    admins = {a: k.public_bytes(Encoding.Raw, PublicFormat.Raw)
+              for a, k in state._admins.items()}
+    return PolicyState(tmp_path, admins, 1)
+
+
+def test_ledger_written_at_checkpoint_and_close_not_per_signature(
+        tmp_path: Path, world: World) -> None:
+    """The checks read memory; the database gets the notes in one transaction when the
+    store checkpoints (``make_durable``) or the node stops, and a restart reads them."""
+    import sqlite3
+
+    state, request, h = world
+
+    def rows() -> int:
+        db = sqlite3.connect(tmp_path / "policy.sqlite3")
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM signed_requests").fetchone()[0])
+        finally:
+            db.close()
+
+    for n in range(2):
+        r, a = request(n)
+        state.sign_authorized(r, a, h, time.time(), sign_ok)
+    assert rows() == 0  # not yet written: the journal holds the notes
+    state.make_durable()
+    assert rows() == 2
+    r, a = request(2)
+    state.sign_authorized(r, a, h, time.time(), sign_ok)
+    state.close()
+    assert rows() == 3
+    again = reopened(tmp_path, state)
+    r, a = request(3)  # 12,000 from the database + 4,000 > 15,000
+    with pytest.raises(PolicyDenied, match="daily limit"):
+        again.sign_authorized(r, a, h, time.time(), sign_ok)
+    r, a = request(0)  # a retry of a counted request is not counted twice
+    again.sign_authorized(r, a, h, time.time(), sign_ok)
+    again.close()
+
+
+def test_rolling_window_by_the_node_clock(tmp_path: Path, world: World) -> None:
+    state, request, h = world
+    day = 86400.0
+    t0 = 1_000_000_000.0
+    for n in range(3):  # 12,000 signed 23 hours before the check below
+        r, a = request(n)
+        state.sign_authorized(r, a, h, t0 + n, sign_ok)
+    r, a = request(3)
+    with pytest.raises(PolicyDenied, match="daily limit"):
+        state.sign_authorized(r, a, h, t0 + 23 * 3600, sign_ok)
+    state.sign_authorized(r, a, h, t0 + day + 10, sign_ok)  # the window moved past them
+    state.close()
+    again = reopened(tmp_path, state)
+    for n in range(4, 7):  # four days on: nothing of the old ledger counts (or is kept)
+        r, a = request(n)
+        again.sign_authorized(r, a, h, t0 + 4 * day + n, sign_ok)
+    assert again._ledger["tina"].ids() == ["r4", "r5", "r6"]
+    again.close()

@@ -234,7 +234,7 @@ def _check_signature(approval: Approval, record: CredentialRecord) -> None:
     # WebAuthn L3 §7.2 step 21: the signature covers authData ‖ SHA-256(clientDataJSON).
     signed = approval.authenticator_data + hashlib.sha256(approval.client_data_json).digest()
     try:
-        record.cose_key.verify(signed, approval.signature)
+        record.verify(signed, approval.signature)
     except (InvalidSignature, ValueError) as exc:
         raise SignatureError(
             approval.user_id, "the signature does not verify under the registered key"

@@ -10,9 +10,10 @@ extra parameter) never enters the registry.
 from __future__ import annotations
 
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from fido2 import cbor
 from fido2.cose import CoseKey
 
@@ -125,3 +126,31 @@ def parse_credential_key(encoded: bytes) -> CoseKey:
     if cbor.encode(decoded) != encoded:
         raise CredentialKeyError("the credential public key is not canonically encoded")
     return CoseKey.parse(decoded)
+
+
+Verifier = Callable[[bytes, bytes], None]
+"""``verify(message, signature)``; raises ``InvalidSignature`` when it does not verify."""
+
+
+def credential_verifier(key: CoseKey) -> Verifier:
+    """A verifier holding the key already built: fido2's ``CoseKey.verify`` rebuilds it
+    (a P-256 point decompression and check) on every call, and every node verifies an
+    assertion per signature. Same checks as fido2: ECDSA P-256/SHA-256 (DER), Ed25519,
+    RSASSA-PKCS1-v1_5/SHA-256."""
+    alg = key.get(_ALG)
+    if alg == ES256:
+        ec_key = ec.EllipticCurvePublicNumbers(
+            int.from_bytes(_expect_bytes(key, _X, "x"), "big"),
+            int.from_bytes(_expect_bytes(key, _Y, "y"), "big"), ec.SECP256R1()).public_key()
+        return lambda message, signature: ec_key.verify(signature, message,
+                                                        ec.ECDSA(hashes.SHA256()))
+    if alg == EDDSA:
+        ed_key = ed25519.Ed25519PublicKey.from_public_bytes(_expect_bytes(key, _X, "x"))
+        return lambda message, signature: ed_key.verify(signature, message)
+    if alg == RS256:
+        rsa_key = rsa.RSAPublicNumbers(
+            int.from_bytes(_expect_bytes(key, _E, "e"), "big"),
+            int.from_bytes(_expect_bytes(key, _N, "n"), "big")).public_key()
+        return lambda message, signature: rsa_key.verify(signature, message, padding.PKCS1v15(),
+                                                         hashes.SHA256())
+    raise CredentialKeyError(f"COSE algorithm {alg!r} is not accepted")

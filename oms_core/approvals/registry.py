@@ -16,7 +16,11 @@ from enum import StrEnum
 
 from fido2.cose import CoseKey
 
-from oms_core.approvals.credential_key import parse_credential_key
+from oms_core.approvals.credential_key import (
+    Verifier,
+    credential_verifier,
+    parse_credential_key,
+)
 from oms_core.approvals.errors import (
     CredentialKeyError,
     InvalidRegistryError,
@@ -75,6 +79,8 @@ class CredentialRecord:
     sign_count: int
     """The signature counter reported at registration; assertions must exceed it."""
     cose_key: CoseKey = field(init=False, repr=False, compare=False)
+    verify: Verifier = field(init=False, repr=False, compare=False)
+    """``verify(message, signature)`` under this key (built once)."""
 
     def __post_init__(self) -> None:
         if not isinstance(self.credential_id, bytes) or not (
@@ -96,6 +102,7 @@ class CredentialRecord:
                 f"credential {b64url_encode(self.credential_id)}: {exc}"
             ) from exc
         object.__setattr__(self, "cose_key", key)
+        object.__setattr__(self, "verify", credential_verifier(key))
 
 
 @dataclass(frozen=True)

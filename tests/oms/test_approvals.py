@@ -8,7 +8,9 @@ import hashlib
 import json
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric import ec, ed25519
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from fido2 import cbor
 from fido2.cose import ES256, ES384, RS256, CoseKey, EdDSA
 
@@ -610,6 +612,33 @@ def test_registry_accepts_ed25519_and_rsa_keys_and_refuses_short_rsa() -> None:
     rsa_cose[-1] = ((1 << 1023) | 1).to_bytes(128, "big")
     with pytest.raises(InvalidRegistryError, match="2048"):
         CredentialRecord(b"\x03", cbor.encode(rsa_cose), 0)
+
+
+def test_cached_verifier_agrees_with_fido2_for_every_accepted_algorithm() -> None:
+    """The record's verifier (key built once) accepts and refuses exactly what fido2's
+    CoseKey.verify does, for ES256, EdDSA and RS256."""
+    message = b"authenticator data || client data hash"
+    p256 = ec.derive_private_key(7, ec.SECP256R1())
+    ed = ed25519.Ed25519PrivateKey.from_private_bytes(b"\x06" * 32)
+    rsa_key = rsa.generate_private_key(65537, 2048)
+    cases = [
+        (CoseKey.for_alg(ES256.ALGORITHM).from_cryptography_key(p256.public_key()),
+         p256.sign(message, ec.ECDSA(hashes.SHA256()))),
+        (CoseKey.for_alg(EdDSA.ALGORITHM).from_cryptography_key(ed.public_key()),
+         ed.sign(message)),
+        (CoseKey.for_alg(RS256.ALGORITHM).from_cryptography_key(rsa_key.public_key()),
+         rsa_key.sign(message, padding.PKCS1v15(), hashes.SHA256())),
+    ]
+    for n, (cose, signature) in enumerate(cases):
+        record = CredentialRecord(bytes([n + 1]), cbor.encode(dict(cose)), 0)
+        record.cose_key.verify(message, signature)
+        record.verify(message, signature)
+        for bad_message, bad_signature in ((message + b"!", signature),
+                                           (message, signature[:-1] + bytes([signature[-1] ^ 1]))):
+            with pytest.raises(InvalidSignature):
+                record.cose_key.verify(bad_message, bad_signature)
+            with pytest.raises(InvalidSignature):
+                record.verify(bad_message, bad_signature)
 
 
 def test_registry_refuses_shared_credentials_and_duplicate_users(world: World) -> None:
