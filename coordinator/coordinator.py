@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import secrets
 import threading
+from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ from mpcnode.rpc import node_pb2 as pb
 
 log = logging.getLogger("coordinator")
 T = TypeVar("T")
+ASSIGNMENTS_KEPT = 1024  # caller-named requests whose presignature is remembered
 Progress = Callable[[str], None]
 
 
@@ -110,6 +112,12 @@ class Coordinator:
         # The presign/2 messages of each ready presignature, by its id: what the
         # identification step needs if a signature made from it does not verify.
         self._transcripts: dict[bytes, list[pb.Envelope]] = {}
+        # The last attempt of each request id (most recent ones), with its digest, path
+        # and presignature: a repeat of the request (the caller timed out, say) reuses
+        # the presignature, so every node answers with the σ_i it already released and
+        # the repeat gets the same signature; another digest under the same id gets the
+        # next attempt number, which no node has answered yet.
+        self._assigned: OrderedDict[tuple[bytes, str], _Assignment] = OrderedDict()
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -347,10 +355,24 @@ class Coordinator:
             raise CoordinatorError("the digest must be 32 bytes")
         up = set(healthy if healthy is not None else self.healthy())
         request_id = request_id or secrets.token_hex(16)
-        for attempt in range(2):
-            public = self._take_presignature(key_id, path, up) or self._fresh_presignature(
-                key_id, path, up)
-            transcript = self._take_transcript(public.session)
+        with self._lock:
+            prior = self._assigned.get((key_id, request_id))
+        next_attempt = prior.attempt + 1 if prior else 0
+        for n in range(2):
+            if (n == 0 and prior is not None and (prior.digest, prior.path) == (digest, tuple(path))
+                    and set(prior.public.signers) <= up):
+                attempt, public, transcript = prior.attempt, prior.public, prior.transcript
+            else:
+                attempt, next_attempt = next_attempt, next_attempt + 1
+                public = self._take_presignature(key_id, path, up) or self._fresh_presignature(
+                    key_id, path, up)
+                transcript = self._take_transcript(public.session)
+                with self._lock:
+                    self._assigned[(key_id, request_id)] = _Assignment(
+                        attempt, digest, tuple(path), public, transcript)
+                    self._assigned.move_to_end((key_id, request_id))
+                    while len(self._assigned) > ASSIGNMENTS_KEPT:
+                        self._assigned.popitem(last=False)
             req = pb.SignRequest(key_id=key_id, path=list(path), digest=digest,
                                  presignature_id=public.session,
                                  request_id=f"{request_id}/{attempt}",
@@ -363,7 +385,7 @@ class Coordinator:
                     raise SigningRefused(str(exc.details())) from exc
                 # A presignature some signer no longer has unused (another coordinator used
                 # it, or a refresh retired it) is burnt: try one other.
-                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or attempt:
+                if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or n:
                     raise SessionAbortedError("sign", _culprit_of(exc),
                                               str(exc.details())) from exc
                 log.warning("presignature %s unusable: %s", public.session.hex()[:16],
@@ -428,6 +450,15 @@ class Coordinator:
 
         threading.Thread(target=loop, name=f"pool-{signers}", daemon=True).start()
         return stop
+
+
+@dataclass(frozen=True)
+class _Assignment:
+    attempt: int
+    digest: bytes
+    path: tuple[int, ...]
+    public: PresignaturePublic
+    transcript: list[pb.Envelope] | None
 
 
 def _check_same_presignature(publics: dict[int, PresignaturePublic]) -> None:

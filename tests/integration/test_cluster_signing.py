@@ -88,6 +88,31 @@ def test_signatures_verify_with_openssl(c: Cluster) -> None:
         assert sig.s <= Q // 2  # low s
 
 
+def test_a_repeated_request_gets_the_same_signature_from_the_same_presignature(
+        c: Cluster) -> None:
+    """A caller that repeats a request (it timed out, say) gets the signature it would
+    have had: the same presignature, every node answering with the σ_i it already
+    released. The same request id over another digest is another signature."""
+    signers = (1, 2, 3)
+    key_id = c.key.key_id
+    c.coordinator.presign(key_id, signers, count=2)
+    level = c.coordinator.pool_level(key_id, signers)
+    d = digest_of("repeat me")
+    first = c.coordinator.sign(key_id, d, request_id="oms-77", healthy=signers)
+    again = c.coordinator.sign(key_id, d, request_id="oms-77", healthy=signers)
+    assert again == first and openssl_verifies(c.public_key, d, first)
+    assert c.coordinator.pool_level(key_id, signers) == level - 1
+    other = c.coordinator.sign(key_id, digest_of("another"), request_id="oms-77",
+                               healthy=signers)
+    assert other.r != first.r and openssl_verifies(c.public_key, digest_of("another"), other)
+    assert c.coordinator.pool_level(key_id, signers) == level - 2
+    # ... and no presignature was burnt on the way: the nodes hold exactly the rest.
+    held = sum(lvl.available for k in c.coordinator.clients[1].info().keys
+               if k.key_id == key_id for lvl in k.pool
+               if tuple(lvl.signers) == signers and not lvl.path)
+    assert held == level - 2
+
+
 def test_sign_with_two_nodes_stopped_then_with_a_restarted_node(c: Cluster) -> None:
     # Stop the two lowest ids, so the default choice (1, 2, 3) is impossible.
     assert c.procs.stop(1) == 0
