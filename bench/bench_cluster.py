@@ -10,6 +10,9 @@ measures, in the same run:
     assertion and re-evaluates the signed policy, then journals),
   * a plain coincurve single-key sign, one bare mTLS gRPC round trip (health check) and
     three at once (one per signer, with the coordinator's own fan-out),
+  * a repeat of an answered sign request (the same calls, answered from each node's record
+    without a journal write: what the durable write costs shows as the difference),
+  * the journal's durable write (record + fdatasync) alone and on three files at once,
   * throughput with several callers signing at once,
   * presign time per signature (wall clock, 3 signers), keygen + aux info time,
 
@@ -23,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import secrets
 import statistics
 import sys
@@ -116,14 +120,24 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
         for f in futures:
             f.result()
 
+    # One answered sign request, repeated: the same three Sign calls and handlers, but
+    # every node answers from its record, with no presignature use and no journal write.
+    repeat = co.sign(kg.key_id, digest, request_id="bench-repeat", healthy=healthy)
+
+    def repeated_sign() -> None:
+        if co.sign(kg.key_id, digest, request_id="bench-repeat", healthy=healthy) != repeat:
+            raise AssertionError("a repeated request got another signature")
+
     key = PrivateKey(secrets.token_bytes(32))
-    rows: dict[str, list[float]] = {n: [] for n in ("rtt", "rtt3", "single", "sign", "zt")}
+    rows: dict[str, list[float]] = {n: [] for n in ("rtt", "rtt3", "single", "sign", "zt",
+                                                    "repeat")}
     steps: list[tuple[str, Callable[[], object]]] = [
         ("rtt", lambda: co.clients[1].healthy(timeout=5)),
         ("rtt3", three_round_trips),
         ("single", lambda: key.sign(digest, hasher=None)),
         ("sign", lambda: co.sign(kg.key_id, digest, healthy=healthy)),
         ("zt", lambda: zero_trust.sign_next(healthy)),
+        ("repeat", repeated_sign),
     ]
     for n in range(args.signs):
         for name, step in steps:
@@ -134,6 +148,7 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
             print(f"  {n + 1}/{args.signs} rounds", file=sys.stderr)
     fan_out.shutdown()
 
+    alone, together = durable_writes(args.root, len(signers), args.signs)
     concurrent_rate = concurrent_signing(co, kg.key_id, digest, healthy, args.signs,
                                          args.callers)
 
@@ -147,10 +162,15 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
         ("coincurve single-key sign", rows["single"], ""),
         ("threshold sign, 3-of-5, warm pool", rows["sign"], rate("sign")),
         ("  same, zero-trust (tx + WebAuthn + policy)", rows["zt"], rate("zt")),
+        ("  repeat of an answered request", rows["repeat"], "no journal write"),
     ]
     print(f"\n{'operation':<44}{'p50 ms':>9}{'p99 ms':>9}  notes")
     print("-" * 82)
     for name, samples, note in table:
+        print(f"{name:<44}{pct(samples, 50) * ms:>9.2f}{pct(samples, 99) * ms:>9.2f}  {note}")
+    for name, samples, note in (
+            ("journal write + fdatasync, one node alone", alone, "this machine's disk"),
+            (f"  same, {len(signers)} nodes at once (slowest)", together, "one shared disk")):
         print(f"{name:<44}{pct(samples, 50) * ms:>9.2f}{pct(samples, 99) * ms:>9.2f}  {note}")
     print(f"{'threshold sign, ' + str(args.callers) + ' concurrent callers':<44}{'':>9}{'':>9}"
           f"  {concurrent_rate:.0f} sig/s")
@@ -163,6 +183,41 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
           f"(target: <= 4x), {pct(rows['sign'], 50) / pct(rows['rtt3'], 50):.1f} x three bare "
           f"round trips at once; zero-trust path {pct(rows['zt'], 50) / rtt:.1f} x")
     return 0
+
+
+def durable_writes(root: Path, nodes: int, count: int) -> tuple[list[float], list[float]]:
+    """The consumption journal's durable step (a record written into preallocated zeros,
+    then ``fdatasync``), in files next to the nodes' data: alone, and on ``nodes`` files at
+    the same moment, as the signers of one signature do when they share this machine's
+    disk (their cache flushes queue behind each other; separate hosts would not)."""
+    files = []
+    for k in range(nodes):
+        path = root / f"bench-journal-{k}"
+        path.write_bytes(bytes(1 << 18))
+        fd = os.open(path, os.O_RDWR)
+        os.fsync(fd)
+        files.append(fd)
+    record = secrets.token_bytes(200)
+
+    def write(fd: int, n: int) -> float:
+        t0 = time.perf_counter()
+        os.pwrite(fd, record, (n % 64) * 4096)
+        os.fdatasync(fd)
+        return time.perf_counter() - t0
+
+    alone = [write(files[0], n) for n in range(count)]
+    together = []
+    start = threading.Barrier(nodes)
+    with ThreadPoolExecutor(max_workers=nodes) as pool:
+        def at_once(fd: int, n: int) -> float:
+            start.wait()
+            return write(fd, n)
+
+        for n in range(count):
+            together.append(max(pool.map(at_once, files, [n] * nodes)))
+    for fd in files:
+        os.close(fd)
+    return alone, together
 
 
 def concurrent_signing(co: Coordinator, key_id: bytes, digest: bytes, healthy: list[int],
