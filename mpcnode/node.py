@@ -235,7 +235,8 @@ class SignerNode:
                     "and approvals): this node never signs a bare digest")
             if len(req.digest) != 32:  # TEST ONLY path, see NodeConfig
                 raise UsageError(f"digest must be 32 bytes, got {len(req.digest)}")
-            return sign(req.digest)
+            with self.policy.lock:  # the lock order of the authorized path (policy, store)
+                return sign(req.digest)
         prior = self.store.answered(req.request_id, req.presignature_id)
         if prior is not None:
             return prior  # a retry: the same σ_i, and no second policy decision

@@ -76,7 +76,7 @@ class PolicyState:
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._admins = {a: Ed25519PublicKey.from_public_bytes(k) for a, k in admins.items()}
         self._quorum = quorum
-        self._lock = threading.RLock()
+        self._lock: threading.RLock = threading.RLock()
         db_path = data_dir / "policy.sqlite3"
         os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
         self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
@@ -94,6 +94,13 @@ class PolicyState:
         self._bundle: PolicyBundle | None = None
         if self.bundle_file.exists():
             self._bundle = self._verified(self.bundle_file.read_bytes())
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Taken before the store's lock wherever both are held (the store's checkpoint
+        calls ``make_durable`` under its own lock), so the two are always taken in one
+        order."""
+        return self._lock
 
     @property
     def bundle_file(self) -> Path:
