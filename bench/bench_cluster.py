@@ -42,6 +42,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
 from cluster_harness import ProcessCluster, make_cluster
 from coincurve import PrivateKey
 from grpc_health.v1 import health_pb2
+from transfer_policy import SINK, transfer_policy
 
 from coordinator.authorization import to_proto
 from coordinator.coordinator import Coordinator
@@ -243,37 +244,7 @@ def concurrent_signing(co: Coordinator, key_id: bytes, digest: bytes, healthy: l
     return count / (time.perf_counter() - t0)
 
 
-SINK = bytes.fromhex("7e5f4552091a69125d5dfcb7b8c2659029395bdf")
-ZERO_TRUST_POLICY = """
-version = 1
-name = "bench"
-cooldown_seconds = 0
-
-[[assets]]
-symbol = "ETH"
-chain_id = 1
-contract = "native"
-decimals = 18
-min_usd_price = 1000
-
-[address_book.sink]
-address = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
-chain_id = 1
-added_at = 0
-kind = "wallet"
-
-[[limits]]
-role = "trader"
-max_single_usd = 1000000000
-max_daily_usd = 1000000000
-
-[[rules]]
-name = "trader-within-limits"
-initiator_roles = ["trader"]
-destination = "address_book"
-within_limits = true
-action = "allow"
-"""
+ZERO_TRUST_POLICY = transfer_policy("bench", max_single_usd=10**9, max_daily_usd=10**9)
 
 
 class ZeroTrust:

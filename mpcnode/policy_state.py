@@ -88,7 +88,9 @@ class PolicyState:
         # that request).
         self._ledger: dict[str, RollingWindow] = {}
         self._counters: dict[bytes, tuple[int, str, int | None]] = {}
-        self._unwritten: list[bytes] = []  # notes applied in memory, not yet in the database
+        # Applied in memory, not yet in the database: (request id, initiator, USD, time,
+        # credential ids whose counters it set).
+        self._unwritten: list[tuple[str, str, str, float, list[bytes]]] = []
         self._latest = 0.0
         self._load()
         self._bundle: PolicyBundle | None = None
@@ -177,18 +179,18 @@ class PolicyState:
         once, in the database at the next checkpoint."""
         doc = json.loads(note)
         request_id = str(doc["request_id"])
+        cids = [bytes.fromhex(c) for c in doc["counters"]]
         with self._lock:
-            for cid_hex, counter in doc["counters"].items():
-                cid = bytes.fromhex(cid_hex)
+            for cid, counter in zip(cids, doc["counters"].values(), strict=True):
                 last = self._counters.get(cid)
                 if last is not None and last[1] != request_id and last[0] >= counter:
                     continue  # an older note replayed after a newer one
                 prev = (last[2] if last and last[1] == request_id
                         else last[0] if last else None)
                 self._counters[cid] = (int(counter), request_id, prev)
-            self._remember(request_id, str(doc["initiator"]), Decimal(str(doc["usd"])),
-                           float(doc["at"]))
-            self._unwritten.append(note)
+            initiator, usd, at = str(doc["initiator"]), str(doc["usd"]), float(doc["at"])
+            self._remember(request_id, initiator, Decimal(usd), at)
+            self._unwritten.append((request_id, initiator, usd, at, cids))
 
     def _write_pending(self) -> None:
         """Write the notes applied since the last write, in one transaction."""
@@ -196,17 +198,12 @@ class PolicyState:
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            for note in self._unwritten:
-                doc = json.loads(note)
-                request_id = str(doc["request_id"])
-                for cid_hex in doc["counters"]:
-                    cid = bytes.fromhex(cid_hex)
-                    counter, rid, prev = self._counters[cid]
+            for request_id, initiator, usd, at, cids in self._unwritten:
+                for cid in cids:
                     self._db.execute("INSERT OR REPLACE INTO sign_counters VALUES (?, ?, ?, ?)",
-                                     (cid, counter, rid, prev))
-                self._db.execute(
-                    "INSERT OR IGNORE INTO signed_requests VALUES (?, ?, ?, ?)",
-                    (request_id, str(doc["initiator"]), str(doc["usd"]), float(doc["at"])))
+                                     (cid, *self._counters[cid]))
+                self._db.execute("INSERT OR IGNORE INTO signed_requests VALUES (?, ?, ?, ?)",
+                                 (request_id, initiator, usd, at))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")

@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
-from test_policy_state import POLICY, RP, SINK
+from test_policy_state import RP
 from test_store import KEK, Material, material  # noqa: F401 (module-scoped fixture)
+from transfer_policy import SINK, transfer_policy
 
 from mpcnode.crypto.random_source import SystemRandom
 from mpcnode.identity import IdentityKeys
@@ -36,7 +37,7 @@ def test_bare_and_authorized_signing_never_deadlock(
         monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("mpcnode.store.CHECKPOINT_EVERY", 1)  # every signature checkpoints
     registry, people = enrol(RP, [("tina", ["trader"])], seed=b"lock-order")
-    policy_doc = POLICY.replace("max_daily_usd = 15000", "max_daily_usd = 1000000000")
+    policy_doc = transfer_policy("lock-order", max_single_usd=10000, max_daily_usd=10**9)
     bundle = make_bundle(load_policy(policy_doc), RP, registry)
     admin = Ed25519PrivateKey.generate()
     policy = PolicyState(tmp_path, {"a": admin.public_key().public_bytes(

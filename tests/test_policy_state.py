@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+from transfer_policy import SINK, transfer_policy
 
 from mpcnode.policy_state import PolicyState
 from oms_core.authorization import RelyingParty, SigningRequest, Verdict
@@ -21,33 +22,7 @@ from oms_core.policy.document import load_policy
 from oms_core.policy.errors import PolicyDenied
 
 RP = RelyingParty("node.test", "https://node.test")
-SINK = bytes.fromhex("7e5f4552091a69125d5dfcb7b8c2659029395bdf")
-POLICY = """
-version = 1
-name = "ledger"
-cooldown_seconds = 0
-[[assets]]
-symbol = "ETH"
-chain_id = 1
-contract = "native"
-decimals = 18
-min_usd_price = 1000
-[address_book.sink]
-address = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
-chain_id = 1
-added_at = 0
-kind = "wallet"
-[[limits]]
-role = "trader"
-max_single_usd = 10000
-max_daily_usd = 15000
-[[rules]]
-name = "within"
-initiator_roles = ["trader"]
-destination = "address_book"
-within_limits = true
-action = "allow"
-"""
+POLICY = transfer_policy("ledger", max_single_usd=10000, max_daily_usd=15000)
 
 
 World = tuple[PolicyState, Callable[..., tuple[SigningRequest, list[bytes]]], str]

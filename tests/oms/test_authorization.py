@@ -9,6 +9,7 @@ import time
 from decimal import Decimal
 
 import pytest
+from transfer_policy import SINK, transfer_policy
 
 from oms_core.authorization import (
     MAX_APPROVALS,
@@ -24,33 +25,7 @@ from oms_core.policy.document import load_policy
 from oms_core.policy.errors import PolicyDenied
 
 RP = RelyingParty("auth.test", "https://auth.test")
-SINK = bytes.fromhex("7e5f4552091a69125d5dfcb7b8c2659029395bdf")
-POLICY = """
-version = 1
-name = "auth"
-cooldown_seconds = 0
-[[assets]]
-symbol = "ETH"
-chain_id = 1
-contract = "native"
-decimals = 18
-min_usd_price = 1000
-[address_book.sink]
-address = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
-chain_id = 1
-added_at = 0
-kind = "wallet"
-[[limits]]
-role = "trader"
-max_single_usd = 1000000
-max_daily_usd = 1000000
-[[rules]]
-name = "within"
-initiator_roles = ["trader"]
-destination = "address_book"
-within_limits = true
-action = "allow"
-"""
+POLICY = transfer_policy("auth", max_single_usd=1000000, max_daily_usd=1000000)
 REGISTRY, PEOPLE = enrol(RP, [("tina", ["trader"]), ("rita", ["risk_officer"])],
                          seed=b"authorization")
 BUNDLE = make_bundle(load_policy(POLICY), RP, REGISTRY)
