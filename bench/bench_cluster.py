@@ -37,21 +37,19 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-
-from cluster_harness import ProcessCluster, make_cluster
 from coincurve import PrivateKey
 from grpc_health.v1 import health_pb2
-from transfer_policy import SINK, transfer_policy
 
-from coordinator.authorization import to_proto
+from coordinator.authorization_proto import to_proto
 from coordinator.coordinator import Coordinator
-from mpcnode.cluster_config import load_coordinator_config
-from oms_core.authorization import RelyingParty, SigningRequest
-from oms_core.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
-from oms_core.chain.ethereum_tx import TYPE_EIP1559, UnsignedTx
-from oms_core.demo_people import enrol
-from oms_core.policy.document import load_policy
+from ethereum.transactions import TYPE_EIP1559, UnsignedTx
+from mpcnode.ceremony.cluster_config import load_coordinator_config
+from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
+from oms_core.demo.demo_people import enrol
+from testing.cluster_harness import ProcessCluster, make_cluster
+from testing.transfer_policy import SINK, transfer_policy
+from zero_trust.authorization import RelyingParty, SigningRequest
+from zero_trust.policy.document import load_policy
 
 
 def pct(samples: list[float], p: float) -> float:

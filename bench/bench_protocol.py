@@ -14,14 +14,14 @@ import hashlib
 import secrets
 import statistics
 import sys
-from pathlib import Path
 
+from mpcnode.ceremony.prime_pool import load_pool
+from mpcnode.core.params import DEFAULT_PROFILE
 from mpcnode.crypto.random_source import SystemRandom
-from mpcnode.params import DEFAULT_PROFILE
-from mpcnode.prime_pool import load_pool
-from mpcnode.simulator import CpuClock, run_aux_info, run_keygen, run_presign, run_sign
+from mpcnode.sim.simulator import CpuClock, run_aux_info, run_keygen, run_presign, run_sign
+from testing.fixture_keys import POOL_1024
 
-FIXTURE = Path(__file__).resolve().parent.parent / "tests/fixtures/TEST_ONLY_safe_primes_1024.json"
+FIXTURE = POOL_1024
 # fireblocks/mpc-lib, CMP, 3 players, total CPU ms (from the reference run).
 REFERENCE_MS = {"keygen + aux_info": 2497.0, "presign": 1254.0, "sign": 1.5}
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 import grpc
 
-from mpcnode.errors import culprit_name
+from mpcnode.core.errors import culprit_name
 
 
 @dataclass(frozen=True)

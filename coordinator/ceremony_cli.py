@@ -19,9 +19,9 @@ import sys
 import time
 from pathlib import Path
 
-from coordinator import transcript
+from coordinator import ceremony_transcript as transcript
 from coordinator.coordinator import Coordinator, CoordinatorError
-from mpcnode.cluster_config import (
+from mpcnode.ceremony.cluster_config import (
     ClusterInitError,
     ConfigError,
     init_cluster,

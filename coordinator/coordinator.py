@@ -23,17 +23,17 @@ from typing import Any, TypeVar
 import grpc
 
 from coordinator.accusations import culprit_of, majority
-from coordinator.client import NodeClient
 from coordinator.identification import identify_bad_share, mta_transcript
-from mpcnode import codec
-from mpcnode.cluster_config import CoordinatorConfig
-from mpcnode.errors import ProtocolError, culprit_name
-from mpcnode.identity import IdentityPublic
-from mpcnode.node import AuxResult, KeygenResult
-from mpcnode.params import DEFAULT_PROFILE
+from coordinator.node_client import NodeClient
+from mpcnode.ceremony.cluster_config import CoordinatorConfig
+from mpcnode.core import codec
+from mpcnode.core.errors import ProtocolError, culprit_name
+from mpcnode.core.params import DEFAULT_PROFILE
+from mpcnode.daemon.node import AuxResult, KeygenResult
 from mpcnode.protocol.presignature import PresignaturePublic
 from mpcnode.protocol.sign import Signature, SignatureCheckError, SignatureShare, combine
 from mpcnode.rpc import node_pb2 as pb
+from mpcnode.transport.identity import IdentityPublic
 
 log = logging.getLogger("coordinator")
 T = TypeVar("T")

@@ -21,14 +21,14 @@ from typing import TypeVar
 import grpc
 
 from coordinator.accusations import culprit_of, majority
-from coordinator.client import NodeClient
-from mpcnode import envelope
-from mpcnode.errors import ProtocolError, culprit_name
-from mpcnode.identity import IdentityPublic
+from coordinator.node_client import NodeClient
+from mpcnode.core.errors import ProtocolError, culprit_name
+from mpcnode.daemon.sign_identification import entry_signed
 from mpcnode.protocol.identify_round import MTA_ROUND
 from mpcnode.protocol.presignature import PresignaturePublic
 from mpcnode.rpc import node_pb2 as pb
-from mpcnode.sign_identification import entry_signed
+from mpcnode.transport import envelope
+from mpcnode.transport.identity import IdentityPublic
 
 T = TypeVar("T")
 Attempt = Callable[[Iterable[int], Callable[[NodeClient], T]], dict[int, T | grpc.RpcError]]

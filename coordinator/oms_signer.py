@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from coordinator.authorization import to_proto
+from coordinator.authorization_proto import to_proto
 from coordinator.coordinator import Coordinator
-from oms_core.authorization import SigningRequest
+from zero_trust.authorization import SigningRequest
 
 
 class CoordinatorSigner:

@@ -28,18 +28,18 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from Crypto.Hash import keccak
-
-from coordinator.transcript import Transcript, TranscriptError, TranscriptSession
-from mpcnode import codec, envelope
+from coordinator.ceremony_transcript import Transcript, TranscriptError, TranscriptSession
+from ethereum.addresses import ethereum_address
+from mpcnode.core import codec
+from mpcnode.core.errors import ProtocolError
+from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
 from mpcnode.crypto.group import Point
-from mpcnode.errors import ProtocolError
-from mpcnode.identity import IdentityPublic
-from mpcnode.node import AuxResult, KeygenResult
-from mpcnode.params import DEFAULT_PROFILE, PROFILES, Profile
+from mpcnode.daemon.node import AuxResult, KeygenResult
 from mpcnode.protocol import aux_info, keygen, refresh
 from mpcnode.protocol.key_share import PartyAuxPublic, PublicKeyData
-from mpcnode.sessions import SPECS, RoundSpec
+from mpcnode.transport import envelope
+from mpcnode.transport.identity import IdentityPublic
+from mpcnode.transport.sessions import SPECS, RoundSpec
 
 CEREMONY_PROTOCOLS = ("keygen", "aux_info", "refresh")
 
@@ -56,27 +56,6 @@ class VerifiedCeremony:
     epoch: int  # refreshes since keygen
     sessions: int  # sessions checked
     messages: int  # messages checked
-
-
-def ethereum_address(public_key: Point) -> str:
-    """The EIP-55 checksummed address of a key: the last 20 bytes of keccak-256(x ‖ y)."""
-    x, y = public_key.xy()
-    return eip55(_keccak256(x.to_bytes(32, "big") + y.to_bytes(32, "big"))[-20:])
-
-
-def eip55(address: bytes) -> str:
-    """``0x``-hex of a 20-byte address with the EIP-55 mixed-case checksum: a letter is
-    upper-case where the matching nibble of keccak-256(lower-case hex) is 8 or more."""
-    if len(address) != 20:
-        raise ValueError("an Ethereum address is 20 bytes")
-    raw = address.hex()
-    mask = _keccak256(raw.encode()).hex()
-    return "0x" + "".join(c.upper() if int(m, 16) >= 8 else c
-                          for c, m in zip(raw, mask, strict=False))
-
-
-def _keccak256(data: bytes) -> bytes:
-    return keccak.new(digest_bits=256, data=data).digest()
 
 
 @dataclass

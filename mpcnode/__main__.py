@@ -1,5 +1,5 @@
 import sys
 
-from mpcnode.cli import main
+from mpcnode.daemon.node_cli import main
 
 sys.exit(main())

@@ -11,8 +11,8 @@ import hashlib
 import hmac
 from dataclasses import dataclass
 
+from mpcnode.core.errors import UsageError
 from mpcnode.crypto.group import Point, Q
-from mpcnode.errors import UsageError
 
 HARDENED = 1 << 31
 

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 from coincurve import PublicKey
 
-from mpcnode.errors import UsageError
+from mpcnode.core.errors import UsageError
 
 # Group order and field prime of secp256k1 (SEC 2, §2.4.1).
 Q = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141

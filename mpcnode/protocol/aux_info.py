@@ -20,6 +20,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mpcnode.core.errors import ProtocolError, UsageError
+from mpcnode.core.params import Profile
 from mpcnode.crypto import hash_commitment
 from mpcnode.crypto.paillier import (
     PaillierPublicKey,
@@ -36,8 +38,6 @@ from mpcnode.crypto.ring_pedersen import (
 )
 from mpcnode.crypto.transcript import ProofContext, session_id
 from mpcnode.crypto.zk import fac, mod, prm
-from mpcnode.errors import ProtocolError, UsageError
-from mpcnode.params import Profile
 from mpcnode.protocol.key_share import AuxInfo, PartyAuxPublic
 from mpcnode.protocol.rounds import RoundOutput, check_echoes, echo_hash, require_from
 

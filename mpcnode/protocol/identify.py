@@ -21,6 +21,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
+from mpcnode.core.errors import ProtocolError, UsageError
+from mpcnode.core.params import Profile
 from mpcnode.crypto import bigint
 from mpcnode.crypto.group import Point, Q, scalar_inv
 from mpcnode.crypto.paillier import PaillierKey, PaillierSecretKey
@@ -28,8 +30,6 @@ from mpcnode.crypto.random_source import RandomSource, rand_unit
 from mpcnode.crypto.ring_pedersen import RingPedersen, RingPedersenPublic
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import log_star, mul_star
-from mpcnode.errors import ProtocolError, UsageError
-from mpcnode.params import Profile
 from mpcnode.protocol.key_share import AuxInfo
 from mpcnode.protocol.presignature import MtaCiphertexts, PresignaturePublic, PresignView
 from mpcnode.protocol.sign import SignatureShare, message_scalar

@@ -27,9 +27,9 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import NoReturn
 
+from mpcnode.core.errors import ProtocolError
 from mpcnode.crypto.group import Point, Q, scalar_inv
 from mpcnode.crypto.random_source import RandomSource
-from mpcnode.errors import ProtocolError
 from mpcnode.protocol import identify, presign
 from mpcnode.protocol.identify import Evidence
 from mpcnode.protocol.key_share import AuxInfo

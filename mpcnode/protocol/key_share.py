@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from mpcnode import codec
+from mpcnode.core import codec
+from mpcnode.core.params import PROFILES, Profile
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.ring_pedersen import (
@@ -18,7 +19,6 @@ from mpcnode.crypto.ring_pedersen import (
     RingPedersenTables,
 )
 from mpcnode.crypto.transcript import Transcript
-from mpcnode.params import PROFILES, Profile
 
 
 @dataclass(frozen=True)

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mpcnode import codec
+from mpcnode.core import codec
+from mpcnode.core.errors import ProtocolError, UsageError
+from mpcnode.core.params import Profile
 from mpcnode.crypto.group import Point, Q, scalar_inv
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.random_source import RandomSource, rand_scalar, rand_signed
 from mpcnode.crypto.ring_pedersen import RingPedersenTables
 from mpcnode.crypto.transcript import ProofContext, session_id
 from mpcnode.crypto.zk import aff_g, enc, log_star
-from mpcnode.errors import ProtocolError, UsageError
-from mpcnode.params import Profile
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import (
     MtaCiphertexts,

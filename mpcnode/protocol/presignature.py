@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mpcnode.core.errors import PresignatureError
 from mpcnode.crypto.group import Point
-from mpcnode.errors import PresignatureError
 
 
 @dataclass(frozen=True)

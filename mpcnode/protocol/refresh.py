@@ -16,12 +16,12 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mpcnode.core.errors import ProtocolError
 from mpcnode.crypto import hash_commitment
 from mpcnode.crypto.group import Point, Q, commitment_eval, poly_eval
 from mpcnode.crypto.random_source import RandomSource, rand_scalar
 from mpcnode.crypto.transcript import ProofContext, session_id
 from mpcnode.crypto.zk import sch
-from mpcnode.errors import ProtocolError
 from mpcnode.protocol.key_share import KeyShare, PublicKeyData
 from mpcnode.protocol.rounds import RoundOutput, check_echoes, echo_hash, require_from
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from mpcnode import codec
+from mpcnode.core import codec
+from mpcnode.core.errors import ProtocolError
 from mpcnode.crypto.transcript import Transcript
-from mpcnode.errors import ProtocolError
 
 B = TypeVar("B")
 D = TypeVar("D")

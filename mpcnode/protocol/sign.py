@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from coincurve import PublicKey
 
+from mpcnode.core.errors import PresignatureError, ProtocolError, UsageError
 from mpcnode.crypto.group import Q
-from mpcnode.errors import PresignatureError, ProtocolError, UsageError
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
 from mpcnode.protocol.signer_set import SignerSet
 

@@ -11,8 +11,7 @@ Modules: ``merkle`` (RFC 6962 / 9162 tree, proofs, verification), ``canonical_js
 (whole-log verification), ``cli`` (the ``oms audit`` commands), ``errors``.
 """
 
-from oms_core.audit.entry import AuditEntry
-from oms_core.audit.errors import (
+from oms_core.audit.audit_errors import (
     AuditError,
     AuditLogError,
     AuditVerificationError,
@@ -21,6 +20,7 @@ from oms_core.audit.errors import (
     SigningKeyError,
     TreeHeadError,
 )
+from oms_core.audit.entry import AuditEntry
 from oms_core.audit.log import AuditLog
 from oms_core.audit.signing_key import AuditSigner, load_public_key, load_signer
 from oms_core.audit.tree_head import SignedTreeHead, TreeHead

@@ -24,7 +24,7 @@ import json
 import math
 from collections.abc import Mapping
 
-from oms_core.audit.errors import CanonicalJSONError
+from oms_core.audit.audit_errors import CanonicalJSONError
 
 JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSONValue"]
 

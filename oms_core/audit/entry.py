@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from oms_core.audit.audit_errors import AuditLogError, CanonicalJSONError
 from oms_core.audit.canonical_json import canonical_json
-from oms_core.audit.errors import AuditLogError, CanonicalJSONError
 from oms_core.audit.merkle import HASH_BYTES, leaf_hash
 
 ENTRY_HASH_TAG = b"oms-audit-entry-v1\x00"

@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 
-from oms_core.audit.errors import ProofError
+from oms_core.audit.audit_errors import ProofError
 
 HASH_BYTES = 32
 LEAF_PREFIX = b"\x00"  # RFC 6962 §2.1: leaf hashes and node hashes differ in their

@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
-from oms_core.audit.errors import SigningKeyError
+from oms_core.audit.audit_errors import SigningKeyError
 from oms_core.audit.tree_head import SignedTreeHead, TreeHead
 
 MIN_PASSPHRASE_BYTES = 16

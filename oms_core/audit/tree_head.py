@@ -22,7 +22,7 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from oms_core.audit.errors import TreeHeadError
+from oms_core.audit.audit_errors import TreeHeadError
 from oms_core.audit.merkle import HASH_BYTES
 
 TREE_HEAD_TAG = b"oms-audit-tree-head-v1\x00"

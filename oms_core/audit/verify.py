@@ -35,14 +35,14 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from oms_core.audit.entry import GENESIS_HASH, make_entry
-from oms_core.audit.errors import (
+from oms_core.audit.audit_errors import (
     AuditError,
     AuditLogError,
     AuditVerificationError,
     ProofError,
     TreeHeadError,
 )
+from oms_core.audit.entry import GENESIS_HASH, make_entry
 from oms_core.audit.log import StoredRow, read_log_id, read_rows, read_tree_heads
 from oms_core.audit.merkle import (
     LeafRange,

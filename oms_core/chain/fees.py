@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
+from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from oms_core.chain.endpoints import Endpoint
-from oms_core.chain.ethereum_tx import TYPE_EIP1559, UnsignedTx
 
 BUMP_NUMERATOR = 9  # a replacement pays ≥ 9/8 = 112.5 % of the replaced fees
 BUMP_DENOMINATOR = 8

@@ -26,9 +26,9 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from eth_hash.auto import keccak
 from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from ethereum.hashing import keccak256
 from oms_core.chain.endpoints import Endpoint, EndpointError, Receipt
 from oms_core.chain.web3_endpoint import TransactionRejected
 
@@ -279,7 +279,7 @@ class NodeManager:
         endpoint takes it, says it already has it, or has already mined it; returns the
         transaction hash. ``BroadcastFailed`` lists every endpoint's answer otherwise.
         """
-        tx_hash = bytes(keccak(raw))
+        tx_hash = keccak256(raw)
         head = self.head()
         accepted: list[str] = []
         failures: dict[str, str] = {}

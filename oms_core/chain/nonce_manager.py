@@ -3,7 +3,7 @@
 Why local: two requests signed at once must get different nonces, and the chain's pending
 count cannot say so (neither transaction has reached a node yet); after a restart the OMS
 must not hand out a nonce it already signed with. So every nonce handed out is a row,
-written under ``BEGIN IMMEDIATE`` (``oms_core.db.transaction``): two connections never read
+written under ``BEGIN IMMEDIATE`` (``oms_core.app.oms_db.transaction``): two connections never read
 the same free nonce, and the row survives a crash.
 
 A row is ``reserved`` (handed out, maybe being signed), ``used`` (signed; the transaction
@@ -19,7 +19,7 @@ import sqlite3
 from dataclasses import dataclass
 from enum import Enum
 
-from oms_core.db import transaction
+from oms_core.app.oms_db import transaction
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chain_nonces (
@@ -72,7 +72,7 @@ class Reconciliation:
 class NonceManager:
     """Nonces per (chain id, address) on the caller's connection.
 
-    The connection must come from ``oms_core.db.open_database`` (explicit transactions,
+    The connection must come from ``oms_core.app.oms_db.open_database`` (explicit transactions,
     WAL). Each method runs in its own ``BEGIN IMMEDIATE`` transaction, or in a savepoint
     of the caller's open transaction, so a reservation can commit together with the
     request state change that needs it.

@@ -16,7 +16,7 @@ what it checks is what the nodes would sign, not a description of it. It blocks
   and the fewest equal parts that would each stay within the maximum.
 
 Otherwise it returns what the transaction does to balances: derived from the decoded intent
-(``oms_core.chain.intent``: ETH value, ERC-20 ``transfer``/``approve``) and, for a pool call,
+(``zero_trust.intent``: ETH value, ERC-20 ``transfer``/``approve``) and, for a pool call,
 from the pool's quote. An unreachable endpoint is an ``EndpointError`` (retry elsewhere),
 never a pass.
 
@@ -33,12 +33,10 @@ from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOper
 from types import MappingProxyType
 from typing import Any
 
-from eth_hash.auto import keccak
-
-from oms_core.chain import erc20
+from ethereum import erc20
+from ethereum.hashing import function_selector as selector_of
+from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from oms_core.chain.endpoints import CallRequest, CallReverted, Endpoint
-from oms_core.chain.ethereum_tx import TYPE_EIP1559, UnsignedTx
-from oms_core.chain.intent import Intent, IntentError, intent_of
 from oms_core.chain.pool_math import (
     GET_RESERVES,
     UNISWAP_V2_FEE_BPS,
@@ -54,7 +52,8 @@ from oms_core.chain.pool_math import (
     suggest_split,
     swapped_amount,
 )
-from oms_core.policy.document import NATIVE, Asset
+from zero_trust.intent import Intent, IntentError, intent_of
+from zero_trust.policy.document import NATIVE, Asset
 
 _CTX = Context(prec=60, traps=[InvalidOperation, DivisionByZero, Overflow])
 _WORD = 32
@@ -146,7 +145,7 @@ class PoolInterface:
 
 def function_selector(name: str, types: Sequence[str]) -> bytes:
     """The first 4 bytes of Keccak-256 of the canonical signature ``name(type,…)``."""
-    return bytes(keccak(f"{name}({','.join(types)})".encode("ascii")))[:4]
+    return selector_of(f"{name}({','.join(types)})")
 
 
 @dataclass(frozen=True)

@@ -16,7 +16,6 @@ from typing import Any, TypeVar, cast
 
 from eth_abi.abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
-from eth_hash.auto import keccak
 from eth_tester.exceptions import TransactionFailed
 from hexbytes import HexBytes
 from web3 import Web3
@@ -28,6 +27,7 @@ from web3.exceptions import (
 )
 from web3.types import BlockIdentifier, TxParams
 
+from ethereum.hashing import keccak256
 from oms_core.chain.endpoints import Block, CallRequest, CallReverted, EndpointError, Receipt
 
 T = TypeVar("T")
@@ -183,7 +183,7 @@ class Web3Endpoint:
         """Broadcast; idempotent: bytes the node already holds (pooled or mined) return their
         hash instead of the node's "nonce too low" / "already known", so a broadcast retried
         after a crash is not mistaken for a failure."""
-        tx_hash = bytes(keccak(raw))
+        tx_hash = keccak256(raw)
         try:
             sent = self._run("eth_sendRawTransaction",
                              lambda: _hexbytes(self.w3.eth.send_raw_transaction(raw)),

@@ -8,9 +8,9 @@ whose residual loss comes from a missing control.
     report.py     risk_report(config) -> RiskReport (.to_text(), .to_json())
 """
 
-from oms_core.risk.config import OracleSettings, RiskConfig
-from oms_core.risk.errors import RiskConfigError
 from oms_core.risk.report import RiskReport, risk_report
+from oms_core.risk.risk_config import OracleSettings, RiskConfig
+from oms_core.risk.risk_errors import RiskConfigError
 from oms_core.risk.scenarios import Scenario
 
 __all__ = ["OracleSettings", "RiskConfig", "RiskConfigError", "RiskReport", "Scenario",

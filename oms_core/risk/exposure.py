@@ -17,7 +17,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from oms_core.policy.document import Action, Policy, Role, Rule
+from zero_trust.policy.document import Action, Policy, Role, Rule
 
 
 @dataclass(frozen=True)

@@ -8,10 +8,10 @@ import textwrap
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from oms_core.policy.canonical import decimal_text, policy_hash
-from oms_core.policy.usd import format_usd
-from oms_core.risk.config import RiskConfig
+from oms_core.risk.risk_config import RiskConfig
 from oms_core.risk.scenarios import SCENARIOS, Scenario
+from zero_trust.policy.policy_canonical import decimal_text, policy_hash
+from zero_trust.policy.usd import format_usd
 
 _COLUMNS = (("Scenario", 26), ("Likelihood", 12), ("Potential loss (USD)", 14),
             ("Mitigating control", 34), ("Residual (USD)", 14), ("Residual because", 24),

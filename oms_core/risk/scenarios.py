@@ -14,10 +14,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 
-from oms_core.policy.document import Action, DestinationCondition, EntryKind, Role, Rule
-from oms_core.policy.usd import format_usd
-from oms_core.risk.config import RiskConfig
 from oms_core.risk.exposure import Reach, approvals_needed, reach
+from oms_core.risk.risk_config import RiskConfig
+from zero_trust.policy.document import Action, DestinationCondition, EntryKind, Role, Rule
+from zero_trust.policy.usd import format_usd
 
 ZERO = Decimal(0)
 _BPS = Decimal(10_000)

@@ -16,18 +16,20 @@ from typing import Any
 
 import coincurve
 import pytest
-from cluster_harness import in_process_cluster
 from Crypto.Hash import keccak
 
-from coordinator import transcript
-from coordinator.transcript import Transcript, TranscriptError
-from coordinator.transcript_verify import VerifiedCeremony, eip55, ethereum_address, verify
-from mpcnode import codec, envelope
-from mpcnode.cluster_config import load_identity_keys, load_node_config
+from coordinator import ceremony_transcript as transcript
+from coordinator.ceremony_transcript import Transcript, TranscriptError
+from coordinator.transcript_verify import VerifiedCeremony, verify
+from ethereum.addresses import eip55, ethereum_address
+from mpcnode.ceremony.cluster_config import load_identity_keys, load_node_config
+from mpcnode.core import codec
 from mpcnode.crypto.group import Point
-from mpcnode.identity import IdentityKeys
-from mpcnode.node import AuxResult, KeygenResult
+from mpcnode.daemon.node import AuxResult, KeygenResult
 from mpcnode.protocol import aux_info, keygen, refresh
+from mpcnode.transport import envelope
+from mpcnode.transport.identity import IdentityKeys
+from testing.cluster_harness import in_process_cluster
 
 Doc = dict[str, Any]
 KG, AUX, RF, AUX2 = 0, 1, 2, 3  # session indexes in the refreshed transcript

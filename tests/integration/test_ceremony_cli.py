@@ -17,17 +17,17 @@ from typing import Any
 
 import pytest
 from bip_utils import EthAddrEncoder
-from cluster_harness import free_port_base, make_cluster
 
 from coordinator.ceremony_cli import main
 from coordinator.coordinator import Coordinator
-from mpcnode import envelope
-from mpcnode.cluster_config import (
+from mpcnode.ceremony.cluster_config import (
     load_cluster_config,
     load_coordinator_config,
     load_identity_keys,
     load_node_config,
 )
+from mpcnode.transport import envelope
+from testing.cluster_harness import free_port_base, make_cluster
 
 NODES, THRESHOLD = 3, 2
 HEX_FLIP = dict(zip("0123456789abcdef", "1032547698badcfe", strict=True))

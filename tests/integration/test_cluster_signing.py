@@ -14,15 +14,15 @@ from pathlib import Path
 import grpc
 import pytest
 from bip_utils import Bip32ChainCode, Bip32KeyData, Bip32Secp256k1
-from cluster_harness import ProcessCluster
-from integration_support import openssl_verifies, process_cluster
 
 from coordinator.coordinator import Coordinator
-from mpcnode.cluster_config import load_coordinator_config
+from mpcnode.ceremony.cluster_config import load_coordinator_config
 from mpcnode.crypto.bip32 import derive, format_path
 from mpcnode.crypto.group import Q
-from mpcnode.node import KeygenResult
+from mpcnode.daemon.node import KeygenResult
 from mpcnode.rpc import node_pb2 as pb
+from testing.cluster_harness import ProcessCluster
+from testing.integration_support import openssl_verifies, process_cluster
 
 NODES = 5
 THRESHOLD = 3

@@ -10,14 +10,14 @@ import hashlib
 
 import grpc
 import pytest
-from integration_support import openssl_verifies, process_cluster
 
 from coordinator.coordinator import SessionAbortedError
-from mpcnode.cluster_config import dump_node_config, load_node_config
+from mpcnode.ceremony.cluster_config import dump_node_config, load_node_config
 from mpcnode.crypto.group import Q
 from mpcnode.protocol.sign import SignatureShare, combine
 from mpcnode.rpc import node_pb2 as pb
-from mpcnode.store import CRASH_EXIT_CODE
+from mpcnode.state.node_store import CRASH_EXIT_CODE
+from testing.integration_support import openssl_verifies, process_cluster
 
 SIGNERS = (1, 2)
 

@@ -18,22 +18,23 @@ from typing import Any
 
 import grpc
 import pytest
-from cluster_harness import make_cluster
 
 from coordinator.coordinator import Coordinator, SessionAbortedError
-from mpcnode import codec, sign_identification
-from mpcnode.cluster_config import load_coordinator_config, load_node_config
+from mpcnode.ceremony.cluster_config import load_coordinator_config, load_node_config
+from mpcnode.core import codec
+from mpcnode.core.errors import ProtocolError
 from mpcnode.crypto.group import Q
 from mpcnode.crypto.random_source import SystemRandom
-from mpcnode.errors import ProtocolError
-from mpcnode.node import SignerNode
+from mpcnode.daemon import sign_identification
+from mpcnode.daemon.node import SignerNode
 from mpcnode.protocol import identify, presign
 from mpcnode.protocol.identify import Evidence
 from mpcnode.protocol.presignature import Presignature
 from mpcnode.protocol.rounds import RoundOutput
 from mpcnode.protocol.sign import SignatureShare
 from mpcnode.rpc import node_pb2 as pb
-from mpcnode.sessions import Session
+from mpcnode.transport.sessions import Session
+from testing.cluster_harness import make_cluster
 
 NODES = 3
 SIGNERS = (1, 2, 3)
@@ -53,7 +54,7 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    from mpcnode.server import running_server
+    from mpcnode.daemon.node_server import running_server
 
     root = tmp_path_factory.mktemp("identify") / "cluster"
     make_cluster(root, NODES, NODES)

@@ -22,38 +22,39 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
 
-import chain_support
 import pytest
-from chain_support import ANVIL_CHAIN_ID, AnvilNode
 from eth_account import Account
 from eth_hash.auto import keccak
-from integration_support import process_cluster
 from web3 import Web3
 
 from coordinator.oms_signer import CoordinatorSigner
-from coordinator.transcript_verify import ethereum_address
-from mpcnode.cluster_config import load_cluster_config
+from ethereum import erc20
+from ethereum.addresses import ethereum_address
+from ethereum.transactions import decode_unsigned
+from mpcnode.ceremony.cluster_config import load_cluster_config
+from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
+from oms_core.app.chain_gateway import ChainConfig, ChainSettings
+from oms_core.app.circuit_breakers import ProtocolPaused, TvlWatch
+from oms_core.app.oms_errors import AuthError, NotFound, PermissionDenied
+from oms_core.app.requests.request_lifecycle import State
+from oms_core.app.requests.request_store import Request
+from oms_core.app.service import OmsConfig, OmsCore
+from oms_core.app.tx_builder import Submission
 from oms_core.audit.signing_key import AuditSigner
-from oms_core.authorization import RelyingParty, SigningRequest
-from oms_core.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
-from oms_core.chain import artifacts, embedded, erc20
+from oms_core.chain import artifacts, embedded
 from oms_core.chain.embedded import USDC, WETH, Market
 from oms_core.chain.endpoints import Block, CallRequest, Endpoint, Receipt
-from oms_core.chain.ethereum_tx import decode_unsigned
 from oms_core.chain.node_manager import ConfirmationTimeout, EndpointsDisagree
 from oms_core.chain.nonce_manager import NonceState
+from oms_core.chain.oracles import FixedFeed, PriceHeld, PriceOracle
 from oms_core.chain.simulation import PoolInterface, PoolSpec, SimulationBlocked
 from oms_core.chain.web3_endpoint import Web3Endpoint
-from oms_core.chain_gateway import ChainConfig, ChainSettings
-from oms_core.circuit_breakers import ProtocolPaused, TvlWatch
-from oms_core.demo_people import Person, enrol
-from oms_core.errors import AuthError, NotFound, PermissionDenied
-from oms_core.oracles import FixedFeed, PriceHeld, PriceOracle
-from oms_core.policy.document import load_policy
-from oms_core.requests.lifecycle import State
-from oms_core.requests.store import Request
-from oms_core.service import OmsConfig, OmsCore
-from oms_core.tx_builder import Submission
+from oms_core.demo.demo_people import Person, enrol
+from testing import chain_support
+from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode
+from testing.integration_support import process_cluster
+from zero_trust.authorization import RelyingParty, SigningRequest
+from zero_trust.policy.document import load_policy
 
 anvil_node = chain_support.anvil_node  # the session fixture, by name, without a plugin
 

@@ -14,25 +14,25 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from integration_support import process_cluster
 
 from coordinator.oms_signer import CoordinatorSigner
-from coordinator.transcript_verify import ethereum_address
-from mpcnode.cluster_config import load_cluster_config
-from oms_core.audit.errors import AuditVerificationError
+from ethereum.addresses import ethereum_address
+from mpcnode.ceremony.cluster_config import load_cluster_config
+from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
+from oms_core.app.oms_errors import AuthError, SeparationOfDuties
+from oms_core.app.requests.request_lifecycle import State
+from oms_core.app.service import OmsConfig, OmsCore
+from oms_core.app.tx_builder import Submission
+from oms_core.audit.audit_errors import AuditVerificationError
 from oms_core.audit.signing_key import AuditSigner
 from oms_core.audit.verify import verify_log
-from oms_core.authorization import RelyingParty
-from oms_core.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
-from oms_core.demo_people import Person, enrol
-from oms_core.errors import AuthError, SeparationOfDuties
-from oms_core.policy.bundle import signed_message
-from oms_core.policy.document import load_policy
-from oms_core.policy.errors import PolicyDenied
-from oms_core.prices import FixedPrices
-from oms_core.requests.lifecycle import State
-from oms_core.service import OmsConfig, OmsCore
-from oms_core.tx_builder import Submission
+from oms_core.chain.prices import FixedPrices
+from oms_core.demo.demo_people import Person, enrol
+from testing.integration_support import process_cluster
+from zero_trust.authorization import RelyingParty
+from zero_trust.policy.bundle import signed_message
+from zero_trust.policy.document import load_policy
+from zero_trust.policy.policy_errors import PolicyDenied
 
 RP = RelyingParty("oms.test", "https://oms.test")
 CHAIN = 1337

@@ -14,15 +14,20 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
-from cluster_harness import in_process_cluster
 
-from coordinator.client import NodeClient
 from coordinator.coordinator import Coordinator, SessionAbortedError
-from mpcnode import codec, envelope
-from mpcnode.cluster_config import load_coordinator_config, load_identity_keys, load_node_config
+from coordinator.node_client import NodeClient
+from mpcnode.ceremony.cluster_config import (
+    load_coordinator_config,
+    load_identity_keys,
+    load_node_config,
+)
+from mpcnode.core import codec
 from mpcnode.crypto.group import Q
 from mpcnode.protocol import keygen
 from mpcnode.rpc import node_pb2 as pb
+from mpcnode.transport import envelope
+from testing.cluster_harness import in_process_cluster
 
 T = TypeVar("T")
 Attack = Callable[[str, int, list[pb.Envelope]], list[pb.Envelope]]

@@ -17,19 +17,19 @@ from pathlib import Path
 
 import grpc
 import pytest
-from cluster_harness import ProcessCluster
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from grpc_health.v1 import health_pb2, health_pb2_grpc
-from integration_support import process_cluster
 
 from coordinator.coordinator import Coordinator
-from mpcnode import pki
-from mpcnode.cluster_config import init_cluster, load_node_config, parse_address
+from mpcnode.ceremony import pki
+from mpcnode.ceremony.cluster_config import init_cluster, load_node_config, parse_address
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.rpc import node_pb2_grpc
+from testing.cluster_harness import ProcessCluster
+from testing.integration_support import process_cluster
 
 NODE = 1  # the node every test talks to
 

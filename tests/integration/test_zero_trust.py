@@ -17,19 +17,19 @@ from pathlib import Path
 import grpc
 import pytest
 from eth_account import Account
-from integration_support import process_cluster
 
-from coordinator.authorization import to_proto
+from coordinator.authorization_proto import to_proto
 from coordinator.coordinator import Coordinator, SigningRefused
-from coordinator.transcript_verify import ethereum_address
-from mpcnode.node import KeygenResult
+from ethereum.addresses import ethereum_address
+from ethereum.transactions import TYPE_EIP1559, UnsignedTx
+from mpcnode.daemon.node import KeygenResult
 from mpcnode.rpc import node_pb2 as pb
-from oms_core.authorization import RelyingParty, SigningRequest
-from oms_core.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
-from oms_core.chain.ethereum_tx import TYPE_EIP1559, UnsignedTx
-from oms_core.demo_people import Person, enrol
-from oms_core.policy.bundle import PolicyBundle
-from oms_core.policy.document import load_policy
+from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
+from oms_core.demo.demo_people import Person, enrol
+from testing.integration_support import process_cluster
+from zero_trust.authorization import RelyingParty, SigningRequest
+from zero_trust.policy.bundle import PolicyBundle
+from zero_trust.policy.document import load_policy
 
 NODES, THRESHOLD = 3, 2
 CHAIN = 1337
@@ -148,7 +148,7 @@ class World:
 
 
 def UnsignedTx_from(request: SigningRequest) -> UnsignedTx:
-    from oms_core.chain.ethereum_tx import decode_unsigned
+    from ethereum.transactions import decode_unsigned
     return decode_unsigned(request.transaction)
 
 

@@ -4,10 +4,10 @@ exactly the intended check caught a forgery."""
 
 from __future__ import annotations
 
+from mpcnode.core.errors import ProofError
 from mpcnode.crypto import bigint
 from mpcnode.crypto.group import Point, Q
 from mpcnode.crypto.transcript import ProofContext
-from mpcnode.errors import ProofError
 
 
 def require(ok: bool, ctx: ProofContext, proof: str, check: str) -> None:

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mpcnode.core.params import Profile
 from mpcnode.crypto.paillier import PaillierKey
 from mpcnode.crypto.random_source import RandomSource, rand_signed, rand_unit
 from mpcnode.crypto.ring_pedersen import RingPedersen
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk.checks import in_signed_range, is_unit, require
-from mpcnode.params import Profile
 
 DOMAIN = "cggmp21/zk/enc/v1"
 NAME = "Π^enc"

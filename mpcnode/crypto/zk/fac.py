@@ -10,13 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mpcnode.core.params import Profile
 from mpcnode.crypto import bigint
 from mpcnode.crypto.paillier import modulus_defect
 from mpcnode.crypto.random_source import RandomSource, rand_signed
 from mpcnode.crypto.ring_pedersen import RingPedersen
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk.checks import is_unit, require
-from mpcnode.params import Profile
 
 DOMAIN = "cggmp21/zk/fac/v1"
 NAME = "Π^fac"

@@ -13,12 +13,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from mpcnode.core.errors import UsageError
+from mpcnode.core.params import Profile
 from mpcnode.crypto import bigint
 from mpcnode.crypto.random_source import RandomSource, rand_unit
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk.checks import is_unit, require
-from mpcnode.errors import UsageError
-from mpcnode.params import Profile
 
 DOMAIN = "cggmp21/zk/mod/v1"
 NAME = "Π^mod"

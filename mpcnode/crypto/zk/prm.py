@@ -11,13 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from mpcnode.core.params import Profile
 from mpcnode.crypto.fixed_base import FixedBase
 from mpcnode.crypto.paillier import modulus_defect
 from mpcnode.crypto.random_source import RandomSource, randbelow
 from mpcnode.crypto.ring_pedersen import RingPedersenPublic, RingPedersenSecret
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk.checks import is_unit, require
-from mpcnode.params import Profile
 
 DOMAIN = "cggmp21/zk/prm/v1"
 NAME = "Π^prm"

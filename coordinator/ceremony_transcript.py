@@ -1,0 +1,239 @@
+"""Ceremony transcripts: every public message of a key ceremony, each signed by its node.
+
+A transcript holds the cluster's identity keys and, per session (keygen, aux info,
+refresh), the broadcasts as the coordinator relayed them and the non-secret direct
+messages the recipients disclosed (with the sender's inner signature). Secret direct
+messages (VSS shares) are never in it. ``mpc-ceremony verify`` re-checks all of it
+offline (see transcript_verify.py).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mpcnode.ceremony.cluster_config import ClusterConfig
+from mpcnode.rpc import node_pb2 as pb
+from mpcnode.state.seal import write_atomic
+from mpcnode.transport.identity import IdentityError, IdentityPublic
+
+FORMAT = "mpc-ceremony-transcript/v1"
+
+
+class TranscriptError(ValueError):
+    """A transcript file that cannot be read or does not verify; says where and why.
+
+    ``session`` and ``message`` are indexes into the transcript's sessions and that
+    session's messages, ``party`` the party at fault, each None when not applicable.
+    """
+
+    def __init__(self, text: str, *, session: int | None = None, message: int | None = None,
+                 party: int | None = None) -> None:
+        super().__init__(text)
+        self.session = session
+        self.message = message
+        self.party = party
+
+
+@dataclass(frozen=True)
+class TranscriptMessage:
+    session_id: bytes
+    round: str
+    sender: int
+    recipient: int  # 0 = broadcast
+    body: bytes  # canonical JSON payload
+    signature: bytes  # broadcast: outer signature; direct: inner (plaintext) signature
+
+    def to_envelope(self) -> pb.Envelope:
+        return pb.Envelope(session_id=self.session_id, round=self.round, sender=self.sender,
+                           recipient=self.recipient, body=self.body, signature=self.signature)
+
+    @staticmethod
+    def from_envelope(env: pb.Envelope) -> TranscriptMessage:
+        return TranscriptMessage(env.session_id, env.round, env.sender, env.recipient,
+                                 env.body, env.signature)
+
+
+@dataclass(frozen=True)
+class TranscriptSession:
+    protocol: str
+    nonce: bytes
+    session_id: bytes
+    parties: tuple[int, ...]
+    params: dict[str, Any]  # threshold, key_id (hex), path, profile
+    messages: tuple[TranscriptMessage, ...]
+    results: dict[int, str]  # each node's public result (canonical JSON text)
+
+
+@dataclass(frozen=True)
+class Transcript:
+    cluster_name: str
+    threshold: int
+    identities: dict[int, IdentityPublic]
+    key_id: bytes
+    public_key: bytes  # compressed SEC1
+    sessions: tuple[TranscriptSession, ...]
+
+
+def _msg_json(m: TranscriptMessage) -> dict[str, Any]:
+    return {"session_id": m.session_id.hex(), "round": m.round, "sender": m.sender,
+            "recipient": m.recipient, "body": m.body.hex(), "signature": m.signature.hex()}
+
+
+def to_json(t: Transcript) -> str:
+    doc = {
+        "format": FORMAT,
+        "cluster": {
+            "name": t.cluster_name,
+            "threshold": t.threshold,
+            "nodes": {str(i): {"signing_key": p.signing_key.hex(), "kex_key": p.kex_key.hex()}
+                      for i, p in sorted(t.identities.items())},
+        },
+        "key_id": t.key_id.hex(),
+        "public_key": t.public_key.hex(),
+        "sessions": [
+            {"protocol": s.protocol, "nonce": s.nonce.hex(), "session_id": s.session_id.hex(),
+             "parties": list(s.parties), "params": s.params,
+             "messages": [_msg_json(m) for m in s.messages],
+             "results": {str(i): r for i, r in sorted(s.results.items())}}
+            for s in t.sessions
+        ],
+    }
+    return json.dumps(doc, indent=1, sort_keys=True) + "\n"
+
+
+def write(path: Path, t: Transcript) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    write_atomic(path, to_json(t).encode(), mode=0o644)
+
+
+def _hex(v: Any, where: str) -> bytes:
+    if not isinstance(v, str) or v != v.lower():
+        raise TranscriptError(f"{where}: expected a lower-case hex string")
+    try:
+        return bytes.fromhex(v)
+    except ValueError as exc:
+        raise TranscriptError(f"{where}: not hex") from exc
+
+
+def _int(v: Any, where: str) -> int:
+    if not isinstance(v, int) or isinstance(v, bool):
+        raise TranscriptError(f"{where}: expected an integer")
+    return v
+
+
+def _str(v: Any, where: str) -> str:
+    if not isinstance(v, str):
+        raise TranscriptError(f"{where}: expected a string")
+    return v
+
+
+def _id(v: Any, where: str) -> int:
+    """A party id used as an object key: its decimal text, as ``to_json`` writes it."""
+    if not isinstance(v, str) or not v.isascii() or not v.isdigit() or str(int(v)) != v:
+        raise TranscriptError(f"{where}: {v!r} is not a party id")
+    return int(v)
+
+
+def _obj(v: Any, where: str, keys: set[str] | None = None) -> dict[str, Any]:
+    """A JSON object; with ``keys``, exactly those keys (a misspelt field is an error)."""
+    if not isinstance(v, dict):
+        raise TranscriptError(f"{where}: expected an object")
+    if keys is not None and set(v) != keys:
+        odd = sorted(set(v) ^ keys)
+        raise TranscriptError(f"{where}: missing or unknown fields {odd}")
+    return v
+
+
+def _list(v: Any, where: str) -> list[Any]:
+    if not isinstance(v, list):
+        raise TranscriptError(f"{where}: expected a list")
+    return v
+
+
+def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in pairs:
+        if k in out:
+            raise TranscriptError(f"duplicate JSON key {k!r}")
+        out[k] = v
+    return out
+
+
+def load(path: Path) -> Transcript:
+    try:
+        doc = json.loads(path.read_text(), object_pairs_hook=_no_duplicate_keys)
+    except TranscriptError as exc:
+        raise TranscriptError(f"{path}: {exc}") from exc
+    except (OSError, ValueError) as exc:
+        raise TranscriptError(f"{path}: cannot read transcript: {exc}") from exc
+    try:
+        return parse(doc)
+    except TranscriptError as exc:
+        raise TranscriptError(f"{path}: {exc}") from exc
+
+
+_DOC_KEYS = {"format", "cluster", "key_id", "public_key", "sessions"}
+_SESSION_KEYS = {"protocol", "nonce", "session_id", "parties", "params", "messages", "results"}
+_MESSAGE_KEYS = {"session_id", "round", "sender", "recipient", "body", "signature"}
+
+
+def parse(doc: Any) -> Transcript:
+    """A transcript from its decoded JSON document; TranscriptError names a bad field."""
+    doc = _obj(doc, "transcript", _DOC_KEYS)
+    if doc["format"] != FORMAT:
+        raise TranscriptError(f"not a {FORMAT} document")
+    cl = _obj(doc["cluster"], "cluster", {"name", "threshold", "nodes"})
+    identities = {}
+    for i, n in _obj(cl["nodes"], "cluster.nodes").items():
+        where = f"cluster.nodes.{i}"
+        node = _obj(n, where, {"signing_key", "kex_key"})
+        party = _id(i, where)
+        try:
+            identities[party] = IdentityPublic(party, _hex(node["signing_key"], where),
+                                               _hex(node["kex_key"], where))
+        except IdentityError as exc:
+            raise TranscriptError(f"{where}: {exc}") from exc
+    sessions = tuple(_parse_session(k, s) for k, s in enumerate(_list(doc["sessions"],
+                                                                        "sessions")))
+    return Transcript(_str(cl["name"], "cluster.name"),
+                      _int(cl["threshold"], "cluster.threshold"), identities,
+                      _hex(doc["key_id"], "key_id"), _hex(doc["public_key"], "public_key"),
+                      sessions)
+
+
+def _parse_session(k: int, doc: Any) -> TranscriptSession:
+    where = f"sessions[{k}]"
+    s = _obj(doc, where, _SESSION_KEYS)
+    msgs = []
+    for n, m in enumerate(_list(s["messages"], f"{where}.messages")):
+        at = f"{where}.messages[{n}]"
+        m = _obj(m, at, _MESSAGE_KEYS)
+        msgs.append(TranscriptMessage(
+            _hex(m["session_id"], f"{at}.session_id"), _str(m["round"], f"{at}.round"),
+            _int(m["sender"], f"{at}.sender"), _int(m["recipient"], f"{at}.recipient"),
+            _hex(m["body"], f"{at}.body"), _hex(m["signature"], f"{at}.signature")))
+    results = {_id(i, f"{where}.results"): _str(r, f"{where}.results.{i}")
+               for i, r in _obj(s["results"], f"{where}.results").items()}
+    return TranscriptSession(
+        _str(s["protocol"], f"{where}.protocol"), _hex(s["nonce"], f"{where}.nonce"),
+        _hex(s["session_id"], f"{where}.session_id"),
+        tuple(_int(p, f"{where}.parties") for p in _list(s["parties"], f"{where}.parties")),
+        dict(_obj(s["params"], f"{where}.params")), tuple(msgs), results)
+
+
+def from_records(cluster: ClusterConfig, key_id: bytes, public_key: bytes,
+                 records: list[Any], threshold: int | None = None) -> Transcript:
+    """Build a transcript from the coordinator's SessionRecords; ``threshold`` is the
+    key's t (default: the cluster's, which keygen uses unless told otherwise)."""
+    sessions = tuple(
+        TranscriptSession(r.protocol, r.nonce, r.session_id, r.parties, r.params,
+                          tuple(TranscriptMessage.from_envelope(e)
+                                for e in [*r.envelopes, *r.disclosed]),
+                          {i: res.decode() for i, res in r.results.items()})
+        for r in records)
+    return Transcript(cluster.name, threshold or cluster.threshold,
+                      {i: e.identity for i, e in cluster.nodes.items()}, key_id, public_key,
+                      sessions)

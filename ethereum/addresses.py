@@ -1,0 +1,44 @@
+"""Ethereum addresses: EIP-55 checksums (eth-utils), the address of a secp256k1 key, and
+of its BIP32 (non-hardened) children.
+
+The child keys are derived publicly from the threshold key and its chain code (the signer
+nodes add the same tweak when they sign for that path), so the OMS can show and fund a
+child's address without any node's help."""
+
+from __future__ import annotations
+
+from eth_utils.address import to_checksum_address
+
+from ethereum.hashing import keccak256
+from mpcnode.crypto import bip32
+from mpcnode.crypto.group import Point
+
+
+def eip55(address: bytes) -> str:
+    """``0x``-hex of a 20-byte address with the EIP-55 mixed-case checksum."""
+    if len(address) != 20:
+        raise ValueError("an Ethereum address is 20 bytes")
+    return str(to_checksum_address(address))
+
+
+def is_checksum_consistent(address: str) -> bool:
+    """True unless a mixed-case ``0x`` address fails its EIP-55 checksum (all-lower or
+    all-upper hex carries no checksum and is accepted)."""
+    digits = address[2:]
+    if digits == digits.lower() or digits == digits.upper():
+        return True
+    return eip55(bytes.fromhex(digits)) == address
+
+
+def ethereum_address(public_key: Point) -> str:
+    """The EIP-55 address of a key: the last 20 bytes of keccak-256(x ‖ y)."""
+    x, y = public_key.xy()
+    return eip55(keccak256(x.to_bytes(32, "big") + y.to_bytes(32, "big"))[-20:])
+
+
+def threshold_address(public_key: Point, chain_code: bytes = b"",
+                      path: tuple[int, ...] = ()) -> str:
+    """EIP-55 address of the key, or of its child at ``path``."""
+    if not path:
+        return ethereum_address(public_key)
+    return ethereum_address(bip32.derive(public_key, chain_code, path).public_key)

@@ -1,0 +1,340 @@
+"""A signer node's behaviour behind its RPCs: sessions, key material, signing.
+
+The gRPC layer (server.py) only authenticates and translates; everything a node
+decides is here, on top of the pure protocol code, the envelope checks and the store.
+"""
+
+from __future__ import annotations
+
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from mpcnode.ceremony.prime_pool import take_primes
+from mpcnode.core import codec
+from mpcnode.core.errors import PresignatureError, UsageError
+from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
+from mpcnode.crypto.group import Point
+from mpcnode.crypto.primes import generate_safe_prime
+from mpcnode.crypto.random_source import RandomSource, SystemRandom
+from mpcnode.daemon import sign_identification
+from mpcnode.protocol import aux_info, keygen, presign, refresh
+from mpcnode.protocol.key_share import AuxInfo, KeyShare
+from mpcnode.protocol.presignature import Presignature, PresignaturePublic
+from mpcnode.protocol.sign import SignatureShare, sign_share
+from mpcnode.protocol.signer_set import SignerSet
+from mpcnode.rpc import node_pb2 as pb
+from mpcnode.state.consumption_journal import MAX_REQUEST_ID
+from mpcnode.state.node_store import NodeStore
+from mpcnode.state.policy_state import PolicyState
+from mpcnode.transport.identity import IdentityKeys, IdentityPublic
+from mpcnode.transport.sessions import Session, Starter, start_session
+from zero_trust.authorization import AuthorizationDenied, SigningRequest
+
+SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped
+PrimeSource = Callable[[Profile], tuple[int, int]]
+
+
+@dataclass(frozen=True)
+class KeygenResult:
+    key_id: bytes
+    public_key: Point
+    threshold: int
+    parties: tuple[int, ...]
+    chain_code: bytes
+    epoch: int
+
+
+@dataclass(frozen=True)
+class AuxResult:
+    key_id: bytes
+    aux_digest: bytes
+
+
+def primes_from(pool: Any, allow_test: bool, rng: RandomSource) -> PrimeSource:
+    """Where aux info gets its two safe primes: a pool file, else fresh generation."""
+
+    def source(profile: Profile) -> tuple[int, int]:
+        if pool is not None:
+            p, q = take_primes(pool, 2, allow_test_material=allow_test)
+            if p.bit_length() != profile.prime_bits:
+                raise UsageError(f"prime pool holds {p.bit_length()}-bit primes, "
+                                 f"profile {profile.name} needs {profile.prime_bits}")
+            return p, q
+        return (generate_safe_prime(profile.prime_bits, rng),
+                generate_safe_prime(profile.prime_bits, rng))
+
+    return source
+
+
+class SignerNode:
+    def __init__(self, party: int, keys: IdentityKeys, identities: dict[int, IdentityPublic],
+                 store: NodeStore, primes: PrimeSource, rng: RandomSource | None = None, *,
+                 policy: PolicyState, clock: Callable[[], float] = time.time,
+                 sign_unauthorized_digests: bool = False) -> None:
+        if keys.public.party != party:
+            raise UsageError("identity keys belong to another party")
+        self.party = party
+        self.policy = policy
+        self.clock = clock
+        self.sign_unauthorized_digests = sign_unauthorized_digests  # TEST ONLY
+        self.keys = keys
+        self.identities = identities
+        self.store = store
+        self.primes = primes
+        self.rng = rng or SystemRandom()
+        self._sessions: dict[bytes, tuple[Session, threading.Lock, float]] = {}
+        self._shares: dict[bytes, KeyShare] = {}
+        self._signer_sets: dict[tuple[bytes, int, tuple[int, ...], tuple[int, ...]],
+                                SignerSet] = {}
+        self._lock = threading.Lock()
+
+    # --- sessions -------------------------------------------------------------------------
+
+    def start(self, req: pb.StartSessionRequest) -> pb.RoundResponse:
+        if len(req.nonce) < 16:
+            raise UsageError("session nonce must be at least 16 bytes")
+        parties = tuple(req.parties)
+        if self.party not in parties:
+            raise UsageError(f"party {self.party} is not among the session's parties")
+        unknown = set(parties) - set(self.identities)
+        if unknown:
+            raise UsageError(f"unknown parties {sorted(unknown)}")
+        self.store.claim_session_nonce(req.nonce, req.protocol)  # durable, atomic, forever
+        starter, cfg, sid = self._configure(req, parties)
+        peers = {j: self.identities[j] for j in parties if j != self.party}
+        with self._lock:
+            self._expire()
+        session, out = start_session(req.protocol, req.nonce, sid, self.keys, peers, starter,
+                                     cfg, self.rng, req.key_id)
+        with self._lock:
+            self._sessions[req.nonce] = (session, threading.Lock(), time.monotonic())
+        return pb.RoundResponse(session_id=sid, outbound=out)
+
+    def _configure(self, req: pb.StartSessionRequest,
+                   parties: tuple[int, ...]) -> tuple[Starter, Any, bytes]:
+        proto = req.protocol
+        if proto == "keygen":
+            kcfg = keygen.KeygenConfig(self.party, parties, req.threshold, req.nonce)
+            return keygen.start, kcfg, kcfg.session
+        if proto == "aux_info":
+            self.store.get_key_share(req.key_id)  # aux info serves a key this node holds
+            profile = PROFILES.get(req.profile or DEFAULT_PROFILE.name)
+            if profile is None:
+                raise UsageError(f"unknown profile {req.profile!r}")
+            acfg = aux_info.AuxConfig(self.party, parties, req.key_id, req.nonce, profile,
+                                      self.primes(profile))
+            return aux_info.start, acfg, acfg.session
+        if proto == "presign":
+            share = self.store.get_key_share(req.key_id)
+            aux = self.store.get_aux_info(req.key_id)
+            pcfg = presign.PresignConfig(share, aux, parties, tuple(req.path), req.nonce)
+            return presign.start, pcfg, pcfg.session(pcfg.signer_set())
+        if proto == "refresh":
+            share = self.store.get_key_share(req.key_id)
+            if parties != share.public.parties:
+                raise UsageError("refresh runs with every party of the key")
+            rcfg = refresh.RefreshConfig(share, req.nonce)
+            return refresh.start, rcfg, rcfg.session
+        raise UsageError(f"unknown protocol {proto!r}")
+
+    def round(self, req: pb.RoundRequest) -> pb.RoundResponse:
+        with self._lock:
+            entry = self._sessions.get(req.nonce)
+        if entry is None:
+            raise UsageError("no such session (never started, finished, expired or aborted)")
+        session, lock, _ = entry
+        with lock:
+            try:
+                out = session.deliver(list(req.inbound), self.rng)
+            except Exception:
+                self._drop(req.nonce)  # an aborted session is never resumed
+                raise
+            if not session.done:
+                self._touch(req.nonce)
+                return pb.RoundResponse(session_id=session.session_id, outbound=out)
+            self._drop(req.nonce)
+            result = self._persist(session)
+            return pb.RoundResponse(session_id=session.session_id, done=True, result=result,
+                                    disclosed=session.disclosed)
+
+    def protocol_of(self, nonce: bytes) -> str:
+        with self._lock:
+            entry = self._sessions.get(nonce)
+        return entry[0].protocol if entry else "unknown"
+
+    def abort(self, nonce: bytes) -> None:
+        self._drop(nonce)
+
+    def _persist(self, session: Session) -> bytes:
+        """Store a finished session's secret output; return its public result."""
+        out = session.result
+        if session.protocol in ("keygen", "refresh"):
+            assert isinstance(out, KeyShare)
+            self.store.put_key_share(out)
+            with self._lock:
+                self._shares.pop(out.public.key_id, None)
+            if session.protocol == "refresh":
+                self.store.discard_for_key(out.public.key_id)
+            pub = out.public
+            return codec.to_bytes(KeygenResult(pub.key_id, pub.public_key, pub.threshold,
+                                               pub.parties, pub.chain_code, pub.epoch))
+        if session.protocol == "aux_info":
+            key_id = session.key_id
+            self.store.put_aux_info(key_id, out)
+            return codec.to_bytes(AuxResult(key_id, out.digest))
+        assert isinstance(out, Presignature)
+        public = out.public
+        self.store.add_presignature(out)
+        return codec.to_bytes(public)
+
+    def _touch(self, nonce: bytes) -> None:
+        with self._lock:
+            if nonce in self._sessions:
+                s, lk, _ = self._sessions[nonce]
+                self._sessions[nonce] = (s, lk, time.monotonic())
+
+    def _drop(self, nonce: bytes) -> None:
+        with self._lock:
+            self._sessions.pop(nonce, None)
+
+    def _expire(self) -> None:
+        now = time.monotonic()
+        for nonce in [n for n, (_, _, t) in self._sessions.items()
+                      if now - t > SESSION_TIMEOUT_S]:
+            del self._sessions[nonce]
+
+    @property
+    def session_count(self) -> int:
+        with self._lock:
+            return len(self._sessions)
+
+    # --- signing --------------------------------------------------------------------------
+
+    def sign(self, req: pb.SignRequest) -> SignatureShare:
+        """σ_i, only if this node's own policy check allows the signature (DESIGN §4)."""
+        if not req.request_id:
+            raise UsageError("a sign request needs a request id")
+        if len(req.request_id.encode()) > MAX_REQUEST_ID:
+            raise UsageError(f"a request id has at most {MAX_REQUEST_ID} bytes")
+        share = self._key_share(req.key_id)
+        path = tuple(req.path)
+
+        def sign(digest: bytes, note: bytes = b"") -> SignatureShare:
+            return self.store.sign_once(
+                req.presignature_id, req.request_id,
+                lambda p: sign_share(p, self._signer_set(share, p.public.signers, path),
+                                     digest), note)
+
+        if not req.HasField("authorization"):
+            if not self.sign_unauthorized_digests:
+                raise AuthorizationDenied(
+                    "a sign request must carry an authorization (transaction, policy hash "
+                    "and approvals): this node never signs a bare digest")
+            if len(req.digest) != 32:  # TEST ONLY path, see NodeConfig
+                raise UsageError(f"digest must be 32 bytes, got {len(req.digest)}")
+            with self.policy.lock:  # the lock order of the authorized path (policy, store)
+                return sign(req.digest)
+        prior = self.store.answered(req.request_id, req.presignature_id)
+        if prior is not None:
+            return prior  # a retry: the same σ_i, and no second policy decision
+        auth = req.authorization
+        request = SigningRequest(auth.request_id, req.key_id, path, auth.transaction,
+                                 req.digest, auth.initiator, auth.usd_price)
+        # The ledger note is journaled with σ_i, durable before σ_i can leave the node.
+        return self.policy.sign_authorized(request, list(auth.approvals),
+                                           auth.policy_hash.hex(), self.clock(),
+                                           lambda verdict, note: sign(verdict.digest, note))
+
+    def install_policy(self, raw: bytes) -> pb.InstallPolicyResponse:
+        bundle = self.policy.install(raw)
+        return pb.InstallPolicyResponse(policy_hash=bytes.fromhex(bundle.bundle_hash),
+                                        version=bundle.version)
+
+    def _signer_set(self, share: KeyShare, signers: tuple[int, ...],
+                    path: tuple[int, ...]) -> SignerSet:
+        """Signer sets are cached per key epoch: building one costs point multiplications
+        the hot path need not repeat."""
+        key = (share.public.key_id, share.public.epoch, signers, path)
+        with self._lock:
+            sset = self._signer_sets.get(key)
+        if sset is None:
+            sset = SignerSet(share.public, signers, path)
+            with self._lock:
+                if len(self._signer_sets) > 256:
+                    self._signer_sets.clear()
+                self._signer_sets[key] = sset
+        return sset
+
+    def _key_share(self, key_id: bytes) -> KeyShare:
+        """The key share, unsealed once and kept in memory (the hot path signs with it)."""
+        with self._lock:
+            share = self._shares.get(key_id)
+        if share is None:
+            share = self.store.get_key_share(key_id)
+            with self._lock:
+                self._shares[key_id] = share
+        return share
+
+    def info(self) -> pb.InfoResponse:
+        keys = []
+        for key_id in self.store.list_keys():
+            pub = self.store.get_key_share(key_id).public
+            try:
+                self.store.get_aux_info(key_id)
+                has_aux = True
+            except KeyError:
+                has_aux = False
+            pool = [pb.PoolLevel(signers=list(s), path=list(p), available=n,
+                                 ids=self.store.available(key_id, s, p))
+                    for (s, p), n in sorted(self.store.count_available(key_id).items())]
+            keys.append(pb.KeyInfo(key_id=key_id, public_key=pub.public_key.to_bytes(),
+                                   threshold=pub.threshold, parties=list(pub.parties),
+                                   epoch=pub.epoch, has_aux_info=has_aux, pool=pool))
+        bundle = self.policy.bundle
+        return pb.InfoResponse(
+            party=self.party, keys=keys, version="0.1.0",
+            policy_hash=bytes.fromhex(bundle.bundle_hash) if bundle else b"",
+            policy_version=bundle.version if bundle else 0)
+
+    # --- identification after a failed signature (CGGMP21 §4.3) -----------------------------
+
+    def sign_evidence(self, req: pb.SignEvidenceRequest) -> pb.SignEvidenceResponse:
+        """Signed evidence on the σ_i this node released for ``req.request_id``; refused
+        before that, since S_i = χ_i·R is only harmless once σ_i is out."""
+        share = self.store.answered(req.request_id, req.presignature_id)
+        if share is None:
+            raise PresignatureError(
+                f"presignature {req.presignature_id.hex()[:16]} has not signed request "
+                f"{req.request_id!r}: its identification evidence comes only after σ_i")
+        public, aux, sset, key_share = self._identification_material(req.presignature_id)
+        entries = sign_identification.evidence_for_share(
+            self.keys, public, aux, sset.effective_secret(key_share), share, req.request_id,
+            req.digest, self.rng)
+        return pb.SignEvidenceResponse(party=self.party, evidence=entries)
+
+    def identify_signers(self, req: pb.IdentifySignersRequest) -> pb.IdentifySignersResponse:
+        """This node's verdict: the signers whose σ_j contradicts their evidence."""
+        public, aux, sset, _ = self._identification_material(req.presignature_id)
+        culprits = sign_identification.identify_signers(
+            self.party, self.identities, public, aux, sset.effective_shares, req)
+        return pb.IdentifySignersResponse(culprits=culprits)
+
+    def _identification_material(
+        self, presig_id: bytes
+    ) -> tuple[PresignaturePublic, AuxInfo, SignerSet, KeyShare]:
+        public = self.store.load_public(presig_id)
+        share = self._key_share(public.key_id)
+        sset = self._signer_set(share, public.signers, public.path)
+        if sset.binding != public.binding:
+            raise PresignatureError(
+                f"presignature {presig_id.hex()[:16]} was made with other key shares "
+                "(before a refresh): its evidence cannot be made or checked any more")
+        return public, self.store.get_aux_info(public.key_id), sset, share
+
+
+def new_nonce() -> bytes:
+    return secrets.token_bytes(32)

@@ -1,0 +1,37 @@
+"""``mpcnode``: the signer node daemon's command line.
+
+    mpcnode serve --config node.toml
+
+The seal passphrase comes from the file or environment variable named in node.toml,
+never from the command line.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from mpcnode.ceremony.cluster_config import ConfigError, load_node_config
+from mpcnode.state.seal import SealError
+from mpcnode.transport.identity import IdentityError
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="mpcnode", description="threshold-ECDSA signer node")
+    sub = ap.add_subparsers(dest="command", required=True)
+    serve = sub.add_parser("serve", help="run the signer node daemon")
+    serve.add_argument("--config", type=Path, required=True, help="path to node.toml")
+    args = ap.parse_args(argv)
+    try:
+        cfg = load_node_config(args.config)
+        from mpcnode.daemon.node_server import serve as run
+
+        return run(cfg)
+    except (ConfigError, SealError, IdentityError) as exc:
+        print(f"mpcnode: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

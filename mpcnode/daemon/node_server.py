@@ -1,0 +1,275 @@
+"""The signer node daemon: gRPC over mutual TLS around ``SignerNode`` (DESIGN §1, §3).
+
+Only a client whose certificate chains to the cluster CA and names the coordinator
+role is served. Every error reaches the caller as a gRPC status with a clear message;
+protocol aborts carry the culprit in trailing metadata. Logs are JSON lines without
+secrets. SIGTERM stops accepting calls, lets running calls finish, closes the store.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from concurrent import futures
+from contextlib import contextmanager
+from typing import Any, TypeVar
+
+# grpcio has no API for a minimum TLS version (grpc/grpc#37305). Restricting the TLS 1.2
+# cipher list to a PSK-only suite, which no peer here can negotiate, leaves TLS 1.3 (whose
+# suites this variable does not govern) as the only handshake that completes. Must be set
+# before gRPC's core reads its configuration.
+os.environ["GRPC_SSL_CIPHER_SUITES"] = "PSK-AES128-CBC-SHA"  # overrides any inherited value
+
+import grpc
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import start_http_server
+
+from mpcnode.ceremony import pki
+from mpcnode.ceremony.cluster_config import (
+    NodeConfig,
+    load_cluster_config,
+    load_identity_keys,
+    parse_address,
+)
+from mpcnode.core import codec
+from mpcnode.core.errors import PresignatureError, ProtocolError, UsageError, culprit_name
+from mpcnode.crypto.random_source import SystemRandom
+from mpcnode.daemon.metrics import NodeMetrics
+from mpcnode.daemon.node import SignerNode, primes_from
+from mpcnode.rpc import node_pb2 as pb
+from mpcnode.rpc import node_pb2_grpc
+from mpcnode.state.node_store import NodeStore
+from mpcnode.state.policy_state import NoPolicyInstalled, PolicyState
+from mpcnode.state.seal import Sealer, load_or_create_salt
+from zero_trust.authorization import AuthorizationDenied
+from zero_trust.policy.policy_errors import PolicyError
+
+log = logging.getLogger("mpcnode")
+SERVICE_NAME = "mpc.v1.SignerNode"
+T = TypeVar("T")
+
+
+def _log(event: str, **fields: Any) -> None:
+    log.info(json.dumps({"event": event, **fields}, default=str))
+
+
+class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
+    def __init__(self, node: SignerNode, ca_pem: bytes, metrics: NodeMetrics) -> None:
+        self.node = node
+        self.ca_pem = ca_pem
+        self.metrics = metrics
+        self._verdicts: dict[bytes, tuple[grpc.StatusCode, str]] = {}
+        self._verdicts_lock = threading.Lock()
+
+    # --- plumbing ---------------------------------------------------------------------------
+
+    def _authorise(self, context: grpc.ServicerContext) -> None:
+        certs = context.auth_context().get("x509_pem_cert") or []
+        pem = certs[0] if certs else b""
+        verdict = self._verdicts.get(pem)
+        if verdict is None:
+            # TLS already checked the chain; this re-check and the role parse are cached
+            # per certificate so the signing path does not pay for them on every call.
+            if not pem or not pki.verify_chain(pem, self.ca_pem):
+                verdict = (grpc.StatusCode.UNAUTHENTICATED,
+                           "client certificate does not chain to the cluster CA")
+            elif (role := pki.role_of(pem)) != pki.ROLE_COORDINATOR:
+                verdict = (grpc.StatusCode.PERMISSION_DENIED,
+                           f"client role {role!r} may not call a signer node; "
+                           f"only {pki.ROLE_COORDINATOR!r}")
+            else:
+                verdict = (grpc.StatusCode.OK, "")
+            with self._verdicts_lock:
+                if len(self._verdicts) < 64:
+                    self._verdicts[pem] = verdict
+        if verdict[0] != grpc.StatusCode.OK:
+            context.abort(*verdict)
+
+    def _call(self, method: str, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
+        self._authorise(context)
+        t0 = time.perf_counter()
+        try:
+            return fn()
+        except ProtocolError as exc:
+            self.metrics.failures.labels(culprit=culprit_name(exc.culprit)).inc()
+            _log("protocol_abort", method=method, culprit=exc.culprit, reason=exc.reason)
+            context.set_trailing_metadata((("culprit", str(exc.culprit)),))
+            context.abort(grpc.StatusCode.ABORTED, str(exc))
+        except PresignatureError as exc:
+            _log("refused", method=method, reason=str(exc))
+            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"PresignatureError: {exc}")
+        except (AuthorizationDenied, PolicyError, NoPolicyInstalled) as exc:
+            # The node's own policy check said no: never retried, never another presignature.
+            self.metrics.refusals.inc()
+            _log("policy_refused", method=method, reason=str(exc)[:500])
+            context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{type(exc).__name__}: {exc}")
+        except KeyError as exc:
+            context.abort(grpc.StatusCode.NOT_FOUND, str(exc.args[0] if exc.args else exc))
+        except (UsageError, ValueError) as exc:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
+        except Exception as exc:  # never leak internals (or secrets) to the caller
+            log.exception("internal error in %s", method)
+            context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})")
+        finally:
+            self.metrics.latency.labels(method=method).observe(time.perf_counter() - t0)
+            self.metrics.active.set(self.node.session_count)
+        raise AssertionError("unreachable")  # context.abort raises
+
+    # --- RPCs -------------------------------------------------------------------------------
+
+    def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
+        info = self._call("Info", context, self.node.info)
+        for key in info.keys:
+            self.metrics.pool.labels(key_id=key.key_id.hex()).set(
+                sum(level.available for level in key.pool))
+        return info
+
+    def StartSession(self, request: pb.StartSessionRequest,
+                     context: grpc.ServicerContext) -> pb.RoundResponse:
+        def run() -> pb.RoundResponse:
+            _log("session_start", protocol=request.protocol, nonce=request.nonce.hex()[:16],
+                 parties=list(request.parties))
+            return self.node.start(request)
+
+        return self._call("StartSession", context, run)
+
+    def Round(self, request: pb.RoundRequest, context: grpc.ServicerContext) -> pb.RoundResponse:
+        def run() -> pb.RoundResponse:
+            protocol = self.node.protocol_of(request.nonce)
+            try:
+                resp = self.node.round(request)
+            except ProtocolError:
+                self.metrics.sessions.labels(protocol=protocol, outcome="aborted").inc()
+                raise
+            if resp.done:
+                self.metrics.sessions.labels(protocol=protocol, outcome="done").inc()
+                _log("session_done", protocol=protocol, nonce=request.nonce.hex()[:16])
+            return resp
+
+        return self._call("Round", context, run)
+
+    def Abort(self, request: pb.AbortRequest, context: grpc.ServicerContext) -> pb.AbortResponse:
+        def run() -> None:
+            _log("session_abort", nonce=request.nonce.hex()[:16], reason=request.reason[:200])
+            self.node.abort(request.nonce)
+
+        self._call("Abort", context, run)
+        return pb.AbortResponse()
+
+    def Sign(self, request: pb.SignRequest, context: grpc.ServicerContext) -> pb.SignResponse:
+        def run() -> pb.SignResponse:
+            share = self.node.sign(request)
+            self.metrics.signatures.inc()
+            _log("signature_share", request_id=request.request_id,
+                 presignature=request.presignature_id.hex()[:16])
+            return pb.SignResponse(party=share.party, presignature_id=request.presignature_id,
+                                   sigma=share.sigma.to_bytes(32, "big"))
+
+        return self._call("Sign", context, run)
+
+    def InstallPolicy(self, request: pb.InstallPolicyRequest,
+                      context: grpc.ServicerContext) -> pb.InstallPolicyResponse:
+        def run() -> pb.InstallPolicyResponse:
+            resp = self.node.install_policy(request.bundle)
+            _log("policy_installed", version=resp.version, policy_hash=resp.policy_hash.hex())
+            return resp
+
+        return self._call("InstallPolicy", context, run)
+
+    def PresignatureInfo(self, request: pb.PresignatureInfoRequest,
+                         context: grpc.ServicerContext) -> pb.PresignatureInfoResponse:
+        return self._call("PresignatureInfo", context, lambda: pb.PresignatureInfoResponse(
+            public=codec.to_bytes(self.node.store.load_public(request.presignature_id))))
+
+    def SignEvidence(self, request: pb.SignEvidenceRequest,
+                     context: grpc.ServicerContext) -> pb.SignEvidenceResponse:
+        def run() -> pb.SignEvidenceResponse:
+            resp = self.node.sign_evidence(request)
+            _log("sign_evidence", request_id=request.request_id,
+                 presignature=request.presignature_id.hex()[:16])
+            return resp
+
+        return self._call("SignEvidence", context, run)
+
+    def IdentifySigners(self, request: pb.IdentifySignersRequest,
+                        context: grpc.ServicerContext) -> pb.IdentifySignersResponse:
+        def run() -> pb.IdentifySignersResponse:
+            resp = self.node.identify_signers(request)
+            # The node's own verdict, on its record whatever the coordinator reports.
+            _log("identify_signers", request_id=request.request_id,
+                 presignature=request.presignature_id.hex()[:16], culprits=list(resp.culprits))
+            return resp
+
+        return self._call("IdentifySigners", context, run)
+
+
+def build_node(cfg: NodeConfig) -> tuple[SignerNode, NodeStore]:
+    cluster = load_cluster_config(cfg.cluster_file)
+    if cfg.node_id not in cluster.nodes:
+        raise UsageError(f"node {cfg.node_id} is not in {cfg.cluster_file}")
+    passphrase = cfg.read_passphrase()
+    keys = load_identity_keys(cfg, cluster)
+    cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+    sealer = Sealer.from_passphrase(passphrase, load_or_create_salt(cfg.data_dir / "seal.salt"))
+    sealer.verify_kcv(cfg.data_dir / "seal.kcv")
+    store = NodeStore(cfg.data_dir, sealer, crash_after_consume=cfg.crash_after_consume)
+    identities = {i: e.identity for i, e in cluster.nodes.items()}
+    rng = SystemRandom()
+    policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
+    policy.attach(store)
+    node = SignerNode(cfg.node_id, keys, identities, store,
+                      primes_from(cfg.prime_pool, cfg.allow_test_primes, rng), rng,
+                      policy=policy, sign_unauthorized_digests=cfg.sign_unauthorized_digests)
+    return node, store
+
+
+@contextmanager
+def running_server(cfg: NodeConfig) -> Iterator[tuple[grpc.Server, SignerNode, NodeStore]]:
+    node, store = build_node(cfg)
+    metrics = NodeMetrics()
+    ca_pem = cfg.tls_ca.read_bytes()
+    creds = grpc.ssl_server_credentials(
+        [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())],
+        root_certificates=ca_pem, require_client_auth=True)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
+                         options=[("grpc.max_receive_message_length", 64 << 20),
+                                  ("grpc.max_send_message_length", 64 << 20)])
+    service = SignerNodeService(node, ca_pem, metrics)
+    node_pb2_grpc.add_SignerNodeServicer_to_server(service, server)  # type: ignore[no-untyped-call]
+    health_servicer = health.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    host, port = parse_address(cfg.listen)
+    server.add_secure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}", creds)
+    server.start()
+    for name in ("", SERVICE_NAME):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if cfg.metrics_listen:
+        mhost, mport = parse_address(cfg.metrics_listen)
+        start_http_server(mport, addr=mhost, registry=metrics.registry)
+    try:
+        yield server, node, store
+    finally:
+        for name in ("", SERVICE_NAME):
+            health_servicer.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        server.stop(grace=5).wait()
+        store.close()
+        node.policy.close()
+
+
+def serve(cfg: NodeConfig) -> int:
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    stop = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda *_: stop.set())
+    with running_server(cfg) as (_server, node, _store):
+        _log("serving", party=node.party, listen=cfg.listen, metrics=cfg.metrics_listen)
+        stop.wait()
+        _log("stopping", party=node.party)
+    _log("stopped", party=node.party)
+    return 0

@@ -1,0 +1,467 @@
+"""A signer node's durable state: sealed key material in files, presignatures in SQLite.
+
+Layout under ``data_dir`` (directories 0700, files 0600):
+
+- ``keys/<key id hex>.keyshare.sealed`` and ``keys/<key id hex>.auxinfo.sealed``: codec
+  bytes sealed with associated data ``b"keyshare:" + key_id`` / ``b"auxinfo:" + key_id``.
+  Each write is atomic (temp file, fsync, rename, fsync of the directory). A refreshed
+  share simply replaces the old file: no previous version is kept, since an old share
+  beside the new one only widens what a thief of the disk gets. Storing a share of a
+  newer epoch first discards the key's presignatures (they belong to the old shares).
+- ``presignatures.sqlite3`` (WAL, synchronous=FULL, secure_delete): one row per
+  presignature; its secret (k_i, χ_i) sealed with associated data binding the row's id,
+  party and public part.
+
+- ``consumed.journal``: the consumption journal (consumption_journal.py).
+
+Single use (CGGMP21 §1: two signatures from one presignature reveal the key) is made
+durable by ``sign_once``: σ_i is computed and its record (presignature id, request id,
+σ_i) appended to the journal and fdatasync'ed before σ_i is returned; the row is then
+marked consumed (secret erased) in a commit that skips its own fsync. Opening the store
+replays the journal into the table and makes that durable, and so does a checkpoint
+every ``CHECKPOINT_EVERY`` signatures; only then is the journal emptied. A crash before
+the journal write leaves no σ_i released and the presignature unused; a crash after it
+leaves the presignature consumed, and a repeat of the request gets the stored σ_i.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+import sqlite3
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from types import TracebackType
+
+from mpcnode.core import codec
+from mpcnode.core.errors import COORDINATOR, PresignatureError, ProtocolError, UsageError
+from mpcnode.protocol.key_share import AuxInfo, KeyShare
+from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
+from mpcnode.protocol.sign import SignatureShare
+from mpcnode.state.consumption_journal import Consumption, ConsumptionJournal
+from mpcnode.state.seal import Sealer, write_atomic
+
+DB_NAME = "presignatures.sqlite3"
+JOURNAL_NAME = "consumed.journal"
+CHECKPOINT_EVERY = 512  # journal records between checkpoints of the table
+CORE_CACHE = 4096  # decoded public cores kept for the signing path
+KEYS_DIR = "keys"
+CRASH_EXIT_CODE = 137
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS presignatures (
+    id         BLOB PRIMARY KEY,            -- the presigning session id
+    key_id     BLOB NOT NULL,
+    party      INTEGER NOT NULL,
+    signers    TEXT NOT NULL,               -- "1,3,5"
+    path       TEXT NOT NULL,               -- "m/0/7"
+    core       BLOB NOT NULL,               -- codec bytes of PresignaturePublic without view
+    secret     BLOB,                        -- sealed PresignatureSecret; NULL once used
+    status     TEXT NOT NULL CHECK (status IN ('available', 'consumed', 'discarded')),
+    request_id TEXT UNIQUE,
+    sigma      TEXT,                        -- σ_i in hex, once used
+    created    REAL NOT NULL,
+    consumed   REAL
+);
+CREATE INDEX IF NOT EXISTS presignatures_pool
+    ON presignatures (key_id, status, signers, path);
+-- The full public part (~13 kB with the identification view) lives apart; the hot row
+-- keeps only the small core, so signing decodes little and rewrites few pages.
+-- Every session nonce this node ever accepted: a relay must not replay an old session's
+-- signed messages into a new session with the same nonce (hence the same session id).
+CREATE TABLE IF NOT EXISTS session_nonces (
+    nonce      BLOB PRIMARY KEY,
+    protocol   TEXT NOT NULL,
+    created    REAL NOT NULL
+);
+CREATE TABLE IF NOT EXISTS presignature_public (
+    id         BLOB PRIMARY KEY REFERENCES presignatures (id),
+    public     BLOB NOT NULL                -- codec bytes of PresignaturePublic with view
+);
+"""
+
+
+class StoreError(Exception):
+    """The node store is inconsistent or was misused."""
+
+
+class UnknownKey(StoreError, KeyError):  # noqa: N818 (name fixed by the node API)
+    """No key material is stored under this key id."""
+
+    def __str__(self) -> str:  # KeyError would quote the message
+        return str(self.args[0])
+
+
+class UnknownPresignature(StoreError, KeyError):  # noqa: N818
+    """No presignature is stored under this id."""
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+def signers_text(signers: tuple[int, ...]) -> str:
+    return ",".join(str(i) for i in signers)
+
+
+def path_text(path: tuple[int, ...]) -> str:
+    return "/".join(["m", *(str(i) for i in path)])
+
+
+def _parse_signers(text: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in text.split(","))
+
+
+def _parse_path(text: str) -> tuple[int, ...]:
+    return tuple(int(i) for i in text.split("/")[1:])
+
+
+def _secret_aad(presig_id: bytes, party: int, public_raw: bytes) -> bytes:
+    # b"presig:" + id, plus the party and public part, so no field of the row can be
+    # swapped for another row's without the secret failing to open.
+    return b"presig:" + presig_id + hashlib.sha256(b"%d:" % party + public_raw).digest()
+
+
+class NodeStore:
+    """Key material and the presignature pool of one signer node.
+
+    ``crash_after_consume`` is TEST ONLY (set from the node config's [testing] section):
+    ``sign_once`` then ends the process with exit code 137 right after the journal's
+    ``fdatasync`` and before returning σ_i, as a crash at the worst moment would.
+    """
+
+    def __init__(self, data_dir: Path, sealer: Sealer, *,
+                 crash_after_consume: bool = False) -> None:
+        self._dir = data_dir
+        self._keys = data_dir / KEYS_DIR
+        self._sealer = sealer
+        self._crash_after_consume = crash_after_consume
+        self._lock = threading.RLock()  # one connection, shared by the server's threads;
+        # re-entrant: checkpoint hooks may read the store
+        for d in (self._dir, self._keys):
+            d.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._db = self._open_db(data_dir / DB_NAME)
+        self._closed = False
+        self._journal = ConsumptionJournal(data_dir / JOURNAL_NAME)
+        # Consumptions journaled since the last checkpoint, by presignature and request:
+        # they stay refused even while the table update after the journal write fails.
+        self._journaled: dict[bytes, Consumption] = {}
+        self._journaled_requests: dict[str, Consumption] = {}
+        # Journaled consumptions not yet written to the table: the journal makes them
+        # durable, so the signing path leaves the table update to ``_apply_journaled``
+        # (in one transaction, before any read of pool status and at each checkpoint).
+        self._unapplied: list[Consumption] = []
+        # Decoded public cores of pool entries (bytes kept to check the row still holds
+        # them): decoding two curve points per signature is work the hot path can skip.
+        self._cores: dict[bytes, tuple[bytes, PresignaturePublic]] = {}
+        self._checkpoint_hooks: list[Callable[[], None]] = []
+        self._replay_journal()
+
+    @staticmethod
+    def _open_db(path: Path) -> sqlite3.Connection:
+        # Create the file 0600 first: SQLite gives its -wal and -shm files the same mode.
+        os.close(os.open(path, os.O_RDWR | os.O_CREAT, 0o600))
+        db = sqlite3.connect(path, isolation_level=None, check_same_thread=False,
+                             timeout=30.0)
+        mode = db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            db.close()
+            raise StoreError(f"{path}: SQLite refused WAL mode (journal_mode={mode})")
+        db.execute("PRAGMA synchronous=FULL")  # a COMMIT is fsynced before it returns
+        db.execute("PRAGMA secure_delete=ON")  # erased secrets are overwritten on disk
+        db.executescript(_SCHEMA)
+        return db
+
+    def close(self) -> None:
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+            self._checkpoint()
+            self._journal.close()
+            self._db.close()
+
+    def _replay_journal(self) -> None:
+        """Apply the journal's consumptions to the table (after a crash some may be
+        missing there) durably. The journal itself is kept until the next checkpoint:
+        its notes may still be owed to the policy state (``pending_notes``)."""
+        with self._lock:
+            records = self._journal.read()
+            if records:
+                self._db.execute("BEGIN IMMEDIATE")
+                try:
+                    for rec in records:
+                        self._mark_consumed(rec)
+                    self._db.execute("COMMIT")
+                except BaseException:
+                    self._db.execute("ROLLBACK")
+                    raise
+            for rec in records:
+                self._journaled[rec.presignature_id] = rec
+                self._journaled_requests[rec.request_id] = rec
+
+    def pending_notes(self) -> list[bytes]:
+        """The notes of the journaled signatures not yet covered by a checkpoint."""
+        with self._lock:
+            return [r.note for r in self._journal.read() if r.note]
+
+    def on_checkpoint(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` before the journal is emptied: whoever keeps state described by the
+        notes makes it durable there."""
+        self._checkpoint_hooks.append(hook)
+
+    def _mark_consumed(self, rec: Consumption) -> None:
+        self._db.execute(
+            "UPDATE presignatures SET status = 'consumed', request_id = ?, sigma = ?, "
+            "secret = NULL, consumed = ? WHERE id = ? AND status != 'consumed'",
+            (rec.request_id, format(rec.sigma, "x"), time.time(), rec.presignature_id))
+
+    def _apply_journaled(self) -> None:
+        """Write the journaled consumptions into the table, in one transaction."""
+        if not self._unapplied:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for rec in self._unapplied:
+                self._mark_consumed(rec)
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._unapplied.clear()
+
+    def _checkpoint(self) -> None:
+        """Make the table durable (journaled consumptions applied, WAL copied into the
+        database file, fsynced, WAL truncated so no erased secret lingers in it), then
+        empty the journal."""
+        self._apply_journaled()
+        busy = self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
+        if busy:
+            return  # another reader holds the WAL: keep the journal until next time
+        for hook in self._checkpoint_hooks:
+            hook()
+        self._journal.clear()
+        self._journaled.clear()
+        self._journaled_requests.clear()
+
+    def __enter__(self) -> NodeStore:
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"NodeStore({str(self._dir)!r})"
+
+    # --- key material ---------------------------------------------------------------
+
+    def _key_file(self, kind: str, key_id: bytes) -> Path:
+        return self._keys / f"{key_id.hex()}.{kind}.sealed"
+
+    def _read_sealed(self, kind: str, key_id: bytes) -> bytes:
+        try:
+            blob = self._key_file(kind, key_id).read_bytes()
+        except FileNotFoundError:
+            raise UnknownKey(f"no {kind} stored for key {key_id.hex()}") from None
+        return self._sealer.open(blob, kind.encode() + b":" + key_id)
+
+    def _write_sealed(self, kind: str, key_id: bytes, plaintext: bytes) -> None:
+        blob = self._sealer.seal(plaintext, kind.encode() + b":" + key_id)
+        write_atomic(self._key_file(kind, key_id), blob)
+
+    def put_key_share(self, share: KeyShare) -> None:
+        """Store (or, after a refresh, replace) this node's share of a key. A share of an
+        older epoch than the stored one is refused; a newer one discards the key's
+        presignatures first."""
+        key_id = share.public.key_id
+        try:
+            old = self.get_key_share(key_id)
+        except UnknownKey:
+            old = None
+        if old is not None:
+            if old.party != share.party:
+                raise StoreError(f"key {key_id.hex()} is stored for party {old.party}, "
+                                 f"not {share.party}")
+            if share.public.epoch < old.public.epoch:
+                raise StoreError(f"refusing to replace the share of key {key_id.hex()} at "
+                                 f"epoch {old.public.epoch} with one of older epoch "
+                                 f"{share.public.epoch}")
+            if share.public.epoch > old.public.epoch:
+                self.discard_for_key(key_id)
+        self._write_sealed("keyshare", key_id, codec.to_bytes(share))
+
+    def get_key_share(self, key_id: bytes) -> KeyShare:
+        share = codec.from_bytes(KeyShare, self._read_sealed("keyshare", key_id))
+        if share.public.key_id != key_id:
+            raise StoreError(f"key share file of {key_id.hex()} holds another key")
+        return share
+
+    def put_aux_info(self, key_id: bytes, aux: AuxInfo) -> None:
+        self._write_sealed("auxinfo", key_id, codec.to_bytes(aux))
+
+    def get_aux_info(self, key_id: bytes) -> AuxInfo:
+        return codec.from_bytes(AuxInfo, self._read_sealed("auxinfo", key_id))
+
+    def list_keys(self) -> list[bytes]:
+        """Ids of the keys with a stored share, sorted."""
+        suffix = ".keyshare.sealed"
+        return sorted(bytes.fromhex(p.name[: -len(suffix)])
+                      for p in self._keys.glob("*" + suffix))
+
+    # --- presignature pool ------------------------------------------------------------
+
+    def add_presignature(self, p: Presignature) -> None:
+        """Store a fresh presignature; ``p`` itself is consumed (its secret moves here)."""
+        pub = p.public
+        public_raw = codec.to_bytes(pub)
+        core_raw = codec.to_bytes(dataclasses.replace(pub, view=None))
+        secret = p.consume()
+        sealed = self._sealer.seal(codec.to_bytes(secret),
+                                   _secret_aad(pub.session, p.party, core_raw))
+        with self._lock:
+            try:
+                self._db.execute("BEGIN IMMEDIATE")
+                self._db.execute(
+                    "INSERT INTO presignatures (id, key_id, party, signers, path, "
+                    "core, secret, status, created) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'available', ?)",
+                    (pub.session, pub.key_id, p.party, signers_text(pub.signers),
+                     path_text(pub.path), core_raw, sealed, time.time()))
+                self._db.execute("INSERT INTO presignature_public (id, public) VALUES (?, ?)",
+                                 (pub.session, public_raw))
+                self._db.execute("COMMIT")
+                if len(self._cores) < CORE_CACHE:
+                    self._cores[pub.session] = (core_raw, dataclasses.replace(pub, view=None))
+            except sqlite3.IntegrityError:
+                self._db.execute("ROLLBACK")
+                raise StoreError(
+                    f"presignature {pub.session.hex()} is already stored") from None
+
+    def claim_session_nonce(self, nonce: bytes, protocol: str) -> None:
+        """Record a session nonce as used, atomically; refuse one seen before (ever)."""
+        with self._lock:
+            try:
+                self._db.execute(
+                    "INSERT INTO session_nonces (nonce, protocol, created) VALUES (?, ?, ?)",
+                    (nonce, protocol, time.time()))
+            except sqlite3.IntegrityError:
+                raise ProtocolError(COORDINATOR, "session nonce reused (replay of an old "
+                                    "session)") from None
+
+    def available(self, key_id: bytes, signers: tuple[int, ...],
+                  path: tuple[int, ...]) -> list[bytes]:
+        """Ids of unused presignatures for this key, signer set and path, oldest first."""
+        with self._lock:
+            self._apply_journaled()
+            rows = self._db.execute(
+                "SELECT id FROM presignatures WHERE key_id = ? AND status = 'available' "
+                "AND signers = ? AND path = ? ORDER BY rowid",
+                (key_id, signers_text(signers), path_text(path))).fetchall()
+        return [bytes(r[0]) for r in rows]
+
+    def count_available(self, key_id: bytes) -> dict[tuple[tuple[int, ...], tuple[int, ...]], int]:
+        """Unused presignatures of a key per (signer set, path)."""
+        with self._lock:
+            self._apply_journaled()
+            rows = self._db.execute(
+                "SELECT signers, path, COUNT(*) FROM presignatures "
+                "WHERE key_id = ? AND status = 'available' GROUP BY signers, path",
+                (key_id,)).fetchall()
+        return {(_parse_signers(s), _parse_path(p)): int(c) for s, p, c in rows}
+
+    def load_public(self, presig_id: bytes) -> PresignaturePublic:
+        with self._lock:
+            row = self._db.execute("SELECT public FROM presignature_public WHERE id = ?",
+                                   (presig_id,)).fetchone()
+        if row is None:
+            raise UnknownPresignature(f"no presignature {presig_id.hex()}")
+        return codec.from_bytes(PresignaturePublic, bytes(row[0]))
+
+    def discard_for_key(self, key_id: bytes) -> int:
+        """Retire every unused presignature of a key (after a refresh they must never be
+        used); their secrets are erased. Returns how many were discarded."""
+        with self._lock:
+            self._apply_journaled()
+            cur = self._db.execute(
+                "UPDATE presignatures SET status = 'discarded', secret = NULL, consumed = ? "
+                "WHERE key_id = ? AND status = 'available'", (time.time(), key_id))
+            self._cores.clear()
+            return cur.rowcount
+
+    def sign_once(self, presig_id: bytes, request_id: str,
+                  compute: Callable[[Presignature], SignatureShare],
+                  note: bytes = b"") -> SignatureShare:
+        """σ_i for ``request_id`` from presignature ``presig_id``, at most once.
+
+        A repeat of a request returns the stored σ_i and never touches another
+        presignature; a presignature already used (or discarded) is refused. ``compute``
+        consumes the rebuilt presignature; its σ_i is journaled (fdatasync), with ``note``,
+        before it is returned.
+        """
+        with self._lock:
+            prior = self._answered(request_id)
+            if prior is not None:
+                if prior.presignature_id != presig_id:
+                    raise PresignatureError(f"request {request_id!r} was already answered "
+                                            "with another presignature")
+                return SignatureShare(prior.party, presig_id, prior.sigma)
+            presig = self._load_unused(presig_id)
+            share = compute(presig)
+            if share.party != presig.party or share.session != presig_id:
+                raise UsageError("compute returned a signature share of another presignature")
+            rec = Consumption(presig_id, share.party, share.sigma, request_id, note)
+            self._journal.append(rec)  # durable from here: σ_i may leave the node
+            self._journaled[presig_id] = rec
+            self._journaled_requests[request_id] = rec
+            if self._crash_after_consume:
+                os._exit(CRASH_EXIT_CODE)  # TEST ONLY: crash after the journal, before reply
+            self._unapplied.append(rec)
+            if self._journal.records >= CHECKPOINT_EVERY:
+                self._checkpoint()
+        return share
+
+    def answered(self, request_id: str, presig_id: bytes) -> SignatureShare | None:
+        """The σ_i already given for ``request_id`` (a retry), else None."""
+        with self._lock:
+            prior = self._answered(request_id)
+        if prior is None:
+            return None
+        if prior.presignature_id != presig_id:
+            raise PresignatureError(f"request {request_id!r} was already answered with "
+                                    "another presignature")
+        return SignatureShare(prior.party, presig_id, prior.sigma)
+
+    def _answered(self, request_id: str) -> Consumption | None:
+        rec = self._journaled_requests.get(request_id)
+        if rec is not None:
+            return rec
+        row = self._db.execute(
+            "SELECT id, party, sigma FROM presignatures WHERE request_id = ?",
+            (request_id,)).fetchone()
+        if row is None:
+            return None
+        return Consumption(bytes(row[0]), int(row[1]), int(row[2], 16), request_id)
+
+    def _load_unused(self, presig_id: bytes) -> Presignature:
+        row = self._db.execute(
+            "SELECT party, core, secret, status FROM presignatures WHERE id = ?",
+            (presig_id,)).fetchone()
+        if row is None:
+            raise UnknownPresignature(f"no presignature {presig_id.hex()}")
+        party, core_raw, sealed, status = int(row[0]), bytes(row[1]), row[2], str(row[3])
+        if status == "consumed" or presig_id in self._journaled:
+            raise PresignatureError(
+                f"presignature {presig_id.hex()} already used: a second signature from it "
+                "would reveal the key")
+        if status != "available" or sealed is None:
+            raise PresignatureError(
+                f"presignature {presig_id.hex()} was discarded (its key was refreshed)")
+        secret = codec.from_bytes(PresignatureSecret, self._sealer.open(
+            bytes(sealed), _secret_aad(presig_id, party, core_raw)))
+        cached = self._cores.pop(presig_id, None)
+        core = cached[1] if cached is not None and cached[0] == core_raw else codec.from_bytes(
+            PresignaturePublic, core_raw)
+        return Presignature(party, core, secret)

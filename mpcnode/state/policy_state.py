@@ -1,0 +1,241 @@
+"""A signer node's own copy of the policy and the state its checks need (DESIGN §4).
+
+- ``policy/bundle.json``: the installed signed policy bundle. It is re-verified against the
+  admin keys of cluster.toml every time it is loaded, so editing the file on disk cannot
+  loosen the policy; a new bundle must carry a newer version (no replay of an old one).
+- ``policy.sqlite3``: the last accepted WebAuthn sign counter per credential (a replayed
+  assertion is refused) and the node's own ledger of what it signed per initiator (the
+  rolling 24-hour limit is checked against this, not against anything the OMS says).
+
+Durability rides on the presignature store's consumption journal: a signature's ledger
+entry and counters travel as the journal record's note, fsynced before σ_i leaves the
+node. The checks read an in-memory copy of the ledger (the last two days) and of the
+counters, updated at once; the database is written later, in one transaction at the
+store's checkpoint (before the journal holding the same notes is emptied) and at close.
+The notes are re-applied when the node starts.
+Authorization, signing and recording run under one lock, so two concurrent requests of
+one initiator cannot both pass a limit that only one of them fits.
+
+A retry of the same OMS request (another presignature after a transport failure) may
+present the same assertions again: a credential's counter is compared with its value
+before that request's first use, and the ledger counts a request once.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import threading
+from collections.abc import Callable, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import TypeVar
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+from mpcnode.state.node_store import NodeStore
+from mpcnode.state.rolling_window import RollingWindow
+from mpcnode.state.seal import write_atomic
+from zero_trust.authorization import SigningRequest, Verdict, authorize
+from zero_trust.policy.bundle import PolicyBundle, bundle_from_json, check_upgrade, verify_bundle
+from zero_trust.policy.policy_canonical import decimal_text
+
+DAY_S = 86400.0
+KEEP_S = 2 * DAY_S  # ledger entries kept in memory: the 24-hour window with a day's margin
+T = TypeVar("T")
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS sign_counters (
+    credential_id BLOB PRIMARY KEY,
+    counter       INTEGER NOT NULL,   -- last accepted counter
+    request_id    TEXT NOT NULL,      -- the OMS request that used it last
+    prev_counter  INTEGER             -- the counter before that request (NULL: none)
+);
+CREATE TABLE IF NOT EXISTS signed_requests (
+    request_id TEXT PRIMARY KEY,      -- OMS request id: counted once however often retried
+    initiator  TEXT NOT NULL,
+    usd        TEXT NOT NULL,         -- decimal
+    at         REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS signed_by_initiator ON signed_requests (initiator, at);
+"""
+
+
+class NoPolicyInstalled(Exception):  # noqa: N818 - a state, as operators read it
+    """This node holds no signed policy bundle, so it signs nothing."""
+
+
+class PolicyState:
+    def __init__(self, data_dir: Path, admins: Mapping[str, bytes], quorum: int) -> None:
+        self._dir = data_dir / "policy"
+        self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self._admins = {a: Ed25519PublicKey.from_public_bytes(k) for a, k in admins.items()}
+        self._quorum = quorum
+        self._lock: threading.RLock = threading.RLock()
+        db_path = data_dir / "policy.sqlite3"
+        os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
+        self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")  # durability: see the module doc
+        self._db.executescript(_SCHEMA)
+        # The in-memory view the checks read: per initiator the signed USD amounts by
+        # request id and time, and credential id → (counter, request id, counter before
+        # that request).
+        self._ledger: dict[str, RollingWindow] = {}
+        self._counters: dict[bytes, tuple[int, str, int | None]] = {}
+        # Applied in memory, not yet in the database: (request id, initiator, USD, time,
+        # credential ids whose counters it set).
+        self._unwritten: list[tuple[str, str, str, float, list[bytes]]] = []
+        self._latest = 0.0
+        self._load()
+        self._bundle: PolicyBundle | None = None
+        if self.bundle_file.exists():
+            self._bundle = self._verified(self.bundle_file.read_bytes())
+
+    @property
+    def lock(self) -> threading.RLock:
+        """Taken before the store's lock wherever both are held (the store's checkpoint
+        calls ``make_durable`` under its own lock), so the two are always taken in one
+        order."""
+        return self._lock
+
+    @property
+    def bundle_file(self) -> Path:
+        return self._dir / "bundle.json"
+
+    @property
+    def bundle(self) -> PolicyBundle | None:
+        return self._bundle
+
+    def close(self) -> None:
+        with self._lock:
+            self._write_pending()
+            self._db.close()
+
+    def _load(self) -> None:
+        for rid, initiator, usd, at in self._db.execute(
+                "SELECT request_id, initiator, usd, at FROM signed_requests "
+                "WHERE at > (SELECT COALESCE(MAX(at), 0) FROM signed_requests) - ?", (KEEP_S,)):
+            self._remember(str(rid), str(initiator), Decimal(usd), float(at))
+        for cid, counter, rid, prev in self._db.execute(
+                "SELECT credential_id, counter, request_id, prev_counter FROM sign_counters"):
+            self._counters[bytes(cid)] = (int(counter), str(rid),
+                                          None if prev is None else int(prev))
+
+    def _remember(self, request_id: str, initiator: str, usd: Decimal, at: float) -> None:
+        window = self._ledger.get(initiator)
+        if window is None:
+            window = self._ledger[initiator] = RollingWindow(DAY_S)
+        window.add(request_id, at, usd)
+        if at > self._latest + DAY_S / 24:  # prune at most hourly (by the ledger's clock)
+            self._latest = at
+            for w in self._ledger.values():
+                w.forget_before(at - KEEP_S)
+
+    def _verified(self, raw: bytes) -> PolicyBundle:
+        if not self._admins or self._quorum < 1:
+            raise NoPolicyInstalled("cluster.toml fixes no policy admins: no policy can be "
+                                    "installed, so this node signs nothing")
+        bundle, signatures = bundle_from_json(raw)
+        verify_bundle(bundle, signatures, self._admins, self._quorum)
+        return bundle
+
+    def install(self, raw: bytes) -> PolicyBundle:
+        """Verify the admin quorum and the version, then install durably."""
+        bundle = self._verified(raw)
+        with self._lock:
+            current = self._bundle
+            if current is not None and current.bundle_hash == bundle.bundle_hash:
+                return current  # idempotent re-install
+            check_upgrade(current.version if current else None, bundle)
+            write_atomic(self.bundle_file, raw, mode=0o644)
+            self._bundle = bundle
+        return bundle
+
+    def sign_authorized(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
+                        now: float, sign: Callable[[Verdict, bytes], T]) -> T:
+        """Authorize, then ``sign(verdict, note)`` (which journals the note durably with
+        σ_i), then record the note here; all under one lock."""
+        bundle = self._bundle
+        if bundle is None:
+            raise NoPolicyInstalled("no signed policy bundle is installed on this node")
+        with self._lock:
+            verdict = authorize(bundle, request, approvals, policy_hash=policy_hash, now=now,
+                                usage_24h_usd=self._usage(request.initiator,
+                                                          request.request_id, now),
+                                last_counters=self._last_counters(request.request_id))
+            note = ledger_note(request, verdict, now)
+            result = sign(verdict, note)
+            self.apply(note)
+            return result
+
+    def apply(self, note: bytes) -> None:
+        """Record one signature's ledger entry and counters (idempotent): in memory at
+        once, in the database at the next checkpoint."""
+        doc = json.loads(note)
+        request_id = str(doc["request_id"])
+        cids = [bytes.fromhex(c) for c in doc["counters"]]
+        with self._lock:
+            for cid, counter in zip(cids, doc["counters"].values(), strict=True):
+                last = self._counters.get(cid)
+                if last is not None and last[1] != request_id and last[0] >= counter:
+                    continue  # an older note replayed after a newer one
+                prev = (last[2] if last and last[1] == request_id
+                        else last[0] if last else None)
+                self._counters[cid] = (int(counter), request_id, prev)
+            initiator, usd, at = str(doc["initiator"]), str(doc["usd"]), float(doc["at"])
+            self._remember(request_id, initiator, Decimal(usd), at)
+            self._unwritten.append((request_id, initiator, usd, at, cids))
+
+    def _write_pending(self) -> None:
+        """Write the notes applied since the last write, in one transaction."""
+        if not self._unwritten:
+            return
+        self._db.execute("BEGIN IMMEDIATE")
+        try:
+            for request_id, initiator, usd, at, cids in self._unwritten:
+                for cid in cids:
+                    self._db.execute("INSERT OR REPLACE INTO sign_counters VALUES (?, ?, ?, ?)",
+                                     (cid, *self._counters[cid]))
+                self._db.execute("INSERT OR IGNORE INTO signed_requests VALUES (?, ?, ?, ?)",
+                                 (request_id, initiator, usd, at))
+            self._db.execute("COMMIT")
+        except BaseException:
+            self._db.execute("ROLLBACK")
+            raise
+        self._unwritten.clear()
+
+    def attach(self, store: NodeStore) -> None:
+        """Re-apply the notes the store's journal still holds (a crash may have lost
+        their non-fsynced rows here) and stay durable across its checkpoints."""
+        for note in store.pending_notes():
+            self.apply(note)
+        store.on_checkpoint(self.make_durable)
+
+    def make_durable(self) -> None:
+        """Write the pending notes, copy the WAL into the database file and fsync it
+        (before the journal that holds the same facts is emptied)."""
+        with self._lock:
+            self._write_pending()
+            self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+
+    def _usage(self, initiator: str, request_id: str, now: float) -> Decimal:
+        window = self._ledger.get(initiator)
+        return window.total(now, excluding=request_id) if window else Decimal(0)
+
+    def _last_counters(self, request_id: str) -> dict[bytes, int]:
+        out = {}
+        for cid, (counter, rid, prev) in self._counters.items():
+            if rid != request_id:
+                out[cid] = counter
+            elif prev is not None:
+                out[cid] = prev
+        return out
+
+
+def ledger_note(request: SigningRequest, verdict: Verdict, now: float) -> bytes:
+    """What the node must remember about one signature, as compact JSON."""
+    return json.dumps({"request_id": request.request_id, "initiator": request.initiator,
+                       "usd": decimal_text(verdict.usd_amount), "at": now,
+                       "counters": {c.hex(): n for c, n in sorted(verdict.counters.items())}},
+                      sort_keys=True, separators=(",", ":")).encode()

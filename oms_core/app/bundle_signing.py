@@ -1,0 +1,42 @@
+"""Assembling and signing the policy bundle that signer nodes install (DESIGN §4).
+
+Admins sign with the Ed25519 keys whose public halves the key ceremony wrote into
+cluster.toml; a node counts only those. Each admin normally signs on their own machine
+(``sign_bundle`` with their key); ``signed_bundle_json`` gathers several signatures at
+once for local clusters, tests and the demo, where the ceremony generated the keys.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+from zero_trust.approvals.registry import ApproverRegistry
+from zero_trust.authorization import RelyingParty, registry_blob
+from zero_trust.policy.bundle import PolicyBundle, bundle_to_json, sign_bundle
+from zero_trust.policy.document import Policy
+
+
+def make_bundle(policy: Policy, rp: RelyingParty, registry: ApproverRegistry) -> PolicyBundle:
+    return PolicyBundle(policy, registry_blob(rp, registry))
+
+
+def signed_bundle_json(bundle: PolicyBundle,
+                       admin_keys: Mapping[str, Ed25519PrivateKey]) -> bytes:
+    return bundle_to_json(bundle, [sign_bundle(bundle, key, admin_id)
+                                   for admin_id, key in sorted(admin_keys.items())])
+
+
+def load_admin_key(path: Path) -> Ed25519PrivateKey:
+    key = load_pem_private_key(path.read_bytes(), None)
+    if not isinstance(key, Ed25519PrivateKey):
+        raise ValueError(f"{path} is not an Ed25519 private key")
+    return key
+
+
+def load_admin_keys(cluster_dir: Path) -> dict[str, Ed25519PrivateKey]:
+    """The admin keys ``mpc-ceremony init`` generated under DIR/admins (local clusters)."""
+    return {p.stem: load_admin_key(p) for p in sorted((cluster_dir / "admins").glob("*.key"))}

@@ -1,0 +1,88 @@
+"""What a client signs for a request: the challenge it computes itself.
+
+The server sends the canonical signing request with every request view. The client
+decodes the transaction from it, checks that the digest is that transaction's, that the
+request is the one asked for, and that the view describes this transaction, then derives
+the WebAuthn challenge from the signing request and the policy hash. A compromised OMS
+that showed one transfer and asked for an assertion over another is caught here, before
+the person's authenticator signs anything; the server's own ``challenge`` field must
+agree, or the client refuses.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+from ethereum import erc20
+from ethereum.transactions import UnsignedTx, decode_unsigned
+from oms_core.rpc import oms_pb2 as pb
+from zero_trust.authorization import SigningRequest
+
+
+class ChallengeCheckError(Exception):
+    """The request view does not hold together: nothing is signed."""
+
+
+@dataclass(frozen=True)
+class ToSign:
+    challenge: bytes
+    transaction: UnsignedTx
+
+    def describe(self) -> str:
+        """One line a person can check before touching the authenticator."""
+        tx = self.transaction
+        text = (f"chain {tx.chain_id}, nonce {tx.nonce}, to {tx.to_address}, "
+                f"value {tx.value} wei")
+        try:
+            call = erc20.decode(tx.data)
+        except erc20.CallDecodeError:
+            call = None
+        if call is not None:
+            verb = "transfer" if call.selector == erc20.TRANSFER else "approve"
+            text += f", token {verb} of {call.amount} base units to {call.counterparty_address}"
+        elif tx.data:
+            text += f", call 0x{tx.data[:4].hex()} with {len(tx.data)} bytes of data"
+        return text
+
+
+def challenge_to_sign(view: pb.RequestView, request_id: str) -> ToSign:
+    """The challenge for ``request_id``, from the signing request in ``view``."""
+    if not view.challenge:
+        raise ChallengeCheckError(f"request {request_id} is {view.state or 'unknown'}: it "
+                                  "awaits no assertion")
+    try:
+        signing = SigningRequest.from_canonical(view.signing_request)
+        tx = decode_unsigned(signing.transaction)
+        policy_hash = bytes.fromhex(view.policy_hash)
+    except (ValueError, KeyError, TypeError, json.JSONDecodeError) as exc:
+        raise ChallengeCheckError(f"request {request_id}: the server sent no valid "
+                                  f"signing request ({exc})") from None
+    if signing.request_id != request_id or view.request_id != request_id:
+        raise ChallengeCheckError(f"asked for request {request_id}, the server sent "
+                                  f"{view.request_id} / {signing.request_id}")
+    if tx.signing_digest() != signing.digest or view.transaction != signing.transaction:
+        raise ChallengeCheckError(f"request {request_id}: the digest or the transaction "
+                                  "shown is not the one the approvals would bind")
+    if view.destination.lower() not in _destinations(tx):
+        raise ChallengeCheckError(f"request {request_id}: the view names destination "
+                                  f"{view.destination}, the transaction pays elsewhere")
+    if len(policy_hash) != 32:
+        raise ChallengeCheckError(f"request {request_id}: malformed policy hash")
+    challenge = signing.challenge(view.policy_hash)
+    if challenge != view.challenge:
+        raise ChallengeCheckError(f"request {request_id}: the server's challenge is not the "
+                                  "one this transaction and policy yield; refusing to sign")
+    return ToSign(challenge, tx)
+
+
+def _destinations(tx: UnsignedTx) -> set[str]:
+    """Where the transaction sends value: the recipient, a token's recipient or spender."""
+    out = {tx.to_address.lower()}
+    try:
+        call = erc20.decode(tx.data)
+    except erc20.CallDecodeError:
+        call = None
+    if call is not None:
+        out.add(call.counterparty_address.lower())
+    return out

@@ -1,0 +1,56 @@
+"""The risk report's input from the live configuration of one OMS instance.
+
+Threshold and node count, the admins and their quorum come from cluster.toml; the policy
+is the one the OMS holds active (its database, read-only), else the bootstrap bundle it
+will adopt. What is not built yet is reported as missing, never assumed: the prices are
+the fixed table (one source each, no staleness or deviation check), there is no
+simulation before signing and no circuit breaker. Approvals are WebAuthn assertions that
+every signer node verifies.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from contextlib import closing
+
+from mpcnode.ceremony.cluster_config import ClusterConfig
+from oms_core.app.oms_config import OmsSettings
+from oms_core.risk.risk_config import OracleSettings, RiskConfig
+from zero_trust.policy.bundle import bundle_from_json
+from zero_trust.policy.document import Policy
+
+
+class NoPolicyError(Exception):
+    """The instance has no policy yet, so there is nothing to assess."""
+
+
+def active_policy(settings: OmsSettings) -> Policy:
+    """The OMS's active policy, else its bootstrap bundle's."""
+    if settings.db.is_file():
+        uri = f"{settings.db.resolve().as_uri()}?mode=ro"
+        with closing(sqlite3.connect(uri, uri=True)) as conn:
+            try:
+                row = conn.execute("SELECT bundle FROM policy_bundles "
+                                   "WHERE status = 'active'").fetchone()
+            except sqlite3.OperationalError:  # no policy table yet
+                row = None
+        if row is not None:
+            return bundle_from_json(bytes(row[0]))[0].policy
+    if settings.bootstrap_bundle is not None:
+        return bundle_from_json(settings.bootstrap_bundle.read_bytes())[0].policy
+    raise NoPolicyError(f"{settings.db} holds no active policy and {settings.path} names no "
+                        "bootstrap bundle")
+
+
+def live_risk_config(settings: OmsSettings, cluster: ClusterConfig,
+                     policy: Policy) -> RiskConfig:
+    listed = {a.symbol for a in policy.assets}
+    return RiskConfig(
+        threshold=cluster.threshold, parties=len(cluster.nodes), policy=policy,
+        admins=len(cluster.admins), admin_quorum=cluster.admin_quorum,
+        webauthn_approvals=True,
+        oracles={symbol: OracleSettings(sources=1, max_staleness_seconds=None,
+                                        max_deviation_bps=None)
+                 for symbol in sorted(settings.prices) if symbol in listed},
+        simulation_before_signing=False, circuit_breakers=frozenset(),
+        wallet_value_usd=settings.wallet_value_usd)

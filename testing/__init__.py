@@ -1,0 +1,1 @@
+"""TEST SUPPORT ONLY: helpers shared by tests/ and bench/ (not installed)."""

@@ -1,0 +1,63 @@
+"""TEST ONLY helpers shared by the integration tests: a process cluster that never outlives
+its test, and signature verification by OpenSSL (through ``cryptography``), which is
+independent of the project's own ECDSA code."""
+
+from __future__ import annotations
+
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec, utils
+
+from coordinator.coordinator import Coordinator
+from mpcnode.ceremony.cluster_config import load_coordinator_config
+from mpcnode.protocol.sign import Signature
+from testing.cluster_harness import ProcessCluster, make_cluster
+
+
+def openssl_verifies(public_key: bytes, digest: bytes, sig: Signature) -> bool:
+    """Does OpenSSL accept ``sig`` (DER) on the 32-byte ``digest`` under the SEC1 key?"""
+    key = ec.EllipticCurvePublicKey.from_encoded_point(ec.SECP256K1(), public_key)
+    try:
+        key.verify(sig.der(), digest, ec.ECDSA(utils.Prehashed(hashes.SHA256())))
+    except InvalidSignature:
+        return False
+    return True
+
+
+def stop_all(procs: ProcessCluster) -> None:
+    """Stop every node process still running (SIGTERM, then SIGKILL if it hangs)."""
+    for i in list(procs.procs):
+        p = procs.procs.pop(i)
+        if p.poll() is None:
+            p.terminate()
+        try:
+            p.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            p.wait(timeout=15)
+
+
+@contextlib.contextmanager
+def process_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = False,
+                    crash_after_consume: set[int] | None = None,
+                    unauthorized_digests: bool = True
+                    ) -> Iterator[tuple[ProcessCluster, Coordinator]]:
+    """``nodes`` real ``python -m mpcnode serve`` processes, all healthy, and a coordinator.
+    Every process is stopped on exit, whatever happened."""
+    make_cluster(root, nodes, threshold, metrics=metrics,
+                 crash_after_consume=crash_after_consume,
+                 unauthorized_digests=unauthorized_digests)
+    procs = ProcessCluster(root)
+    try:
+        for i in range(1, nodes + 1):
+            procs.start(i)
+        with Coordinator(load_coordinator_config(root), timeout=120.0) as coordinator:
+            procs.wait_healthy(coordinator, set(range(1, nodes + 1)), timeout=60.0)
+            yield procs, coordinator
+    finally:
+        stop_all(procs)

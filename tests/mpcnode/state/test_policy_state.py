@@ -1,0 +1,167 @@
+"""A signer node's policy state: authorization, signing and the ledger under one lock, the
+ledger note recorded only when the signature happened, and notes replayed from the journal
+when the node's own database lost them (crash before its non-fsynced write reached disk)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+from ethereum.transactions import TYPE_EIP1559, UnsignedTx
+from mpcnode.state.policy_state import PolicyState
+from oms_core.app.bundle_signing import make_bundle, signed_bundle_json
+from oms_core.demo.demo_people import enrol
+from testing.transfer_policy import SINK, transfer_policy
+from zero_trust.authorization import RelyingParty, SigningRequest, Verdict
+from zero_trust.policy.document import load_policy
+from zero_trust.policy.policy_errors import PolicyDenied
+
+RP = RelyingParty("node.test", "https://node.test")
+POLICY = transfer_policy("ledger", max_single_usd=10000, max_daily_usd=15000)
+
+
+World = tuple[PolicyState, Callable[..., tuple[SigningRequest, list[bytes]]], str]
+
+
+class FakeStore:
+    """The two calls PolicyState.attach makes on the presignature store."""
+
+    def __init__(self, notes: list[bytes]) -> None:
+        self.notes = notes
+        self.hooks: list[Callable[[], None]] = []
+
+    def pending_notes(self) -> list[bytes]:
+        return self.notes
+
+    def on_checkpoint(self, hook: Callable[[], None]) -> None:
+        self.hooks.append(hook)
+
+
+@pytest.fixture
+def world(tmp_path: Path) -> World:
+    registry, people = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
+    bundle = make_bundle(load_policy(POLICY), RP, registry)
+    admin = Ed25519PrivateKey.generate()
+    state = PolicyState(tmp_path, {"a": admin.public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw)}, 1)
+    state.install(signed_bundle_json(bundle, {"a": admin}))
+
+    def request(n: int, eth: int = 4) -> tuple[SigningRequest, list[bytes]]:
+        tx = UnsignedTx(TYPE_EIP1559, 1, n, SINK, eth * 10**18, b"", 21000,
+                        max_fee_per_gas=2, max_priority_fee_per_gas=1)
+        req = SigningRequest(f"r{n}", b"k" * 32, (), tx.encode(), tx.signing_digest(),
+                             "tina", "1000")
+        return req, [people["tina"].approve(RP, req, bundle.bundle_hash)]
+
+    return state, request, bundle.bundle_hash
+
+
+def sign_ok(verdict: Verdict, note: bytes) -> bytes:
+    return note
+
+
+def test_failed_signing_records_nothing(world: World) -> None:
+    state, request, h = world
+    req, approvals = request(0)
+
+    def broken(verdict: Verdict, note: bytes) -> bytes:
+        raise RuntimeError("presignature unusable")
+
+    with pytest.raises(RuntimeError):
+        state.sign_authorized(req, approvals, h, time.time(), broken)
+    for n in range(1, 4):  # 3 × 4,000 = 12,000 ≤ 15,000: the failure was not counted
+        r, a = request(n)
+        state.sign_authorized(r, a, h, time.time(), sign_ok)
+    r, a = request(4)  # 16,000 > 15,000
+    with pytest.raises(PolicyDenied):
+        state.sign_authorized(r, a, h, time.time(), sign_ok)
+
+
+def test_notes_replayed_when_the_database_lost_them(tmp_path: Path, world: World) -> None:
+    state, request, h = world
+    notes = []
+    for n in range(3):
+        r, a = request(n)
+        notes.append(state.sign_authorized(r, a, h, time.time(), sign_ok))
+    raw_bundle = state.bundle_file.read_bytes()
+    admins = {a: k for a, k in state._admins.items()}
+    state.close()
+    for f in tmp_path.glob("policy.sqlite3*"):  # the rows never reached the disk
+        f.unlink()
+    again = PolicyState(tmp_path, {a: k.public_bytes(Encoding.Raw, PublicFormat.Raw)
+                                   for a, k in admins.items()}, 1)
+    assert again.bundle_file.read_bytes() == raw_bundle
+    store = FakeStore(notes)
+    again.attach(store)
+    assert store.hooks == [again.make_durable]
+    r, a = request(3)  # 12,000 replayed + 4,000 > 15,000
+    with pytest.raises(PolicyDenied, match="daily limit"):
+        again.sign_authorized(r, a, h, time.time(), sign_ok)
+    again.apply(notes[0])  # idempotent: a note applied twice counts once
+    r, a = request(4, eth=3)  # 12,000 + 3,000 = 15,000: exactly the limit
+    again.sign_authorized(r, a, h, time.time(), sign_ok)
+
+
+def reopened(tmp_path: Path, state: PolicyState) -> PolicyState:
+    admins = {a: k.public_bytes(Encoding.Raw, PublicFormat.Raw)
+              for a, k in state._admins.items()}
+    return PolicyState(tmp_path, admins, 1)
+
+
+def test_ledger_written_at_checkpoint_and_close_not_per_signature(
+        tmp_path: Path, world: World) -> None:
+    """The checks read memory; the database gets the notes in one transaction when the
+    store checkpoints (``make_durable``) or the node stops, and a restart reads them."""
+    import sqlite3
+
+    state, request, h = world
+
+    def rows() -> int:
+        db = sqlite3.connect(tmp_path / "policy.sqlite3")
+        try:
+            return int(db.execute("SELECT COUNT(*) FROM signed_requests").fetchone()[0])
+        finally:
+            db.close()
+
+    for n in range(2):
+        r, a = request(n)
+        state.sign_authorized(r, a, h, time.time(), sign_ok)
+    assert rows() == 0  # not yet written: the journal holds the notes
+    state.make_durable()
+    assert rows() == 2
+    r, a = request(2)
+    state.sign_authorized(r, a, h, time.time(), sign_ok)
+    state.close()
+    assert rows() == 3
+    again = reopened(tmp_path, state)
+    r, a = request(3)  # 12,000 from the database + 4,000 > 15,000
+    with pytest.raises(PolicyDenied, match="daily limit"):
+        again.sign_authorized(r, a, h, time.time(), sign_ok)
+    r, a = request(0)  # a retry of a counted request is not counted twice
+    again.sign_authorized(r, a, h, time.time(), sign_ok)
+    again.close()
+
+
+def test_rolling_window_by_the_node_clock(tmp_path: Path, world: World) -> None:
+    state, request, h = world
+    day = 86400.0
+    t0 = 1_000_000_000.0
+    for n in range(3):  # 12,000 signed 23 hours before the check below
+        r, a = request(n)
+        state.sign_authorized(r, a, h, t0 + n, sign_ok)
+    r, a = request(3)
+    with pytest.raises(PolicyDenied, match="daily limit"):
+        state.sign_authorized(r, a, h, t0 + 23 * 3600, sign_ok)
+    state.sign_authorized(r, a, h, t0 + day + 10, sign_ok)  # the window moved past them
+    state.close()
+    again = reopened(tmp_path, state)
+    for n in range(4, 7):  # four days on: nothing of the old ledger counts (or is kept)
+        r, a = request(n)
+        again.sign_authorized(r, a, h, t0 + 4 * day + n, sign_ok)
+    assert again._ledger["tina"].ids() == ["r4", "r5", "r6"]
+    again.close()

@@ -1,0 +1,388 @@
+"""``oms`` (``oms_core.cli.oms_cli.main``): exit codes and messages against an in-process OMS server
+whose signer is the TEST ONLY single-key stand-in (see oms_rpc_support), plus ``oms init``,
+``oms serve`` and ``oms risk report`` on a local cluster directory."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import stat
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from mpcnode.ceremony.cluster_config import init_cluster
+from oms_core.app.oms_config import ConfigError, load_settings
+from oms_core.audit.signing_key import load_signer, write_public_key
+from oms_core.cli.authenticator_file import save_authenticator
+from oms_core.cli.client_challenge import ChallengeCheckError, challenge_to_sign
+from oms_core.cli.oms_cli import main
+from oms_core.cli.oms_client import OmsCallError, OmsClient
+from oms_core.daemon.runtime import serve
+from oms_core.demo.soft_authenticator import SoftwareAuthenticator
+from oms_core.rpc import oms_pb2 as pb
+from testing.oms_rpc_support import (
+    RP,
+    TREASURY,
+    UNKNOWN,
+    World,
+    admin_pem,
+    policy_text,
+    running_world,
+)
+
+
+@dataclasses.dataclass
+class Run:
+    code: int
+    out: str
+    err: str
+
+
+@dataclasses.dataclass
+class Cli:
+    world: World
+    tmp: Path
+    capsys: pytest.CaptureFixture[str]
+
+    def authenticator(self, user: str) -> Path:
+        return self.tmp / f"{user}.authenticator.json"
+
+    def __call__(self, *args: str, user: str = "tina", auth: bool = False) -> Run:
+        argv = [*args, "--server", self.world.target,
+                "--token-file", str(self.tmp / f"{user}.token")]
+        if auth:
+            argv += ["--authenticator", str(self.authenticator(user)),
+                     "--rp-id", RP.rp_id, "--origin", RP.origin]
+        self.capsys.readouterr()
+        code = main(argv)
+        captured = self.capsys.readouterr()
+        return Run(code, captured.out, captured.err)
+
+    def login(self, user: str) -> Run:
+        run = self("login", "--user", user, user=user, auth=True)
+        assert run.code == 0, run.err
+        return run
+
+    def submit(self, eth: str, to: str = TREASURY, user: str = "tina") -> Run:
+        return self("submit", "--asset", "ETH", "--amount", eth, "--to", to, "--json",
+                    user=user)
+
+
+@pytest.fixture
+def cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> Iterator[Cli]:
+    with running_world(tmp_path) as world:
+        for user, person in world.people.items():
+            save_authenticator(tmp_path / f"{user}.authenticator.json", person.authenticator)
+        for admin, key in world.admin_keys.items():
+            (tmp_path / f"{admin}.key").write_bytes(admin_pem(key))
+            os.chmod(tmp_path / f"{admin}.key", 0o600)
+        yield Cli(world, tmp_path, capsys)
+
+
+def request_id(run: Run) -> str:
+    assert run.code == 0, run.err
+    rid: str = json.loads(run.out)["request_id"]
+    return rid
+
+
+# --- the request flows ---------------------------------------------------------------
+
+
+def test_login_keeps_a_private_token_and_the_moved_counter(cli: Cli) -> None:
+    before = SoftwareAuthenticator.from_state_json(cli.authenticator("tina").read_bytes())
+    run = cli.login("tina")
+    assert run.out.startswith("logged in as tina")
+    token = cli.tmp / "tina.token"
+    assert stat.S_IMODE(token.stat().st_mode) == 0o600 and len(token.read_text().strip()) == 43
+    after = SoftwareAuthenticator.from_state_json(cli.authenticator("tina").read_bytes())
+    assert after.sign_count == before.sign_count + 1
+    assert stat.S_IMODE(cli.authenticator("tina").stat().st_mode) == 0o600
+    cli.login("tina")  # the saved counter lets the next login through
+
+
+def test_submit_under_limit_then_confirm_signs(cli: Cli) -> None:
+    cli.login("tina")
+    rid = request_id(cli.submit("1.5"))
+    run = cli("confirm", rid, auth=True)
+    assert run.code == 0, run.err
+    assert f"confirm request {rid}: chain 1337, nonce 0, to {TREASURY}, value " \
+           f"{15 * 10**17} wei" in run.err
+    assert "state       signed" in run.out and "signed tx   0x02" in run.out
+    got = json.loads(cli("get", rid, "--json").out)
+    assert got["state"] == "signed" and got["rule"] == "trader-within-limits"
+
+
+def test_over_limit_is_pending_until_the_risk_officer_approves(cli: Cli) -> None:
+    cli.login("tina")
+    cli.login("rita")
+    rid = request_id(cli.submit("6"))
+    assert json.loads(cli("confirm", rid, "--json", auth=True).out)["state"] \
+        == "pending_approval"
+    pending = cli("pending", user="rita")
+    assert pending.code == 0 and rid in pending.out and "needs risk_officer x1" in pending.out
+    run = cli("approve", rid, "--json", user="rita", auth=True)
+    assert run.code == 0, run.err
+    view = json.loads(run.out)
+    assert view["state"] == "signed" and view["approved_by"] == ["rita"]
+    assert cli("pending", user="rita").out == "no request awaits approval\n"
+
+
+def test_unknown_destination_prints_the_policy_denial_on_one_line(cli: Cli) -> None:
+    cli.login("tina")
+    run = cli.submit("0.1", to=UNKNOWN)
+    assert run.code == 1 and run.out == ""
+    assert run.err.startswith('PolicyDenied: rule "unknown-destination": ')
+    assert run.err.count("\n") == 1 and f"{UNKNOWN}" in run.err
+
+
+def test_initiator_approving_own_request_is_refused(cli: Cli) -> None:
+    cli.login("tom")
+    rid = request_id(cli.submit("6", user="tom"))
+    assert cli("confirm", rid, user="tom", auth=True).code == 0
+    run = cli("approve", rid, user="tom", auth=True)
+    what, error = run.err.splitlines()  # what was signed, then the refusal
+    assert what.startswith(f"approve request {rid}: chain 1337")
+    assert run.code == 1 and error == (f'SeparationOfDuties: "tom" initiated request {rid} '
+                                       "and cannot approve it")
+
+
+def test_expired_session_asks_for_a_new_login(cli: Cli) -> None:
+    cli.login("tina")
+    cli.world.clock.now += 16 * 60  # past the idle time-out of 15 min
+    run = cli.submit("1")
+    assert (run.code, run.err) == (1, "SessionExpired: session expired: idle for 16 min "
+                                      "(limit 15 min)\n")
+    cli.login("tina")
+    assert cli.submit("1").code == 0
+
+
+def test_reject_get_and_logout(cli: Cli) -> None:
+    cli.login("tina")
+    cli.login("andy")
+    rid = request_id(cli.submit("6"))
+    cli("confirm", rid, auth=True)
+    run = cli("reject", rid, "--reason", "no such trade", user="andy")
+    assert run.code == 0 and "state       rejected" in run.out and "no such trade" in run.out
+    missing = cli("get", "nope")
+    assert (missing.code, missing.err) == (1, "NotFound: request nope not found\n")
+    assert cli("logout").code == 0 and not (cli.tmp / "tina.token").exists()
+    run = cli("get", rid)
+    assert run.code == 2 and run.err.startswith("TokenFileError: not logged in")
+
+
+# --- policy --------------------------------------------------------------------------
+
+
+def test_policy_change_takes_two_admins(cli: Cli) -> None:
+    cli.login("admin1")
+    cli.login("admin2")
+    old = json.loads(cli("policy", "get", "--json", user="admin1").out)
+    (cli.tmp / "v2.toml").write_text(policy_text(2))
+    run = cli("policy", "propose", str(cli.tmp / "v2.toml"), "--json", user="admin1")
+    assert run.code == 0, run.err
+    h = json.loads(run.out)["bundle_hash"]
+    run = cli("policy", "approve", h, "--admin-key", str(cli.tmp / "admin1.key"),
+              user="admin1")
+    assert run.code == 0 and "pending (1 of 2 admins)" in run.out
+    now = cli("policy", "get", user="admin2").out
+    assert f"bundle {old['bundle_hash']}" in now and f"pending v2 {h}" in now
+    run = cli("policy", "approve", h, "--admin-key", str(cli.tmp / "admin2.key"),
+              user="admin2")
+    assert run.code == 0 and "ACTIVE" in run.out
+    new = json.loads(cli("policy", "get", "--json", user="admin1").out)
+    assert (new["bundle_hash"], new["version"], new["pending"]) == (h, 2, [])
+    assert cli.world.signer.installed[-1] == h
+
+
+def test_policy_approve_refuses_a_malformed_hash_and_a_foreign_key(cli: Cli) -> None:
+    cli.login("admin1")
+    run = cli("policy", "approve", "abc", "--admin-key", str(cli.tmp / "admin1.key"),
+              user="admin1")
+    assert run.code == 2 and "not a bundle hash" in run.err
+    (cli.tmp / "v2.toml").write_text(policy_text(2))
+    h = json.loads(cli("policy", "propose", str(cli.tmp / "v2.toml"), "--json",
+                       user="admin1").out)["bundle_hash"]
+    run = cli("policy", "approve", h, "--admin-key", str(cli.tmp / "admin3.key"),
+              user="admin1")  # admin1's session, admin3's key
+    assert run.code == 1 and run.err.startswith("InvalidInputError: the signature of admin "
+                                                "'admin1'")
+
+
+def test_address_book_add_is_a_pending_proposal(cli: Cli) -> None:
+    cli.login("admin1")
+    run = cli("address-book", "add", "--label", "desk", "--address", UNKNOWN, "--kind",
+              "wallet", user="admin1")
+    assert run.code == 0 and "add wallet desk" in run.out and "pending" in run.out
+
+
+# --- client-side checks --------------------------------------------------------------
+
+
+def test_authenticator_file_readable_by_others_is_refused(cli: Cli) -> None:
+    os.chmod(cli.authenticator("tina"), 0o644)
+    run = cli("login", "--user", "tina", auth=True)
+    assert run.code == 2 and "chmod 600" in run.err and run.err.startswith(
+        "AuthenticatorStateError:")
+
+
+def test_unreachable_server_and_plaintext_off_loopback(cli: Cli, tmp_path: Path) -> None:
+    run = main(["get", "x", "--server", "127.0.0.1:1", "--token-file",
+                str(_token(tmp_path)), "--timeout", "3"])
+    assert run == 1 and "cannot reach the OMS at 127.0.0.1:1" in cli.capsys.readouterr().err
+    run = main(["get", "x", "--server", "10.1.2.3:7600", "--token-file", str(_token(tmp_path))])
+    assert run == 2 and "refusing plaintext" in cli.capsys.readouterr().err
+
+
+def _token(tmp: Path) -> Path:
+    path = tmp / "some.token"
+    path.write_text("A" * 43)
+    os.chmod(path, 0o600)
+    return path
+
+
+def test_client_recomputes_the_challenge_and_refuses_a_tampered_view(cli: Cli) -> None:
+    cli.login("tina")
+    rid = request_id(cli.submit("1"))
+    with OmsClient(cli.world.target, ca_pem=None) as client:
+        token = (cli.tmp / "tina.token").read_text().strip()
+        view = client.get(token, rid)
+    assert challenge_to_sign(view, rid).challenge == view.challenge
+    tampered = [
+        (pb.RequestView(), "challenge", b"\x00" * 32),  # the server's word alone
+        (pb.RequestView(), "destination", UNKNOWN),  # the view lies about the payee
+        (pb.RequestView(), "policy_hash", "00" * 32),  # another policy
+        (pb.RequestView(), "signing_request", b"{}"),
+    ]
+    for blank, field, value in tampered:
+        blank.CopyFrom(view)
+        setattr(blank, field, value)
+        with pytest.raises(ChallengeCheckError):
+            challenge_to_sign(blank, rid)
+    with pytest.raises(ChallengeCheckError, match="asked for request other"):
+        challenge_to_sign(view, "other")
+
+
+def test_audit_commands_are_mounted(cli: Cli) -> None:
+    cli.login("tina")
+    cli.world.core.run(lambda c: c.sign_tree_head())
+    write_public_key(cli.tmp / "audit.pub.pem", cli.world.audit_key.public_key)
+    code = main(["audit", "verify", "--db", str(cli.world.db), "--public-key",
+                 str(cli.tmp / "audit.pub.pem")])
+    out = cli.capsys.readouterr().out
+    assert code == 0 and out.startswith("audit log 'oms' OK")
+
+
+# --- init, serve, risk report --------------------------------------------------------
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Path:
+    root = tmp_path / "cluster"
+    init_cluster(root, 3, 2, base_port=7300)
+    return root
+
+
+DEMO = ["--demo-person", "tina:trader", "--demo-person", "rita:risk_officer",
+        "--demo-person", "andy:approver", "--demo-person", "admin1:admin",
+        "--demo-person", "admin2:admin"]
+
+
+def test_init_writes_a_private_instance_and_the_risk_report_flags_fixed_prices(
+        cluster: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "oms"
+    assert main(["init", "--cluster", str(cluster), "--key-id", "ab" * 32, "--out", str(out),
+                 "--price", "ETH=2500", "--wallet-value-usd", "5000000", *DEMO]) == 0
+    settings = load_settings(out / "oms.toml")
+    assert settings.key_id == bytes.fromhex("ab" * 32) and str(settings.prices["ETH"]) == "2500"
+    assert settings.tls is not None and settings.tls.ca == cluster / "ca" / "ca.pem"
+    for secret in ("audit.key", "audit.passphrase", "tls/oms.key",
+                   "people/tina.authenticator.json"):
+        assert stat.S_IMODE((out / secret).stat().st_mode) == 0o600, secret
+    load_signer(settings.audit_key, settings.read_audit_passphrase())  # the pair works
+    capsys.readouterr()
+    assert main(["risk", "report", "--config", str(out / "oms.toml")]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith('Risk report: policy "default" v1') and "2-of-3 signing" in text
+    assert "asset ETH: only 1 price source(s)" in text and "FLAGGED" in text
+    assert main(["risk", "report", "--config", str(out / "oms.toml"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert "oracle-manipulation" in report["flagged"] and report["threshold"] == 2
+    assert report["wallet_value_usd"] == "5000000"
+
+
+def test_init_refusals(cluster: Path, tmp_path: Path,
+                       capsys: pytest.CaptureFixture[str]) -> None:
+    base = ["init", "--cluster", str(cluster), "--key-id", "ab" * 32]
+    taken = tmp_path / "taken"
+    taken.mkdir()
+    (taken / "x").write_text("x")
+    assert main([*base, "--out", str(taken)]) == 2
+    assert "is not empty" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "a"), "--demo-person", "mallory:admin"]) == 2
+    assert "must be the cluster's admins (admin1, admin2, admin3)" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "b"), "--no-tls", "--listen",
+                 "0.0.0.0:7600"]) == 2
+    assert "refusing to serve without TLS" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "b"), "--listen", "127.0.0.1:0"]) == 2
+    assert "port must be 1..65535" in capsys.readouterr().err
+    (cluster / "ca" / "ca.key").unlink()  # moved offline after the ceremony
+    assert main([*base, "--out", str(tmp_path / "c")]) == 2
+    assert "--no-tls" in capsys.readouterr().err
+    assert main([*base, "--out", str(tmp_path / "d"), "--no-tls"]) == 0
+
+
+def test_settings_refuse_unknown_keys(cluster: Path, tmp_path: Path) -> None:
+    assert main(["init", "--cluster", str(cluster), "--key-id", "ab" * 32, "--out",
+                 str(tmp_path / "oms")]) == 0
+    path = tmp_path / "oms" / "oms.toml"
+    path.write_text(path.read_text().replace("[oms]", "[oms]\nlisten_all = true"))
+    with pytest.raises(ConfigError, match=r"oms\.listen_all: unknown key"):
+        load_settings(path)
+
+
+def test_serve_over_tls_until_stopped(cluster: Path, tmp_path: Path) -> None:
+    """``oms serve``'s wiring (no nodes needed until something is signed): TLS with the
+    certificate from the cluster CA, health, then a graceful stop."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["init", "--cluster", str(cluster), "--key-id", "ab" * 32, "--out",
+                 str(tmp_path / "oms"), "--listen", f"127.0.0.1:{port}"]) == 0
+    settings = load_settings(tmp_path / "oms" / "oms.toml")
+    stop, ready = threading.Event(), threading.Event()
+    result: list[int] = []
+    daemon = threading.Thread(target=lambda: result.append(
+        serve(settings, stop=stop, on_ready=lambda _port: ready.set())))
+    daemon.start()
+    try:
+        assert ready.wait(10)
+        assert settings.tls is not None
+        with OmsClient(f"127.0.0.1:{port}", ca_pem=settings.tls.ca.read_bytes(),
+                       timeout=5) as client:
+            assert client.healthy()
+            with pytest.raises(OmsCallError, match="no policy is active yet"):
+                client.login_begin("tina")  # nobody is registered before a policy
+    finally:
+        stop.set()
+        daemon.join(15)
+    assert result == [0]
+
+
+def test_serve_without_reachable_nodes_fails_on_one_line(
+        cluster: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """The bootstrap policy must reach every node; none is running here."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    assert main(["init", "--cluster", str(cluster), "--key-id", "ab" * 32, "--out",
+                 str(tmp_path / "oms"), "--listen", f"127.0.0.1:{port}", *DEMO]) == 0
+    capsys.readouterr()
+    assert main(["serve", "--config", str(tmp_path / "oms" / "oms.toml")]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err.startswith("StartupError: cannot adopt the bootstrap policy ")
+    assert "SignerNodeError: a signer node answered UNAVAILABLE" in err

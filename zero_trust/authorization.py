@@ -1,0 +1,221 @@
+"""Zero-trust authorization of one signature (DESIGN §4), the same code in the OMS and in
+every signer node.
+
+A node releases σ_i only when this function, run on the node's own copy of the signed
+policy bundle and its own state (sign counters, its 24-hour ledger), says the policy
+allows it. Nothing the OMS or the coordinator claims is taken on trust:
+
+- the digest is recomputed from the full unsigned transaction;
+- asset, amount, destination and called function are read from the transaction itself;
+- the initiator's identity and roles come from the approver registry in the bundle, and
+  the initiator proves the request with their own WebAuthn assertion;
+- approvals are WebAuthn assertions over ``approval_challenge(canonical request, bundle
+  hash, request id)``, verified against the registry, with strictly increasing counters;
+- the USD value uses ``max(quoted price, the bundle's signed floor)``, so a lying price
+  can only make a request look bigger;
+- the rolling 24-hour usage is the verifier's own ledger, not the OMS's.
+
+Raw-digest signing (no transaction) is only possible under a rule marked ``raw_digest``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
+from functools import lru_cache
+
+from ethereum.transactions import TransactionError, UnsignedTx, decode_unsigned, keccak_digest
+from zero_trust.approvals.approval_errors import ApprovalError
+from zero_trust.approvals.assertion import Approval, VerifiedApproval, verify_approval
+from zero_trust.approvals.challenge import approval_challenge
+from zero_trust.approvals.registry import ApproverRegistry
+from zero_trust.intent import IntentError, intent_of
+from zero_trust.policy.approval_quorum import approvals_satisfied
+from zero_trust.policy.bundle import PolicyBundle
+from zero_trust.policy.document import Action
+from zero_trust.policy.evaluate import Decision, PolicyInput, evaluate
+from zero_trust.policy.policy_errors import PolicyDenied, PolicyError
+
+REGISTRY_FORMAT = "oms-approver-registry/1"
+RAW_DIGEST_DESTINATION = "0x" + "00" * 20  # placeholder: a raw digest has no destination
+MAX_APPROVALS = 16
+
+
+class AuthorizationDenied(Exception):  # noqa: N818 - it is a verdict, named as users read it
+    """The signed policy does not allow this signature; the message says why."""
+
+
+@dataclass(frozen=True)
+class RelyingParty:
+    """Where approvers' WebAuthn assertions must come from (fixed in the signed bundle)."""
+
+    rp_id: str
+    origin: str
+
+
+def registry_blob(rp: RelyingParty, registry: ApproverRegistry) -> bytes:
+    """The approver-registry part of a policy bundle: relying party plus registry."""
+    doc = {"format": REGISTRY_FORMAT, "rp_id": rp.rp_id, "origin": rp.origin,
+           "registry": registry.to_dict()}
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def parse_registry_blob(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
+    try:
+        doc = json.loads(blob)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise AuthorizationDenied(f"approver registry in the bundle is not JSON: {exc}") from None
+    if not isinstance(doc, dict) or set(doc) != {"format", "rp_id", "origin", "registry"} \
+            or doc["format"] != REGISTRY_FORMAT:
+        raise AuthorizationDenied(f"approver registry is not in format {REGISTRY_FORMAT}")
+    rp_id, origin = doc["rp_id"], doc["origin"]
+    if not isinstance(rp_id, str) or not isinstance(origin, str) or not rp_id or not origin:
+        raise AuthorizationDenied("approver registry names no relying party")
+    return RelyingParty(rp_id, origin), ApproverRegistry.from_dict(doc["registry"])
+
+
+@dataclass(frozen=True)
+class SigningRequest:
+    """Everything the approvals bind, as the node receives it."""
+
+    request_id: str  # the OMS request id
+    key_id: bytes
+    path: tuple[int, ...]
+    transaction: bytes  # unsigned transaction; b"" for a raw digest
+    digest: bytes  # what will be signed (recomputed from the transaction when present)
+    initiator: str
+    usd_price: str  # decimal text, per whole unit of the transaction's asset
+
+    def canonical(self) -> bytes:
+        """The bytes every assertion's challenge commits to (canonical JSON)."""
+        doc = {"v": 1, "request_id": self.request_id, "key_id": self.key_id.hex(),
+               "path": list(self.path), "transaction": self.transaction.hex(),
+               "digest": self.digest.hex(), "initiator": self.initiator,
+               "usd_price": self.usd_price}
+        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+    @classmethod
+    def from_canonical(cls, raw: bytes) -> SigningRequest:
+        doc = json.loads(raw)
+        request = cls(doc["request_id"], bytes.fromhex(doc["key_id"]), tuple(doc["path"]),
+                      bytes.fromhex(doc["transaction"]), bytes.fromhex(doc["digest"]),
+                      doc["initiator"], doc["usd_price"])
+        if request.canonical() != raw:
+            raise ValueError("not a canonical signing request")
+        return request
+
+    def challenge(self, bundle_hash: str) -> bytes:
+        return approval_challenge(self.canonical(), bytes.fromhex(bundle_hash), self.request_id)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """An allowed signature: what to sign and what the verifier must now remember."""
+
+    digest: bytes
+    decision: Decision
+    approved_by: str
+    usd_amount: Decimal
+    counters: Mapping[bytes, int]  # credential id → new sign counter
+
+
+def signing_digest(transaction: bytes, digest: bytes) -> tuple[bytes, UnsignedTx | None]:
+    """The digest to sign — Keccak of the unsigned transaction, or a raw 32-byte digest —
+    and the decoded transaction."""
+    if transaction:
+        try:
+            tx = decode_unsigned(transaction)
+        except TransactionError as exc:
+            raise AuthorizationDenied(f"transaction refused: {exc}") from None
+        computed = keccak_digest(transaction)
+        if digest and digest != computed:
+            raise AuthorizationDenied("the digest is not the hash of the transaction")
+        return computed, tx
+    if len(digest) != 32:
+        raise AuthorizationDenied("a raw-digest request needs a 32-byte digest")
+    return digest, None
+
+
+@lru_cache(maxsize=8)
+def _registry(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
+    return parse_registry_blob(blob)
+
+
+def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence[bytes], *,
+              policy_hash: str, now: float, usage_24h_usd: Decimal,
+              last_counters: Mapping[bytes, int]) -> Verdict:
+    """Allow the signature or raise AuthorizationDenied / PolicyDenied saying why."""
+    if policy_hash != bundle.bundle_hash:
+        raise AuthorizationDenied(
+            f"stale or unknown policy: request was evaluated under {policy_hash[:16] or '-'}…, "
+            f"this signer holds policy v{bundle.version} ({bundle.bundle_hash[:16]}…)")
+    digest, tx = signing_digest(request.transaction, request.digest)
+    rp, registry = _registry(bundle.approver_registry)
+    initiator = registry.find(request.initiator)
+    if initiator is None:
+        raise AuthorizationDenied(f'initiator "{request.initiator}" is not in the registry')
+    verified = _verified(approvals, registry, rp, request, bundle.bundle_hash, last_counters)
+    if not any(v.user_id == request.initiator for v in verified):
+        raise AuthorizationDenied(
+            f'no valid assertion from the initiator "{request.initiator}" over this request')
+    decision = evaluate(bundle.policy, _policy_input(bundle, request, tx, frozenset(
+        r.value for r in initiator.roles)), now=now, usage_24h_usd=usage_24h_usd)
+    decision.raise_if_blocked()
+    if decision.action is not Action.ALLOW:
+        # The initiator's assertion proves the request; it never counts as an approval.
+        ok, why = approvals_satisfied(
+            decision, [(v.user_id, frozenset(r.value for r in v.roles)) for v in verified
+                       if v.user_id != request.initiator], request.initiator)
+        if not ok:
+            raise PolicyDenied(decision.rule, f"{decision.reason}; approvals missing: {why}")
+    else:
+        why = "no approvals required"
+    assert decision.usd_amount is not None  # a listed asset is always valued
+    return Verdict(digest, decision, why, decision.usd_amount,
+                   {v.credential_id: v.new_counter for v in verified})
+
+
+def _verified(approvals: Sequence[bytes], registry: ApproverRegistry, rp: RelyingParty,
+              request: SigningRequest, bundle_hash: str,
+              last_counters: Mapping[bytes, int]) -> list[VerifiedApproval]:
+    if len(approvals) > MAX_APPROVALS:
+        raise AuthorizationDenied(f"more than {MAX_APPROVALS} approvals")
+    challenge = request.challenge(bundle_hash)
+    out: list[VerifiedApproval] = []
+    seen: set[bytes] = set()
+    for raw in approvals:
+        try:
+            approval = Approval.from_json(raw)
+            v = verify_approval(approval, registry, rp_id=rp.rp_id, origin=rp.origin,
+                                expected_challenge=challenge, last_counters=last_counters)
+        except ApprovalError as exc:
+            raise AuthorizationDenied(str(exc)) from None
+        if v.credential_id in seen:
+            raise AuthorizationDenied(f'approval by "{v.user_id}" presented twice')
+        seen.add(v.credential_id)
+        out.append(v)
+    return out
+
+
+def _policy_input(bundle: PolicyBundle, request: SigningRequest, tx: UnsignedTx | None,
+                  roles: frozenset[str]) -> PolicyInput:
+    try:
+        price = Decimal(request.usd_price or "0")
+    except InvalidOperation:
+        raise AuthorizationDenied(f"usd price {request.usd_price!r} is not a number") from None
+    policy = bundle.policy
+    if tx is None:
+        native = policy.assets[0].symbol if policy.assets else "-"
+        return PolicyInput(request.request_id, request.initiator, roles, native, 0, price,
+                           RAW_DIGEST_DESTINATION, None, raw_digest=True)
+    try:
+        intent = intent_of(tx, policy.assets)
+    except IntentError as exc:
+        raise AuthorizationDenied(f"transaction refused: {exc}") from None
+    try:
+        return PolicyInput(request.request_id, request.initiator, roles, intent.asset,
+                           intent.amount, price, intent.destination, intent.function_selector)
+    except PolicyError as exc:
+        raise AuthorizationDenied(str(exc)) from None
