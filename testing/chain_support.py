@@ -34,8 +34,6 @@ from oms_core.chain.web3_endpoint import Web3Endpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 ANVIL_PACKAGE_DIR = ROOT / ".tools" / "node_modules" / "@foundry-rs" / "anvil-linux-amd64"
-INSTALL_STEP = ("npm install --prefix .tools --no-save --no-audit --no-fund "
-                "@foundry-rs/anvil-linux-amd64@1.7.1")
 ANVIL_CHAIN_ID = 31337  # anvil's default, passed explicitly so a new default cannot move it
 DEV_MNEMONIC = "test test test test test test test test test test test junk"  # anvil's own
 START_TIMEOUT = 20.0
@@ -60,9 +58,9 @@ def anvil_binary() -> Path:
         if path.is_file() and os.access(path, os.X_OK):
             return path
     raise AnvilUnavailableError(
-        f"anvil not found under {ANVIL_PACKAGE_DIR}. The real-node tests need it: run the "
-        f"install step of .ci/run from the repository root ({INSTALL_STEP}), or set "
-        "ANVIL_BIN to an anvil executable.")
+        f"anvil not found under {ANVIL_PACKAGE_DIR}. The real-node tests need it: run "
+        "`bash testing/setup.sh` from the repository root (README's test command does), or "
+        "set ANVIL_BIN to an anvil executable.")
 
 
 def _free_port() -> int:

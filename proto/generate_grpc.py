@@ -1,8 +1,9 @@
-"""Generate the gRPC modules from proto/ (``python -m mpcnode.rpc.generate``).
+"""Generate the gRPC modules from proto/: a build step, never run on import.
 
-Run by the package build (setup.py) and, as a fallback, on first import from a
-checkout that was never built. Output: mpcnode/rpc/node_pb2.py, node_pb2.pyi,
-node_pb2_grpc.py and oms_core/rpc/oms_pb2*.py (not committed).
+The package build runs it (setup.py, for ``pip install .`` and ``pip install -e .``);
+after editing a .proto file in a checkout, run ``python3 proto/generate_grpc.py``.
+Output: mpcnode/rpc/node_pb2.py, node_pb2.pyi, node_pb2_grpc.py and oms_core/rpc/oms_pb2*.py
+(not committed). It lives outside the installed packages, so importing them never writes.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ def generate(root: Path) -> None:
 
 
 def main() -> int:
-    generate(Path(__file__).resolve().parents[2])
+    generate(Path(__file__).resolve().parents[1])
     return 0
 
 
