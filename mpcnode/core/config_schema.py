@@ -61,12 +61,15 @@ def load(model: type[M], text: str, source: object) -> M:
 def first_error(error: ValidationError, source: object) -> ConfigError:
     """The first of pydantic's errors, as the dotted key and a reason a person can act on."""
     detail = error.errors(include_url=False)[0]
-    key = ".".join(str(part) for part in detail["loc"]) or "(document)"
+    # a refused table key is named by itself, not by pydantic's "[key]" marker after it
+    key = ".".join(str(part) for part in detail["loc"] if part != "[key]") or "(document)"
     kind = detail["type"]
     if kind == "extra_forbidden":
         reason = "unknown key"
     elif kind == "missing":
         reason = "missing"
+    elif kind in ("model_type", "dict_type"):
+        reason = "must be a table"
     else:
         reason = str(detail["msg"])
         if reason.startswith("Value error, "):

@@ -12,51 +12,37 @@
     [sessions]  idle_timeout_seconds, absolute_timeout_seconds, max_per_user
     [risk]      wallet_value_usd: what the threshold key controls (for ``oms risk report``)
 
-Relative paths are relative to the file's directory. Unknown sections and keys are
-refused, so a misspelt setting never falls back to a default silently; every error names
-the file and the key.
+Relative paths are relative to the file's directory. The file is checked against a strict
+schema: unknown sections and keys are refused, so a misspelt setting never falls back to a
+default silently, and so are loose types (``"600"`` for 600); every error names the file
+and the dotted key. ``dump_settings`` writes the file back with tomli-w.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
-from mpcnode.ceremony.cluster_config import ClusterConfig, dumps_toml, parse_address
+from pydantic import AfterValidator, BeforeValidator, Field, model_validator
+
+from mpcnode.ceremony.cluster_config import ClusterConfig, parse_address
+from mpcnode.core.config_schema import ConfigError, StrictConfig, dumps, load
 from oms_core.app.login_sessions import SessionPolicy
 from oms_core.app.service import DAY_S, OmsConfig
 from zero_trust.authorization import RelyingParty
+from zero_trust.policy.policy_canonical import decimal_text
+from zero_trust.policy.usd import parse_usd
 
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
 _SYMBOL = re.compile(r"[A-Za-z0-9_-]{1,32}")
-_SECTIONS: Mapping[str, tuple[frozenset[str], frozenset[str]]] = {
-    # section: (required keys, optional keys)
-    "oms": (frozenset({"db", "listen", "key_id"}), frozenset({"request_ttl_seconds"})),
-    "cluster": (frozenset({"dir"}), frozenset()),
-    "webauthn": (frozenset({"rp_id", "origin"}), frozenset()),
-    "audit": (frozenset({"signing_key", "passphrase_file", "public_key"}), frozenset()),
-    "tls": (frozenset({"cert", "key", "ca"}), frozenset()),
-    "policy": (frozenset(), frozenset({"bootstrap_bundle"})),
-    "sessions": (frozenset(), frozenset({"idle_timeout_seconds", "absolute_timeout_seconds",
-                                         "max_per_user"})),
-    "risk": (frozenset(), frozenset({"wallet_value_usd"})),
-}
-_OPTIONAL_SECTIONS = frozenset({"tls", "policy", "sessions", "risk"})
-
-
-class ConfigError(ValueError):
-    """``oms.toml`` is missing, malformed or inconsistent; names the file and the key."""
-
-    def __init__(self, path: Path, key: str, reason: str) -> None:
-        self.path = path
-        self.key = key
-        super().__init__(f"{path}: {key}: {reason}")
+_HEADER = ("# OMS configuration (oms serve --config). Relative paths are relative to this "
+           "file's directory.\n# Prices are FIXED (no oracle yet): the risk report flags "
+           "them.\n\n")
 
 
 @dataclass(frozen=True)
@@ -114,14 +100,12 @@ def load_settings(path: Path) -> OmsSettings:
     """Load and validate ``oms.toml``; raises ``ConfigError`` naming the file and key."""
     path = path.absolute()
     try:
-        data = tomllib.loads(path.read_text(encoding="utf-8"))
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(path, "(file)", "not found") from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError(path, "(file)", f"cannot read: {exc}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(path, "(syntax)", str(exc)) from None
-    return _Reader(path, data).settings()
+    return _settings(path, load(_OmsToml, text, path))
 
 
 def dump_settings(settings: OmsSettings) -> str:
@@ -132,13 +116,13 @@ def dump_settings(settings: OmsSettings) -> str:
         return Path(os.path.relpath(p, base)).as_posix()
 
     s = settings.sessions
-    doc: dict[str, Mapping[str, str | int | bool]] = {
+    doc: dict[str, Mapping[str, str | int]] = {
         "oms": {"db": rel(settings.db), "listen": settings.listen,
                 "key_id": settings.key_id.hex(),
                 "request_ttl_seconds": int(settings.request_ttl_s)},
         "cluster": {"dir": rel(settings.cluster_dir)},
         "webauthn": {"rp_id": settings.rp.rp_id, "origin": settings.rp.origin},
-        "prices": {k: _decimal_text(v) for k, v in sorted(settings.prices.items())},
+        "prices": {k: decimal_text(v) for k, v in sorted(settings.prices.items())},
         "audit": {"signing_key": rel(settings.audit_key),
                   "passphrase_file": rel(settings.audit_passphrase_file),
                   "public_key": rel(settings.audit_public_key)},
@@ -151,150 +135,133 @@ def dump_settings(settings: OmsSettings) -> str:
     doc["sessions"] = {"idle_timeout_seconds": int(s.idle_timeout_s),
                        "absolute_timeout_seconds": int(s.absolute_timeout_s),
                        "max_per_user": s.max_sessions_per_user}
-    doc["risk"] = {"wallet_value_usd": _decimal_text(settings.wallet_value_usd)}
-    return dumps_toml(doc, header="OMS configuration (oms serve --config). Relative paths "
-                                  "are relative to this file's directory.\nPrices are FIXED "
-                                  "(no oracle yet): the risk report flags them.")
+    doc["risk"] = {"wallet_value_usd": decimal_text(settings.wallet_value_usd)}
+    return dumps(doc, header=_HEADER)
 
 
-def _decimal_text(value: Decimal) -> str:
-    text = format(value.normalize(), "f")
-    return "0" if text in ("-0", "0") else text
+# --------------------------------------------------------------------------- the schema
 
 
-class _Reader:
-    """Field-by-field validation with messages that name the file and the key."""
+def _listen(text: str) -> str:
+    try:
+        parse_address(text)
+    except ValueError as exc:
+        raise ValueError(f"{text!r} is not host:port ({exc})") from None
+    return text
 
-    def __init__(self, path: Path, data: dict[str, Any]) -> None:
-        self.path = path
-        self.data = data
 
-    def fail(self, key: str, reason: str) -> ConfigError:
-        return ConfigError(self.path, key, reason)
+def _hex(value: object) -> object:
+    if not isinstance(value, str) or not _HEX.fullmatch(value):
+        raise ValueError("must be lower-case hex")
+    return bytes.fromhex(value)
 
-    def settings(self) -> OmsSettings:
-        unknown = sorted(set(self.data) - set(_SECTIONS) - {"prices"})
-        if unknown:
-            raise self.fail(unknown[0], f"unknown section; the sections are: "
-                                        f"{', '.join(sorted({*_SECTIONS, 'prices'}))}")
-        oms = self.section("oms")
-        tls = self.section("tls")
-        policy = self.section("policy")
-        risk = self.section("risk")
-        return OmsSettings(
-            path=self.path,
-            db=self.path_of("oms.db", oms["db"]),
-            listen=self.address("oms.listen", oms["listen"]),
-            key_id=self.hex("oms.key_id", oms["key_id"]),
-            cluster_dir=self.path_of("cluster.dir", self.section("cluster")["dir"]),
-            rp=self.relying_party(),
-            prices=self.prices(),
-            audit_key=self.path_of("audit.signing_key", self.section("audit")["signing_key"]),
-            audit_passphrase_file=self.path_of("audit.passphrase_file",
-                                               self.section("audit")["passphrase_file"]),
-            audit_public_key=self.path_of("audit.public_key",
-                                          self.section("audit")["public_key"]),
-            tls=None if not tls else TlsFiles(self.path_of("tls.cert", tls["cert"]),
-                                              self.path_of("tls.key", tls["key"]),
-                                              self.path_of("tls.ca", tls["ca"])),
-            bootstrap_bundle=(self.path_of("policy.bootstrap_bundle",
-                                           policy["bootstrap_bundle"])
-                              if "bootstrap_bundle" in policy else None),
-            sessions=self.sessions(),
-            request_ttl_s=float(self.integer("oms.request_ttl_seconds",
-                                             oms.get("request_ttl_seconds", int(DAY_S)), 60)),
-            wallet_value_usd=self.usd("risk.wallet_value_usd",
-                                      risk.get("wallet_value_usd", "0")),
-        )
 
-    def section(self, name: str) -> dict[str, Any]:
-        raw = self.data.get(name)
-        if raw is None:
-            if name in _OPTIONAL_SECTIONS:
-                return {}
-            raise self.fail(name, "missing section")
-        if not isinstance(raw, dict):
-            raise self.fail(name, "must be a table")
-        required, optional = _SECTIONS[name]
-        extra = sorted(set(raw) - required - optional)
-        if extra:
-            raise self.fail(f"{name}.{extra[0]}", "unknown key")
-        missing = sorted(required - set(raw))
-        if missing:
-            raise self.fail(f"{name}.{missing[0]}", "missing")
-        return raw
+def _origin(origin: str) -> str:
+    if not origin.startswith(("https://", "http://localhost")):
+        raise ValueError("must be an https:// origin")
+    return origin
 
-    def string(self, key: str, value: object) -> str:
-        if not isinstance(value, str) or not value:
-            raise self.fail(key, "must be a non-empty string")
-        return value
 
-    def path_of(self, key: str, value: object) -> Path:
-        p = Path(self.string(key, value))
-        return Path(os.path.normpath(p if p.is_absolute() else self.path.parent / p))
+def _symbol(symbol: str) -> str:
+    if not _SYMBOL.fullmatch(symbol):
+        raise ValueError("not an asset symbol")
+    return symbol
 
-    def address(self, key: str, value: object) -> str:
-        text = self.string(key, value)
-        try:
-            parse_address(text)
-        except ValueError as exc:
-            raise self.fail(key, f"{text!r} is not host:port ({exc})") from None
-        return text
 
-    def hex(self, key: str, value: object) -> bytes:
-        text = self.string(key, value)
-        if not _HEX.fullmatch(text):
-            raise self.fail(key, "must be lower-case hex")
-        return bytes.fromhex(text)
+def _above_zero(price: Decimal) -> Decimal:
+    if price <= 0:
+        raise ValueError("a price must be above zero")
+    return price
 
-    def integer(self, key: str, value: object, minimum: int) -> int:
-        if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-            raise self.fail(key, f"must be an integer >= {minimum}")
-        return value
 
-    def usd(self, key: str, value: object) -> Decimal:
-        if isinstance(value, bool) or not isinstance(value, str | int):
-            raise self.fail(key, 'must be a decimal string such as "2000.5"')
-        try:
-            amount = Decimal(value)
-        except InvalidOperation:
-            raise self.fail(key, f"{value!r} is not a number") from None
-        if not amount.is_finite() or amount < 0:
-            raise self.fail(key, "must be a non-negative number")
-        return amount
+_Text = Annotated[str, Field(min_length=1)]
+_Usd = Annotated[Decimal, BeforeValidator(parse_usd)]
+_DEFAULT_SESSIONS = SessionPolicy()
 
-    def relying_party(self) -> RelyingParty:
-        webauthn = self.section("webauthn")
-        origin = self.string("webauthn.origin", webauthn["origin"])
-        if not origin.startswith(("https://", "http://localhost")):
-            raise self.fail("webauthn.origin", "must be an https:// origin")
-        return RelyingParty(self.string("webauthn.rp_id", webauthn["rp_id"]), origin)
 
-    def prices(self) -> dict[str, Decimal]:
-        raw = self.data.get("prices", {})
-        if not isinstance(raw, dict):
-            raise self.fail("prices", "must be a table of SYMBOL = \"USD price\"")
-        out: dict[str, Decimal] = {}
-        for symbol, value in raw.items():
-            if not _SYMBOL.fullmatch(symbol):
-                raise self.fail(f"prices.{symbol}", "not an asset symbol")
-            price = self.usd(f"prices.{symbol}", value)
-            if price <= 0:
-                raise self.fail(f"prices.{symbol}", "a price must be above zero")
-            out[symbol] = price
-        return out
+class _OmsSection(StrictConfig):
+    db: _Text
+    listen: Annotated[str, Field(min_length=1), AfterValidator(_listen)]
+    key_id: Annotated[bytes, BeforeValidator(_hex)]
+    request_ttl_seconds: Annotated[int, Field(ge=60)] = int(DAY_S)
 
-    def sessions(self) -> SessionPolicy:
-        raw = self.section("sessions")
-        default = SessionPolicy()
-        idle = self.integer("sessions.idle_timeout_seconds",
-                            raw.get("idle_timeout_seconds", int(default.idle_timeout_s)), 1)
-        absolute = self.integer("sessions.absolute_timeout_seconds",
-                                raw.get("absolute_timeout_seconds",
-                                        int(default.absolute_timeout_s)), 1)
-        cap = self.integer("sessions.max_per_user",
-                           raw.get("max_per_user", default.max_sessions_per_user), 1)
-        if idle > absolute:
-            raise self.fail("sessions.idle_timeout_seconds",
-                            "must not exceed absolute_timeout_seconds")
-        return SessionPolicy(float(idle), float(absolute), cap)
+
+class _ClusterSection(StrictConfig):
+    dir: _Text
+
+
+class _WebauthnSection(StrictConfig):
+    rp_id: _Text
+    origin: Annotated[str, AfterValidator(_origin)]
+
+
+class _AuditSection(StrictConfig):
+    signing_key: _Text
+    passphrase_file: _Text
+    public_key: _Text
+
+
+class _TlsSection(StrictConfig):
+    cert: _Text
+    key: _Text
+    ca: _Text
+
+
+class _PolicySection(StrictConfig):
+    bootstrap_bundle: _Text | None = None
+
+
+class _SessionsSection(StrictConfig):
+    idle_timeout_seconds: Annotated[int, Field(ge=1)] = int(_DEFAULT_SESSIONS.idle_timeout_s)
+    absolute_timeout_seconds: Annotated[int, Field(ge=1)] = int(
+        _DEFAULT_SESSIONS.absolute_timeout_s)
+    max_per_user: Annotated[int, Field(ge=1)] = _DEFAULT_SESSIONS.max_sessions_per_user
+
+    @model_validator(mode="after")
+    def _idle_within_absolute(self) -> _SessionsSection:
+        if self.idle_timeout_seconds > self.absolute_timeout_seconds:
+            raise ValueError("idle_timeout_seconds must not exceed absolute_timeout_seconds")
+        return self
+
+
+class _RiskSection(StrictConfig):
+    wallet_value_usd: _Usd = Decimal(0)
+
+
+class _OmsToml(StrictConfig):
+    """The whole file; [tls], [policy], [sessions], [risk] and [prices] may be left out."""
+
+    oms: _OmsSection
+    cluster: _ClusterSection
+    webauthn: _WebauthnSection
+    prices: dict[Annotated[str, AfterValidator(_symbol)],
+                 Annotated[Decimal, BeforeValidator(parse_usd), AfterValidator(_above_zero)]
+                 ] = Field(default_factory=dict)
+    audit: _AuditSection
+    tls: _TlsSection | None = None
+    policy: _PolicySection = _PolicySection()
+    sessions: _SessionsSection = _SessionsSection()
+    risk: _RiskSection = _RiskSection()
+
+
+def _settings(path: Path, doc: _OmsToml) -> OmsSettings:
+    """The validated file as settings, its relative paths made absolute."""
+
+    def at(text: str) -> Path:
+        p = Path(text)
+        return Path(os.path.normpath(p if p.is_absolute() else path.parent / p))
+
+    tls, sessions = doc.tls, doc.sessions
+    return OmsSettings(
+        path=path, db=at(doc.oms.db), listen=doc.oms.listen, key_id=doc.oms.key_id,
+        cluster_dir=at(doc.cluster.dir), rp=RelyingParty(doc.webauthn.rp_id, doc.webauthn.origin),
+        prices=dict(doc.prices), audit_key=at(doc.audit.signing_key),
+        audit_passphrase_file=at(doc.audit.passphrase_file),
+        audit_public_key=at(doc.audit.public_key),
+        tls=None if tls is None else TlsFiles(at(tls.cert), at(tls.key), at(tls.ca)),
+        bootstrap_bundle=(None if doc.policy.bootstrap_bundle is None
+                          else at(doc.policy.bootstrap_bundle)),
+        sessions=SessionPolicy(float(sessions.idle_timeout_seconds),
+                               float(sessions.absolute_timeout_seconds), sessions.max_per_user),
+        request_ttl_s=float(doc.oms.request_ttl_seconds),
+        wallet_value_usd=doc.risk.wallet_value_usd)

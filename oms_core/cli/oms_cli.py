@@ -37,8 +37,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from mpcnode.ceremony.cluster_config import load_cluster_config, parse_address
+from mpcnode.core.config_schema import ConfigError
 from oms_core.app.bundle_signing import load_admin_key
-from oms_core.app.oms_config import ConfigError, OmsSettings, load_settings
+from oms_core.app.oms_config import OmsSettings, load_settings
 from oms_core.audit import audit_cli
 from oms_core.audit.audit_errors import AuditError
 from oms_core.audit.signing_key import key_fingerprint, load_public_key

@@ -49,7 +49,7 @@ from oms_core.chain.web3_endpoint import Web3Endpoint
 from oms_core.demo.demo_people import Person, enrol
 from zero_trust.authorization import RelyingParty
 from zero_trust.policy.bundle import signed_message
-from zero_trust.policy.document import load_policy
+from zero_trust.policy.document import Policy, parse_policy
 from zero_trust.policy.policy_errors import PolicyDenied
 
 RP = RelyingParty("oms.localhost", "https://oms.localhost")
@@ -63,72 +63,34 @@ def say(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def policy_toml(chain_id: int, usdc: str, weth: str, treasury: str) -> str:
-    return f"""
-version = 1
-name = "demo"
-cooldown_seconds = {COOLDOWN_S}
+def demo_policy(chain_id: int, usdc: str, weth: str, treasury: str) -> Policy:
+    """The demo's policy, built as data (not as TOML text) and validated like any document."""
 
-[[assets]]
-symbol = "ETH"
-chain_id = {chain_id}
-contract = "native"
-decimals = 18
-min_usd_price = 1500
+    def asset(symbol: str, contract: str, decimals: int, floor: int | str) -> dict[str, Any]:
+        return {"symbol": symbol, "chain_id": chain_id, "contract": contract,
+                "decimals": decimals, "min_usd_price": floor}
 
-[[assets]]
-symbol = "USDC"
-chain_id = {chain_id}
-contract = "{usdc}"
-decimals = 6
-min_usd_price = "0.99"
+    def trader_rule(name: str, destination: str, **more: Any) -> dict[str, Any]:
+        return {"name": name, "initiator_roles": ["trader"], "destination": destination,
+                **more}
 
-[[assets]]
-symbol = "WETH"
-chain_id = {chain_id}
-contract = "{weth}"
-decimals = 18
-min_usd_price = 1500
-
-[address_book.treasury]
-address = "{treasury}"
-chain_id = {chain_id}
-added_at = 0
-kind = "wallet"
-
-[[limits]]
-role = "trader"
-max_single_usd = 100000
-max_daily_usd = 2000000
-
-[[rules]]
-name = "pm-within-limits"
-initiator_roles = ["trader"]
-destination = "address_book"
-within_limits = true
-action = "allow"
-
-[[rules]]
-name = "pm-whitelisted-contract"
-initiator_roles = ["trader"]
-destination = "whitelisted_contract"
-within_limits = true
-action = "allow"
-
-[[rules]]
-name = "pm-over-limit"
-initiator_roles = ["trader"]
-destination = "whitelisted_contract"
-within_limits = false
-max_usd = 5000000
-action = "require_approvals"
-approvals = {{ risk_officer = 1 }}
-
-[[rules]]
-name = "unknown-destination"
-destination = "unknown"
-action = "block"
-"""
+    return parse_policy({
+        "version": 1, "name": "demo", "cooldown_seconds": COOLDOWN_S,
+        "assets": [asset("ETH", "native", 18, 1500), asset("USDC", usdc, 6, "0.99"),
+                   asset("WETH", weth, 18, 1500)],
+        "address_book": {"treasury": {"address": treasury, "chain_id": chain_id,
+                                      "added_at": 0, "kind": "wallet"}},
+        "limits": [{"role": "trader", "max_single_usd": 100_000, "max_daily_usd": 2_000_000}],
+        "rules": [
+            trader_rule("pm-within-limits", "address_book", within_limits=True,
+                        action="allow"),
+            trader_rule("pm-whitelisted-contract", "whitelisted_contract", within_limits=True,
+                        action="allow"),
+            trader_rule("pm-over-limit", "whitelisted_contract", within_limits=False,
+                        max_usd=5_000_000, action="require_approvals",
+                        approvals={"risk_officer": 1}),
+            {"name": "unknown-destination", "destination": "unknown", "action": "block"},
+        ]})
 
 
 @dataclass
@@ -205,8 +167,7 @@ def _play(root: Path, co: Coordinator, config: Any, progress: Callable[[str], No
         progress=lambda m: progress("   " + m))
     scene = Scene(oms, people)
     admin_keys = load_admin_keys(root)
-    bundle = make_bundle(load_policy(policy_toml(chain_id, usdc, weth, treasury)), RP,
-                         registry)
+    bundle = make_bundle(demo_policy(chain_id, usdc, weth, treasury), RP, registry)
     oms.bootstrap_policy(signed_bundle_json(bundle, {k: admin_keys[k]
                                                      for k in ("admin1", "admin2")}))
     progress(f"   policy v1 active on the OMS and all 5 nodes ({bundle.bundle_hash[:16]}…)")

@@ -1,10 +1,11 @@
-"""The versioned policy document: parsed from TOML (or its canonical JSON) into frozen
-dataclasses, validated field by field.
+"""The versioned policy document: TOML (or its canonical JSON) checked against a strict
+schema, then built into frozen dataclasses.
 
-The parser is strict on purpose: an unknown field, a misspelt role or a malformed selector
+The schema is strict on purpose: an unknown field, a misspelt role or a malformed selector
 is an error naming the rule and the field, never a silent default, because a policy typo
 must not widen what the custody system signs. Money is ``Decimal`` throughout (TOML floats
-are read as ``Decimal`` so ``0.1`` stays exactly one tenth).
+are read as ``Decimal`` so ``0.1`` stays exactly one tenth). The schema models are private:
+the rest of the code sees only ``Policy`` and its parts.
 """
 
 from __future__ import annotations
@@ -17,10 +18,15 @@ from decimal import Decimal
 from enum import StrEnum
 from pathlib import Path
 from types import MappingProxyType
-from typing import TypeVar
+from typing import Annotated, TypeVar
+
+from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
+from pydantic_core import ErrorDetails
 
 from ethereum.addresses import is_checksum_consistent
+from mpcnode.core.config_schema import StrictConfig
 from zero_trust.policy.policy_errors import PolicyDocumentError
+from zero_trust.policy.usd import parse_usd
 
 NATIVE = "native"
 """``Asset.contract`` of a chain's native coin (ETH), which has no token contract."""
@@ -30,9 +36,8 @@ MAX_APPROVALS_PER_ROLE = 64
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SELECTOR = re.compile(r"0x[0-9a-fA-F]{8}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
-_DECIMAL_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
 _USER_ID = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")  # the approver registry's user ids
-_E = TypeVar("_E", bound=StrEnum)
+_T = TypeVar("_T")
 
 
 class Role(StrEnum):
@@ -170,14 +175,17 @@ class AppliedLimit:
 
 # --------------------------------------------------------------------------- loading
 
+DOCUMENT = "policy document"
+"""The source errors name when the document has no file (a gRPC request, a bundle)."""
 
-def load_policy(text: str) -> Policy:
-    """Parse a TOML policy document."""
+
+def load_policy(text: str, source: str = DOCUMENT) -> Policy:
+    """Parse a TOML policy document; errors name ``source``."""
     try:
         data = tomllib.loads(text, parse_float=Decimal)
     except tomllib.TOMLDecodeError as exc:
-        raise PolicyDocumentError("TOML", str(exc)) from None
-    return parse_policy(data)
+        raise PolicyDocumentError("TOML", str(exc), source) from None
+    return parse_policy(data, source)
 
 
 def read_policy_file(path: Path) -> Policy:
@@ -185,300 +193,366 @@ def read_policy_file(path: Path) -> Policy:
     try:
         text = path.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise PolicyDocumentError(str(path), f"cannot read: {exc}") from None
-    return load_policy(text)
+        raise PolicyDocumentError("(file)", f"cannot read: {exc}", str(path)) from None
+    return load_policy(text, str(path))
 
 
-def parse_policy(data: Mapping[str, object]) -> Policy:
-    """Validate a decoded document (TOML tables or the canonical JSON of ``canonical.py``,
-    which has the same shape) into a ``Policy``."""
-    top = _Fields("policy", data, required=("version", "name", "cooldown_seconds"),
-                  optional=("assets", "address_book", "limits", "rules"))
-    version = top.integer("version", minimum=1)
-    name = top.name("name")
-    cooldown = top.integer("cooldown_seconds", minimum=0)
-    assets = _parse_assets(top.table_list("assets"))
-    book = _parse_address_book(top.table("address_book"))
-    limits = _parse_limits(top.table_list("limits"))
-    rules = _parse_rules(top.table_list("rules"), {a.symbol for a in assets})
+def parse_policy(data: Mapping[str, object], source: str = DOCUMENT) -> Policy:
+    """Validate a decoded document (TOML tables or the canonical JSON of
+    ``policy_canonical``, which has the same shape) into a ``Policy``.
+
+    The schema checks each table on its own; what spans tables (unique names and
+    addresses, rules that name known assets) is checked while the dataclasses are built."""
+    try:
+        document = _PolicyDocument.model_validate(data)
+    except ValidationError as exc:
+        raise _document_error(exc, data, source) from None
+    assets = _assets(document.assets, source)
+    symbols = {a.symbol for a in assets}
     # Assets, entries and limits have no meaningful order: keep one (sorted) so that two
     # documents that mean the same thing parse to equal policies.
-    return Policy(version=version, name=name, cooldown_seconds=cooldown,
+    return Policy(version=document.version, name=document.name,
+                  cooldown_seconds=document.cooldown_seconds,
                   assets=tuple(sorted(assets, key=lambda a: a.symbol)),
-                  address_book=tuple(sorted(book, key=lambda e: e.label)),
-                  limits=tuple(sorted(limits, key=lambda lim: (str(lim.role), str(lim.user)))),
-                  rules=rules)
+                  address_book=tuple(sorted(_address_book(document.address_book, source),
+                                            key=lambda e: e.label)),
+                  limits=tuple(sorted(_limits(document.limits, source),
+                                      key=lambda lim: (str(lim.role), str(lim.user)))),
+                  rules=_rules(document.rules, symbols, source))
 
 
-def _parse_assets(tables: Sequence[Mapping[str, object]]) -> tuple[Asset, ...]:
+# --------------------------------------------------------------------------- building
+
+
+def _assets(tables: Sequence[_AssetTable], source: str) -> list[Asset]:
     assets: list[Asset] = []
-    for i, table in enumerate(tables):
-        f = _Fields(_where("assets", i, table, "symbol", "asset"), table,
-                    required=("symbol", "chain_id", "contract", "decimals", "min_usd_price"))
-        symbol = f.name("symbol")
-        contract = f.text("contract")
-        asset = Asset(symbol=symbol, chain_id=f.integer("chain_id", minimum=1),
-                      contract=contract if contract == NATIVE else f.address("contract"),
-                      decimals=f.integer("decimals", minimum=0, maximum=MAX_DECIMALS),
-                      min_usd_price=f.usd("min_usd_price"))
-        if any(a.symbol == symbol for a in assets):
-            raise PolicyDocumentError(f.where, "duplicate asset symbol")
+    for table in tables:
+        asset = Asset(symbol=table.symbol, chain_id=table.chain_id, contract=table.contract,
+                      decimals=table.decimals, min_usd_price=table.min_usd_price)
+        where = f'asset "{asset.symbol}"'
+        if any(a.symbol == asset.symbol for a in assets):
+            raise PolicyDocumentError(where, "duplicate asset symbol", source)
         if any((a.chain_id, a.contract) == (asset.chain_id, asset.contract) for a in assets):
-            raise PolicyDocumentError(f.where, "another asset has the same chain_id and contract")
+            raise PolicyDocumentError(where, "another asset has the same chain_id and contract",
+                                      source)
         assets.append(asset)
-    return tuple(assets)
+    return assets
 
 
-def _parse_address_book(book: Mapping[str, object]) -> tuple[AddressBookEntry, ...]:
+def _address_book(book: Mapping[str, _EntryTable], source: str) -> list[AddressBookEntry]:
     entries: list[AddressBookEntry] = []
-    for label, value in book.items():
-        where = f'address_book entry "{label}"'
-        if not _NAME.fullmatch(label):
-            raise PolicyDocumentError(where, "label must be 1-64 of A-Z a-z 0-9 _ . : -")
-        if not isinstance(value, Mapping):
-            raise PolicyDocumentError(where, "must be a table")
-        f = _Fields(where, value, required=("address", "chain_id", "added_at", "kind"),
-                    optional=("allowed_selectors", "protocol"))
-        kind = f.choice("kind", EntryKind)
-        selectors = f.selectors("allowed_selectors") if "allowed_selectors" in value else None
-        protocol = f.name("protocol") if "protocol" in value else None
-        if kind is EntryKind.CONTRACT and not selectors:
-            raise PolicyDocumentError(where, 'a contract needs "allowed_selectors" (at least one)')
-        if kind is EntryKind.WALLET and (selectors is not None or protocol is not None):
-            raise PolicyDocumentError(
-                where, 'a wallet takes no "allowed_selectors" or "protocol" (contracts only)')
-        entry = AddressBookEntry(label=label, address=f.address("address"),
-                                 chain_id=f.integer("chain_id", minimum=1),
-                                 added_at=f.integer("added_at", minimum=0), kind=kind,
-                                 allowed_selectors=selectors or frozenset(), protocol=protocol)
+    for label, table in book.items():
+        entry = AddressBookEntry(
+            label=label, address=table.address, chain_id=table.chain_id,
+            added_at=table.added_at, kind=table.kind,
+            allowed_selectors=frozenset(s.lower() for s in table.allowed_selectors or ()),
+            protocol=table.protocol)
         if any((e.chain_id, e.address) == (entry.chain_id, entry.address) for e in entries):
-            raise PolicyDocumentError(where, "another entry has the same chain_id and address")
+            raise PolicyDocumentError(f'address_book entry "{label}"',
+                                      "another entry has the same chain_id and address", source)
         entries.append(entry)
-    return tuple(entries)
+    return entries
 
 
-def _parse_limits(tables: Sequence[Mapping[str, object]]) -> tuple[Limit, ...]:
+def _limits(tables: Sequence[_LimitTable], source: str) -> list[Limit]:
     limits: list[Limit] = []
     for i, table in enumerate(tables):
-        f = _Fields(f"limits[{i}]", table, required=("max_single_usd", "max_daily_usd"),
-                    optional=("user", "role"))
-        if ("user" in table) == ("role" in table):
-            raise PolicyDocumentError(f.where, 'give exactly one of "user" and "role"')
-        user = f.user("user") if "user" in table else None
-        role = f.choice("role", Role) if "role" in table else None
-        f.where = f'limits[{i}] (user "{user}")' if user else f'limits[{i}] (role "{role}")'
-        limit = Limit(user=user, role=role, max_single_usd=f.usd("max_single_usd"),
-                      max_daily_usd=f.usd("max_daily_usd"))
-        if limit.max_single_usd > limit.max_daily_usd:
-            raise PolicyDocumentError(f.where, "max_single_usd exceeds max_daily_usd")
-        if any((lim.user, lim.role) == (user, role) for lim in limits):
-            raise PolicyDocumentError(f.where, "a limit for the same user or role exists")
+        limit = Limit(user=table.user, role=table.role, max_single_usd=table.max_single_usd,
+                      max_daily_usd=table.max_daily_usd)
+        if any((lim.user, lim.role) == (limit.user, limit.role) for lim in limits):
+            raise PolicyDocumentError(_limit_where(i, table.user, table.role),
+                                      "a limit for the same user or role exists", source)
         limits.append(limit)
-    return tuple(limits)
+    return limits
 
 
-_RULE_CONDITIONS = ("initiator_roles", "initiator_users", "assets", "min_usd", "max_usd",
-                    "destination", "within_limits", "raw_digest")
-
-
-def _parse_rules(tables: Sequence[Mapping[str, object]],
-                 symbols: set[str]) -> tuple[Rule, ...]:
+def _rules(tables: Sequence[_RuleTable], symbols: set[str], source: str) -> tuple[Rule, ...]:
     rules: list[Rule] = []
-    for i, table in enumerate(tables):
-        f = _Fields(_where("rules", i, table, "name", "rule"), table,
-                    required=("name", "action"), optional=("approvals", *_RULE_CONDITIONS))
-        name = f.name("name")
-        if any(r.name == name for r in rules):
-            raise PolicyDocumentError(f.where, "duplicate rule name (rule names must be unique)")
-        action = f.choice("action", Action)
-        rule = Rule(
-            name=name, action=action, approvals=_parse_approvals(f, action),
-            initiator_roles=f.roles("initiator_roles") if "initiator_roles" in table else None,
-            initiator_users=f.users("initiator_users") if "initiator_users" in table else None,
-            assets=f.symbols("assets", symbols) if "assets" in table else None,
-            min_usd=f.usd("min_usd") if "min_usd" in table else None,
-            max_usd=f.usd("max_usd") if "max_usd" in table else None,
-            destination=(f.choice("destination", DestinationCondition)
-                         if "destination" in table else DestinationCondition.ANY),
-            within_limits=f.boolean("within_limits") if "within_limits" in table else None,
-            raw_digest=f.boolean("raw_digest") if "raw_digest" in table else False)
-        if rule.min_usd is not None and rule.max_usd is not None and rule.min_usd > rule.max_usd:
-            raise PolicyDocumentError(f.where, "min_usd is greater than max_usd")
-        rules.append(rule)
+    for table in tables:
+        where = f'rule "{table.name}"'
+        if any(r.name == table.name for r in rules):
+            raise PolicyDocumentError(where, "duplicate rule name (rule names must be unique)",
+                                      source)
+        unknown = [s for s in table.assets or () if s not in symbols]
+        if unknown:
+            raise PolicyDocumentError(f'{where}, field "assets"',
+                                      f'asset "{unknown[0]}" is not in [[assets]]', source)
+        rules.append(Rule(
+            name=table.name, action=table.action,
+            approvals=MappingProxyType(dict(table.approvals or {})),
+            initiator_roles=_frozen(table.initiator_roles),
+            initiator_users=_frozen(table.initiator_users),
+            assets=_frozen(table.assets), min_usd=table.min_usd, max_usd=table.max_usd,
+            destination=table.destination, within_limits=table.within_limits,
+            raw_digest=table.raw_digest))
     return tuple(rules)
 
 
-def _parse_approvals(f: _Fields, action: Action) -> Mapping[Role, int]:
-    if action is not Action.REQUIRE_APPROVALS:
-        if "approvals" in f.data:
-            raise PolicyDocumentError(f.where, f'"approvals" only goes with action '
-                                               f'"require_approvals", not "{action}"')
-        return MappingProxyType({})
-    table = f.table("approvals")
-    if not table:
-        raise PolicyDocumentError(f.where, 'action "require_approvals" needs "approvals" '
-                                           '(e.g. approvals = { approver = 2 })')
-    counts: dict[Role, int] = {}
-    for key, count in table.items():
-        where = f"{f.where}, approvals.{key}"
-        role = _to_role(key, where)
-        if role not in APPROVING_ROLES:
-            raise PolicyDocumentError(where, f'role "{role}" cannot approve (only '
-                                             f'{_listing(sorted(APPROVING_ROLES))} can)')
-        if isinstance(count, bool) or not isinstance(count, int) or not (
-                1 <= count <= MAX_APPROVALS_PER_ROLE):
-            raise PolicyDocumentError(where, f"count must be an integer from 1 to "
-                                             f"{MAX_APPROVALS_PER_ROLE}")
-        counts[role] = count
-    return MappingProxyType(counts)
+def _frozen(values: list[_T] | None) -> frozenset[_T] | None:
+    return None if values is None else frozenset(values)
 
 
-# --------------------------------------------------------------------------- field readers
+# --------------------------------------------------------------------------- field types
 
 
-def _where(section: str, index: int, table: Mapping[str, object], key: str, noun: str) -> str:
-    value = table.get(key)
-    return f'{noun} "{value}"' if isinstance(value, str) and value else f"{section}[{index}]"
+def _name(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError(f'"{value}" is not a name (1-64 of A-Z a-z 0-9 _ . : -, starting '
+                         "with a letter or digit)")
+    return value
+
+
+def _label(value: str) -> str:
+    if not _NAME.fullmatch(value):
+        raise ValueError("label must be 1-64 of A-Z a-z 0-9 _ . : -")
+    return value
+
+
+def _user_id(value: str) -> str:
+    if not _USER_ID.fullmatch(value):
+        raise ValueError(f"{value!r} is not a user id (1-64 of a-z 0-9 . _ @ -, lower case, "
+                         "starting with a letter or digit)")
+    return value
+
+
+def _address(value: str) -> str:
+    """The address in lower case, after its EIP-55 checksum (if mixed case) held."""
+    if not _ADDRESS.fullmatch(value):
+        raise ValueError(f'"{value}" is not a 0x address of 40 hex digits')
+    if not is_checksum_consistent(value):
+        raise ValueError(f'"{value}" has a bad EIP-55 checksum (a typo?)')
+    return value.lower()
+
+
+def _contract(value: str) -> str:
+    return value if value == NATIVE else _address(value)
+
+
+def _selector(value: str) -> str:
+    if not _SELECTOR.fullmatch(value):
+        raise ValueError(f'"{value}" is not a 4-byte function selector (0x + 8 hex digits, '
+                         'e.g. "0xa9059cbb")')
+    return value
+
+
+def _role(value: object) -> Role:
+    if isinstance(value, str) and value in ROLE_NAMES:
+        return Role(value)
+    raise ValueError(f'unknown role "{value}" (roles are {_listing(list(Role))})')
+
+
+def _approving(role: Role) -> Role:
+    if role not in APPROVING_ROLES:
+        raise ValueError(f'role "{role}" cannot approve (only '
+                         f"{_listing(sorted(APPROVING_ROLES))} can)")
+    return role
+
+
+def _approval_count(value: object) -> object:
+    if isinstance(value, bool) or not isinstance(value, int) or not (
+            1 <= value <= MAX_APPROVALS_PER_ROLE):
+        raise ValueError(f"count must be an integer from 1 to {MAX_APPROVALS_PER_ROLE}")
+    return value
+
+
+def _distinct(values: list[_T]) -> list[_T]:
+    """A list condition: an empty list would match nothing, so it is refused rather than
+    read as "anything" (the author meant to leave the field out)."""
+    if not values:
+        raise ValueError("must not be empty (leave the field out to match anything)")
+    if len(set(values)) != len(values):
+        raise ValueError("lists a value twice")
+    return values
+
+
+_Name = Annotated[str, AfterValidator(_name)]
+_Usd = Annotated[Decimal, BeforeValidator(parse_usd)]
+_Lenient = Field(strict=False)  # enums: TOML and JSON spell them as their string values
+_AtLeast0 = Annotated[int, Field(ge=0)]
+_AtLeast1 = Annotated[int, Field(ge=1)]
+_RoleName = Annotated[Role, BeforeValidator(_role)]
+
+
+class _Table(StrictConfig):
+    """A table of the document: strict, closed, and without nulls (possible in a bundle's
+    JSON): a field is given or left out, never set to nothing."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nulls(cls, data: object) -> object:
+        if isinstance(data, Mapping):
+            nulls = [key for key, value in data.items() if value is None]
+            if nulls:
+                raise ValueError(f'field "{nulls[0]}" is null (leave it out instead)')
+        return data
+
+
+class _AssetTable(_Table):
+    symbol: _Name
+    chain_id: _AtLeast1
+    contract: Annotated[str, AfterValidator(_contract)]  # NATIVE or a lower-case address
+    decimals: Annotated[int, Field(ge=0, le=MAX_DECIMALS)]
+    min_usd_price: _Usd
+
+
+class _EntryTable(_Table):
+    address: Annotated[str, AfterValidator(_address)]
+    chain_id: _AtLeast1
+    added_at: _AtLeast0
+    kind: Annotated[EntryKind, _Lenient]
+    allowed_selectors: Annotated[list[Annotated[str, AfterValidator(_selector)]],
+                                 AfterValidator(_distinct)] | None = None
+    protocol: _Name | None = None
+
+    @model_validator(mode="after")
+    def _contract_or_wallet(self) -> _EntryTable:
+        if self.kind is EntryKind.CONTRACT and not self.allowed_selectors:
+            raise ValueError('a contract needs "allowed_selectors" (at least one)')
+        if self.kind is EntryKind.WALLET and (self.allowed_selectors is not None
+                                              or self.protocol is not None):
+            raise ValueError('a wallet takes no "allowed_selectors" or "protocol" '
+                             "(contracts only)")
+        return self
+
+
+class _LimitTable(_Table):
+    user: Annotated[str, AfterValidator(_user_id)] | None = None
+    role: Annotated[Role | None, _Lenient] = None
+    max_single_usd: _Usd
+    max_daily_usd: _Usd
+
+    @model_validator(mode="after")
+    def _one_subject(self) -> _LimitTable:
+        if (self.user is None) == (self.role is None):
+            raise ValueError('give exactly one of "user" and "role"')
+        if self.max_single_usd > self.max_daily_usd:
+            raise ValueError("max_single_usd exceeds max_daily_usd")
+        return self
+
+
+class _RuleTable(_Table):
+    name: _Name
+    action: Annotated[Action, _Lenient]
+    approvals: dict[Annotated[_RoleName, AfterValidator(_approving)],
+                    Annotated[int, BeforeValidator(_approval_count)]] | None = None
+    initiator_roles: Annotated[list[_RoleName], AfterValidator(_distinct)] | None = None
+    initiator_users: Annotated[list[Annotated[str, AfterValidator(_user_id)]],
+                               AfterValidator(_distinct)] | None = None
+    assets: Annotated[list[str], AfterValidator(_distinct)] | None = None
+    min_usd: _Usd | None = None  # inclusive
+    max_usd: _Usd | None = None  # inclusive
+    destination: Annotated[DestinationCondition, _Lenient] = DestinationCondition.ANY
+    within_limits: bool | None = None
+    raw_digest: bool = False
+
+    @model_validator(mode="after")
+    def _consistent(self) -> _RuleTable:
+        if self.action is not Action.REQUIRE_APPROVALS and self.approvals is not None:
+            raise ValueError(f'"approvals" only goes with action "require_approvals", not '
+                             f'"{self.action}"')
+        if self.action is Action.REQUIRE_APPROVALS and not self.approvals:
+            raise ValueError('action "require_approvals" needs "approvals" '
+                             "(e.g. approvals = { approver = 2 })")
+        if self.min_usd is not None and self.max_usd is not None and self.min_usd > self.max_usd:
+            raise ValueError("min_usd is greater than max_usd")
+        return self
+
+
+class _PolicyDocument(_Table):
+    version: _AtLeast1
+    name: _Name
+    cooldown_seconds: _AtLeast0
+    assets: list[_AssetTable] = Field(default_factory=list)
+    address_book: dict[Annotated[str, AfterValidator(_label)], _EntryTable] = Field(
+        default_factory=dict)
+    limits: list[_LimitTable] = Field(default_factory=list)
+    rules: list[_RuleTable] = Field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- errors
+
+_TABLES: Mapping[str, type[_Table]] = {"assets": _AssetTable, "address_book": _EntryTable,
+                                       "limits": _LimitTable, "rules": _RuleTable}
+
+
+def _document_error(error: ValidationError, data: object, source: str) -> PolicyDocumentError:
+    """The schema's first error, naming the rule, asset, entry or limit by what its author
+    calls it (``rule "trader-daily"``) rather than by its position, and then the field."""
+    detail = error.errors(include_url=False)[0]
+    loc = [part for part in detail["loc"] if part != "[key]"]  # a bad key names itself
+    model: type[_Table] = _PolicyDocument
+    where, path = "policy", loc
+    if len(loc) >= 2 and isinstance(loc[0], str) and loc[0] in _TABLES:
+        where = _table_where(loc[0], loc[1], _raw_table(data, loc[0], loc[1]))
+        model, path = _TABLES[loc[0]], loc[2:]
+    kind = detail["type"]
+    if kind == "extra_forbidden":
+        return PolicyDocumentError(where, f'unknown field "{path[-1]}" (allowed: '
+                                          f"{_listing(list(model.model_fields))})", source)
+    if kind == "missing":
+        return PolicyDocumentError(where, f'missing field "{path[-1]}"', source)
+    if path:
+        where += f', field "{_dotted(path)}"'
+    return PolicyDocumentError(where, _reason(detail), source)
+
+
+def _reason(detail: ErrorDetails) -> str:
+    value, ctx = detail["input"], detail.get("ctx", {})
+    reasons = {
+        "int_type": f"must be an integer, not {value!r}",
+        "bool_type": f"must be true or false, not {value!r}",
+        "string_type": f"must be a non-empty string, not {value!r}",
+        "list_type": f"must be an array, not {value!r}",
+        "dict_type": "must be a table",
+        "model_type": "must be a table",
+        "enum": f"{value!r} is not one of {ctx.get('expected')}",
+        "greater_than_equal": f"must be at least {ctx.get('ge')}, not {value!r}",
+        "less_than_equal": f"must be at most {ctx.get('le')}, not {value!r}",
+    }
+    return reasons.get(detail["type"], detail["msg"].removeprefix("Value error, "))
+
+
+def _raw_table(data: object, section: str, key: object) -> Mapping[str, object]:
+    tables = data.get(section) if isinstance(data, Mapping) else None
+    if isinstance(tables, Mapping):
+        table = tables.get(key)
+    elif isinstance(tables, list) and isinstance(key, int) and key < len(tables):
+        table = tables[key]
+    else:
+        table = None
+    return table if isinstance(table, Mapping) else {}
+
+
+def _table_where(section: str, key: object, table: Mapping[str, object]) -> str:
+    """How errors name one table: ``rule "name"``, ``asset "SYMBOL"``, ``address_book entry
+    "label"``, ``limits[0] (role "trader")``, or its position when it has no usable name."""
+    if section == "address_book":
+        return f'address_book entry "{key}"'
+    if section == "limits":
+        user, role = table.get("user"), table.get("role")
+        return _limit_where(key, user if isinstance(user, str) else None,
+                            role if isinstance(role, str) else None)
+    noun, field = ("asset", "symbol") if section == "assets" else ("rule", "name")
+    value = table.get(field)
+    return f'{noun} "{value}"' if isinstance(value, str) and value else f"{section}[{key}]"
+
+
+def _limit_where(index: object, user: str | None, role: str | None) -> str:
+    if user is not None:
+        return f'limits[{index}] (user "{user}")'
+    return f'limits[{index}] (role "{role}")' if role is not None else f"limits[{index}]"
+
+
+def _dotted(path: Sequence[int | str]) -> str:
+    """``approvals.approver`` or ``allowed_selectors[1]``."""
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else part)
+    return text
 
 
 def _listing(values: Sequence[str]) -> str:
     return ", ".join(f'"{v}"' for v in values)
-
-
-def _to_role(value: object, where: str) -> Role:
-    if isinstance(value, str) and value in ROLE_NAMES:
-        return Role(value)
-    raise PolicyDocumentError(where, f'unknown role "{value}" (roles are '
-                                     f"{_listing(list(Role))})")
-
-
-class _Fields:
-    """Typed reads of one table's fields; every failure names the table and the field."""
-
-    def __init__(self, where: str, data: Mapping[str, object], *, required: Sequence[str],
-                 optional: Sequence[str] = ()) -> None:
-        self.where = where
-        self.data = data
-        allowed = (*required, *optional)
-        for key in data:
-            if key not in allowed:
-                raise PolicyDocumentError(where, f'unknown field "{key}" (allowed: '
-                                                 f"{_listing(allowed)})")
-        for key in required:
-            if key not in data:
-                raise PolicyDocumentError(where, f'missing field "{key}"')
-
-    def _fail(self, key: str, reason: str) -> PolicyDocumentError:
-        return PolicyDocumentError(f'{self.where}, field "{key}"', reason)
-
-    def integer(self, key: str, *, minimum: int, maximum: int | None = None) -> int:
-        value = self.data[key]
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise self._fail(key, f"must be an integer, not {value!r}")
-        if value < minimum or (maximum is not None and value > maximum):
-            bound = f"at least {minimum}" if maximum is None else f"{minimum} to {maximum}"
-            raise self._fail(key, f"must be {bound}, not {value}")
-        return value
-
-    def boolean(self, key: str) -> bool:
-        value = self.data[key]
-        if not isinstance(value, bool):
-            raise self._fail(key, f"must be true or false, not {value!r}")
-        return value
-
-    def text(self, key: str) -> str:
-        value = self.data[key]
-        if not isinstance(value, str) or not value:
-            raise self._fail(key, f"must be a non-empty string, not {value!r}")
-        return value
-
-    def name(self, key: str) -> str:
-        value = self.text(key)
-        if not _NAME.fullmatch(value):
-            raise self._fail(key, f'"{value}" is not a name (1-64 of A-Z a-z 0-9 _ . : -, '
-                                  "starting with a letter or digit)")
-        return value
-
-    def user(self, key: str, value: object | None = None) -> str:
-        value = self.data[key] if value is None else value
-        if not isinstance(value, str) or not _USER_ID.fullmatch(value):
-            raise self._fail(key, f"{value!r} is not a user id (1-64 of a-z 0-9 . _ @ -, "
-                                  "lower case, starting with a letter or digit)")
-        return value
-
-    def address(self, key: str) -> str:
-        value = self.text(key)
-        if not _ADDRESS.fullmatch(value):
-            raise self._fail(key, f'"{value}" is not a 0x address of 40 hex digits')
-        if not is_checksum_consistent(value):
-            raise self._fail(key, f'"{value}" has a bad EIP-55 checksum (a typo?)')
-        return value.lower()
-
-    def usd(self, key: str) -> Decimal:
-        value = self.data[key]
-        amount: Decimal | None = None
-        if isinstance(value, int) and not isinstance(value, bool):
-            amount = Decimal(value)
-        elif isinstance(value, Decimal):
-            amount = value
-        elif isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
-            amount = Decimal(value)
-        if amount is None or not amount.is_finite() or amount < 0:
-            raise self._fail(key, f"must be a non-negative USD amount (integer, decimal or "
-                                  f'"123.45"), not {value!r}')
-        return amount
-
-    def choice(self, key: str, enum: type[_E]) -> _E:
-        value = self.data[key]
-        for member in enum:
-            if value == member.value:
-                return member
-        raise self._fail(key, f"{value!r} is not one of {_listing(list(enum))}")
-
-    def table(self, key: str) -> Mapping[str, object]:
-        value = self.data.get(key, {})
-        if not isinstance(value, Mapping):
-            raise self._fail(key, f"must be a table ([{key}] or {key} = {{ … }}), keyed by "
-                                  "label or role")
-        return value
-
-    def table_list(self, key: str) -> Sequence[Mapping[str, object]]:
-        value = self.data.get(key, [])
-        if not isinstance(value, list) or not all(isinstance(v, Mapping) for v in value):
-            raise self._fail(key, f"must be an array of tables ([[{key}]])")
-        return value
-
-    def _strings(self, key: str) -> list[str]:
-        value = self.data[key]
-        if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-            raise self._fail(key, "must be a list of strings")
-        if not value:
-            raise self._fail(key, "must not be empty (leave the field out to match anything)")
-        if len(set(value)) != len(value):
-            raise self._fail(key, "lists a value twice")
-        return value
-
-    def roles(self, key: str) -> frozenset[Role]:
-        return frozenset(_to_role(v, f'{self.where}, field "{key}"')
-                         for v in self._strings(key))
-
-    def users(self, key: str) -> frozenset[str]:
-        return frozenset(self.user(key, v) for v in self._strings(key))
-
-    def symbols(self, key: str, known: set[str]) -> frozenset[str]:
-        values = self._strings(key)
-        for v in values:
-            if v not in known:
-                raise self._fail(key, f'asset "{v}" is not in [[assets]]')
-        return frozenset(values)
-
-    def selectors(self, key: str) -> frozenset[str]:
-        values = self._strings(key)
-        for v in values:
-            if not _SELECTOR.fullmatch(v):
-                raise self._fail(key, f'"{v}" is not a 4-byte function selector '
-                                      '(0x + 8 hex digits, e.g. "0xa9059cbb")')
-        return frozenset(v.lower() for v in values)
 
 
 def is_address(value: str) -> bool:

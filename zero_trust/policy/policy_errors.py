@@ -12,12 +12,14 @@ class PolicyError(Exception):
 
 
 class PolicyDocumentError(PolicyError, ValueError):
-    """The policy document is malformed; ``where`` names the rule, entry or field at fault."""
+    """The policy document is malformed; ``where`` names the rule, entry or field at fault
+    and ``source`` the document (its file, or "policy document" when it came as text)."""
 
-    def __init__(self, where: str, reason: str) -> None:
+    def __init__(self, where: str, reason: str, source: str = "policy document") -> None:
         self.where = where
         self.reason = reason
-        super().__init__(f"policy document: {where}: {reason}")
+        self.source = source
+        super().__init__(f"{source}: {where}: {reason}")
 
 
 class PolicyInputError(PolicyError, ValueError):

@@ -1,4 +1,4 @@
-"""USD valuation of an asset amount, and how USD amounts are written in messages.
+"""USD amounts: how they are written in documents, valued and written in messages.
 
 A request is valued at the *higher* of the OMS oracle price and the asset's signed price
 floor: the signer nodes re-evaluate every request with the floor from the admin-signed
@@ -8,6 +8,7 @@ make a large transfer look small enough to slip under a limit or an approval thr
 
 from __future__ import annotations
 
+import re
 from decimal import ROUND_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 
 _MONEY = Context(prec=160, traps=[InvalidOperation, DivisionByZero, Overflow])
@@ -15,6 +16,27 @@ _MONEY = Context(prec=160, traps=[InvalidOperation, DivisionByZero, Overflow])
 amount (78 digits) times any sensible price without rounding."""
 
 _CENT = Decimal("0.01")
+_DECIMAL_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
+
+
+def parse_usd(value: object) -> Decimal:
+    """A non-negative USD amount written as an integer, a ``Decimal`` (a TOML float read
+    exactly) or plain decimal text such as ``"123.45"``; raises ``ValueError`` otherwise.
+
+    Never a binary float: ``0.1`` must stay exactly one tenth, and text such as ``"1e3"``
+    or ``"NaN"`` is refused so that an amount reads the same to a person and to the code.
+    """
+    amount: Decimal | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        amount = Decimal(value)
+    elif isinstance(value, Decimal):
+        amount = value
+    elif isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
+        amount = Decimal(value)
+    if amount is None or not amount.is_finite() or amount < 0:
+        raise ValueError(f'must be a non-negative USD amount (integer, decimal or "123.45"), '
+                         f"not {value!r}")
+    return amount
 
 
 def valuation_price(quoted: Decimal, floor: Decimal) -> Decimal:

@@ -200,6 +200,25 @@ def test_toml_syntax_error_is_a_document_error() -> None:
     assert _error("version = ").startswith("policy document: TOML:")
 
 
+def test_errors_from_a_file_name_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "policy.toml"
+    path.write_text(HEADER + '[[rules]]\nname = "r9"\naction = "permit"\n', encoding="utf-8")
+    with pytest.raises(PolicyDocumentError) as info:
+        read_policy_file(path)
+    assert str(info.value).startswith(f'{path}: rule "r9", field "action": \'permit\'')
+    with pytest.raises(PolicyDocumentError, match="cannot read"):
+        read_policy_file(tmp_path / "missing.toml")
+
+
+def test_null_fields_of_the_json_form_are_refused() -> None:
+    document = policy_to_canonical(policy_with(ALLOW_ALL))
+    rules = document["rules"]
+    assert isinstance(rules, list) and isinstance(rules[0], dict)
+    rules[0]["min_usd"] = None
+    with pytest.raises(PolicyDocumentError, match='rule "allow-all": field "min_usd" is null'):
+        parse_policy(document)
+
+
 # --------------------------------------------------------------------------- hash
 
 

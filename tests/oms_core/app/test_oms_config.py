@@ -1,0 +1,118 @@
+"""``oms.toml``: written with tomli-w and read back unchanged; every refusal names the
+file and the dotted key."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+
+from mpcnode.core.config_schema import ConfigError
+from oms_core.app.login_sessions import SessionPolicy
+from oms_core.app.oms_config import OmsSettings, TlsFiles, dump_settings, load_settings
+from zero_trust.authorization import RelyingParty
+
+
+def _settings(root: Path) -> OmsSettings:
+    out = root / "oms"
+    return OmsSettings(
+        path=out / "oms.toml", db=out / "oms.sqlite3", listen="127.0.0.1:7600",
+        key_id=bytes.fromhex("ab" * 32), cluster_dir=root / "cluster",
+        rp=RelyingParty("oms.localhost", "https://oms.localhost"),
+        prices={"ETH": Decimal("2000.5"), "USDC": Decimal(1)}, audit_key=out / "audit.key",
+        audit_passphrase_file=out / "audit.passphrase", audit_public_key=out / "audit.pub.pem",
+        tls=TlsFiles(out / "tls" / "oms.pem", out / "tls" / "oms.key", root / "ca.pem"),
+        bootstrap_bundle=out / "bootstrap-bundle.json",
+        sessions=SessionPolicy(60.0, 3600.0, 2), request_ttl_s=7200.0,
+        wallet_value_usd=Decimal("1000000.25"))
+
+
+@pytest.fixture
+def written(tmp_path: Path) -> OmsSettings:
+    settings = _settings(tmp_path)
+    settings.path.parent.mkdir()
+    settings.path.write_text(dump_settings(settings), encoding="utf-8")
+    return settings
+
+
+def _edit(settings: OmsSettings, old: str, new: str) -> str:
+    text = settings.path.read_text(encoding="utf-8")
+    assert old in text
+    settings.path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(settings.path)
+    assert info.value.file == settings.path
+    return str(info.value)
+
+
+def test_written_settings_read_back_equal(written: OmsSettings) -> None:
+    assert load_settings(written.path) == written
+    text = written.path.read_text(encoding="utf-8")
+    assert text.startswith("# OMS configuration") and 'cluster]\ndir = "../cluster"' in text
+
+
+def test_optional_sections_take_their_defaults(written: OmsSettings) -> None:
+    text = written.path.read_text(encoding="utf-8")
+    kept = text.split("\n[tls]")[0]  # [oms] … [audit]
+    written.path.write_text(kept.replace('request_ttl_seconds = 7200\n', ""), encoding="utf-8")
+    loaded = load_settings(written.path)
+    assert loaded.tls is None and loaded.bootstrap_bundle is None
+    assert loaded.sessions == SessionPolicy() and loaded.request_ttl_s == 86400
+    assert loaded.wallet_value_usd == 0
+
+
+def test_relative_paths_are_relative_to_the_file(written: OmsSettings,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(written.path.parent.parent)  # not the file's directory
+    loaded = load_settings(Path("oms") / "oms.toml")
+    assert loaded.db == written.db and loaded.cluster_dir == written.cluster_dir
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), [
+    ("[oms]\n", "[oms]\nlisten_all = true\n", "oms.listen_all: unknown key"),
+    ("[risk]\n", "[riks]\n", "riks: unknown key"),
+    ('[webauthn]\nrp_id = "oms.localhost"\n', "[webauthn]\n", "webauthn.rp_id: missing"),
+    ("[oms]\n", "[omz]\n", "oms: missing"),
+    ('db = "oms.sqlite3"', 'db = ""', "oms.db: String should have at least 1 character"),
+    ('db = "oms.sqlite3"', "db = 5", "oms.db: Input should be a valid string"),
+    ('listen = "127.0.0.1:7600"', 'listen = "localhost"', "oms.listen: 'localhost' is not "
+                                                          "host:port"),
+    ('key_id = "abab', 'key_id = "ABAB', "oms.key_id: must be lower-case hex"),
+    ("request_ttl_seconds = 7200", "request_ttl_seconds = 59",
+     "oms.request_ttl_seconds: Input should be greater than or equal to 60"),
+    ("request_ttl_seconds = 7200", 'request_ttl_seconds = "7200"',
+     "oms.request_ttl_seconds: Input should be a valid integer"),
+    ('origin = "https://oms.localhost"', 'origin = "http://oms.example"',
+     "webauthn.origin: must be an https:// origin"),
+    ('ETH = "2000.5"', 'ETH = "0"', "prices.ETH: a price must be above zero"),
+    ('ETH = "2000.5"', 'ETH = "-1"', "prices.ETH: must be a non-negative USD amount"),
+    ('ETH = "2000.5"', "ETH = 2000.5", "prices.ETH: must be a non-negative USD amount"),
+    ('ETH = "2000.5"', '"E TH" = "2000.5"', "prices.E TH: not an asset symbol"),
+    ("[tls]\n", "[tls]\nextra = 1\n", "tls.extra: unknown key"),
+    ('cert = "tls/oms.pem"\n', "", "tls.cert: missing"),
+    ("idle_timeout_seconds = 60", "idle_timeout_seconds = 7200",
+     "sessions: idle_timeout_seconds must not exceed absolute_timeout_seconds"),
+    ("max_per_user = 2", "max_per_user = 0", "sessions.max_per_user: Input should be greater"),
+    ("max_per_user = 2", "max_per_user = true", "sessions.max_per_user: Input should be a "
+                                                "valid integer"),
+    ('wallet_value_usd = "1000000.25"', 'wallet_value_usd = "1e6"',
+     "risk.wallet_value_usd: must be a non-negative USD amount"),
+    ("[oms]\n", "[oms\n", "(syntax)"),
+])
+def test_refusals_name_the_file_and_the_key(written: OmsSettings, old: str, new: str,
+                                            expected: str) -> None:
+    message = _edit(written, old, new)
+    assert message.startswith(f"{written.path}: ") and expected in message
+
+
+def test_a_section_must_be_a_table(written: OmsSettings) -> None:
+    text = written.path.read_text(encoding="utf-8")
+    written.path.write_text("risk = 1\n" + text.split("\n[risk]")[0], encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"oms\.toml: risk: must be a table"):
+        load_settings(written.path)
+
+
+def test_a_missing_file_is_named(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match=r"oms\.toml: \(file\): not found"):
+        load_settings(tmp_path / "oms.toml")
