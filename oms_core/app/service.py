@@ -42,6 +42,9 @@ from zero_trust.policy.document import Policy
 
 __all__ = ["DAY_S", "OmsConfig", "OmsCore", "Signer"]
 
+# The use cases' own tables (each store creates its own): assertions (request_approvals
+# keeps them, request_signing sends them), webauthn_counters (assertion_check),
+# replacements (request_intake, request_signing) and nonces (request_intake, no chain).
 _SCHEMA = (
     """CREATE TABLE IF NOT EXISTS assertions (
         request_id TEXT NOT NULL, user_id TEXT NOT NULL, assertion BLOB NOT NULL,
