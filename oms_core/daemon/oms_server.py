@@ -30,7 +30,7 @@ from oms_core.app.oms_errors import AuthError
 from oms_core.app.requests.request_store import Request
 from oms_core.app.service import OmsCore
 from oms_core.app.tx_builder import Submission
-from oms_core.app.users import Permission, User, check_user_id, require
+from oms_core.app.users import Permission, check_user_id
 from oms_core.daemon.core_thread import CoreThread
 from oms_core.daemon.loopback import is_loopback_host
 from oms_core.daemon.rpc_status import status_of
@@ -207,7 +207,7 @@ class OmsService(oms_pb2_grpc.OmsServicer):
         token = self._token(context)
 
         def run(core: OmsCore) -> pb.ProposalView:
-            _authenticated(core, token, Permission.PROPOSE_POLICY)  # before parsing input
+            core.authenticate(token, Permission.PROPOSE_POLICY)  # before parsing input
             policy = load_policy(request.policy_toml)
             return proposal_view(core.propose_policy(
                 token, policy, f'policy "{policy.name}" v{policy.version}'))
@@ -221,7 +221,7 @@ class OmsService(oms_pb2_grpc.OmsServicer):
         def run(core: OmsCore) -> pb.ProposalView:
             # The core checks the label against the address book before it authenticates;
             # authenticating first keeps the address book from anonymous callers.
-            _authenticated(core, token, Permission.PROPOSE_POLICY)
+            core.authenticate(token, Permission.PROPOSE_POLICY)
             return proposal_view(core.add_address(
                 token, request.label, request.address, request.kind,
                 list(request.allowed_selectors), request.protocol or None))
@@ -239,19 +239,10 @@ class OmsService(oms_pb2_grpc.OmsServicer):
         token = self._token(context)
 
         def run(core: OmsCore) -> pb.PolicyView:
-            _authenticated(core, token, Permission.READ_REQUESTS)
+            core.authenticate(token, Permission.READ_REQUESTS)
             return policy_view(core.bundle(), core.policies.pending())
 
         return self._call("PolicyGet", context, run)
-
-
-def _authenticated(core: OmsCore, token: str, permission: Permission) -> User:
-    """The token's user, holding ``permission`` (what ``OmsCore`` checks on its own calls;
-    it has no public call for reading the policy)."""
-    session = core.sessions.authenticate(core.conn, token, now=core.clock())
-    user = core.users.get(session.user_id)
-    require(user, permission)
-    return user
 
 
 def check_listen(listen: str, *, tls: bool) -> tuple[str, int]:

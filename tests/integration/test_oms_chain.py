@@ -788,7 +788,7 @@ def test_expired_request_gives_its_nonce_back(world: World) -> None:
         assert desk.state(req.request_id) is State.EXPIRED
         assert desk.nonce_state(EMBEDDED, nonce) is NonceState.RELEASED
         # The next request gets an ordinary deadline (one second may pass while signing).
-        desk.core.config = dataclasses.replace(desk.core.config, request_ttl_s=3600.0)
+        desk.core.context.config = dataclasses.replace(desk.core.config, request_ttl_s=3600.0)
         _next_transfer_uses(desk, nonce)
     finally:
         desk.core.close()

@@ -1,0 +1,144 @@
+"""How a request comes in: a submission, or the fee-bumped replacement of a stuck one. The
+transaction is built with its nonce, priced, recorded and evaluated under the policy in
+one SQLite transaction with its audit entries. A blocked request is recorded as rejected
+(its nonce released) and ``PolicyDenied`` raised; otherwise its initiator confirms next.
+"""
+
+from __future__ import annotations
+
+import uuid
+from decimal import Decimal
+
+from ethereum.transactions import UnsignedTx, decode_unsigned
+from oms_core.app import tx_builder
+from oms_core.app.circuit_breakers import ProtocolPaused
+from oms_core.app.core_context import CoreContext
+from oms_core.app.oms_db import transaction
+from oms_core.app.oms_errors import InvalidInputError, NotFound, SeparationOfDuties
+from oms_core.app.requests.request_lifecycle import State
+from oms_core.app.requests.request_policy import decide, decision_json
+from oms_core.app.requests.request_store import Request
+from oms_core.app.users import Permission, User
+from oms_core.chain.fees import bump
+from oms_core.chain.prices import PriceSource, PriceUnavailable
+from zero_trust.authorization import SigningRequest
+from zero_trust.intent import intent_of
+from zero_trust.policy.bundle import PolicyBundle
+from zero_trust.policy.document import Action
+from zero_trust.policy.evaluate import Decision
+from zero_trust.policy.policy_canonical import decimal_text
+from zero_trust.policy.policy_errors import PolicyDenied
+
+
+class RequestIntake:
+    def __init__(self, ctx: CoreContext, prices: PriceSource) -> None:
+        self._ctx = ctx
+        self._prices = prices
+
+    def submit(self, token: str, sub: tx_builder.Submission, client_request_id: str = ""
+               ) -> Request:
+        """Build the transaction and evaluate the policy; a blocked request is recorded as
+        rejected and ``PolicyDenied`` raised. Otherwise the initiator confirms next. A
+        submission refused before it became a request (paused protocol, price held) is
+        audited on its own."""
+        ctx = self._ctx
+        with ctx.lock:
+            user = ctx.authenticate(token, Permission.SUBMIT_REQUEST)
+            try:
+                return self._submit(user, sub, client_request_id)
+            except (ProtocolPaused, PriceUnavailable) as exc:
+                with transaction(ctx.conn):
+                    ctx.audit.append(ctx.conn, actor=user.user_id, action="request.refused",
+                                     subject=f"request:{client_request_id or '-'}",
+                                     at=ctx.clock(),
+                                     details={"reason": f"{type(exc).__name__}: {exc}",
+                                              "asset": sub.asset, "amount": sub.amount,
+                                              "destination": sub.destination})
+                raise
+
+    def replace_stuck(self, token: str, request_id: str) -> Request:
+        """A broadcast transaction that does not confirm: the same transaction with every
+        fee raised ≥ 12.5 % (same nonce, so at most one of the two can ever be mined), as a
+        new request of the same initiator. New fees mean a new digest, so it needs its own
+        confirmation and approvals, and the nodes check it like any other."""
+        ctx = self._ctx
+        with ctx.lock:
+            user = ctx.authenticate(token, Permission.SUBMIT_REQUEST)
+            old = ctx.requests.get(request_id)
+            if old.initiator != user.user_id:
+                raise SeparationOfDuties(f"only the initiator replaces request {request_id}")
+            if old.state is not State.BROADCAST or ctx.chain is None:
+                raise InvalidInputError(f"request {request_id} is {old.state.value}: only a "
+                                        "broadcast transaction can be replaced")
+            stuck = decode_unsigned(SigningRequest.from_canonical(old.payload).transaction)
+            tx = bump(stuck, market=ctx.chain.market_fees(),
+                      max_fee_cap=ctx.chain.settings.max_fee_cap)
+            new_id = f"{request_id}.replacement-{uuid.uuid4().hex[:8]}"
+            with transaction(ctx.conn):
+                req, decision = self.record(user, tx, new_id, ctx.bundle())
+                ctx.conn.execute("INSERT INTO replacements VALUES (?, ?)", (new_id, request_id))
+            if decision.action is Action.BLOCK:
+                raise PolicyDenied(decision.rule, decision.reason)
+            return req
+
+    def record(self, user: User, tx: UnsignedTx, request_id: str, bundle: PolicyBundle
+               ) -> tuple[Request, Decision]:
+        """A new request for ``tx`` (nonce already assigned), evaluated under the policy;
+        the caller's transaction. A blocked one is rejected and its nonce released."""
+        ctx = self._ctx
+        now = ctx.clock()
+        # Priced in what the transaction moves (a token call moves the token).
+        intent = intent_of(tx, bundle.policy.assets)
+        # Moving nothing of value (a contract call without ETH) needs no price.
+        price = self._prices.usd_price(intent.asset) if intent.amount else Decimal(0)
+        signing = SigningRequest(request_id, ctx.config.key_id, (), tx.encode(),
+                                 tx.signing_digest(), user.user_id, decimal_text(price))
+        ctx.requests.create(
+            request_id=request_id, kind="contract_call" if intent.called_contract else
+            "transfer", initiator=user.user_id, asset=intent.asset, amount=intent.amount,
+            destination=intent.destination, chain_id=tx.chain_id,
+            payload=signing.canonical(), expires_at=now + ctx.config.request_ttl_s, at=now)
+        decision = decide(ctx, bundle, signing, user)
+        req = ctx.requests.transition(
+            request_id, State.POLICY_EVALUATED, actor="policy", at=now,
+            reason=decision.reason, policy_hash=bytes.fromhex(bundle.bundle_hash),
+            decision=decision_json(decision))
+        if decision.action is Action.BLOCK:
+            req = ctx.requests.transition(request_id, State.REJECTED, actor="policy",
+                                          at=now, reason=decision.reason)
+            if ctx.chain is not None:
+                ctx.chain.release(tx)  # never signed: the nonce serves the next
+        return req, decision
+
+    def _submit(self, user: User, sub: tx_builder.Submission, client_request_id: str
+                ) -> Request:
+        ctx = self._ctx
+        bundle = ctx.bundle()
+        request_id = client_request_id or str(uuid.uuid4())
+        try:
+            return ctx.requests.get(request_id)  # an idempotent retry
+        except NotFound:
+            pass
+        if ctx.chain is not None:
+            ctx.chain.poll()
+        with transaction(ctx.conn):
+            if ctx.chain is None:
+                nonce = self._next_nonce(bundle.policy.assets[0].chain_id)
+                tx, _ = tx_builder.build(bundle.policy, sub, nonce)
+            else:
+                tx, _ = tx_builder.build(bundle.policy, sub, 0)
+                tx = ctx.chain.prepare(tx, bundle.policy, request_id)
+            req, decision = self.record(user, tx, request_id, bundle)
+        if decision.action is Action.BLOCK:
+            raise PolicyDenied(decision.rule, decision.reason)
+        return req
+
+    def _next_nonce(self, chain_id: int) -> int:
+        """Without a chain the OMS numbers the key's transactions itself."""
+        conn, key_id = self._ctx.conn, self._ctx.config.key_id
+        row = conn.execute("SELECT next FROM nonces WHERE chain_id = ? AND key_id = ?",
+                           (chain_id, key_id)).fetchone()
+        nonce = int(row[0]) if row else 0
+        conn.execute("INSERT OR REPLACE INTO nonces VALUES (?, ?, ?)",
+                     (chain_id, key_id, nonce + 1))
+        return nonce
