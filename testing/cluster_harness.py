@@ -36,7 +36,7 @@ def free_port_base(count: int) -> int:
     for _ in range(50):
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
-            base = s.getsockname()[1]
+            base: int = s.getsockname()[1]
         if base + 2 * count + 1100 < 65000 and all(_free(base + k) for k in range(count + 1)):
             return base
     raise RuntimeError("no free ports")

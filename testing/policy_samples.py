@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 from decimal import Decimal
+from typing import Any
 
 from zero_trust.policy.document import Policy, load_policy
 from zero_trust.policy.evaluate import PolicyInput
@@ -101,8 +102,9 @@ def usdc(dollars: int | str) -> int:
     return int(Decimal(dollars) * 10**6)
 
 
-def request(**changes: object) -> PolicyInput:
-    """A 1,000 USDC transfer by trader alice to the treasury wallet, with ``changes``."""
+def request(**changes: Any) -> PolicyInput:
+    """A 1,000 USDC transfer by trader alice to the treasury wallet, with ``changes`` (of
+    any type: tests pass ill-typed fields to reach PolicyInput's run-time checks)."""
     base = PolicyInput(request_id="req-1", initiator="alice",
                        initiator_roles=frozenset({"trader"}), asset="USDC",
                        amount=usdc(1000), usd_price=Decimal("1"), destination=TREASURY,

@@ -1,5 +1,6 @@
 """The style gates of STYLE.md run with the suite: ruff on everything, mypy --strict on
-the packages. A lint failure is a test failure, so CI enforces them."""
+the packages, their tests, the test helpers and the benchmarks (pyproject's [tool.mypy]).
+A lint failure is a test failure, so CI enforces them."""
 
 from __future__ import annotations
 

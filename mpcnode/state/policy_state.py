@@ -30,11 +30,10 @@ import threading
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from mpcnode.state.node_store import NodeStore
 from mpcnode.state.rolling_window import RollingWindow
 from mpcnode.state.seal import write_atomic
 from zero_trust.authorization import SigningRequest, Verdict, authorize
@@ -63,6 +62,15 @@ CREATE INDEX IF NOT EXISTS signed_by_initiator ON signed_requests (initiator, at
 
 class NoPolicyInstalled(Exception):  # noqa: N818 - a state, as operators read it
     """This node holds no signed policy bundle, so it signs nothing."""
+
+
+class NoteJournal(Protocol):
+    """The part of the presignature store (NodeStore) that attach uses: the notes its
+    journal still holds, and a hook run before each checkpoint."""
+
+    def pending_notes(self) -> list[bytes]: ...
+
+    def on_checkpoint(self, hook: Callable[[], None]) -> None: ...
 
 
 class PolicyState:
@@ -205,7 +213,7 @@ class PolicyState:
             raise
         self._unwritten.clear()
 
-    def attach(self, store: NodeStore) -> None:
+    def attach(self, store: NoteJournal) -> None:
         """Re-apply the notes the store's journal still holds (a crash may have lost
         their non-fsynced rows here) and stay durable across its checkpoints."""
         for note in store.pending_notes():

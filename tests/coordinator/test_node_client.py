@@ -11,7 +11,7 @@ from coordinator.node_client import NodeClient
 from mpcnode.rpc import node_pb2 as pb
 
 
-class FakeRpcError(grpc.RpcError):
+class FakeRpcError(grpc.RpcError):  # type: ignore[misc]  # grpcio is untyped: RpcError is Any
     def __init__(self, code: grpc.StatusCode) -> None:
         self._code = code
 
@@ -19,7 +19,8 @@ class FakeRpcError(grpc.RpcError):
         return self._code
 
     def details(self) -> str:
-        return self._code.name
+        name: str = self._code.name
+        return name
 
 
 class FlakyStub:

@@ -6,7 +6,8 @@ import pytest
 from coincurve import PrivateKey
 from eth_account import Account
 from eth_account._utils.legacy_transactions import serializable_unsigned_transaction_from_dict
-from eth_account.typed_transactions import TypedTransaction
+from eth_account.typed_transactions.typed_transaction import TypedTransaction
+from eth_typing import HexStr
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -64,7 +65,7 @@ def test_eip1559_digest_matches_eth_account_and_recovers() -> None:
 def test_legacy_eip155_digest_matches_and_recovers() -> None:
     tx = legacy()
     ref = serializable_unsigned_transaction_from_dict(dict(
-        chainId=1337, nonce=0, to="0x" + TO.hex(), value=5, data=b"\x01\x02", gas=50000,
+        chainId=1337, nonce=0, to=HexStr("0x" + TO.hex()), value=5, data=b"\x01\x02", gas=50000,
         gasPrice=10**9))
     assert tx.signing_digest() == ref.hash()
     raw = sign(tx)

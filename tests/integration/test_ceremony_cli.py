@@ -33,7 +33,7 @@ NODES, THRESHOLD = 3, 2
 HEX_FLIP = dict(zip("0123456789abcdef", "1032547698badcfe", strict=True))
 
 
-def run(*argv: str | Path) -> tuple[int, str, str]:
+def run(*argv: str | Path | int) -> tuple[int, str, str]:
     """``mpc-ceremony argv…`` in this process: (exit code, stdout, stderr)."""
     out, err = io.StringIO(), io.StringIO()
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):

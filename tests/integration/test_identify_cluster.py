@@ -83,7 +83,8 @@ def rpc_error(run: Callable[[], Any]) -> grpc.RpcError:
 
 
 def culprit_of(exc: grpc.RpcError) -> str:
-    return dict(exc.trailing_metadata() or ()).get("culprit", "")
+    culprit: str = dict(exc.trailing_metadata() or ()).get("culprit", "")
+    return culprit
 
 
 # --- δ: a lie in presigning round 3 ------------------------------------------------------------

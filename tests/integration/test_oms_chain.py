@@ -25,7 +25,9 @@ from pathlib import Path
 import pytest
 from eth_account import Account
 from eth_hash.auto import keccak
+from eth_typing import Hash32
 from web3 import Web3
+from web3.types import RPCEndpoint
 
 from coordinator.oms_signer import CoordinatorSigner
 from ethereum import erc20
@@ -350,6 +352,7 @@ def open_desk(world: World, name: str, endpoints: Sequence[Endpoint], chain_id: 
 
 def reopen(desk: Desk, endpoints: Sequence[Endpoint]) -> Desk:
     """A new OmsCore process on the same database file (the restart after a kill)."""
+    assert desk.config.chain is not None
     config = dataclasses.replace(
         desk.config, chain=dataclasses.replace(desk.config.chain, endpoints=tuple(endpoints)))
     core = OmsCore(config, desk.world.signer, desk.prices, desk.world.audit_key, time.time)
@@ -438,7 +441,7 @@ def assert_confirmed_on_chain(w3: Web3, req: Request, address: str) -> None:
     assert req.signed_tx is not None and req.tx_hash is not None
     assert Account.recover_transaction(req.signed_tx) == address
     assert bytes(keccak(req.signed_tx)) == req.tx_hash
-    receipt = w3.eth.get_transaction_receipt(req.tx_hash)
+    receipt = w3.eth.get_transaction_receipt(Hash32(req.tx_hash))
     assert receipt["status"] == 1
     assert str(receipt["from"]).lower() == address.lower()
 
@@ -463,7 +466,7 @@ def test_eth_tester_accepts_a_threshold_signed_token_call(desk: Desk,
     market, w3 = desk.world.market, desk.world.w3
     assert_confirmed_on_chain(w3, pool_allowance, desk.world.address)
     token = embedded.contract(w3, artifacts.load(artifacts.TOKEN), market.token0)
-    receipt = w3.eth.get_transaction_receipt(pool_allowance.tx_hash or b"")
+    receipt = w3.eth.get_transaction_receipt(Hash32(pool_allowance.tx_hash or b""))
     (approval,) = token.events.Approval().process_receipt(receipt)
     assert str(approval["args"]["owner"]) == desk.world.address
     assert str(approval["args"]["spender"]).lower() == market.pool
@@ -483,7 +486,7 @@ def test_anvil_accepts_a_threshold_signed_transfer(world: World, anvil_node: Anv
         req = desk.confirm(desk.submit(Submission("AETH", "0.1", TREASURY)))
         assert_confirmed_on_chain(w3, req, world.address)
         assert req.tx_hash is not None
-        assert w3.eth.get_transaction(req.tx_hash)["chainId"] == ANVIL_CHAIN_ID
+        assert w3.eth.get_transaction(Hash32(req.tx_hash))["chainId"] == ANVIL_CHAIN_ID
         assert w3.eth.get_balance(Web3.to_checksum_address(TREASURY)) - before == 10**17
     finally:
         desk.core.close()
@@ -838,7 +841,7 @@ def test_stuck_transaction_replaced_with_higher_fees(world: World, anvil_node: A
     endpoints = [anvil_node.endpoint("anvil-a"), anvil_node.endpoint("anvil-b")]
     d = open_desk(world, "stuck", endpoints, ANVIL_CHAIN_ID, oracle([("AETH", "2000")]),
                   confirm_timeout_s=1.0)
-    w3.provider.make_request("evm_setAutomine", [False])
+    w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [False])
     try:
         req = d.submit(Submission("AETH", "0.01", TREASURY))
         with pytest.raises(ConfirmationTimeout):
@@ -851,7 +854,7 @@ def test_stuck_transaction_replaced_with_higher_fees(world: World, anvil_node: A
         assert new_tx.max_fee_per_gas * 8 >= old_tx.max_fee_per_gas * 9
         with pytest.raises(ConfirmationTimeout):  # replaces the original in the mempool
             d.confirm(replacement)
-        w3.provider.make_request("evm_mine", [])
+        w3.provider.make_request(RPCEndpoint("evm_mine"), [])
         d.core.recover()  # follows both to the end
         done = d.core.requests.get(replacement.request_id)
         assert done.state is State.CONFIRMED
@@ -859,7 +862,7 @@ def test_stuck_transaction_replaced_with_higher_fees(world: World, anvil_node: A
         assert "superseded" in d.core.requests.events(req.request_id)[-1].reason
         assert Account.recover_transaction(done.signed_tx or b"") == world.address
     finally:
-        w3.provider.make_request("evm_setAutomine", [True])
+        w3.provider.make_request(RPCEndpoint("evm_setAutomine"), [True])
         d.core.close()
 
 

@@ -48,8 +48,9 @@ class EvilCoordinator(Coordinator):
 
     def _parallel(self, parties: Iterable[int], fn: Callable[[NodeClient], T]) -> dict[int, T]:
         out = super()._parallel(parties, fn)
-        if out and all(isinstance(r, pb.RoundResponse) for r in out.values()):
-            self.outbound = {i: list(r.outbound) for i, r in out.items()}
+        outbound = {i: list(r.outbound) for i, r in out.items() if isinstance(r, pb.RoundResponse)}
+        if out and len(outbound) == len(out):
+            self.outbound = outbound
         return out
 
     def relay(self, protocol: str, recipient: int, inbound: list[pb.Envelope]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
+from typing import TypedDict
 
 import pytest
 from hypothesis import assume, given, settings
@@ -13,6 +14,16 @@ from mpcnode.crypto.group import Point, Q
 from mpcnode.crypto.transcript import ProofContext, Transcript, encode_int, session_id
 
 Builder = Callable[[Transcript], None]
+
+
+def steps(*builders: Builder) -> Builder:
+    """One builder running ``builders`` in order (a lambda holds a single call)."""
+
+    def build(t: Transcript) -> None:
+        for builder in builders:
+            builder(t)
+
+    return build
 
 
 def challenge(build: Builder, domain: str = "test/v1") -> bytes:
@@ -59,12 +70,12 @@ def test_copy_forks_independently() -> None:
 AMBIGUOUS_PAIRS: list[tuple[str, Builder, Builder]] = [
     (
         "alpha-shuffle split point",
-        lambda t: (t.append_bytes("m", b"ab"), t.append_bytes("m", b"c")),
-        lambda t: (t.append_bytes("m", b"a"), t.append_bytes("m", b"bc")),
+        steps(lambda t: t.append_bytes("m", b"ab"), lambda t: t.append_bytes("m", b"c")),
+        steps(lambda t: t.append_bytes("m", b"a"), lambda t: t.append_bytes("m", b"bc")),
     ),
     (
         "split vs joined bytes",
-        lambda t: (t.append_bytes("m", b"ab"), t.append_bytes("m", b"")),
+        steps(lambda t: t.append_bytes("m", b"ab"), lambda t: t.append_bytes("m", b"")),
         lambda t: t.append_bytes("m", b"ab"),
     ),
     (
@@ -121,7 +132,7 @@ AMBIGUOUS_PAIRS: list[tuple[str, Builder, Builder]] = [
     (
         "list vs two ints",
         lambda t: t.append_ints("m", [1, 2]),
-        lambda t: (t.append_int("m", 1), t.append_int("m", 2)),
+        steps(lambda t: t.append_int("m", 1), lambda t: t.append_int("m", 2)),
     ),
     (
         "negative vs positive",
@@ -145,18 +156,18 @@ AMBIGUOUS_PAIRS: list[tuple[str, Builder, Builder]] = [
     ),
     (
         "order of items",
-        lambda t: (t.append_int("a", 1), t.append_int("b", 2)),
-        lambda t: (t.append_int("b", 2), t.append_int("a", 1)),
+        steps(lambda t: t.append_int("a", 1), lambda t: t.append_int("b", 2)),
+        steps(lambda t: t.append_int("b", 2), lambda t: t.append_int("a", 1)),
     ),
     (
         "point lists split differently",
-        lambda t: (
-            t.append_points("m", [Point.generator(), Point.base_mul(2)]),
-            t.append_points("m", []),
+        steps(
+            lambda t: t.append_points("m", [Point.generator(), Point.base_mul(2)]),
+            lambda t: t.append_points("m", []),
         ),
-        lambda t: (
-            t.append_points("m", [Point.generator()]),
-            t.append_points("m", [Point.base_mul(2)]),
+        steps(
+            lambda t: t.append_points("m", [Point.generator()]),
+            lambda t: t.append_points("m", [Point.base_mul(2)]),
         ),
     ),
     (
@@ -191,7 +202,8 @@ def test_any_two_way_split_is_distinct(a: bytes, b: bytes, c: bytes) -> None:
     assume(first != second)
 
     def split_at(k: int) -> Builder:
-        return lambda t: (t.append_bytes("m", whole[:k]), t.append_bytes("m", whole[k:]))
+        return steps(lambda t: t.append_bytes("m", whole[:k]),
+                     lambda t: t.append_bytes("m", whole[k:]))
 
     assert challenge(split_at(first)) != challenge(split_at(second))
 
@@ -202,7 +214,7 @@ def test_domain_tag_separates() -> None:
 
     assert challenge(build, "proof-a/v1") != challenge(build, "proof-b/v1")
     # The domain is framed too: "ab" cannot be confused with "a" plus a following item.
-    assert challenge(build, "ab") != challenge(lambda t: (t.append_str("", "b"), build(t)), "a")
+    assert challenge(build, "ab") != challenge(steps(lambda t: t.append_str("", "b"), build), "a")
 
 
 def test_challenge_label_matters() -> None:
@@ -312,7 +324,17 @@ def test_proof_context_binds_proof_domain() -> None:
     assert proof_challenge(CTX, "zk/sch/v1") != proof_challenge(CTX, "zk/enc/v1")
 
 
-SID_ARGS = {
+class SessionIdArgs(TypedDict):
+    """The arguments of session_id, by name."""
+
+    protocol: str
+    key_id: bytes
+    parties: list[int]
+    public_params: bytes
+    nonce: bytes
+
+
+SID_ARGS: SessionIdArgs = {
     "protocol": "keygen",
     "key_id": b"key-1",
     "parties": [1, 2, 3],
@@ -348,6 +370,6 @@ def test_session_id_binds_each_input(field: str, value: object) -> None:
 
 
 def test_session_id_fields_do_not_bleed() -> None:
-    a = {**SID_ARGS, "key_id": b"ab", "public_params": b"c"}
-    b = {**SID_ARGS, "key_id": b"a", "public_params": b"bc"}
-    assert session_id(**a) != session_id(**b)  # type: ignore[arg-type]
+    a: SessionIdArgs = {**SID_ARGS, "key_id": b"ab", "public_params": b"c"}
+    b: SessionIdArgs = {**SID_ARGS, "key_id": b"a", "public_params": b"bc"}
+    assert session_id(**a) != session_id(**b)

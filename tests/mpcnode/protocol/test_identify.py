@@ -39,6 +39,13 @@ DIGEST = hashlib.sha256(b"test_identify").digest()
 AllEvidence = dict[int, dict[int, Evidence]]  # [prover][verifier]
 
 
+def view_of(presig: Presignature) -> PresignView:
+    """The session's ciphertexts, which presigning always records."""
+    view = presig.public.view
+    assert view is not None
+    return view
+
+
 def evidence_for(evidence: AllEvidence, verifier: int) -> dict[int, Evidence]:
     return {j: ev[verifier] for j, ev in evidence.items() if j != verifier}
 
@@ -101,7 +108,7 @@ def test_every_honest_signer_names_exactly_the_liar(key35: Key,
 def test_no_culprit_in_an_honest_session(key35: Key, presign35_trace: Trace) -> None:
     """Control: the same step over the honest run names nobody."""
     presigs = fresh_presignatures(presign35_trace)
-    view = identify.merge_views(presigs[i].public.view for i in HONEST)
+    view = identify.merge_views(view_of(presigs[i]) for i in HONEST)
     evidence = delta_evidence(key35, presign35_trace, view)
     for v in SIGNERS:
         got = identify.delta_culprits(key35.aux[v], presigs[v].public.session, view,
@@ -158,7 +165,7 @@ def test_evidence_made_for_another_verifier_is_named(key35: Key,
 def test_views_that_disagree_on_broadcasts_do_not_merge(delta_abort: DeltaAbort,
                                                         presign35_trace: Trace) -> None:
     """The liar's own view holds its true δ: merging it with an honest view is refused."""
-    liar_view = fresh_presignatures(presign35_trace)[BAD].public.view
+    liar_view = view_of(fresh_presignatures(presign35_trace)[BAD])
     honest = delta_abort.errors[1]
     with pytest.raises(ProtocolError, match="signers saw different broadcasts"):
         identify.merge_views([honest.state.view(honest.round3), liar_view])
@@ -166,7 +173,7 @@ def test_views_that_disagree_on_broadcasts_do_not_merge(delta_abort: DeltaAbort,
 
 def test_conflicting_mta_copies_name_their_sender(presign35_trace: Trace) -> None:
     presigs = fresh_presignatures(presign35_trace)
-    v1, v4 = presigs[1].public.view, presigs[4].public.view
+    v1, v4 = view_of(presigs[1]), view_of(presigs[4])
     row = dict(v1.mta[BAD])
     row[1] = dataclasses.replace(row[1], D=row[1].D + 1)
     forged = dataclasses.replace(v1, mta={**v1.mta, BAD: row})
@@ -195,7 +202,7 @@ def sign_abort(key35: Key, presign35_trace: Trace) -> SignAbort:
     sset = SignerSet(key35.public, SIGNERS, ())
     shares = {i: sign_share(p, sset, DIGEST) for i, p in presigs.items()}
     shares[BAD] = dataclasses.replace(shares[BAD], sigma=(shares[BAD].sigma + 1) % Q)
-    view = identify.merge_views(presigs[i].public.view for i in HONEST)
+    view = identify.merge_views(view_of(presigs[i]) for i in HONEST)
     rng = SeededRandom(b"sign-evidence")
     evidence = {
         j: identify.sign_evidence(j, key35.aux[j], presigs[j].public,
@@ -285,5 +292,5 @@ def test_an_incomplete_view_accuses_nobody(key35: Key, delta_abort: DeltaAbort,
     a = sign_abort
     with pytest.raises(UsageError, match="transcript lacks the MtA messages"):
         identify.sign_culprits(key35.aux[1], a.presigs[1].public, a.sset.effective_shares,
-                               a.presigs[1].public.view, a.shares,
+                               view_of(a.presigs[1]), a.shares,
                                evidence_for(a.evidence, 1), DIGEST)

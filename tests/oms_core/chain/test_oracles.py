@@ -23,6 +23,7 @@ from oms_core.chain.oracles import (
     OracleConfigError,
     PoolSide,
     PoolSpotFeed,
+    PriceFeed,
     PriceHeld,
     PriceOracle,
     SourceStatus,
@@ -87,9 +88,9 @@ class BrokenFeed:
         raise EndpointError("connection refused")
 
 
-def oracle(*feeds: object, dev_bps: int = 100, staleness: float = 600,
+def oracle(*feeds: PriceFeed, dev_bps: int = 100, staleness: float = 600,
            min_sources: int = 2) -> PriceOracle:
-    return PriceOracle({"ETH": list(feeds)},  # type: ignore[list-item]
+    return PriceOracle({"ETH": list(feeds)},
                        max_staleness_s=staleness, max_deviation_bps=dev_bps,
                        min_sources=min_sources, clock=lambda: NOW)
 
@@ -190,7 +191,7 @@ def test_three_required_sources() -> None:
 def test_configurations_that_could_not_check_anything_are_refused(
         feeds: list[FixedFeed], kwargs: dict[str, int], message: str) -> None:
     with pytest.raises(OracleConfigError, match=message):
-        oracle(*feeds, **kwargs)  # type: ignore[arg-type]
+        oracle(*feeds, **kwargs)
 
 
 def test_fixed_feed_refuses_impossible_prices() -> None:

@@ -8,7 +8,10 @@ from dataclasses import dataclass, replace
 from decimal import Decimal
 
 import pytest
+import web3.testing
+from eth_typing import HexStr
 from web3 import Web3
+from web3.types import Wei
 
 from ethereum import erc20
 from ethereum.transactions import TYPE_EIP1559, TYPE_LEGACY, UnsignedTx
@@ -23,6 +26,7 @@ from oms_core.chain.simulation import (
     PoolInterface,
     PoolSpec,
     SimulationBlocked,
+    SimulationResult,
     function_selector,
     pool_quote,
     simulate,
@@ -83,11 +87,12 @@ def module_chain() -> Chain:
 @pytest.fixture
 def chain(module_chain: Chain) -> Iterator[Chain]:
     """Each test starts from the same chain state (eth-tester snapshot)."""
-    snapshot = module_chain.w3.testing.snapshot()
+    testing = web3.testing.Testing(module_chain.w3)  # w3.testing, which Web3 leaves undeclared
+    snapshot = testing.snapshot()
     module_chain.endpoint.calls.clear()
     module_chain.endpoint.estimates.clear()
     yield module_chain
-    module_chain.w3.testing.revert(snapshot)
+    testing.revert(snapshot)
 
 
 def address_bytes(address: str) -> bytes:
@@ -118,11 +123,12 @@ def run(chain: Chain, t: UnsignedTx) -> None:
     """Execute the transaction for real, from the unlocked sender account."""
     tx_hash = chain.w3.eth.send_transaction({
         "from": Web3.to_checksum_address(chain.sender), "to": Web3.to_checksum_address(
-            t.to_address), "data": "0x" + t.data.hex(), "value": t.value, "gas": t.gas})
+            t.to_address), "data": HexStr("0x" + t.data.hex()), "value": Wei(t.value),
+        "gas": t.gas})
     assert chain.w3.eth.wait_for_transaction_receipt(tx_hash)["status"] == 1
 
 
-def sim(chain: Chain, t: UnsignedTx, sender: str | None = None):  # type: ignore[no-untyped-def]
+def sim(chain: Chain, t: UnsignedTx, sender: str | None = None) -> SimulationResult:
     return simulate(chain.endpoint, t, sender or chain.sender, tokens=chain.assets,
                     pools=[chain.pool])
 

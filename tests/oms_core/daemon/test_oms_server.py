@@ -418,7 +418,7 @@ def test_status_message_is_one_line() -> None:
     assert code == Code.INVALID_ARGUMENT and message == "InvalidInputError: line one line two"
 
 
-class _NodeAnswer(grpc.RpcError):
+class _NodeAnswer(grpc.RpcError):  # type: ignore[misc]  # grpcio is untyped: RpcError is Any
     """A signer node's gRPC error, as the coordinator's install_policy raises it."""
 
     def __init__(self, code: grpc.StatusCode, details: str) -> None:

@@ -7,6 +7,7 @@ import json
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -22,7 +23,7 @@ KEYS = ("signer-node-compromise", "trader-phishing", "insider-collusion",
         "unknown-destination", "admin-key-compromise", "raw-digest-signing")
 
 
-def _config(policy_text: str = EXAMPLE, **changes: object) -> RiskConfig:
+def _config(policy_text: str = EXAMPLE, /, **changes: Any) -> RiskConfig:
     config = RiskConfig(threshold=3, parties=5, policy=load_policy(policy_text), admins=5,
                         admin_quorum=3, webauthn_approvals=True, oracles={"ETH": GOOD_ORACLE},
                         simulation_before_signing=True,

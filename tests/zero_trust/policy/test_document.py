@@ -74,7 +74,7 @@ def test_limit_for_prefers_the_user_and_takes_the_tightest_role() -> None:
     assert own is not None and own.max_single_usd == 10 and own.source == 'user "bob"'
     both = policy.limit_for("carol", frozenset({"trader", "approver"}))
     assert both is not None
-    assert (both.max_single_usd, both.max_daily_usd) == (50_000, 200_000)
+    assert (both.max_single_usd, both.max_daily_usd) == (Decimal(50_000), Decimal(200_000))
     assert policy.limit_for("dave", frozenset({"auditor"})) is None
 
 

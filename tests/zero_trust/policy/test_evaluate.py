@@ -31,7 +31,7 @@ from zero_trust.policy.policy_canonical import policy_hash
 from zero_trust.policy.policy_errors import PolicyDenied, PolicyInputError
 
 
-def _rule(name: str, action: str = "allow", **conditions: object) -> str:
+def _rule(name: str, action: str = "allow", /, **conditions: object) -> str:
     """A TOML [[rules]] table; a value starting with "{" is written as given (inline table)."""
     lines = [f'[[rules]]\nname = "{name}"\naction = "{action}"']
     for key, value in conditions.items():

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
+from typing import Any
 
 import pytest
 
@@ -145,7 +146,8 @@ def test_element_not_unit(world: World, field: str, check: str) -> None:
     factor = {
         "A": world.key0.p, "w": world.key0.q, "B_y": world.key1.p, "w_y": world.key1.q,
     }.get(field, world.rp.key.p)
-    rejected(world, check, proof=dataclasses.replace(world.proof, **{field: factor}))
+    changes: dict[str, Any] = {field: factor}  # ``field`` names one of Proof's int fields
+    rejected(world, check, proof=dataclasses.replace(world.proof, **changes))
 
 
 @pytest.mark.parametrize("bad", [0, -1])
