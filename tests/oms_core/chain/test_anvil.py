@@ -168,7 +168,7 @@ def test_missing_anvil_fails_with_the_install_step(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("ANVIL_BIN", raising=False)
     monkeypatch.setattr(chain_support, "ANVIL_PACKAGE_DIR", tmp_path / "nothing-here")
-    with pytest.raises(AnvilUnavailableError, match=r"run the install step of \.ci/run"):
+    with pytest.raises(AnvilUnavailableError, match=r"run `bash testing/setup\.sh`"):
         chain_support.anvil_binary()
     monkeypatch.setenv("ANVIL_BIN", str(tmp_path / "no-anvil"))
     with pytest.raises(AnvilUnavailableError, match="not an executable"):
