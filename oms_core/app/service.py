@@ -62,20 +62,6 @@ from zero_trust.policy.policy_errors import PolicyDenied
 DAY_S = 86400.0
 LOGIN_CHALLENGE_TTL_S = 120.0
 MAX_PENDING_LOGINS = 4
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS assertions (
-        request_id TEXT NOT NULL, user_id TEXT NOT NULL, assertion BLOB NOT NULL,
-        PRIMARY KEY (request_id, user_id))""",
-    """CREATE TABLE IF NOT EXISTS webauthn_counters (
-        credential_id BLOB PRIMARY KEY, counter INTEGER NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS replacements (
-        request_id TEXT PRIMARY KEY, replaces TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS nonces (
-        chain_id INTEGER NOT NULL, key_id BLOB NOT NULL, next INTEGER NOT NULL,
-        PRIMARY KEY (chain_id, key_id))""",
-)
-
-
 class Signer(Protocol):
     """What the OMS needs from the coordinator: a verified (r, s, recovery id)."""
 
@@ -112,8 +98,6 @@ class OmsCore:
         conn = self.conn
         with transaction(conn):
             self.audit = AuditLog.create(conn, "oms")
-            for statement in _SCHEMA:
-                conn.execute(statement)
         self.users = UserStore(conn, self.audit)
         self.sessions = LoginSessions(self.audit, config.sessions)
         self.requests = RequestStore(conn, self.audit)
