@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from mpcnode.ceremony.cluster_config import ConfigError, load_node_config
+from mpcnode.state.schema_migrations import SchemaError
 from mpcnode.state.seal import SealError
 from mpcnode.transport.identity import IdentityError
 
@@ -28,7 +29,7 @@ def main(argv: list[str] | None = None) -> int:
         from mpcnode.daemon.node_server import serve as run
 
         return run(cfg)
-    except (ConfigError, SealError, IdentityError) as exc:
+    except (ConfigError, SealError, IdentityError, SchemaError) as exc:
         print(f"mpcnode: {exc}", file=sys.stderr)
         return 2
 

@@ -42,6 +42,7 @@ from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
 from mpcnode.protocol.sign import SignatureShare
 from mpcnode.state.consumption_journal import Consumption, ConsumptionJournal
+from mpcnode.state.schema_migrations import Migration, Schema, migrate
 from mpcnode.state.seal import Sealer, write_atomic
 
 DB_NAME = "presignatures.sqlite3"
@@ -51,8 +52,9 @@ CORE_CACHE = 4096  # decoded public cores kept for the signing path
 KEYS_DIR = "keys"
 CRASH_EXIT_CODE = 137
 
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS presignatures (
+SCHEMA = Schema("node presignature store", (
+    Migration(1, "the schema of the releases before versions were recorded", (
+        """CREATE TABLE IF NOT EXISTS presignatures (
     id         BLOB PRIMARY KEY,            -- the presigning session id
     key_id     BLOB NOT NULL,
     party      INTEGER NOT NULL,
@@ -65,23 +67,26 @@ CREATE TABLE IF NOT EXISTS presignatures (
     sigma      TEXT,                        -- σ_i in hex, once used
     created    REAL NOT NULL,
     consumed   REAL
-);
-CREATE INDEX IF NOT EXISTS presignatures_pool
-    ON presignatures (key_id, status, signers, path);
--- The full public part (~13 kB with the identification view) lives apart; the hot row
--- keeps only the small core, so signing decodes little and rewrites few pages.
--- Every session nonce this node ever accepted: a relay must not replay an old session's
--- signed messages into a new session with the same nonce (hence the same session id).
-CREATE TABLE IF NOT EXISTS session_nonces (
+)""",
+        """CREATE INDEX IF NOT EXISTS presignatures_pool
+    ON presignatures (key_id, status, signers, path)""",
+        # Every session nonce this node ever accepted: a relay must not replay an old
+        # session's signed messages into a new session with the same nonce (hence the
+        # same session id).
+        """CREATE TABLE IF NOT EXISTS session_nonces (
     nonce      BLOB PRIMARY KEY,
     protocol   TEXT NOT NULL,
     created    REAL NOT NULL
-);
-CREATE TABLE IF NOT EXISTS presignature_public (
+)""",
+        # The full public part (~13 kB with the identification view) lives apart; the hot
+        # row keeps only the small core, so signing decodes little and rewrites few pages.
+        """CREATE TABLE IF NOT EXISTS presignature_public (
     id         BLOB PRIMARY KEY REFERENCES presignatures (id),
     public     BLOB NOT NULL                -- codec bytes of PresignaturePublic with view
-);
-"""
+)""",
+    )),
+))
+"""Migrations of ``presignatures.sqlite3`` (schema_migrations.py), applied when it opens."""
 
 
 class StoreError(Exception):
@@ -171,7 +176,11 @@ class NodeStore:
             raise StoreError(f"{path}: SQLite refused WAL mode (journal_mode={mode})")
         db.execute("PRAGMA synchronous=FULL")  # a COMMIT is fsynced before it returns
         db.execute("PRAGMA secure_delete=ON")  # erased secrets are overwritten on disk
-        db.executescript(_SCHEMA)
+        try:
+            migrate(db, SCHEMA, path)
+        except BaseException:
+            db.close()
+            raise
         return db
 
     def close(self) -> None:

@@ -35,6 +35,7 @@ from typing import Protocol, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mpcnode.state.rolling_window import RollingWindow
+from mpcnode.state.schema_migrations import Migration, Schema, migrate
 from mpcnode.state.seal import write_atomic
 from zero_trust.authorization import SigningRequest, Verdict, authorize
 from zero_trust.policy.bundle import PolicyBundle, bundle_from_json, check_upgrade, verify_bundle
@@ -43,21 +44,24 @@ from zero_trust.policy.policy_canonical import decimal_text
 DAY_S = 86400.0
 KEEP_S = 2 * DAY_S  # ledger entries kept in memory: the 24-hour window with a day's margin
 T = TypeVar("T")
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS sign_counters (
+SCHEMA = Schema("node policy state", (
+    Migration(1, "the schema of the releases before versions were recorded", (
+        """CREATE TABLE IF NOT EXISTS sign_counters (
     credential_id BLOB PRIMARY KEY,
     counter       INTEGER NOT NULL,   -- last accepted counter
     request_id    TEXT NOT NULL,      -- the OMS request that used it last
     prev_counter  INTEGER             -- the counter before that request (NULL: none)
-);
-CREATE TABLE IF NOT EXISTS signed_requests (
+)""",
+        """CREATE TABLE IF NOT EXISTS signed_requests (
     request_id TEXT PRIMARY KEY,      -- OMS request id: counted once however often retried
     initiator  TEXT NOT NULL,
     usd        TEXT NOT NULL,         -- decimal
     at         REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS signed_by_initiator ON signed_requests (initiator, at);
-"""
+)""",
+        "CREATE INDEX IF NOT EXISTS signed_by_initiator ON signed_requests (initiator, at)",
+    )),
+))
+"""Migrations of ``policy.sqlite3`` (schema_migrations.py), applied when it opens."""
 
 
 class NoPolicyInstalled(Exception):  # noqa: N818 - a state, as operators read it
@@ -85,7 +89,11 @@ class PolicyState:
         self._db = sqlite3.connect(db_path, isolation_level=None, check_same_thread=False)
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")  # durability: see the module doc
-        self._db.executescript(_SCHEMA)
+        try:
+            migrate(self._db, SCHEMA, db_path)
+        except BaseException:
+            self._db.close()
+            raise
         # The in-memory view the checks read: per initiator the signed USD amounts by
         # request id and time, and credential id → (counter, request id, counter before
         # that request).

@@ -27,7 +27,7 @@ from decimal import ROUND_HALF_UP, Context, Decimal, DivisionByZero, InvalidOper
 from ethereum import erc20
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from oms_core.app.audit_sink import AuditSink
-from oms_core.app.oms_db import transaction
+from oms_core.app.oms_db import check_opened, transaction
 from oms_core.app.oms_errors import InvalidInputError, OmsError
 from zero_trust.policy.document import NATIVE, Policy
 from zero_trust.policy.usd import format_usd
@@ -41,25 +41,6 @@ DEFAULT_TOKEN_TRANSFER_GAS = 100_000
 
 _PROTOCOL = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")  # as policy names
 _CTX = Context(prec=50, traps=[InvalidOperation, DivisionByZero, Overflow])
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS protocol_pauses (
-        protocol  TEXT PRIMARY KEY,
-        since     REAL NOT NULL,
-        paused_by TEXT NOT NULL,
-        reason    TEXT NOT NULL,
-        automatic INTEGER NOT NULL CHECK (automatic IN (0, 1))
-    )""",
-    # TVL as decimal text: exact, like every amount of money in the OMS
-    """CREATE TABLE IF NOT EXISTS protocol_tvl_samples (
-        protocol TEXT NOT NULL,
-        at       REAL NOT NULL,
-        tvl_usd  TEXT NOT NULL
-    )""",
-    """CREATE INDEX IF NOT EXISTS protocol_tvl_samples_by_time
-       ON protocol_tvl_samples (protocol, at)""",
-)
-
 
 class ProtocolPaused(OmsError):  # noqa: N818 - a state, as users read it
     """The request touches a paused protocol; it stays blocked until a risk officer resumes."""
@@ -141,12 +122,6 @@ def _check_actor(by: str) -> str:
     return by
 
 
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the circuit-breaker tables if missing, inside the caller's transaction."""
-    for statement in _SCHEMA:
-        conn.execute(statement)
-
-
 class CircuitBreakers:
     """Pause state and TVL monitoring of protocols, on the OMS database connection."""
 
@@ -159,8 +134,7 @@ class CircuitBreakers:
             if watch.protocol in self._watches:
                 raise InvalidInputError(f"protocol {watch.protocol} is monitored twice")
             self._watches[watch.protocol] = watch
-        with transaction(conn):
-            ensure_schema(conn)
+        check_opened(conn)
 
     # --- pause state ------------------------------------------------------------------
 

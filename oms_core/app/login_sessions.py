@@ -101,21 +101,6 @@ def token_hash(token: str) -> bytes | None:
     return hashlib.sha256(raw).digest()
 
 
-_SCHEMA = (
-    f"""CREATE TABLE IF NOT EXISTS login_sessions (
-        session_id       TEXT PRIMARY KEY,
-        token_hash       BLOB NOT NULL UNIQUE CHECK (length(token_hash) = 32), -- SHA-256
-        user_id          TEXT NOT NULL REFERENCES users (user_id),
-        authenticated_by TEXT NOT NULL,
-        created_at       REAL NOT NULL,
-        last_seen_at     REAL NOT NULL,
-        ended_at         REAL,
-        end_reason       TEXT CHECK (end_reason IN ({", ".join(f"'{r}'" for r in EndReason)})),
-        CHECK ((ended_at IS NULL) = (end_reason IS NULL))
-    )""",
-    """CREATE INDEX IF NOT EXISTS login_sessions_open
-       ON login_sessions (user_id) WHERE ended_at IS NULL""",
-)
 _COLUMNS = "session_id, user_id, authenticated_by, created_at, last_seen_at"
 
 
@@ -140,7 +125,6 @@ class LoginSessions:
             raise InvalidInputError("authenticated_by must say how the user was authenticated")
         _check_now(now)
         with own_transaction(conn, "login"):
-            _ensure_schema(conn)
             refusal = self._login_refusal(conn, user_id, now)
             if refusal is None:
                 return self._open(conn, user_id, authenticated_by, now)
@@ -158,7 +142,6 @@ class LoginSessions:
         """
         _check_now(now)
         with own_transaction(conn, "authenticate"):
-            _ensure_schema(conn)
             checked = self._check(conn, token, now)
             if isinstance(checked, Session):
                 seen = max(checked.last_seen_at, now)  # a clock step back never extends it
@@ -171,7 +154,6 @@ class LoginSessions:
         """End the session of ``token``; refused like ``authenticate`` if it is not valid."""
         _check_now(now)
         with own_transaction(conn, "logout"):
-            _ensure_schema(conn)
             checked = self._check(conn, token, now)
             if isinstance(checked, Session):
                 self._end(conn, checked, EndReason.LOGOUT, now, actor=checked.user_id,
@@ -183,7 +165,6 @@ class LoginSessions:
                    now: float) -> int:
         """End every open session of ``user_id`` (a lost device); returns how many."""
         with transaction(conn):
-            _ensure_schema(conn)
             sessions = self._open_sessions(conn, user_id)
             for session in sessions:
                 self._end(conn, session, EndReason.REVOKED, now, actor=actor,
@@ -194,7 +175,6 @@ class LoginSessions:
                         now: float) -> tuple[Session, ...]:
         """The user's sessions still valid at ``now``, oldest first (read only)."""
         with transaction(conn):
-            _ensure_schema(conn)
             sessions = self._open_sessions(conn, user_id)
         return tuple(s for s in sessions if expiry(s, self.policy, now) is None)
 
@@ -294,12 +274,6 @@ class LoginSessions:
                             "WHERE user_id = ? AND ended_at IS NULL "
                             "ORDER BY created_at, session_id", (user_id,))
         return [Session(r[0], r[1], r[2], float(r[3]), float(r[4])) for r in rows]
-
-
-def _ensure_schema(conn: sqlite3.Connection) -> None:
-    users.ensure_schema(conn)  # sessions reference users
-    for statement in _SCHEMA:
-        conn.execute(statement)
 
 
 def _check_now(now: float) -> None:

@@ -10,6 +10,9 @@ unit.
 
 Durability: WAL with ``synchronous=FULL`` fsyncs the log on every commit, so a committed
 claim for signing survives a power cut (``NORMAL`` may lose the last commits).
+
+Schema: opening the file brings it to the version of ``oms_schema.OMS_SCHEMA`` (one
+migration list for every store in the file); the stores check it with ``check_opened``.
 """
 
 from __future__ import annotations
@@ -19,7 +22,9 @@ import sqlite3
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+from mpcnode.state.schema_migrations import SchemaError, migrate, schema_version
 from oms_core.app.oms_errors import StorageError
+from oms_core.app.oms_schema import OMS_SCHEMA
 
 DEFAULT_BUSY_TIMEOUT_S = 10.0
 _SAVEPOINT = "oms_nested"  # SQLite resolves a repeated name to the innermost savepoint
@@ -27,7 +32,8 @@ _SAVEPOINT = "oms_nested"  # SQLite resolves a repeated name to the innermost sa
 
 def open_database(path: str | os.PathLike[str], *,
                   busy_timeout_s: float = DEFAULT_BUSY_TIMEOUT_S) -> sqlite3.Connection:
-    """Open (creating if needed) the OMS database file with WAL, FULL sync and foreign keys.
+    """Open (creating if needed) the OMS database file with WAL, FULL sync and foreign keys,
+    its schema migrated to the current version (``StorageError`` if it cannot be).
 
     One connection per thread: ``sqlite3`` connections must not be shared across threads.
     """
@@ -41,10 +47,26 @@ def open_database(path: str | os.PathLike[str], *,
         conn.execute("PRAGMA foreign_keys=ON")
         if conn.execute("PRAGMA foreign_keys").fetchone()[0] != 1:
             raise StorageError("this SQLite build does not enforce foreign keys")
+        try:
+            migrate(conn, OMS_SCHEMA, path)
+        except SchemaError as exc:
+            raise StorageError(str(exc)) from exc
     except BaseException:
         conn.close()
         raise
     return conn
+
+
+def check_opened(conn: sqlite3.Connection) -> None:
+    """Refuse a connection that ``open_database`` did not open: one with implicit
+    transactions, or on a file not at the current schema version (its tables may be
+    missing or of another shape). Each store checks its connection with this."""
+    _check_explicit(conn)
+    found = schema_version(conn)
+    if found != OMS_SCHEMA.version:
+        raise StorageError(f"the database is at schema version {found}, not "
+                           f"{OMS_SCHEMA.version}: open it with open_database, which "
+                           "migrates it")
 
 
 @contextmanager

@@ -17,6 +17,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from oms_core.app.audit_sink import AuditSink
+from oms_core.app.oms_db import check_opened
 from oms_core.app.oms_errors import InvalidInputError, NotFound, PermissionDenied
 from zero_trust.policy.bundle import (
     BundleSignature,
@@ -25,25 +26,6 @@ from zero_trust.policy.bundle import (
     bundle_to_json,
     signed_message,
     verify_bundle,
-)
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS policy_bundles (
-        bundle_hash TEXT PRIMARY KEY,
-        version     INTEGER NOT NULL,
-        bundle      BLOB NOT NULL,          -- bundle JSON without signatures
-        summary     TEXT NOT NULL,
-        proposed_by TEXT NOT NULL,
-        proposed_at REAL NOT NULL,
-        status      TEXT NOT NULL CHECK (status IN ('proposed', 'active', 'superseded'))
-    )""",
-    """CREATE TABLE IF NOT EXISTS policy_signatures (
-        bundle_hash TEXT NOT NULL REFERENCES policy_bundles (bundle_hash),
-        admin_id    TEXT NOT NULL,
-        signature   BLOB NOT NULL,
-        signed_at   REAL NOT NULL,
-        PRIMARY KEY (bundle_hash, admin_id)
-    )""",
 )
 
 Installer = Callable[[bytes], None]  # pushes signed bundle JSON to every signer node
@@ -66,8 +48,7 @@ class PolicyRegistry:
         self._admins = {a: Ed25519PublicKey.from_public_bytes(k) for a, k in admins.items()}
         self.quorum = quorum
         self._install = install
-        for statement in _SCHEMA:
-            conn.execute(statement)
+        check_opened(conn)
 
     # --- reading ----------------------------------------------------------------------
 

@@ -42,22 +42,6 @@ from zero_trust.policy.document import Policy
 
 __all__ = ["DAY_S", "OmsConfig", "OmsCore", "Signer"]
 
-# The use cases' own tables (each store creates its own): assertions (request_approvals
-# keeps them, request_signing sends them), webauthn_counters (assertion_check),
-# replacements (request_intake, request_signing) and nonces (request_intake, no chain).
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS assertions (
-        request_id TEXT NOT NULL, user_id TEXT NOT NULL, assertion BLOB NOT NULL,
-        PRIMARY KEY (request_id, user_id))""",
-    """CREATE TABLE IF NOT EXISTS webauthn_counters (
-        credential_id BLOB PRIMARY KEY, counter INTEGER NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS replacements (
-        request_id TEXT PRIMARY KEY, replaces TEXT NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS nonces (
-        chain_id INTEGER NOT NULL, key_id BLOB NOT NULL, next INTEGER NOT NULL,
-        PRIMARY KEY (chain_id, key_id))""",
-)
-
 
 class OmsCore:
     def __init__(self, config: OmsConfig, signer: Signer, prices: PriceSource,
@@ -69,8 +53,6 @@ class OmsCore:
         conn = self.conn
         with transaction(conn):
             self.audit = AuditLog.create(conn, "oms")
-            for statement in _SCHEMA:
-                conn.execute(statement)
         self.users = UserStore(conn, self.audit)
         self.sessions = LoginSessions(self.audit, config.sessions)
         self.requests = RequestStore(conn, self.audit)

@@ -23,7 +23,7 @@ from enum import StrEnum
 from types import MappingProxyType
 
 from oms_core.app.audit_sink import AuditSink
-from oms_core.app.oms_db import transaction
+from oms_core.app.oms_db import check_opened, transaction
 from oms_core.app.oms_errors import (
     AlreadyExistsError,
     InvalidInputError,
@@ -153,40 +153,13 @@ def _check_actor(actor: object) -> str:
     return actor
 
 
-_ROLE_CHECK = ", ".join(f"'{r.value}'" for r in Role)
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS users (
-        user_id      TEXT PRIMARY KEY,
-        display_name TEXT NOT NULL,
-        enabled      INTEGER NOT NULL CHECK (enabled IN (0, 1)),
-        created_at   REAL NOT NULL,
-        updated_at   REAL NOT NULL
-    )""",
-    f"""CREATE TABLE IF NOT EXISTS user_roles (
-        user_id TEXT NOT NULL REFERENCES users (user_id),
-        role    TEXT NOT NULL CHECK (role IN ({_ROLE_CHECK})),
-        PRIMARY KEY (user_id, role)
-    )""",
-    # Users are disabled, never deleted: requests, approvals and audit entries name them.
-    """CREATE TRIGGER IF NOT EXISTS users_no_delete BEFORE DELETE ON users
-       BEGIN SELECT RAISE(ABORT, 'users are disabled, never deleted'); END""",
-)
-
-
-def ensure_schema(conn: sqlite3.Connection) -> None:
-    """Create the user tables if missing, inside the caller's transaction."""
-    for statement in _SCHEMA:
-        conn.execute(statement)
-
-
 class UserStore:
     """Users and their roles in the OMS database; every change is audited in its transaction."""
 
     def __init__(self, conn: sqlite3.Connection, audit: AuditSink) -> None:
         self._conn = conn
         self._audit = audit
-        with transaction(conn):
-            ensure_schema(conn)
+        check_opened(conn)
 
     def create(self, user_id: str, *, display_name: str, roles: Iterable[Role | str],
                actor: str, at: float, enabled: bool = True) -> User:

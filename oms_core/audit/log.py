@@ -3,8 +3,8 @@
 Transactions belong to the caller. Nothing here commits, rolls back or begins: ``append``
 writes through the caller's connection, so with Python's default isolation the INSERT
 joins (or opens) the caller's transaction and the entry is committed with the state change
-it records, or rolled back with it. The schema is created statement by statement, never
-with ``executescript`` (which COMMITs whatever is pending). Concurrent writers should use
+it records, or rolled back with it. The tables and their append-only triggers are part of
+the OMS database's schema (``oms_core.app.oms_schema``). Concurrent writers should use
 ``BEGIN IMMEDIATE``; two appends racing for one index cannot both succeed, since the index
 is the primary key (the loser gets ``sqlite3.IntegrityError``).
 
@@ -34,36 +34,6 @@ from oms_core.audit.signing_key import AuditSigner
 from oms_core.audit.tree_head import SignedTreeHead, TreeHead, check_log_id, timestamp_ms
 
 META_LOG_ID = "log_id"
-
-_SCHEMA = (
-    """CREATE TABLE IF NOT EXISTS audit_meta (
-        key   TEXT PRIMARY KEY,
-        value TEXT NOT NULL
-    )""",
-    """CREATE TABLE IF NOT EXISTS audit_entries (
-        idx        INTEGER PRIMARY KEY CHECK (idx >= 0),  -- 0, 1, 2, … in append order
-        at         REAL NOT NULL,                         -- seconds since the Unix epoch
-        actor      TEXT NOT NULL,
-        action     TEXT NOT NULL,
-        subject    TEXT NOT NULL,
-        details    TEXT NOT NULL,                         -- canonical JSON object
-        prev_hash  BLOB NOT NULL,                         -- entry_hash of idx - 1
-        entry_hash BLOB NOT NULL,
-        leaf_hash  BLOB NOT NULL                          -- RFC 6962 leaf hash of the entry
-    )""",
-    """CREATE TABLE IF NOT EXISTS audit_tree_heads (
-        seq          INTEGER PRIMARY KEY CHECK (seq >= 1), -- 1, 2, 3, … in signing order
-        log_id       TEXT NOT NULL,
-        tree_size    INTEGER NOT NULL,
-        root_hash    BLOB NOT NULL,
-        timestamp_ms INTEGER NOT NULL,
-        signature    BLOB NOT NULL
-    )""",
-    *(f"""CREATE TRIGGER IF NOT EXISTS {table}_no_{verb.lower()}
-          BEFORE {verb} ON {table}
-          BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"""
-      for table in ("audit_entries", "audit_tree_heads") for verb in ("UPDATE", "DELETE")),
-)
 
 _ENTRY_COLUMNS = "idx, at, actor, action, subject, details, prev_hash, entry_hash, leaf_hash"
 _HEAD_COLUMNS = "seq, log_id, tree_size, root_hash, timestamp_ms, signature"
@@ -126,21 +96,19 @@ class AuditLog:
             raise AuditLogError(str(exc)) from None
         self.log_id = log_id
 
-    @staticmethod
-    def ensure_schema(conn: sqlite3.Connection) -> None:
-        """Create the tables and triggers if missing; does not commit."""
-        for statement in _SCHEMA:
-            conn.execute(statement)
-
     @classmethod
     def create(cls, conn: sqlite3.Connection, log_id: str) -> AuditLog:
-        """Ensure the schema and record the log id (idempotent); does not commit."""
+        """Record the log id (idempotent); does not commit. The tables come with the OMS
+        database's schema (``oms_core.app.oms_schema``), applied when the file is opened."""
         log = cls(log_id)
-        cls.ensure_schema(conn)
         existing = read_log_id(conn)
         if existing is None:
-            conn.execute("INSERT INTO audit_meta (key, value) VALUES (?, ?)",
-                         (META_LOG_ID, log_id))
+            try:
+                conn.execute("INSERT INTO audit_meta (key, value) VALUES (?, ?)",
+                             (META_LOG_ID, log_id))
+            except sqlite3.OperationalError as exc:
+                raise AuditLogError(f"this database has no audit tables ({exc}): open it "
+                                    "with oms_core.app.oms_db.open_database") from None
         elif existing != log_id:
             raise AuditLogError(f"this database holds audit log {existing!r}, not {log_id!r}")
         return log

@@ -91,13 +91,17 @@ def verify_log(conn: sqlite3.Connection, public_key: Ed25519PublicKey, *,
 
 
 def _log_id(conn: sqlite3.Connection) -> str:
-    """The log's id; a database without the log's tables is not an audit log at all
-    (``AuditLogError``), one with the tables but no id has been tampered with."""
+    """The log's id; a database without the log's tables, or with the empty tables of a
+    new OMS file, is not an audit log yet (``AuditLogError``); one with entries or heads
+    but no id has been tampered with."""
     tables = {name for (name,) in conn.execute(
         "SELECT name FROM sqlite_master WHERE type = 'table' AND name LIKE 'audit_%'")}
     if not {"audit_meta", "audit_entries", "audit_tree_heads"} <= tables:
         raise AuditLogError("this database holds no audit log")
     log_id = read_log_id(conn)
+    if log_id is None and not any(conn.execute(f"SELECT 1 FROM {table} LIMIT 1").fetchone()
+                                  for table in ("audit_entries", "audit_tree_heads")):
+        raise AuditLogError("this database holds no audit log")
     if log_id is None:
         raise AuditVerificationError("the log id is missing from audit_meta (deleted?)")
     return log_id

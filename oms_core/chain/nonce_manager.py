@@ -19,26 +19,7 @@ import sqlite3
 from dataclasses import dataclass
 from enum import Enum
 
-from oms_core.app.oms_db import transaction
-
-_SCHEMA = """
-CREATE TABLE IF NOT EXISTS chain_nonces (
-    chain_id INTEGER NOT NULL,
-    address TEXT NOT NULL,
-    nonce INTEGER NOT NULL CHECK (nonce >= 0),
-    state TEXT NOT NULL CHECK (state IN ('reserved', 'used', 'released')),
-    owner TEXT,
-    PRIMARY KEY (chain_id, address, nonce)
-);
-CREATE TABLE IF NOT EXISTS chain_nonce_cursors (
-    chain_id INTEGER NOT NULL,
-    address TEXT NOT NULL,
-    next_nonce INTEGER NOT NULL CHECK (next_nonce >= 0),
-    PRIMARY KEY (chain_id, address)
-);
-CREATE UNIQUE INDEX IF NOT EXISTS chain_nonces_owner
-    ON chain_nonces (chain_id, address, owner) WHERE owner IS NOT NULL;
-"""
+from oms_core.app.oms_db import check_opened, transaction
 
 
 class NonceError(Exception):
@@ -80,10 +61,7 @@ class NonceManager:
 
     def __init__(self, conn: sqlite3.Connection) -> None:
         self._conn = conn
-        with transaction(conn):
-            for statement in _SCHEMA.split(";"):
-                if statement.strip():
-                    conn.execute(statement)
+        check_opened(conn)
 
     def reserve(self, chain_id: int, address: str, *, chain_pending: int,
                 owner: str | None = None) -> int:

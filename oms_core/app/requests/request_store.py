@@ -32,7 +32,7 @@ from enum import StrEnum
 from typing import Any
 
 from oms_core.app.audit_sink import AuditSink
-from oms_core.app.oms_db import transaction
+from oms_core.app.oms_db import check_opened, transaction
 from oms_core.app.oms_errors import (
     AlreadyClaimedError,
     ConcurrentUpdateError,
@@ -137,59 +137,6 @@ def _in(values: Iterable[str]) -> str:
     return ", ".join(f"'{v}'" for v in values)
 
 
-_SCHEMA = (
-    f"""CREATE TABLE IF NOT EXISTS requests (
-        request_id  TEXT PRIMARY KEY,
-        kind        TEXT NOT NULL CHECK (kind IN ({_in(RequestKind)})),
-        initiator   TEXT NOT NULL,
-        asset       TEXT NOT NULL,
-        amount      TEXT NOT NULL
-                    CHECK (length(amount) BETWEEN 1 AND 78 AND amount NOT GLOB '*[^0-9]*'),
-        destination TEXT NOT NULL,
-        chain_id    INTEGER NOT NULL CHECK (chain_id > 0),
-        payload     BLOB NOT NULL,
-        policy_hash BLOB CHECK (policy_hash IS NULL OR length(policy_hash) = 32),
-        decision    TEXT,              -- JSON object
-        state       TEXT NOT NULL CHECK (state IN ({_in(State)})),
-        created_at  REAL NOT NULL,
-        updated_at  REAL NOT NULL,
-        expires_at  REAL NOT NULL,
-        signature   BLOB,
-        signed_tx   BLOB,
-        tx_hash     BLOB CHECK (tx_hash IS NULL OR length(tx_hash) = 32)
-    )""",
-    "CREATE INDEX IF NOT EXISTS requests_by_state ON requests (state, expires_at)",
-    """CREATE TABLE IF NOT EXISTS request_events (
-        seq        INTEGER PRIMARY KEY,  -- increasing in commit order
-        request_id TEXT NOT NULL REFERENCES requests (request_id),
-        from_state TEXT,                 -- NULL for the creation
-        to_state   TEXT NOT NULL,
-        actor      TEXT NOT NULL,
-        at         REAL NOT NULL,
-        reason     TEXT NOT NULL
-    )""",
-    "CREATE INDEX IF NOT EXISTS request_events_by_request ON request_events (request_id, seq)",
-    f"""CREATE TABLE IF NOT EXISTS approvals (
-        request_id    TEXT NOT NULL REFERENCES requests (request_id),
-        approver      TEXT NOT NULL,
-        role          TEXT NOT NULL CHECK (role IN ({_in(sorted(APPROVING_ROLES))})),
-        credential_id BLOB NOT NULL,
-        sign_count    INTEGER NOT NULL CHECK (sign_count >= 0),
-        approved_at   REAL NOT NULL,
-        UNIQUE (request_id, approver)  -- one person counts once
-    )""",
-    # History is append-only and the request's content never changes: these stop bugs (an
-    # attacker with write access to the file drops them; the audit log is the defence).
-    *(f"""CREATE TRIGGER IF NOT EXISTS {table}_no_{verb.lower()} BEFORE {verb} ON {table}
-          BEGIN SELECT RAISE(ABORT, '{table} is append-only'); END"""
-      for table in ("request_events", "approvals") for verb in ("UPDATE", "DELETE")),
-    """CREATE TRIGGER IF NOT EXISTS requests_no_delete BEFORE DELETE ON requests
-       BEGIN SELECT RAISE(ABORT, 'requests are never deleted'); END""",
-    f"""CREATE TRIGGER IF NOT EXISTS requests_content_fixed
-       BEFORE UPDATE OF {", ".join(_IMMUTABLE)}, created_at, expires_at ON requests
-       BEGIN SELECT RAISE(ABORT, 'a request''s content never changes'); END""",
-)
-
 _COLUMNS = ("request_id, kind, initiator, asset, amount, destination, chain_id, payload, state, "
             "created_at, updated_at, expires_at, policy_hash, decision, signature, signed_tx, "
             "tx_hash")
@@ -204,9 +151,7 @@ class RequestStore:
     def __init__(self, conn: sqlite3.Connection, audit: AuditSink) -> None:
         self._conn = conn
         self._audit = audit
-        with transaction(conn):
-            for statement in _SCHEMA:
-                conn.execute(statement)
+        check_opened(conn)
 
     # --- reading ---------------------------------------------------------------------
 

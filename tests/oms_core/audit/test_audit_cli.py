@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from mpcnode.state.schema_migrations import migrate
+from oms_core.app.oms_schema import OMS_SCHEMA
 from oms_core.audit.audit_cli import main, register
 from oms_core.audit.log import AuditLog
 from oms_core.audit.signing_key import AuditSigner, write_public_key
@@ -24,6 +26,7 @@ def db(tmp_path: Path) -> Path:
     """A committed log of 12 entries with signed heads at sizes 4, 9 and 12."""
     path = tmp_path / "oms.sqlite3"
     conn = sqlite3.connect(path)
+    migrate(conn, OMS_SCHEMA, path)
     log = AuditLog.create(conn, "oms-prod")
     for i in range(12):
         log.append(conn, actor="alice", action="request.approve", subject=f"req-{i}",
@@ -288,6 +291,7 @@ def test_head_of_a_log_without_heads(capsys: pytest.CaptureFixture[str],
                                      tmp_path: Path) -> None:
     path = tmp_path / "new.sqlite3"
     conn = sqlite3.connect(path)
+    migrate(conn, OMS_SCHEMA, path)
     AuditLog.create(conn, "fresh")
     conn.commit()
     conn.close()

@@ -15,6 +15,8 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ec import SECP256R1, generate_private_key
 
+from mpcnode.state.schema_migrations import migrate
+from oms_core.app.oms_schema import OMS_SCHEMA
 from oms_core.audit.audit_errors import (
     AuditLogError,
     AuditVerificationError,
@@ -49,6 +51,7 @@ ENTRY_COLUMNS = "at, actor, action, subject, details, prev_hash, entry_hash, lea
 @pytest.fixture
 def conn() -> Iterator[sqlite3.Connection]:
     connection = sqlite3.connect(":memory:")
+    migrate(connection, OMS_SCHEMA, ":memory:")  # the audit tables are the OMS file's
     yield connection
     connection.close()
 
@@ -169,28 +172,29 @@ def test_append_rejects_bad_fields(conn: sqlite3.Connection, field: str, value: 
 def test_append_does_not_commit_and_rolls_back_with_the_caller(tmp_path: Path) -> None:
     path = tmp_path / "oms.sqlite3"
     conn = sqlite3.connect(path)
+    migrate(conn, OMS_SCHEMA, path)
     log = AuditLog.create(conn, LOG_ID)
-    conn.execute("CREATE TABLE requests (id TEXT PRIMARY KEY, state TEXT)")
+    conn.execute("CREATE TABLE orders (id TEXT PRIMARY KEY, state TEXT)")
     conn.commit()
     observer = sqlite3.connect(path)
     try:
-        conn.execute("INSERT INTO requests VALUES ('r1', 'approved')")
+        conn.execute("INSERT INTO orders VALUES ('r1', 'approved')")
         log.append(conn, actor="alice", action="request.approve", subject="r1",
                    details={"state": "approved"}, at=T0)
         assert conn.in_transaction
         assert observer.execute("SELECT COUNT(*) FROM audit_entries").fetchone()[0] == 0
         conn.rollback()
         assert log.size(conn) == 0
-        assert conn.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 0
+        assert conn.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 0
         assert verify_log(conn, SIGNER.public_key).entries == 0
 
-        conn.execute("INSERT INTO requests VALUES ('r1', 'approved')")
+        conn.execute("INSERT INTO orders VALUES ('r1', 'approved')")
         entry = log.append(conn, actor="alice", action="request.approve", subject="r1",
                            details={"state": "approved"}, at=T0)
         conn.commit()
         assert entry.index == 0  # the rolled-back entry left no gap
         assert observer.execute("SELECT COUNT(*) FROM audit_entries").fetchone()[0] == 1
-        assert observer.execute("SELECT COUNT(*) FROM requests").fetchone()[0] == 1
+        assert observer.execute("SELECT COUNT(*) FROM orders").fetchone()[0] == 1
     finally:
         observer.close()
         conn.close()
@@ -200,6 +204,7 @@ def test_append_inside_an_explicit_begin_immediate(tmp_path: Path) -> None:
     """The OMS opens connections with isolation_level=None and BEGIN IMMEDIATE itself."""
     conn = sqlite3.connect(tmp_path / "oms.sqlite3", isolation_level=None)
     try:
+        migrate(conn, OMS_SCHEMA, tmp_path / "oms.sqlite3")
         log = AuditLog.create(conn, LOG_ID)
         conn.execute("BEGIN IMMEDIATE")
         log.append(conn, actor="alice", action="login", subject="", details={}, at=T0)
@@ -559,6 +564,7 @@ def test_truncation_with_its_heads_is_caught_by_a_kept_head(conn: sqlite3.Connec
 def test_kept_head_from_a_forked_log_is_caught(conn: sqlite3.Connection) -> None:
     log = _fill(conn, 10, heads_at=(10,))
     fork = sqlite3.connect(":memory:")
+    migrate(fork, OMS_SCHEMA, ":memory:")
     fork_log = _fill(fork, 9)
     fork_log.append(fork, actor="x", action="y", subject="", details={}, at=T0 + 50)
     other_head = fork_log.sign_tree_head(fork, SIGNER, T0 + 60)

@@ -1,0 +1,66 @@
+"""The OMS database's one migration list: the CHECK lists it spells out match the enums of
+the code (a new value needs a migration), and the stores refuse a connection that was not
+opened, and so migrated, by ``open_database``."""
+
+from __future__ import annotations
+
+import re
+import sqlite3
+from collections.abc import Iterable, Iterator
+from enum import Enum
+from pathlib import Path
+
+import pytest
+
+from mpcnode.state.schema_migrations import migrate
+from oms_core.app.login_sessions import EndReason
+from oms_core.app.oms_db import check_opened, open_database
+from oms_core.app.oms_errors import StorageError
+from oms_core.app.oms_schema import OMS_SCHEMA
+from oms_core.app.requests.request_lifecycle import State
+from oms_core.app.requests.request_store import APPROVING_ROLES, RequestKind
+from oms_core.app.users import Role
+from oms_core.chain.nonce_manager import NonceState
+
+
+@pytest.fixture
+def conn() -> Iterator[sqlite3.Connection]:
+    connection = sqlite3.connect(":memory:", isolation_level=None)
+    migrate(connection, OMS_SCHEMA, ":memory:")
+    yield connection
+    connection.close()
+
+
+def allowed(conn: sqlite3.Connection, table: str, column: str) -> set[str]:
+    """The values the CHECK (column IN (…)) of ``table`` allows."""
+    (sql,) = conn.execute("SELECT sql FROM sqlite_master WHERE type = 'table' AND name = ?",
+                          (table,)).fetchone()
+    match = re.search(rf"CHECK \({column} IN \(([^)]*)\)\)", sql)
+    assert match is not None, f"no CHECK list on {table}.{column}"
+    return set(re.findall(r"'([^']*)'", match.group(1)))
+
+
+@pytest.mark.parametrize(("table", "column", "values"), [
+    ("user_roles", "role", Role),
+    ("requests", "kind", RequestKind),
+    ("requests", "state", State),
+    ("approvals", "role", APPROVING_ROLES),
+    ("login_sessions", "end_reason", EndReason),
+    ("chain_nonces", "state", NonceState),
+])
+def test_check_lists_match_the_enums(conn: sqlite3.Connection, table: str, column: str,
+                                     values: Iterable[Enum]) -> None:
+    assert allowed(conn, table, column) == {str(v.value) for v in values}
+
+
+def test_stores_refuse_a_connection_not_opened_by_open_database(tmp_path: Path) -> None:
+    path = tmp_path / "oms.sqlite3"
+    raw = sqlite3.connect(path, isolation_level=None)
+    try:
+        with pytest.raises(StorageError, match="schema version 0, not 1: open it with "
+                                               "open_database"):
+            check_opened(raw)
+        open_database(path).close()
+        check_opened(raw)  # the file is migrated now
+    finally:
+        raw.close()
