@@ -17,7 +17,9 @@
 Client commands find the server through --server/--ca, or read both (and the WebAuthn
 relying party) from --config. Before an assertion is made the client recomputes its
 challenge from the transaction the server sent and prints what is being signed
-(``client_challenge``). An authenticator FILE is a DEMO ONLY software authenticator.
+(``client_challenge``). An authenticator FILE is a DEMO ONLY software authenticator
+(``test_only``): only the commands that use one import it, since ``oms serve`` refuses to
+run with that package loaded.
 Admin keys sign policy changes locally: they never leave this machine.
 
 Exit status: 0 done; 1 the OMS refused or failed (its one-line message on stderr, e.g.
@@ -37,12 +39,12 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
 from mpcnode.ceremony.cluster_config import load_cluster_config, parse_address
+from mpcnode.core.production_fence import refuse_test_only
 from oms_core.app.bundle_signing import load_admin_key
 from oms_core.app.oms_config import ConfigError, OmsSettings, load_settings
 from oms_core.audit import audit_cli
 from oms_core.audit.audit_errors import AuditError
 from oms_core.audit.signing_key import key_fingerprint, load_public_key
-from oms_core.cli.authenticator_file import load_authenticator, save_authenticator
 from oms_core.cli.client_challenge import ChallengeCheckError, challenge_to_sign
 from oms_core.cli.instance_setup import (
     DEMO_RP,
@@ -274,6 +276,7 @@ def _init(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    refuse_test_only("oms serve")  # the demo may use test_only; the daemon never
     from oms_core.daemon.runtime import StartupError, serve
 
     try:
@@ -297,6 +300,8 @@ def _risk_report(args: argparse.Namespace) -> int:
 
 
 def _login(args: argparse.Namespace) -> int:
+    from oms_core.cli.authenticator_file import load_authenticator, save_authenticator
+
     rp = _relying_party(args)
     authenticator = load_authenticator(args.authenticator)
     with _client(args) as client:
@@ -349,6 +354,8 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _assert_and_send(args: argparse.Namespace, action: str) -> int:
     """Fetch the request, recompute its challenge, sign it with the authenticator, send."""
+    from oms_core.cli.authenticator_file import load_authenticator, save_authenticator
+
     rp = _relying_party(args)
     token = load_token(_token_path(args))
     authenticator = load_authenticator(args.authenticator)

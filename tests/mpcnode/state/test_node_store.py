@@ -16,7 +16,6 @@ import pytest
 from mpcnode.core import codec
 from mpcnode.core.errors import PresignatureError
 from mpcnode.core.params import DEFAULT_PROFILE
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol.presignature import Presignature
 from mpcnode.protocol.sign import SignatureShare, combine, sign_share
 from mpcnode.protocol.signer_set import SignerSet
@@ -33,6 +32,7 @@ from mpcnode.state.node_store import (
     UnknownPresignature,
 )
 from mpcnode.state.seal import Sealer, SealError
+from test_only.seeded_random import SeededRandom
 from testing.store_material import (
     CHILD,
     DIGEST,
