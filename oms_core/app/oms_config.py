@@ -28,7 +28,9 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
 
-from mpcnode.ceremony.cluster_config import ClusterConfig, dumps_toml, parse_address
+from mpcnode.ceremony.cluster_file import ClusterConfig
+from mpcnode.core.config_schema import dumps
+from mpcnode.transport.net_address import parse_address
 from oms_core.app.login_sessions import SessionPolicy
 from oms_core.app.service import DAY_S, OmsConfig
 from zero_trust.authorization import RelyingParty
@@ -152,9 +154,9 @@ def dump_settings(settings: OmsSettings) -> str:
                        "absolute_timeout_seconds": int(s.absolute_timeout_s),
                        "max_per_user": s.max_sessions_per_user}
     doc["risk"] = {"wallet_value_usd": _decimal_text(settings.wallet_value_usd)}
-    return dumps_toml(doc, header="OMS configuration (oms serve --config). Relative paths "
-                                  "are relative to this file's directory.\nPrices are FIXED "
-                                  "(no oracle yet): the risk report flags them.")
+    return dumps(doc, header="# OMS configuration (oms serve --config). Relative paths "
+                             "are relative to this file's directory.\n# Prices are FIXED "
+                             "(no oracle yet): the risk report flags them.\n\n")
 
 
 def _decimal_text(value: Decimal) -> str:

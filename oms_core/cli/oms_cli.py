@@ -38,8 +38,9 @@ from collections.abc import Callable
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 
-from mpcnode.ceremony.cluster_config import load_cluster_config, parse_address
+from mpcnode.ceremony.cluster_file import load_cluster_config
 from mpcnode.core.production_fence import refuse_test_only
+from mpcnode.transport.net_address import parse_address
 from oms_core.app.bundle_signing import load_admin_key
 from oms_core.app.oms_config import ConfigError, OmsSettings, load_settings
 from oms_core.audit import audit_cli

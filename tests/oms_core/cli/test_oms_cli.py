@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mpcnode.ceremony.cluster_config import init_cluster
+from mpcnode.ceremony.cluster_init import init_cluster
 from oms_core.app.oms_config import ConfigError, load_settings
 from oms_core.audit.signing_key import load_signer, write_public_key
 from oms_core.cli.authenticator_file import save_authenticator
