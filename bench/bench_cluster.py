@@ -1,7 +1,8 @@
 """Benchmark of the signer cluster over real mutual TLS on loopback (3-of-5).
 
-Starts five ``mpcnode serve`` processes (TEST ONLY fixture primes, so aux info does not
-wait for safe-prime generation), runs keygen + aux info, fills a presignature pool and
+Starts five node processes (``python -m test_only.node_daemon``: TEST ONLY fixture primes,
+so aux info does not wait for safe-prime generation; the production server code), runs
+keygen + aux info, fills a presignature pool and
 measures, in the same run:
 
   * online sign latency (p50, p99) with a warm pool, both for the bare protocol (TEST
@@ -43,7 +44,7 @@ from grpc_health.v1 import health_pb2
 from coordinator.authorization_proto import to_proto
 from coordinator.coordinator import Coordinator
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
-from mpcnode.ceremony.cluster_config import load_coordinator_config
+from mpcnode.ceremony.cluster_file import load_coordinator_config
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import enrol
 from testing.cluster_harness import ProcessCluster, make_cluster

@@ -1,7 +1,7 @@
 """``mpc-ceremony``: the key ceremony, for operators and auditors.
 
     mpc-ceremony init --nodes N --threshold T --out DIR   CA, certificates, identities, configs
-    mpc-ceremony up DIR                                   start DIR's nodes on loopback
+    mpc-ceremony up DIR [--test-only-nodes]               start DIR's nodes on loopback
     mpc-ceremony down DIR                                 stop them
     mpc-ceremony keygen DIR --key-id ID                   keygen + aux info; DIR/transcripts/ID.json
     mpc-ceremony verify FILE                              re-verify a transcript offline
@@ -21,15 +21,13 @@ from pathlib import Path
 
 from coordinator import ceremony_transcript as transcript
 from coordinator.coordinator import Coordinator, CoordinatorError
-from mpcnode.ceremony.cluster_config import (
-    ClusterInitError,
-    ConfigError,
-    init_cluster,
-    load_cluster_config,
-    load_coordinator_config,
-)
+from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
+from mpcnode.ceremony.cluster_init import ClusterInitError, init_cluster
+from mpcnode.core.config_schema import ConfigError
 
 KEYS_FILE = "keys.json"  # label → key id (hex), kept beside cluster.toml
+NODE_MODULE = "mpcnode"  # ``mpcnode serve``: the production daemon
+TEST_NODE_MODULE = "test_only.node_daemon"  # TEST ONLY: honours node.toml's [testing]
 
 
 def _say(msg: str) -> None:
@@ -81,13 +79,14 @@ def cmd_init(args: argparse.Namespace) -> int:
 def cmd_up(args: argparse.Namespace) -> int:
     root: Path = args.dir
     cluster = load_cluster_config(root / "cluster.toml")
+    module = TEST_NODE_MODULE if args.test_only_nodes else NODE_MODULE
     for i in sorted(cluster.nodes):
         if _read_pid(_pidfile(root, i)) is not None:
             _say(f"node {i}: already running")
             continue
         with (root / f"node{i}" / "node.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "mpcnode", "serve", "--config",
+                [sys.executable, "-m", module, "serve", "--config",
                  str(root / f"node{i}" / "node.toml")],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
         _pidfile(root, i).write_text(f"{proc.pid}\n")
@@ -218,6 +217,9 @@ def main(argv: list[str] | None = None) -> int:
     p = sub.add_parser("up", help="start the nodes of DIR on this machine")
     p.add_argument("dir", type=Path)
     p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("--test-only-nodes", action="store_true",
+                   help=f"TEST ONLY: start the nodes with `python -m {TEST_NODE_MODULE}`, "
+                        "which honours node.toml's [testing] section (never in production)")
     p.set_defaults(fn=cmd_up)
     p = sub.add_parser("down", help="stop the nodes of DIR")
     p.add_argument("dir", type=Path)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mpcnode.ceremony.cluster_config import ClusterConfig
+from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.seal import write_atomic
 from mpcnode.transport.identity import IdentityError, IdentityPublic

@@ -25,7 +25,7 @@ import grpc
 from coordinator.accusations import culprit_of, majority
 from coordinator.identification import identify_bad_share, mta_transcript
 from coordinator.node_client import NodeClient
-from mpcnode.ceremony.cluster_config import CoordinatorConfig
+from mpcnode.ceremony.cluster_file import CoordinatorConfig
 from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError, culprit_name
 from mpcnode.core.params import DEFAULT_PROFILE

@@ -18,7 +18,7 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
 
-from mpcnode.ceremony.cluster_config import NodeEntry
+from mpcnode.ceremony.cluster_file import NodeEntry
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.rpc import node_pb2_grpc
 

@@ -1,9 +1,11 @@
 """TEST ONLY: local clusters of real signer nodes on loopback, for integration tests.
 
 Each node gets its own slice of the public TEST ONLY prime fixture (so aux info does
-not wait for safe primes, and no two nodes share a prime). Nodes run either in this
-process (``in_process_cluster``: fast, one gRPC server per node) or as separate
-``mpcnode serve`` processes (``ProcessCluster``: what operators run; needed for kill -9).
+not wait for safe primes, and no two nodes share a prime), allowed by the node's
+``[testing]`` section. Nodes run either in this process (``in_process_cluster``: fast,
+one gRPC server per node) or as separate processes (``ProcessCluster``; needed for
+kill -9): ``python -m test_only.node_daemon`` for a node.toml with test switches, the
+production ``mpcnode serve`` for one without.
 """
 
 from __future__ import annotations
@@ -18,14 +20,13 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from coordinator.coordinator import Coordinator
-from mpcnode.ceremony.cluster_config import (
-    ClusterLayout,
-    dump_node_config,
-    init_cluster,
-    load_coordinator_config,
-    load_node_config,
-)
+from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.ceremony.cluster_init import ClusterLayout, init_cluster
+from mpcnode.ceremony.config_files import read_config
+from mpcnode.ceremony.node_config import TESTING_SECTION, load_node_config
 from mpcnode.ceremony.prime_pool import PrimePool, write_pool_atomic
+from test_only.node_daemon import running_test_node
+from test_only.node_switches import NodeSwitches, dump_test_node_config
 from testing import fixture_keys
 
 PRIMES_PER_NODE = 4  # two aux-info runs (keygen + one refresh) per node
@@ -71,31 +72,36 @@ def make_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = Fals
         pool = root / f"node{i}" / "TEST_ONLY_primes.json"
         chunk = primes[PRIMES_PER_NODE * (i - 1): PRIMES_PER_NODE * i]
         write_pool_atomic(pool, PrimePool(1024, tuple(chunk), test_material=True))
-        cfg = dataclasses.replace(
-            cfg, prime_pool=pool, allow_test_primes=True,
-            metrics_listen=cfg.metrics_listen if metrics else None,
-            crash_after_consume=i in (crash_after_consume or set()),
-            sign_unauthorized_digests=unauthorized_digests)
-        path.write_text(dump_node_config(cfg))
+        cfg = dataclasses.replace(cfg, prime_pool=pool,
+                                  metrics_listen=cfg.metrics_listen if metrics else None)
+        switches = NodeSwitches(allow_test_primes=True,
+                                crash_after_consume=i in (crash_after_consume or set()),
+                                sign_unauthorized_digests=unauthorized_digests)
+        path.write_text(dump_test_node_config(cfg, switches))
     return layout
 
 
 @contextmanager
 def in_process_cluster(root: Path, nodes: int, threshold: int, *,
                        unauthorized_digests: bool = True) -> Iterator[Coordinator]:
-    from mpcnode.daemon.node_server import running_server
-
     make_cluster(root, nodes, threshold, unauthorized_digests=unauthorized_digests)
     with ExitStack() as stack:
         for i in range(1, nodes + 1):
-            stack.enter_context(running_server(load_node_config(root / f"node{i}" / "node.toml")))
+            stack.enter_context(running_test_node(root / f"node{i}" / "node.toml"))
         coordinator = Coordinator(load_coordinator_config(root), timeout=120.0)
         stack.callback(coordinator.close)
         yield coordinator
 
 
+def node_command(config: Path) -> list[str]:
+    """How to start the node of ``config``: the TEST ONLY entry point if it has test
+    switches (``mpcnode serve`` refuses them), else the production daemon."""
+    module = "test_only.node_daemon" if TESTING_SECTION in read_config(config) else "mpcnode"
+    return [sys.executable, "-m", module, "serve", "--config", str(config)]
+
+
 class ProcessCluster:
-    """Signer nodes as real ``python -m mpcnode serve`` processes."""
+    """Signer nodes as real processes (``node_command``)."""
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -106,9 +112,8 @@ class ProcessCluster:
 
     def start(self, i: int) -> None:
         with (self.root / f"node{i}" / "node.log").open("ab") as log:
-            self.procs[i] = subprocess.Popen(
-                [sys.executable, "-m", "mpcnode", "serve", "--config", str(self.config(i))],
-                stdout=log, stderr=log)
+            self.procs[i] = subprocess.Popen(node_command(self.config(i)),
+                                             stdout=log, stderr=log)
 
     def stop(self, i: int, *, kill: bool = False) -> int:
         p = self.procs.pop(i)

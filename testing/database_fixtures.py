@@ -34,7 +34,6 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from mpcnode.core.params import DEFAULT_PROFILE
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol.key_share import KeyShare
 from mpcnode.protocol.presignature import Presignature
 from mpcnode.protocol.sign import SignatureShare, sign_share
@@ -50,6 +49,7 @@ from oms_core.audit.signing_key import AuditSigner
 from oms_core.chain.nonce_manager import NonceManager
 from oms_core.chain.prices import FixedPrices
 from oms_core.demo.demo_people import Person, enrol
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 from testing.oms_rpc_support import SingleKeySigner, policy_text
 from testing.transfer_policy import SINK, transfer_policy

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from mpcnode.ceremony.prime_pool import load_pool
 from mpcnode.crypto.paillier import PaillierSecretKey, paillier_keypair
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.crypto.ring_pedersen import RingPedersenSecret, ring_pedersen_from_key
+from test_only.seeded_random import SeededRandom
 
 FIXTURES = Path(__file__).parent / "fixtures"
 POOL_1024 = FIXTURES / "TEST_ONLY_safe_primes_1024.json"

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from coordinator.coordinator import Coordinator
-from mpcnode.ceremony.cluster_config import load_coordinator_config
+from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.protocol.sign import Signature
 from testing.cluster_harness import ProcessCluster, make_cluster
 
@@ -47,8 +47,8 @@ def process_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = F
                     crash_after_consume: set[int] | None = None,
                     unauthorized_digests: bool = True
                     ) -> Iterator[tuple[ProcessCluster, Coordinator]]:
-    """``nodes`` real ``python -m mpcnode serve`` processes, all healthy, and a coordinator.
-    Every process is stopped on exit, whatever happened."""
+    """``nodes`` real node processes (``cluster_harness.node_command``), all healthy, and a
+    coordinator. Every process is stopped on exit, whatever happened."""
     make_cluster(root, nodes, threshold, metrics=metrics,
                  crash_after_consume=crash_after_consume,
                  unauthorized_digests=unauthorized_digests)

@@ -15,12 +15,13 @@ from typing import Any
 
 from mpcnode.core.params import DEFAULT_PROFILE
 from mpcnode.crypto.group import Point, Q, lagrange_coefficient
-from mpcnode.crypto.random_source import RandomSource, SeededRandom
+from mpcnode.crypto.random_source import RandomSource
 from mpcnode.protocol import aux_info, presign
 from mpcnode.protocol.key_share import AuxInfo, KeyShare, PublicKeyData
 from mpcnode.protocol.presignature import Presignature
 from mpcnode.protocol.rounds import RoundOutput
 from mpcnode.sim.simulator import broadcasts_for, direct_for
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 

@@ -9,12 +9,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mpcnode.core.params import DEFAULT_PROFILE
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
 from mpcnode.protocol.sign import SignatureShare, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.sim.simulator import run_aux_info, run_keygen, run_presign
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 PARTIES = (1, 2)

@@ -59,8 +59,11 @@ def load(model: type[M], text: str, source: object) -> M:
 
 
 def first_error(error: ValidationError, source: object) -> ConfigError:
-    """The first of pydantic's errors, as the dotted key and a reason a person can act on."""
-    detail = error.errors(include_url=False)[0]
+    """The first of pydantic's errors, as the dotted key and a reason a person can act on.
+
+    An unknown key comes first: it is usually a misspelling of the key reported missing."""
+    details = error.errors(include_url=False)
+    detail = next((d for d in details if d["type"] == "extra_forbidden"), details[0])
     # a refused table key is named by itself, not by pydantic's "[key]" marker after it
     key = ".".join(str(part) for part in detail["loc"] if part != "[key]") or "(document)"
     kind = detail["type"]

@@ -1,12 +1,12 @@
 """The one injectable source of randomness for protocol code.
 
 Protocol state machines never call ``secrets`` themselves: they receive a
-``RandomSource``, so tests can replay a run and production uses the OS CSPRNG.
+``RandomSource``, so production uses the OS CSPRNG and tests can replay a run with a
+seeded one (``test_only.seeded_random``, which production never imports).
 """
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 from typing import Protocol
 
@@ -59,16 +59,3 @@ class SystemRandom:
 
     def token_bytes(self, n: int) -> bytes:
         return secrets.token_bytes(n)
-
-
-class SeededRandom:
-    """TEST ONLY: a deterministic stream (SHAKE-256 in counter mode) for reproducible runs."""
-
-    def __init__(self, seed: bytes) -> None:
-        self._seed = seed
-        self._counter = 0
-
-    def token_bytes(self, n: int) -> bytes:
-        self._counter += 1
-        h = hashlib.shake_256(b"seeded-random/v1" + self._seed + self._counter.to_bytes(8, "big"))
-        return h.digest(n)

@@ -11,7 +11,8 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from pathlib import Path
+from typing import Any, Protocol
 
 from mpcnode.ceremony.prime_pool import take_primes
 from mpcnode.core import codec
@@ -54,33 +55,51 @@ class AuxResult:
     aux_digest: bytes
 
 
-def primes_from(pool: Any, allow_test: bool, rng: RandomSource) -> PrimeSource:
-    """Where aux info gets its two safe primes: a pool file, else fresh generation."""
+def primes_from(pool: Path | None, rng: RandomSource) -> PrimeSource:
+    """Where aux info gets its two safe primes: a pool file (never one marked TEST
+    MATERIAL), else fresh generation."""
 
     def source(profile: Profile) -> tuple[int, int]:
         if pool is not None:
-            p, q = take_primes(pool, 2, allow_test_material=allow_test)
-            if p.bit_length() != profile.prime_bits:
-                raise UsageError(f"prime pool holds {p.bit_length()}-bit primes, "
-                                 f"profile {profile.name} needs {profile.prime_bits}")
-            return p, q
+            return pool_pair(take_primes(pool, 2), profile)
         return (generate_safe_prime(profile.prime_bits, rng),
                 generate_safe_prime(profile.prime_bits, rng))
 
     return source
 
 
+def pool_pair(primes: list[int], profile: Profile) -> tuple[int, int]:
+    """Two primes taken from a pool, refused unless they have the profile's size."""
+    p, q = primes
+    if p.bit_length() != profile.prime_bits:
+        raise UsageError(f"prime pool holds {p.bit_length()}-bit primes, "
+                         f"profile {profile.name} needs {profile.prime_bits}")
+    return p, q
+
+
+class UnauthorizedSigning(Protocol):
+    """What a node does with a sign request that carries no authorization.
+
+    A production node has none and refuses every such request (DESIGN §4). The one
+    implementation, for the protocol-layer tests that predate zero-trust signing, is
+    ``test_only.bare_digest_signing``; it gets the policy state so that it can keep the
+    authorized path's lock order (policy, then store)."""
+
+    def __call__(self, digest: bytes, policy: PolicyState,
+                 sign: Callable[[bytes], SignatureShare]) -> SignatureShare: ...
+
+
 class SignerNode:
     def __init__(self, party: int, keys: IdentityKeys, identities: dict[int, IdentityPublic],
                  store: NodeStore, primes: PrimeSource, rng: RandomSource | None = None, *,
                  policy: PolicyState, clock: Callable[[], float] = time.time,
-                 sign_unauthorized_digests: bool = False) -> None:
+                 unauthorized: UnauthorizedSigning | None = None) -> None:
         if keys.public.party != party:
             raise UsageError("identity keys belong to another party")
         self.party = party
         self.policy = policy
         self.clock = clock
-        self.sign_unauthorized_digests = sign_unauthorized_digests  # TEST ONLY
+        self.unauthorized = unauthorized  # None in production: no bare digest is signed
         self.keys = keys
         self.identities = identities
         self.store = store
@@ -230,14 +249,11 @@ class SignerNode:
                                      digest), note)
 
         if not req.HasField("authorization"):
-            if not self.sign_unauthorized_digests:
+            if self.unauthorized is None:
                 raise AuthorizationDenied(
                     "a sign request must carry an authorization (transaction, policy hash "
                     "and approvals): this node never signs a bare digest")
-            if len(req.digest) != 32:  # TEST ONLY path, see NodeConfig
-                raise UsageError(f"digest must be 32 bytes, got {len(req.digest)}")
-            with self.policy.lock:  # the lock order of the authorized path (policy, store)
-                return sign(req.digest)
+            return self.unauthorized(req.digest, self.policy, sign)
         prior = self.store.answered(req.request_id, req.presignature_id)
         if prior is not None:
             return prior  # a retry: the same σ_i, and no second policy decision

@@ -3,7 +3,9 @@
     mpcnode serve --config node.toml
 
 The seal passphrase comes from the file or environment variable named in node.toml,
-never from the command line.
+never from the command line. This entry point honours no test switch: it refuses a
+node.toml with a ``[testing]`` section, and refuses to run if the ``test_only`` package
+is loaded (tests start such nodes with ``python -m test_only.node_daemon``).
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import argparse
 import sys
 from pathlib import Path
 
-from mpcnode.ceremony.cluster_config import ConfigError, load_node_config
+from mpcnode.ceremony.node_config import load_node_config
+from mpcnode.core.config_schema import ConfigError
+from mpcnode.core.production_fence import FenceError, refuse_test_only
 from mpcnode.state.schema_migrations import SchemaError
 from mpcnode.state.seal import SealError
 from mpcnode.transport.identity import IdentityError
@@ -25,11 +29,12 @@ def main(argv: list[str] | None = None) -> int:
     serve.add_argument("--config", type=Path, required=True, help="path to node.toml")
     args = ap.parse_args(argv)
     try:
+        refuse_test_only("mpcnode serve")
         cfg = load_node_config(args.config)
         from mpcnode.daemon.node_server import serve as run
 
         return run(cfg)
-    except (ConfigError, SealError, IdentityError, SchemaError) as exc:
+    except (ConfigError, FenceError, SealError, IdentityError, SchemaError) as exc:
         print(f"mpcnode: {exc}", file=sys.stderr)
         return 2
 

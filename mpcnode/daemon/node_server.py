@@ -18,6 +18,7 @@ import time
 from collections.abc import Callable, Iterator
 from concurrent import futures
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 # grpcio has no API for a minimum TLS version (grpc/grpc#37305). Restricting the TLS 1.2
@@ -31,22 +32,19 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
 from mpcnode.ceremony import pki
-from mpcnode.ceremony.cluster_config import (
-    NodeConfig,
-    load_cluster_config,
-    load_identity_keys,
-    parse_address,
-)
+from mpcnode.ceremony.cluster_file import load_cluster_config
+from mpcnode.ceremony.node_config import NodeConfig, load_identity_keys
 from mpcnode.core import codec
 from mpcnode.core.errors import PresignatureError, ProtocolError, UsageError, culprit_name
 from mpcnode.crypto.random_source import SystemRandom
 from mpcnode.daemon.metrics import NodeMetrics
-from mpcnode.daemon.node import SignerNode, primes_from
+from mpcnode.daemon.node import PrimeSource, SignerNode, UnauthorizedSigning, primes_from
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.rpc import node_pb2_grpc
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import NoPolicyInstalled, PolicyState
 from mpcnode.state.seal import Sealer, load_or_create_salt
+from mpcnode.transport.net_address import parse_address
 from zero_trust.authorization import AuthorizationDenied
 from zero_trust.policy.policy_errors import PolicyError
 
@@ -59,11 +57,32 @@ def _log(event: str, **fields: Any) -> None:
     log.info(json.dumps({"event": event, **fields}, default=str))
 
 
+@dataclass(frozen=True)
+class NodeHooks:
+    """Injection points for the test entry point (``python -m test_only.node_daemon``).
+
+    A production node runs with none: ``mpcnode serve`` passes ``NodeHooks()``, and every
+    implementation that weakens a protection lives in the ``test_only`` package.
+    ``switches`` names the active ones: the node logs a warning for each at start and
+    reports them in ``Info``, so nobody mistakes such a node for a production one.
+    """
+
+    switches: tuple[str, ...] = ()
+    after_consume: Callable[[], None] | None = None  # NodeStore: after the journal write
+    unauthorized: UnauthorizedSigning | None = None  # SignerNode: requests without approvals
+    primes: PrimeSource | None = None  # replaces the pool / generation of node.toml
+
+
+NO_HOOKS = NodeHooks()  # what ``mpcnode serve`` runs with
+
+
 class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
-    def __init__(self, node: SignerNode, ca_pem: bytes, metrics: NodeMetrics) -> None:
+    def __init__(self, node: SignerNode, ca_pem: bytes, metrics: NodeMetrics,
+                 test_switches: tuple[str, ...] = ()) -> None:
         self.node = node
         self.ca_pem = ca_pem
         self.metrics = metrics
+        self.test_switches = test_switches
         self._verdicts: dict[bytes, tuple[grpc.StatusCode, str]] = {}
         self._verdicts_lock = threading.Lock()
 
@@ -125,6 +144,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
 
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
         info = self._call("Info", context, self.node.info)
+        info.test_switches.extend(self.test_switches)
         for key in info.keys:
             self.metrics.pool.labels(key_id=key.key_id.hex()).set(
                 sum(level.available for level in key.pool))
@@ -209,7 +229,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
         return self._call("IdentifySigners", context, run)
 
 
-def build_node(cfg: NodeConfig) -> tuple[SignerNode, NodeStore]:
+def build_node(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> tuple[SignerNode, NodeStore]:
     cluster = load_cluster_config(cfg.cluster_file)
     if cfg.node_id not in cluster.nodes:
         raise UsageError(f"node {cfg.node_id} is not in {cfg.cluster_file}")
@@ -218,20 +238,25 @@ def build_node(cfg: NodeConfig) -> tuple[SignerNode, NodeStore]:
     cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     sealer = Sealer.from_passphrase(passphrase, load_or_create_salt(cfg.data_dir / "seal.salt"))
     sealer.verify_kcv(cfg.data_dir / "seal.kcv")
-    store = NodeStore(cfg.data_dir, sealer, crash_after_consume=cfg.crash_after_consume)
+    store = NodeStore(cfg.data_dir, sealer, after_consume=hooks.after_consume)
     identities = {i: e.identity for i, e in cluster.nodes.items()}
     rng = SystemRandom()
     policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
     policy.attach(store)
-    node = SignerNode(cfg.node_id, keys, identities, store,
-                      primes_from(cfg.prime_pool, cfg.allow_test_primes, rng), rng,
-                      policy=policy, sign_unauthorized_digests=cfg.sign_unauthorized_digests)
+    primes = hooks.primes or primes_from(cfg.prime_pool, rng)
+    node = SignerNode(cfg.node_id, keys, identities, store, primes, rng, policy=policy,
+                      unauthorized=hooks.unauthorized)
     return node, store
 
 
 @contextmanager
-def running_server(cfg: NodeConfig) -> Iterator[tuple[grpc.Server, SignerNode, NodeStore]]:
-    node, store = build_node(cfg)
+def running_server(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS
+                   ) -> Iterator[tuple[grpc.Server, SignerNode, NodeStore]]:
+    for switch in hooks.switches:
+        log.warning(json.dumps({"event": "TEST_ONLY_switch", "switch": switch,
+                                "warning": "a protection is switched off: never in "
+                                           "production"}))
+    node, store = build_node(cfg, hooks)
     metrics = NodeMetrics()
     ca_pem = cfg.tls_ca.read_bytes()
     creds = grpc.ssl_server_credentials(
@@ -240,7 +265,7 @@ def running_server(cfg: NodeConfig) -> Iterator[tuple[grpc.Server, SignerNode, N
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
                          options=[("grpc.max_receive_message_length", 64 << 20),
                                   ("grpc.max_send_message_length", 64 << 20)])
-    service = SignerNodeService(node, ca_pem, metrics)
+    service = SignerNodeService(node, ca_pem, metrics, hooks.switches)
     node_pb2_grpc.add_SignerNodeServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
@@ -262,12 +287,12 @@ def running_server(cfg: NodeConfig) -> Iterator[tuple[grpc.Server, SignerNode, N
         node.policy.close()
 
 
-def serve(cfg: NodeConfig) -> int:
+def serve(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> int:
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     stop = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda *_: stop.set())
-    with running_server(cfg) as (_server, node, _store):
+    with running_server(cfg, hooks) as (_server, node, _store):
         _log("serving", party=node.party, listen=cfg.listen, metrics=cfg.metrics_listen)
         stop.wait()
         _log("stopping", party=node.party)

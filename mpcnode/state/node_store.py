@@ -50,7 +50,6 @@ JOURNAL_NAME = "consumed.journal"
 CHECKPOINT_EVERY = 512  # journal records between checkpoints of the table
 CORE_CACHE = 4096  # decoded public cores kept for the signing path
 KEYS_DIR = "keys"
-CRASH_EXIT_CODE = 137
 
 SCHEMA = Schema("node presignature store", (
     Migration(1, "the schema of the releases before versions were recorded", (
@@ -132,17 +131,17 @@ def _secret_aad(presig_id: bytes, party: int, public_raw: bytes) -> bytes:
 class NodeStore:
     """Key material and the presignature pool of one signer node.
 
-    ``crash_after_consume`` is TEST ONLY (set from the node config's [testing] section):
-    ``sign_once`` then ends the process with exit code 137 right after the journal's
-    ``fdatasync`` and before returning σ_i, as a crash at the worst moment would.
+    ``after_consume``, if given, runs in ``sign_once`` right after the journal's
+    ``fdatasync`` and before σ_i is returned: the moment a crash hurts most. It is an
+    injection point for the crash tests (``test_only.crash_hook``); production passes none.
     """
 
     def __init__(self, data_dir: Path, sealer: Sealer, *,
-                 crash_after_consume: bool = False) -> None:
+                 after_consume: Callable[[], None] | None = None) -> None:
         self._dir = data_dir
         self._keys = data_dir / KEYS_DIR
         self._sealer = sealer
-        self._crash_after_consume = crash_after_consume
+        self._after_consume = after_consume
         self._lock = threading.RLock()  # one connection, shared by the server's threads;
         # re-entrant: checkpoint hooks may read the store
         for d in (self._dir, self._keys):
@@ -425,8 +424,8 @@ class NodeStore:
             self._journal.append(rec)  # durable from here: σ_i may leave the node
             self._journaled[presig_id] = rec
             self._journaled_requests[request_id] = rec
-            if self._crash_after_consume:
-                os._exit(CRASH_EXIT_CODE)  # TEST ONLY: crash after the journal, before reply
+            if self._after_consume is not None:
+                self._after_consume()
             self._unapplied.append(rec)
             if self._journal.records >= CHECKPOINT_EVERY:
                 self._checkpoint()

@@ -30,8 +30,9 @@ from typing import Annotated
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from mpcnode.ceremony.cluster_config import ClusterConfig, parse_address
+from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.core.config_schema import ConfigError, StrictConfig, dumps, load
+from mpcnode.transport.net_address import parse_address
 from oms_core.app.login_sessions import SessionPolicy
 from oms_core.app.service import DAY_S, OmsConfig
 from zero_trust.authorization import RelyingParty

@@ -13,7 +13,7 @@ import os
 from pathlib import Path
 
 from mpcnode.ceremony.pki import write_private
-from oms_core.demo.soft_authenticator import SoftwareAuthenticator
+from test_only.soft_authenticator import SoftwareAuthenticator
 from zero_trust.approvals.approval_errors import AuthenticatorStateError
 
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mpcnode.ceremony.cluster_config import parse_address
+from mpcnode.transport.net_address import parse_address
 from oms_core.app.oms_config import OmsSettings, load_settings
 from oms_core.cli.instance_setup import DEMO_RP
 from oms_core.cli.oms_client import DEFAULT_TIMEOUT_S, OmsClient

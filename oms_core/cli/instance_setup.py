@@ -30,15 +30,14 @@ from decimal import Decimal
 from pathlib import Path
 
 import zero_trust.policy
-from mpcnode.ceremony.cluster_config import ClusterConfig, load_cluster_config, parse_address
+from mpcnode.ceremony.cluster_file import ClusterConfig, load_cluster_config
 from mpcnode.ceremony.pki import write_private, write_public
+from mpcnode.transport.net_address import parse_address
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.oms_config import OmsSettings, TlsFiles, dump_settings
 from oms_core.audit.signing_key import AuditSigner, write_public_key, write_signing_key
-from oms_core.cli.authenticator_file import save_authenticator
 from oms_core.daemon.oms_server import check_listen
 from oms_core.daemon.tls_certificate import issue_oms_certificate
-from oms_core.demo.demo_people import enrol
 from zero_trust.authorization import RelyingParty
 from zero_trust.policy.document import read_policy_file
 
@@ -127,6 +126,10 @@ def _issue_tls(options: InitOptions, out: Path, now: dt.datetime) -> TlsFiles:
 def _demo_bootstrap(options: InitOptions, cluster: ClusterConfig, out: Path,
                     random_bytes: RandomBytes) -> Path | None:
     """DEMO ONLY: software authenticators and the first bundle, signed by local admins."""
+    # Imported here: they load the TEST AND DEMO ONLY package, which ``oms serve`` refuses.
+    from oms_core.cli.authenticator_file import save_authenticator
+    from oms_core.demo.demo_people import enrol
+
     if not options.demo_people:
         if options.policy_file is not None:
             raise SetupError("a bootstrap policy needs its approvers: enrol them with "

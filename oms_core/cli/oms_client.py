@@ -15,7 +15,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from mpcnode.ceremony.cluster_config import parse_address
+from mpcnode.transport.net_address import parse_address
 from oms_core.daemon.loopback import is_loopback_host
 from oms_core.rpc import oms_pb2 as pb
 from oms_core.rpc import oms_pb2_grpc

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from oms_core.cli.authenticator_file import load_authenticator, save_authenticator
 from oms_core.cli.client_challenge import challenge_to_sign
 from oms_core.cli.client_connection import open_client, relying_party, token_path
 from oms_core.cli.client_output import print_json, print_request, request_dict
@@ -69,6 +68,9 @@ def _approve(args: argparse.Namespace) -> int:
 
 def _assert_and_send(args: argparse.Namespace, action: str) -> int:
     """Fetch the request, recompute its challenge, sign it with the authenticator, send."""
+    # Imported here: a DEMO ONLY authenticator loads test_only, which `oms serve` refuses.
+    from oms_core.cli.authenticator_file import load_authenticator, save_authenticator
+
     rp = relying_party(args)
     token = load_token(token_path(args))
     authenticator = load_authenticator(args.authenticator)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mpcnode.ceremony.cluster_config import load_cluster_config
+from mpcnode.ceremony.cluster_file import load_cluster_config
 from oms_core.app.oms_config import load_settings
 from oms_core.cli.exit_status import EXIT_OK
 from oms_core.risk import risk_report

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from mpcnode.core.production_fence import refuse_test_only
 from oms_core.app.oms_config import load_settings
 from oms_core.cli.exit_status import EXIT_REFUSED, fail, one_line
 
@@ -16,6 +17,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 
 
 def _serve(args: argparse.Namespace) -> int:
+    refuse_test_only("oms serve")  # the demo may use test_only; the daemon never
     # Imported here: the daemon (gRPC, the coordinator) loads only for the command that runs it.
     from oms_core.daemon.runtime import StartupError, serve
 

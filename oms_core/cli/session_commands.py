@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 
-from oms_core.cli.authenticator_file import load_authenticator, save_authenticator
 from oms_core.cli.client_connection import open_client, relying_party, token_path
 from oms_core.cli.client_output import print_json, when
 from oms_core.cli.exit_status import EXIT_OK
@@ -24,6 +23,9 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _login(args: argparse.Namespace) -> int:
+    # Imported here: a DEMO ONLY authenticator loads test_only, which `oms serve` refuses.
+    from oms_core.cli.authenticator_file import load_authenticator, save_authenticator
+
     rp = relying_party(args)
     authenticator = load_authenticator(args.authenticator)
     with open_client(args) as client:

@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from mpcnode.ceremony.cluster_config import format_address, parse_address
+from mpcnode.transport.net_address import format_address, parse_address
 from oms_core.app.oms_errors import AuthError
 from oms_core.app.requests.request_store import Request
 from oms_core.app.service import OmsCore

@@ -20,7 +20,7 @@ import grpc
 
 from coordinator.coordinator import Coordinator
 from coordinator.oms_signer import CoordinatorSigner
-from mpcnode.ceremony.cluster_config import load_coordinator_config
+from mpcnode.ceremony.cluster_file import load_coordinator_config
 from oms_core.app.oms_config import OmsSettings
 from oms_core.app.oms_errors import NotFound
 from oms_core.app.service import OmsCore

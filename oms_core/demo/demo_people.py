@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
-from oms_core.demo.soft_authenticator import SoftwareAuthenticator
+from test_only.soft_authenticator import SoftwareAuthenticator
 from zero_trust.approvals.registration import begin_registration, complete_registration
 from zero_trust.approvals.registry import Approver, ApproverRegistry, Role
 from zero_trust.authorization import RelyingParty, SigningRequest

@@ -34,7 +34,7 @@ from coordinator.transcript_verify import verify
 from ethereum import erc20
 from ethereum.addresses import ethereum_address
 from ethereum.hashing import function_selector
-from mpcnode.ceremony.cluster_config import load_coordinator_config
+from mpcnode.ceremony.cluster_file import load_coordinator_config
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.chain_gateway import ChainConfig, ChainSettings
 from oms_core.app.requests.request_store import Request

@@ -13,7 +13,7 @@ from __future__ import annotations
 import sqlite3
 from contextlib import closing
 
-from mpcnode.ceremony.cluster_config import ClusterConfig
+from mpcnode.ceremony.cluster_file import ClusterConfig
 from oms_core.app.oms_config import OmsSettings
 from oms_core.risk.risk_config import OracleSettings, RiskConfig
 from zero_trust.policy.bundle import bundle_from_json

@@ -22,13 +22,14 @@ from coordinator import ceremony_transcript as transcript
 from coordinator.ceremony_transcript import Transcript, TranscriptError
 from coordinator.transcript_verify import VerifiedCeremony, verify
 from ethereum.addresses import eip55, ethereum_address
-from mpcnode.ceremony.cluster_config import load_identity_keys, load_node_config
+from mpcnode.ceremony.node_config import load_identity_keys
 from mpcnode.core import codec
 from mpcnode.crypto.group import Point
 from mpcnode.daemon.node import AuxResult, KeygenResult
 from mpcnode.protocol import aux_info, keygen, refresh
 from mpcnode.transport import envelope
 from mpcnode.transport.identity import IdentityKeys
+from test_only.node_switches import load_test_node_config
 from testing.cluster_harness import in_process_cluster
 
 Doc = dict[str, Any]
@@ -54,7 +55,7 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Ceremony:
         _, rec2 = coordinator.aux_info(kg.key_id)
         refreshed_key, recs = coordinator.refresh(kg.key_id)
         cluster = coordinator.config.cluster
-    keys = {i: load_identity_keys(load_node_config(root / f"node{i}" / "node.toml"))
+    keys = {i: load_identity_keys(load_test_node_config(root / f"node{i}" / "node.toml")[0])
             for i in (1, 2, 3)}
     pub = kg.public_key.to_bytes()
     initial = transcript.from_records(cluster, kg.key_id, pub, [rec1, rec2])

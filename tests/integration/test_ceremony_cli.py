@@ -20,13 +20,10 @@ from bip_utils import EthAddrEncoder
 
 from coordinator.ceremony_cli import main
 from coordinator.coordinator import Coordinator
-from mpcnode.ceremony.cluster_config import (
-    load_cluster_config,
-    load_coordinator_config,
-    load_identity_keys,
-    load_node_config,
-)
+from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
+from mpcnode.ceremony.node_config import load_identity_keys, load_node_config
 from mpcnode.transport import envelope
+from test_only.node_switches import load_test_node_config
 from testing.cluster_harness import free_port_base, make_cluster
 
 NODES, THRESHOLD = 3, 2
@@ -81,7 +78,7 @@ def test_init_writes_a_complete_cluster(tmp_path: Path) -> None:
         assert (d / "tls.pem").is_file()
         cfg = load_node_config(d / "node.toml")  # validates paths, modes and the cert chain
         assert (cfg.node_id, cfg.listen) == (i, f"127.0.0.1:{base + i}")
-        assert not cfg.crash_after_consume and not cfg.allow_test_primes
+        assert "[testing]" not in (d / "node.toml").read_text()  # no test switch
         load_identity_keys(cfg, load_cluster_config(out / "cluster.toml"))
     for p in private:
         assert stat.S_IMODE(p.stat().st_mode) == 0o600, p
@@ -123,7 +120,7 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceremony]:
     root = tmp_path_factory.mktemp("ceremony") / "cluster"
     make_cluster(root, NODES, THRESHOLD)  # init + TEST ONLY prime pools
     try:
-        code, _, err = run("up", root)
+        code, _, err = run("up", root, "--test-only-nodes")
         assert code == 0, err
         assert "all nodes healthy" in err
         code, out, err = run("keygen", root, "--key-id", "hot")
@@ -189,7 +186,8 @@ def forged(ceremony: Ceremony, tmp_path: Path, round_name: str, sender: int, anc
     assert body != bytes.fromhex(msg["body"])
     msg["body"] = body.hex()
     if resign:
-        keys = load_identity_keys(load_node_config(ceremony.root / f"node{sender}" / "node.toml"))
+        cfg, _ = load_test_node_config(ceremony.root / f"node{sender}" / "node.toml")
+        keys = load_identity_keys(cfg)
         env = envelope.seal_broadcast(keys, bytes.fromhex(msg["session_id"]), round_name, body)
         msg["signature"] = env.signature.hex()
     out = tmp_path / "forged.json"

@@ -16,7 +16,7 @@ import pytest
 from bip_utils import Bip32ChainCode, Bip32KeyData, Bip32Secp256k1
 
 from coordinator.coordinator import Coordinator
-from mpcnode.ceremony.cluster_config import load_coordinator_config
+from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.crypto.bip32 import derive, format_path
 from mpcnode.crypto.group import Q
 from mpcnode.daemon.node import KeygenResult

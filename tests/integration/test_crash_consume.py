@@ -5,18 +5,17 @@ request gets the same σ_i, and the cluster keeps signing with other presignatur
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 
 import grpc
 import pytest
 
 from coordinator.coordinator import SessionAbortedError
-from mpcnode.ceremony.cluster_config import dump_node_config, load_node_config
 from mpcnode.crypto.group import Q
 from mpcnode.protocol.sign import SignatureShare, combine
 from mpcnode.rpc import node_pb2 as pb
-from mpcnode.state.node_store import CRASH_EXIT_CODE
+from test_only.crash_hook import CRASH_EXIT_CODE
+from test_only.node_switches import dump_test_node_config, load_test_node_config
 from testing.integration_support import openssl_verifies, process_cluster
 
 SIGNERS = (1, 2)
@@ -40,12 +39,15 @@ def test_crash_after_consume_keeps_the_presignature_used(
 
         # Restart node 1 without the crash flag.
         path = procs.config(1)
-        path.write_text(dump_node_config(dataclasses.replace(load_node_config(path),
-                                                             crash_after_consume=False)))
-        assert not load_node_config(path).crash_after_consume
+        cfg, switches = load_test_node_config(path)
+        path.write_text(dump_test_node_config(
+            cfg, switches.model_copy(update={"crash_after_consume": False})))
+        assert not load_test_node_config(path)[1].crash_after_consume
         procs.start(1)
         procs.wait_healthy(coordinator, {1, 2, 3})
         node1 = coordinator.clients[1]
+        assert list(node1.info().test_switches) == ["allow_test_primes",
+                                                    "sign_unauthorized_digests"]
 
         def request(request_id: str, d: bytes = digest) -> pb.SignRequest:
             return pb.SignRequest(key_id=key.key_id, digest=d,

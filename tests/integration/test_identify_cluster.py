@@ -20,7 +20,7 @@ import grpc
 import pytest
 
 from coordinator.coordinator import Coordinator, SessionAbortedError
-from mpcnode.ceremony.cluster_config import load_coordinator_config, load_node_config
+from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
 from mpcnode.crypto.group import Q
@@ -34,6 +34,7 @@ from mpcnode.protocol.rounds import RoundOutput
 from mpcnode.protocol.sign import SignatureShare
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport.sessions import Session
+from test_only.node_daemon import running_test_node
 from testing.cluster_harness import make_cluster
 
 NODES = 3
@@ -54,15 +55,13 @@ class Cluster:
 
 @pytest.fixture(scope="module")
 def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    from mpcnode.daemon.node_server import running_server
-
     root = tmp_path_factory.mktemp("identify") / "cluster"
     make_cluster(root, NODES, NODES)
     with ExitStack() as stack:
         nodes = {}
         for i in SIGNERS:
             _server, node, _store = stack.enter_context(
-                running_server(load_node_config(root / f"node{i}" / "node.toml")))
+                running_test_node(root / f"node{i}" / "node.toml"))
             nodes[i] = node
         with Coordinator(load_coordinator_config(root), timeout=120.0) as c:
             key, _ = c.keygen()

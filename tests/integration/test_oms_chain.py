@@ -33,7 +33,7 @@ from coordinator.oms_signer import CoordinatorSigner
 from ethereum import erc20
 from ethereum.addresses import ethereum_address
 from ethereum.transactions import decode_unsigned
-from mpcnode.ceremony.cluster_config import load_cluster_config
+from mpcnode.ceremony.cluster_file import load_cluster_config
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.chain_gateway import ChainConfig, ChainSettings
 from oms_core.app.circuit_breakers import ProtocolPaused, TvlWatch

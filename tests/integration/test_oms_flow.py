@@ -17,7 +17,7 @@ from eth_account import Account
 
 from coordinator.oms_signer import CoordinatorSigner
 from ethereum.addresses import ethereum_address
-from mpcnode.ceremony.cluster_config import load_cluster_config
+from mpcnode.ceremony.cluster_file import load_cluster_config
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.oms_errors import AuthError, SeparationOfDuties
 from oms_core.app.requests.request_lifecycle import State

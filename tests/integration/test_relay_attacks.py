@@ -17,16 +17,14 @@ import pytest
 
 from coordinator.coordinator import Coordinator, SessionAbortedError
 from coordinator.node_client import NodeClient
-from mpcnode.ceremony.cluster_config import (
-    load_coordinator_config,
-    load_identity_keys,
-    load_node_config,
-)
+from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.ceremony.node_config import load_identity_keys
 from mpcnode.core import codec
 from mpcnode.crypto.group import Q
 from mpcnode.protocol import keygen
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport import envelope
+from test_only.node_switches import load_test_node_config
 from testing.cluster_harness import in_process_cluster
 
 T = TypeVar("T")
@@ -285,7 +283,7 @@ def test_equivocation_signed_by_a_colluding_party_is_caught_by_the_echo(setup: S
     # A relay holding party 1's identity key (a corrupted node 1) shows node 3 another,
     # validly signed round-1 commitment of party 1. The envelopes all verify; the
     # broadcast echo of the next round must catch the inconsistency.
-    keys1 = load_identity_keys(load_node_config(setup.root / "node1" / "node.toml"))
+    keys1 = load_identity_keys(load_test_node_config(setup.root / "node1" / "node.toml")[0])
 
     def other_commitment(e: pb.Envelope) -> pb.Envelope:
         msg = codec.from_bytes(keygen.Msg1, e.body)

@@ -25,9 +25,11 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from coordinator.coordinator import Coordinator
 from mpcnode.ceremony import pki
-from mpcnode.ceremony.cluster_config import init_cluster, load_node_config, parse_address
+from mpcnode.ceremony.cluster_init import init_cluster
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.rpc import node_pb2_grpc
+from mpcnode.transport.net_address import parse_address
+from test_only.node_switches import load_test_node_config
 from testing.cluster_harness import ProcessCluster
 from testing.integration_support import process_cluster
 
@@ -204,7 +206,7 @@ def metric(text: str, name: str, labels: str = "") -> float:
 
 
 def test_metrics_endpoint_serves_node_metrics(setup: Setup) -> None:
-    listen = load_node_config(setup.procs.config(NODE)).metrics_listen
+    listen = load_test_node_config(setup.procs.config(NODE))[0].metrics_listen
     assert listen is not None
     host, port = parse_address(listen)
 

@@ -5,7 +5,7 @@ assertion signs ``approval_challenge(request, policy hash, request id)`` and is 
 by every signer node against the admin-signed registry (DESIGN §4, §6).
 
 The test-only ``SoftwareAuthenticator`` is deliberately not re-exported here: importing it
-takes the explicit path ``oms_core.demo.soft_authenticator``.
+takes the explicit path ``test_only.soft_authenticator`` (TEST AND DEMO ONLY).
 """
 
 from zero_trust.approvals.approval_errors import ApprovalError, ApprovalRejectedError

@@ -7,7 +7,7 @@ import pytest
 from mpcnode.core import codec
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.hash_commitment import commit, opens
-from mpcnode.crypto.random_source import SeededRandom
+from test_only.seeded_random import SeededRandom
 
 
 @dataclass(frozen=True)

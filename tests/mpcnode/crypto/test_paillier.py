@@ -17,7 +17,7 @@ from mpcnode.crypto.paillier import (
     paillier_keypair,
 )
 from mpcnode.crypto.primes import is_safe_prime
-from mpcnode.crypto.random_source import SeededRandom
+from test_only.seeded_random import SeededRandom
 
 # Aliased so pytest does not collect the fixture helpers as tests.
 from testing.fixture_keys import test_paillier_key as paillier_key

@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.crypto.ring_pedersen import RingPedersenPublic, ring_pedersen_from_key
+from test_only.seeded_random import SeededRandom
 
 # Aliased so pytest does not collect the fixture helpers as tests.
 from testing.fixture_keys import test_paillier_key as paillier_key

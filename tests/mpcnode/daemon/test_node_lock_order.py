@@ -23,6 +23,7 @@ from mpcnode.state.seal import Sealer
 from mpcnode.transport.identity import IdentityKeys
 from oms_core.app.bundle_signing import make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import enrol
+from test_only.bare_digest_signing import sign_bare_digest
 from testing.store_material import KEK, Material, make_material
 from testing.transfer_policy import SINK, transfer_policy
 from zero_trust.authorization import RelyingParty, SigningRequest
@@ -56,7 +57,7 @@ def test_bare_and_authorized_signing_never_deadlock(
     keys = {i: IdentityKeys.generate(i) for i in (1, 2)}
     node = SignerNode(1, keys[1], {i: k.public for i, k in keys.items()}, store,
                       lambda profile: (0, 0), SystemRandom(), policy=policy,
-                      sign_unauthorized_digests=True)
+                      unauthorized=sign_bare_digest)
     pids = []
     for n in range(ROUNDS):
         p = material.presig(1, f"lock order {n}")

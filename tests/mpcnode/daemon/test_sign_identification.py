@@ -20,7 +20,7 @@ from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
 from mpcnode.core.params import DEFAULT_PROFILE
 from mpcnode.crypto.group import Q
-from mpcnode.crypto.random_source import RandomSource, SeededRandom
+from mpcnode.crypto.random_source import RandomSource
 from mpcnode.protocol import identify_round, presign
 from mpcnode.protocol.identify_round import DisclosedMta, DisclosureBcast, SignedMessage
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
@@ -31,6 +31,7 @@ from mpcnode.sim.simulator import run_aux_info, run_keygen
 from mpcnode.transport import envelope
 from mpcnode.transport.identity import IdentityKeys, IdentityPublic
 from mpcnode.transport.sessions import Session, open_disclosed_mta, start_session
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 SIGNERS = (1, 2, 3)

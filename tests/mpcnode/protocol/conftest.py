@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import pytest
 
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol import aux_info
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.sim.simulator import run_aux_info, run_keygen
+from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
     AUX_INFO,
     FIVE,

@@ -21,13 +21,14 @@ import pytest
 from mpcnode.core.errors import PresignatureError, ProofError, ProtocolError
 from mpcnode.crypto.group import Point, Q, scalar_inv
 from mpcnode.crypto.paillier import PaillierSecretKey
-from mpcnode.crypto.random_source import SeededRandom, randbits
+from mpcnode.crypto.random_source import randbits
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import enc, fac, mod
 from mpcnode.protocol import aux_info, presign
 from mpcnode.protocol.key_share import AuxInfo
 from mpcnode.protocol.sign import Signature, combine, message_scalar, sign_share
 from mpcnode.protocol.signer_set import SignerSet
+from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
     AUX_INFO,
     PRESIGN,

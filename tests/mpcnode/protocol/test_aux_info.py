@@ -15,10 +15,10 @@ import pytest
 
 from mpcnode.core.errors import ProofError, ProtocolError, UsageError
 from mpcnode.crypto import bigint, hash_commitment
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol import aux_info
 from mpcnode.protocol.key_share import AuxInfo
 from mpcnode.protocol.rounds import RoundOutput
+from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
     AUX_INFO,
     FIVE,

@@ -15,13 +15,13 @@ import pytest
 
 from mpcnode.core.errors import ProtocolError, UsageError
 from mpcnode.crypto.group import Point, Q
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol import identify
 from mpcnode.protocol.identify import Evidence
 from mpcnode.protocol.presign import DeltaCheckError
 from mpcnode.protocol.presignature import Presignature, PresignView
 from mpcnode.protocol.sign import SignatureCheckError, SignatureShare, combine, sign_share
 from mpcnode.protocol.signer_set import SignerSet
+from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
     PRESIGN,
     Key,

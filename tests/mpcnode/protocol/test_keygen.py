@@ -12,10 +12,10 @@ import pytest
 from mpcnode.core.errors import ProofError, ProtocolError, UsageError
 from mpcnode.crypto import hash_commitment
 from mpcnode.crypto.group import Point, Q
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol import keygen
 from mpcnode.protocol.key_share import KeyShare
 from mpcnode.protocol.rounds import RoundOutput
+from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
     KEYGEN,
     THREE,

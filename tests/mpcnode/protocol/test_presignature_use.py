@@ -11,12 +11,12 @@ import pytest
 
 from mpcnode.core.errors import PresignatureError, ProtocolError
 from mpcnode.crypto.group import Q
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol import sign
 from mpcnode.protocol.presignature import Presignature
 from mpcnode.protocol.sign import SignatureCheckError, combine, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.sim.simulator import run_keygen, run_refresh
+from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import THREE, Key, Trace, fresh_presignatures
 
 DIGEST = hashlib.sha256(b"test_presignature_use").digest()

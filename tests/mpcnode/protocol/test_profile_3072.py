@@ -7,8 +7,8 @@ import hashlib
 from coincurve import PublicKey
 
 from mpcnode.core.params import PROFILE_3072
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.sim.simulator import run_aux_info, run_keygen, run_presign, run_sign
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 

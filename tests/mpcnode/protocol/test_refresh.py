@@ -14,12 +14,12 @@ import pytest
 from mpcnode.core.errors import ProofError, ProtocolError
 from mpcnode.crypto import hash_commitment
 from mpcnode.crypto.group import Point, Q
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol import presign, refresh
 from mpcnode.protocol.key_share import KeyShare
 from mpcnode.protocol.rounds import RoundOutput
 from mpcnode.protocol.sign import verify
 from mpcnode.sim.simulator import run_presign, run_sign
+from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
     PRESIGN,
     REFRESH,

@@ -20,11 +20,11 @@ from py_ecc.secp256k1.secp256k1 import ecdsa_raw_recover
 from mpcnode.core.errors import UsageError
 from mpcnode.crypto import bip32
 from mpcnode.crypto.group import Point, Q
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol import presign
 from mpcnode.protocol.sign import Signature
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.sim.simulator import run_presign, run_sign
+from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import FIVE, Key, interpolated_point
 
 PATH = (0, 7)

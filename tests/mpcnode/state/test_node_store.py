@@ -16,14 +16,12 @@ import pytest
 from mpcnode.core import codec
 from mpcnode.core.errors import PresignatureError
 from mpcnode.core.params import DEFAULT_PROFILE
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.protocol.presignature import Presignature
 from mpcnode.protocol.sign import SignatureShare, combine, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.sim.simulator import run_keygen, run_refresh
 from mpcnode.state.consumption_journal import parse
 from mpcnode.state.node_store import (
-    CRASH_EXIT_CODE,
     DB_NAME,
     JOURNAL_NAME,
     KEYS_DIR,
@@ -33,6 +31,8 @@ from mpcnode.state.node_store import (
     UnknownPresignature,
 )
 from mpcnode.state.seal import Sealer, SealError
+from test_only.crash_hook import CRASH_EXIT_CODE
+from test_only.seeded_random import SeededRandom
 from testing.store_material import (
     CHILD,
     DIGEST,
@@ -322,7 +322,7 @@ def test_discard_for_key(tmp_path: Path, store: NodeStore, material: Material) -
 
 BEFORE_COMMIT_EXIT = 99
 
-# A signer process: "after-commit" crashes through the store's TEST ONLY hook,
+# A signer process: "after-commit" crashes through the store's hook (the TEST ONLY crash),
 # "before-commit" crashes inside compute, once σ_i exists but before the COMMIT.
 CRASH_SCRIPT = textwrap.dedent(f"""
     import os
@@ -332,9 +332,10 @@ CRASH_SCRIPT = textwrap.dedent(f"""
     from mpcnode.protocol.signer_set import SignerSet
     from mpcnode.state.seal import Sealer
     from mpcnode.state.node_store import NodeStore
+    from test_only.crash_hook import crash
 
     data_dir, kek, key_id, pid, digest, when = sys.argv[1:]
-    store = NodeStore(Path(data_dir), Sealer(bytes.fromhex(kek)), crash_after_consume=True)
+    store = NodeStore(Path(data_dir), Sealer(bytes.fromhex(kek)), after_consume=crash)
     share = store.get_key_share(bytes.fromhex(key_id))
     pub = store.load_public(bytes.fromhex(pid))
     sset = SignerSet(share.public, pub.signers, pub.path)

@@ -9,13 +9,14 @@ import json
 import os
 import socket
 import stat
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from mpcnode.ceremony.cluster_config import init_cluster
+from mpcnode.ceremony.cluster_init import init_cluster
 from mpcnode.core.config_schema import ConfigError
 from oms_core.app.oms_config import load_settings
 from oms_core.audit.signing_key import load_signer, write_public_key
@@ -24,8 +25,8 @@ from oms_core.cli.client_challenge import ChallengeCheckError, challenge_to_sign
 from oms_core.cli.oms_cli import main
 from oms_core.cli.oms_client import OmsCallError, OmsClient
 from oms_core.daemon.runtime import serve
-from oms_core.demo.soft_authenticator import SoftwareAuthenticator
 from oms_core.rpc import oms_pb2 as pb
+from test_only.soft_authenticator import SoftwareAuthenticator
 from testing.oms_rpc_support import (
     RP,
     TREASURY,
@@ -35,6 +36,7 @@ from testing.oms_rpc_support import (
     policy_text,
     running_world,
 )
+from testing.production_process import without_test_only
 
 
 @dataclasses.dataclass
@@ -375,7 +377,8 @@ def test_serve_over_tls_until_stopped(cluster: Path, tmp_path: Path) -> None:
 
 
 def test_serve_without_reachable_nodes_fails_on_one_line(
-        cluster: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+        cluster: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str],
+        monkeypatch: pytest.MonkeyPatch) -> None:
     """The bootstrap policy must reach every node; none is running here."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -383,6 +386,13 @@ def test_serve_without_reachable_nodes_fails_on_one_line(
     assert main(["init", "--cluster", str(cluster), "--key-id", "ab" * 32, "--out",
                  str(tmp_path / "oms"), "--listen", f"127.0.0.1:{port}", *DEMO]) == 0
     capsys.readouterr()
+    # The test process has test_only loaded, beside which `oms serve` refuses to run.
+    assert main(["serve", "--config", str(tmp_path / "oms" / "oms.toml")]) == 2
+    assert capsys.readouterr().err == (
+        "FenceError: oms serve refuses to run: the TEST ONLY package 'test_only' is loaded "
+        f"({', '.join(sorted(m for m in sys.modules if m.split('.')[0] == 'test_only'))}); "
+        "a production daemon never imports it\n")
+    without_test_only(monkeypatch)
     assert main(["serve", "--config", str(tmp_path / "oms" / "oms.toml")]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert err.startswith("StartupError: cannot adopt the bootstrap policy ")

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, ed25519, padding, rsa
 from fido2 import cbor
 from fido2.cose import ES256, ES384, RS256, CoseKey, EdDSA
 
-from oms_core.demo.soft_authenticator import SoftwareAuthenticator
+from test_only.soft_authenticator import SoftwareAuthenticator
 from zero_trust.approvals.approval_errors import (
     ApprovalError,
     ApprovalFormatError,

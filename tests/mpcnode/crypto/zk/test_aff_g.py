@@ -13,7 +13,6 @@ from mpcnode.core.params import DEFAULT_PROFILE as PROFILE
 from mpcnode.crypto.group import Point, Q
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.random_source import (
-    SeededRandom,
     rand_scalar,
     rand_signed,
     rand_unit,
@@ -23,6 +22,7 @@ from mpcnode.crypto.ring_pedersen import RingPedersenPublic, RingPedersenSecret
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import aff_g
 from mpcnode.crypto.zk.aff_g import Proof, Statement, Witness, prove, verify
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 PROVER = 2

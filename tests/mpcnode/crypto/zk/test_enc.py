@@ -11,10 +11,10 @@ import pytest
 from mpcnode.core.errors import ProofError
 from mpcnode.core.params import DEFAULT_PROFILE as PROFILE
 from mpcnode.crypto.paillier import PaillierSecretKey
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.crypto.ring_pedersen import RingPedersen, RingPedersenSecret
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import enc
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 PROVER = 3

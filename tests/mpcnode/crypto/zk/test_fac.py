@@ -15,11 +15,12 @@ from mpcnode.core.params import DEFAULT_PROFILE as PROFILE
 from mpcnode.crypto import bigint
 from mpcnode.crypto.group import Q
 from mpcnode.crypto.paillier import modulus_defect
-from mpcnode.crypto.random_source import SeededRandom, randbelow, randbits
+from mpcnode.crypto.random_source import randbelow, randbits
 from mpcnode.crypto.ring_pedersen import RingPedersenPublic, RingPedersenSecret
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import fac
 from mpcnode.crypto.zk.fac import Proof, Statement, Witness, prove, verify
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 PROVER = 4

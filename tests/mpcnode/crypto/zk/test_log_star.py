@@ -12,10 +12,10 @@ from mpcnode.core.errors import ProofError
 from mpcnode.core.params import DEFAULT_PROFILE as PROFILE
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.paillier import PaillierSecretKey
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.crypto.ring_pedersen import RingPedersenSecret
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import log_star
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 PROVER = 2

@@ -13,9 +13,10 @@ from mpcnode.core.errors import ProofError, UsageError
 from mpcnode.core.params import DEFAULT_PROFILE
 from mpcnode.crypto import bigint
 from mpcnode.crypto.paillier import PaillierSecretKey
-from mpcnode.crypto.random_source import SeededRandom, rand_unit, randbits
+from mpcnode.crypto.random_source import rand_unit, randbits
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import mod
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 PROFILE = DEFAULT_PROFILE

@@ -10,10 +10,11 @@ import pytest
 from mpcnode.core.errors import ProofError
 from mpcnode.core.params import DEFAULT_PROFILE
 from mpcnode.crypto import bigint
-from mpcnode.crypto.random_source import SeededRandom, rand_unit, randbelow
+from mpcnode.crypto.random_source import rand_unit, randbelow
 from mpcnode.crypto.ring_pedersen import RingPedersenPublic, RingPedersenSecret
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import prm
+from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
 PROFILE = DEFAULT_PROFILE

@@ -10,9 +10,9 @@ import pytest
 
 from mpcnode.core.errors import ProofError
 from mpcnode.crypto.group import Point, Q
-from mpcnode.crypto.random_source import SeededRandom
 from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import sch
+from test_only.seeded_random import SeededRandom
 
 PROVER = 5
 CTX = ProofContext(b"session-sch", PROVER, "keygen/3")

@@ -15,7 +15,7 @@ from fido2.webauthn import (
     RegistrationResponse,
 )
 
-from oms_core.demo.soft_authenticator import SoftwareAuthenticator
+from test_only.soft_authenticator import SoftwareAuthenticator
 from zero_trust.approvals.approval_errors import (
     AuthenticatorStateError,
     SignatureError,

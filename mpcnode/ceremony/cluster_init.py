@@ -1,0 +1,189 @@
+"""A new cluster directory: what ``mpc-ceremony init`` writes.
+
+    DIR/ca/ca.pem, ca.key (0600), README.txt        the cluster CA (ca.key goes offline)
+    DIR/coordinator/coordinator.pem, .key (0600)    TLS client identity of the coordinator
+    DIR/node{i}/tls.pem, tls.key (0600)             TLS server identity of node i
+    DIR/node{i}/identity.pem (0600)                 Ed25519 + X25519 keys, sealed by passphrase
+    DIR/node{i}/passphrase (0600)                   local default; production uses an env var
+    DIR/node{i}/node.toml                           the node's own config (node_config.py)
+    DIR/admins/admin{k}.key (0600)                  Ed25519 policy-admin keys
+    DIR/cluster.toml                                public data every party needs (cluster_file.py)
+
+The ceremony generates the admin keys for a local cluster; in production each admin makes
+their own key offline and hands the ceremony only the public half (``--admin-key``).
+"""
+
+from __future__ import annotations
+
+import secrets
+import shutil
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
+
+from mpcnode.ceremony import pki
+from mpcnode.ceremony.cluster_file import MAX_NODES, ClusterConfig, NodeEntry, dump_cluster_config
+from mpcnode.ceremony.node_config import NodeConfig, dump_node_config
+from mpcnode.core.errors import UsageError
+from mpcnode.transport.identity import IdentityKeys
+from mpcnode.transport.net_address import format_address, valid_host
+
+NODE_SAN_DEFAULTS = ("localhost", "127.0.0.1")
+
+_CA_README = """\
+ca.key is the private key of this cluster's certificate authority.
+Anyone holding it can issue a certificate for the coordinator role and call the signer
+nodes. Move ca.key OFFLINE (an encrypted medium in a safe) as soon as the ceremony is over,
+and keep it only to issue replacement certificates. ca.pem is public: every node and the
+coordinator need it.
+"""
+
+
+class ClusterInitError(UsageError):
+    """``init_cluster`` was called with invalid arguments or an unusable output directory."""
+
+
+@dataclass(frozen=True)
+class NodeLayout:
+    directory: Path
+    node_toml: Path
+    tls_cert: Path
+    tls_key: Path
+    identity: Path
+    passphrase: Path
+
+
+@dataclass(frozen=True)
+class ClusterLayout:
+    """Where ``init_cluster`` put everything."""
+
+    root: Path
+    ca_cert: Path
+    ca_key: Path
+    coordinator_cert: Path
+    coordinator_key: Path
+    cluster_file: Path
+    nodes: dict[int, NodeLayout]
+    admin_keys: dict[str, Path] = field(default_factory=dict)  # generated admin keys
+
+
+def init_cluster(out: Path, nodes: int, threshold: int, *, host: str = "127.0.0.1",
+                 base_port: int = 7100, metrics_base_port: int = 9100,
+                 cluster_name: str = "mpc-cluster", admins: int = 3,
+                 admin_quorum: int = 2) -> ClusterLayout:
+    """Create a new cluster directory: CA, certificates, identities and configs.
+
+    Node i listens on ``host:base_port+i`` (metrics on ``metrics_base_port+i``). Everything
+    is built in a hidden sibling directory and renamed into place, so a failure leaves no
+    half-made cluster behind.
+    """
+    _check_init_args(out, nodes, threshold, host, base_port, metrics_base_port, cluster_name)
+    if not 1 <= admin_quorum <= admins <= 32:
+        raise ClusterInitError(f"need 1 <= --admin-quorum ({admin_quorum}) <= --admins "
+                               f"({admins}) <= 32")
+    out = out.absolute()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".init"))
+    try:
+        _build_cluster(staging, nodes, threshold, host, base_port, metrics_base_port,
+                       cluster_name, admins, admin_quorum)
+        if out.exists():
+            out.rmdir()  # checked empty above; rmdir fails rather than lose anything
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return _layout(out, nodes, admins)
+
+
+def _check_init_args(out: Path, nodes: int, threshold: int, host: str, base_port: int,
+                     metrics_base_port: int, cluster_name: str) -> None:
+    if not 1 <= nodes <= MAX_NODES:
+        raise ClusterInitError(f"--nodes must be between 1 and {MAX_NODES}, got {nodes}")
+    if not 1 <= threshold <= nodes:
+        raise ClusterInitError(
+            f"--threshold must be between 1 and --nodes ({nodes}), got {threshold}")
+    if not valid_host(host):
+        raise ClusterInitError(f"--host {host!r} is neither an IP address nor a host name")
+    for name, base in (("base port", base_port), ("metrics base port", metrics_base_port)):
+        if not (0 <= base and base + nodes <= 65535):
+            raise ClusterInitError(f"{name} {base}: ports {base + 1}..{base + nodes} "
+                                   "must lie in 1..65535")
+    if abs(base_port - metrics_base_port) < nodes:
+        raise ClusterInitError("node ports and metrics ports overlap")
+    if not cluster_name or not cluster_name.isprintable() or len(cluster_name) > 64:
+        raise ClusterInitError("cluster name must be 1..64 printable characters")
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise ClusterInitError(f"{out} already exists and is not an empty directory; "
+                               "refusing to overwrite a cluster")
+
+
+def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port: int,
+                   metrics_base_port: int, cluster_name: str, admins: int,
+                   admin_quorum: int) -> None:
+    layout = _layout(root, nodes, admins)
+    for d in (layout.ca_key.parent, layout.coordinator_key.parent, root / "admins",
+              *(n.directory for n in layout.nodes.values())):
+        d.mkdir(mode=0o700)
+    admin_keys: dict[str, bytes] = {}
+    for admin_id, key_path in layout.admin_keys.items():
+        admin_key = Ed25519PrivateKey.generate()
+        pki.write_private(key_path, admin_key.private_bytes(
+            Encoding.PEM, PrivateFormat.PKCS8, NoEncryption()))
+        admin_keys[admin_id] = admin_key.public_key().public_bytes(Encoding.Raw,
+                                                                   PublicFormat.Raw)
+    ca_key, ca_cert = pki.make_ca(cluster_name)
+    pki.write_private(layout.ca_key, ca_key)
+    pki.write_public(layout.ca_cert, ca_cert)
+    pki.write_public(root / "ca" / "README.txt", _CA_README.encode())
+
+    key, cert = pki.issue_certificate(ca_key, ca_cert, "coordinator", pki.ROLE_COORDINATOR, [])
+    pki.write_private(layout.coordinator_key, key)
+    pki.write_public(layout.coordinator_cert, cert)
+
+    sans = list(dict.fromkeys([host, *NODE_SAN_DEFAULTS]))
+    entries: dict[int, NodeEntry] = {}
+    for i, node in layout.nodes.items():
+        key, cert = pki.issue_certificate(ca_key, ca_cert, f"node{i}", pki.ROLE_NODE, sans)
+        pki.write_private(node.tls_key, key)
+        pki.write_public(node.tls_cert, cert)
+        passphrase = secrets.token_hex(32)
+        pki.write_private(node.passphrase, passphrase.encode())
+        ident = IdentityKeys.generate(i)
+        pki.write_private(node.identity, ident.to_pem_bytes(passphrase.encode()))
+        cfg = NodeConfig(
+            path=node.node_toml, node_id=i,
+            listen=format_address(host, base_port + i), data_dir=node.directory / "data",
+            tls_ca=layout.ca_cert, tls_cert=node.tls_cert, tls_key=node.tls_key,
+            identity_key=node.identity, passphrase_file=node.passphrase, passphrase_env=None,
+            metrics_listen=format_address(host, metrics_base_port + i),
+            cluster_file=layout.cluster_file)
+        pki.write_public(node.node_toml, dump_node_config(cfg).encode())
+        entries[i] = NodeEntry(i, format_address(host, base_port + i), ident.public,
+                               node.tls_cert)
+    cluster = ClusterConfig(name=cluster_name, threshold=threshold, nodes=entries,
+                            path=layout.cluster_file, admins=admin_keys,
+                            admin_quorum=admin_quorum)
+    pki.write_public(layout.cluster_file, dump_cluster_config(cluster).encode())
+
+
+def _layout(root: Path, nodes: int, admins: int = 0) -> ClusterLayout:
+    def node(i: int) -> NodeLayout:
+        d = root / f"node{i}"
+        return NodeLayout(d, d / "node.toml", d / "tls.pem", d / "tls.key", d / "identity.pem",
+                          d / "passphrase")
+    return ClusterLayout(
+        root=root, ca_cert=root / "ca" / "ca.pem", ca_key=root / "ca" / "ca.key",
+        coordinator_cert=root / "coordinator" / "coordinator.pem",
+        coordinator_key=root / "coordinator" / "coordinator.key",
+        cluster_file=root / "cluster.toml", nodes={i: node(i) for i in range(1, nodes + 1)},
+        admin_keys={f"admin{k}": root / "admins" / f"admin{k}.key"
+                    for k in range(1, admins + 1)})
