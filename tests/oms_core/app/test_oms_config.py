@@ -73,7 +73,7 @@ def test_relative_paths_are_relative_to_the_file(written: OmsSettings,
     ("[oms]\n", "[oms]\nlisten_all = true\n", "oms.listen_all: unknown key"),
     ("[risk]\n", "[riks]\n", "riks: unknown key"),
     ('[webauthn]\nrp_id = "oms.localhost"\n', "[webauthn]\n", "webauthn.rp_id: missing"),
-    ("[oms]\n", "[omz]\n", "oms: missing"),
+    ("[oms]\n", "[omz]\n", "omz: unknown key"),  # the misspelling is named first
     ('db = "oms.sqlite3"', 'db = ""', "oms.db: String should have at least 1 character"),
     ('db = "oms.sqlite3"', "db = 5", "oms.db: Input should be a valid string"),
     ('listen = "127.0.0.1:7600"', 'listen = "localhost"', "oms.listen: 'localhost' is not "
