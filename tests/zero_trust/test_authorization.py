@@ -5,6 +5,7 @@ digest of the wrong length or without a raw-digest rule, a malformed transaction
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import time
 from decimal import Decimal
 
@@ -13,6 +14,7 @@ import pytest
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from oms_core.app.bundle_signing import make_bundle
 from oms_core.demo.demo_people import enrol
+from testing.known_answers import fixed_registry
 from testing.transfer_policy import SINK, transfer_policy
 from zero_trust.authorization import (
     MAX_APPROVALS,
@@ -20,6 +22,7 @@ from zero_trust.authorization import (
     RelyingParty,
     SigningRequest,
     authorize,
+    registry_blob,
 )
 from zero_trust.policy.document import load_policy
 from zero_trust.policy.policy_errors import PolicyDenied
@@ -80,3 +83,16 @@ def test_malformed_transaction_refused() -> None:
     req = dataclasses.replace(REQ, transaction=b"\x02\xff", digest=b"")
     with pytest.raises(AuthorizationDenied, match="transaction refused"):
         check(req, [])
+
+
+def test_registry_blob_signing_request_and_challenge_are_pinned() -> None:
+    blob = registry_blob(RelyingParty("custody.example", "https://custody.example"),
+                         fixed_registry())
+    assert hashlib.sha256(blob).hexdigest() == \
+        "7706850c96b27a790a1cd2adb802910b6aba1737207900e406086be3f7f13e03"
+    request = SigningRequest("req-1", b"\x11" * 32, (44, 60, 0, 0, 7), b"\x02\xf0",
+                             b"\x22" * 32, "alice", "1850.25")
+    assert hashlib.sha256(request.canonical()).hexdigest() == \
+        "ebbdc30f11ce115cff352c4a0119855b69314831ab655dafbae1a3eb515ca1e7"
+    assert hashlib.sha256(request.challenge("ab" * 32)).hexdigest() == \
+        "e41a6f713ffb3b90f39b281104fe6b18158a664a37c497c7eb4a5f0da7d495bd"

@@ -70,3 +70,11 @@ def test_hash_commitment_binds_value_party_session_and_opening() -> None:
     assert not opens("d", b"sid2", 1, SAMPLE, opening, com)
     assert not opens("e", b"sid", 1, SAMPLE, opening, com)
     assert not opens("d", b"sid", 1, SAMPLE, bytes(32), com)
+
+
+def test_the_digest_of_a_fixed_value_is_pinned() -> None:
+    """Key share digests, signer-set bindings and transcripts hash this encoding."""
+    value = (b"key", 3, {1: Point.generator(), 2: Point.base_mul(7), 10: Point.identity()},
+             -5, "name", True, None, [b"", 0])
+    assert codec.digest(value).hex() == \
+        "61bfc0075e66aa1e18c817beca1b93f48f66d11b7e5881318c57ccdbe211bb10"
