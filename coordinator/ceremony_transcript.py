@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mpcnode.ceremony.cluster_config import ClusterConfig
+from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.seal import write_atomic
 from mpcnode.transport.identity import IdentityError, IdentityPublic
@@ -153,21 +154,12 @@ def _list(v: Any, where: str) -> list[Any]:
     return v
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise TranscriptError(f"duplicate JSON key {k!r}")
-        out[k] = v
-    return out
-
-
 def load(path: Path) -> Transcript:
     try:
-        doc = json.loads(path.read_text(), object_pairs_hook=_no_duplicate_keys)
-    except TranscriptError as exc:
+        doc = parse_json(path.read_bytes())
+    except CanonicalJSONError as exc:
         raise TranscriptError(f"{path}: {exc}") from exc
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise TranscriptError(f"{path}: cannot read transcript: {exc}") from exc
     try:
         return parse(doc)

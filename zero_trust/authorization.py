@@ -27,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from ethereum.transactions import TransactionError, UnsignedTx, decode_unsigned, keccak_digest
+from mpcnode.core.canonical_json import CanonicalJSONError, canonical_json
 from zero_trust.approvals.approval_errors import ApprovalError
 from zero_trust.approvals.assertion import Approval, VerifiedApproval, verify_approval
 from zero_trust.approvals.challenge import approval_challenge
@@ -59,7 +60,7 @@ def registry_blob(rp: RelyingParty, registry: ApproverRegistry) -> bytes:
     """The approver-registry part of a policy bundle: relying party plus registry."""
     doc = {"format": REGISTRY_FORMAT, "rp_id": rp.rp_id, "origin": rp.origin,
            "registry": registry.to_dict()}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json(doc)
 
 
 def parse_registry_blob(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
@@ -89,12 +90,13 @@ class SigningRequest:
     usd_price: str  # decimal text, per whole unit of the transaction's asset
 
     def canonical(self) -> bytes:
-        """The bytes every assertion's challenge commits to (canonical JSON)."""
+        """The bytes every assertion's challenge commits to: canonical JSON, ASCII only (its
+        text was always written with ``\\u`` escapes, which RFC 8785 would not write)."""
         doc = {"v": 1, "request_id": self.request_id, "key_id": self.key_id.hex(),
                "path": list(self.path), "transaction": self.transaction.hex(),
                "digest": self.digest.hex(), "initiator": self.initiator,
                "usd_price": self.usd_price}
-        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        return canonical_json(doc, ascii_only=True)
 
     @classmethod
     def from_canonical(cls, raw: bytes) -> SigningRequest:
@@ -182,7 +184,10 @@ def _verified(approvals: Sequence[bytes], registry: ApproverRegistry, rp: Relyin
               last_counters: Mapping[bytes, int]) -> list[VerifiedApproval]:
     if len(approvals) > MAX_APPROVALS:
         raise AuthorizationDenied(f"more than {MAX_APPROVALS} approvals")
-    challenge = request.challenge(bundle_hash)
+    try:
+        challenge = request.challenge(bundle_hash)
+    except CanonicalJSONError as exc:
+        raise AuthorizationDenied(f"the signing request has no canonical form: {exc}") from None
     out: list[VerifiedApproval] = []
     seen: set[bytes] = set()
     for raw in approvals:

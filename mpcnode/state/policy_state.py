@@ -34,6 +34,7 @@ from typing import TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from mpcnode.core.canonical_json import legacy_canonical_json
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.rolling_window import RollingWindow
 from mpcnode.state.seal import write_atomic
@@ -234,8 +235,9 @@ class PolicyState:
 
 
 def ledger_note(request: SigningRequest, verdict: Verdict, now: float) -> bytes:
-    """What the node must remember about one signature, as compact JSON."""
-    return json.dumps({"request_id": request.request_id, "initiator": request.initiator,
-                       "usd": decimal_text(verdict.usd_amount), "at": now,
-                       "counters": {c.hex(): n for c, n in sorted(verdict.counters.items())}},
-                      sort_keys=True, separators=(",", ":")).encode()
+    """What the node must remember about one signature, as compact JSON (only this node
+    reads it back, and its time is a float: hence the legacy form)."""
+    return legacy_canonical_json({
+        "request_id": request.request_id, "initiator": request.initiator,
+        "usd": decimal_text(verdict.usd_amount), "at": now,
+        "counters": {c.hex(): n for c, n in sorted(verdict.counters.items())}})

@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from oms_core.audit.audit_errors import (
     AuditError,
     AuditVerificationError,
-    ProofError,
+    MerkleProofError,
     TreeHeadError,
 )
 from oms_core.audit.entry import entry_from_json_object
@@ -213,7 +213,7 @@ def _check_inclusion(document: dict[str, Any], public_key: Ed25519PublicKey) -> 
     _verified(head, public_key)
     try:
         verify_inclusion(entry.leaf_hash, entry.index, head.tree_size, path, head.root_hash)
-    except ProofError as exc:
+    except MerkleProofError as exc:
         raise _DefectFoundError(f"inclusion proof FAILS: {exc}") from None
     return (f"inclusion proof OK: entry {entry.index} ({entry.action!r} by {entry.actor!r}) "
             f"is in log {head.log_id!r} of {head.tree_size} entries signed at "
@@ -230,7 +230,7 @@ def _check_consistency(document: dict[str, Any], public_key: Ed25519PublicKey) -
         raise _DefectFoundError(f"the tree heads are of two logs ({old.log_id!r}, {new.log_id!r})")
     try:
         verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof)
-    except ProofError as exc:
+    except MerkleProofError as exc:
         raise _DefectFoundError(f"consistency proof FAILS: {exc}") from None
     return (f"consistency proof OK: log {new.log_id!r} of {new.tree_size} entries "
             f"({_when(new.timestamp_ms)}) extends its first {old.tree_size} entries "

@@ -11,11 +11,7 @@ class AuditError(Exception):
     """Base of every error raised by ``oms_core.audit``."""
 
 
-class CanonicalJSONError(AuditError, ValueError):
-    """A value cannot be encoded as canonical JSON (a NaN, a non-string key, a set …)."""
-
-
-class ProofError(AuditError):
+class MerkleProofError(AuditError):
     """A Merkle inclusion or consistency proof is malformed or does not verify."""
 
 

@@ -6,10 +6,13 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import json
 import time
 from decimal import Decimal
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from oms_core.app.bundle_signing import make_bundle
@@ -96,3 +99,24 @@ def test_registry_blob_signing_request_and_challenge_are_pinned() -> None:
         "ebbdc30f11ce115cff352c4a0119855b69314831ab655dafbae1a3eb515ca1e7"
     assert hashlib.sha256(request.challenge("ab" * 32)).hexdigest() == \
         "e41a6f713ffb3b90f39b281104fe6b18158a664a37c497c7eb4a5f0da7d495bd"
+
+
+PRINTABLE = st.text(st.characters(min_codepoint=0x20, max_codepoint=0x7E), max_size=12)
+
+
+@given(PRINTABLE, st.binary(max_size=32), st.lists(st.integers(0, 2**32 - 1), max_size=6),
+       st.binary(max_size=40), st.binary(max_size=32), PRINTABLE, PRINTABLE)
+def test_signing_request_bytes_equal_the_old_encoding(request_id: str, key_id: bytes,
+                                                      path: list[int], tx: bytes, digest: bytes,
+                                                      initiator: str, price: str) -> None:
+    request = SigningRequest(request_id, key_id, tuple(path), tx, digest, initiator, price)
+    doc = {"v": 1, "request_id": request_id, "key_id": key_id.hex(), "path": path,
+           "transaction": tx.hex(), "digest": digest.hex(), "initiator": initiator,
+           "usd_price": price}
+    assert request.canonical() == json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+
+
+def test_a_signing_request_with_non_ascii_text_is_denied() -> None:
+    req = dataclasses.replace(REQ, request_id="r1-é")
+    with pytest.raises(AuthorizationDenied, match="no canonical form"):
+        check(req, [])

@@ -16,6 +16,7 @@ from enum import StrEnum
 
 from fido2.cose import CoseKey
 
+from mpcnode.core.canonical_json import canonical_json
 from zero_trust.approvals.approval_errors import (
     CredentialKeyError,
     InvalidRegistryError,
@@ -25,7 +26,6 @@ from zero_trust.approvals.approval_errors import (
 from zero_trust.approvals.credential_key import Verifier, credential_verifier, parse_credential_key
 from zero_trust.approvals.wire_json import (
     b64url_encode,
-    canonical_json,
     expect_b64url,
     expect_fields,
     expect_int,
