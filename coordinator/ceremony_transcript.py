@@ -17,7 +17,7 @@ from typing import Any
 from mpcnode.ceremony.cluster_config import ClusterConfig
 from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from mpcnode.rpc import node_pb2 as pb
-from mpcnode.state.seal import write_atomic
+from mpcnode.state.atomic_file import write_atomic
 from mpcnode.transport.identity import IdentityError, IdentityPublic
 
 FORMAT = "mpc-ceremony-transcript/v1"

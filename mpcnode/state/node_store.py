@@ -41,8 +41,9 @@ from mpcnode.core.errors import COORDINATOR, PresignatureError, ProtocolError, U
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
 from mpcnode.protocol.sign import SignatureShare
+from mpcnode.state.atomic_file import write_atomic
 from mpcnode.state.consumption_journal import Consumption, ConsumptionJournal
-from mpcnode.state.seal import Sealer, write_atomic
+from mpcnode.state.seal import Sealer
 
 DB_NAME = "presignatures.sqlite3"
 JOURNAL_NAME = "consumed.journal"

@@ -35,9 +35,9 @@ from typing import TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mpcnode.core.canonical_json import legacy_canonical_json
+from mpcnode.state.atomic_file import write_atomic
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.rolling_window import RollingWindow
-from mpcnode.state.seal import write_atomic
 from zero_trust.authorization import SigningRequest, Verdict, authorize
 from zero_trust.policy.bundle import PolicyBundle, bundle_from_json, check_upgrade, verify_bundle
 from zero_trust.policy.policy_canonical import decimal_text

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import zero_trust.policy
 from mpcnode.ceremony.cluster_config import ClusterConfig, load_cluster_config, parse_address
-from mpcnode.ceremony.pki import write_private, write_public
+from mpcnode.state.atomic_file import write_private, write_public
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.oms_config import OmsSettings, TlsFiles, dump_settings
 from oms_core.audit.signing_key import AuditSigner, write_public_key, write_signing_key

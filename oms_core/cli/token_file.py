@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mpcnode.ceremony.pki import write_private
+from mpcnode.state.atomic_file import write_private
 
 
 class TokenFileError(Exception):
