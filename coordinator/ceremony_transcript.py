@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coordinator.coordinator_errors import CoordinatorError
 from mpcnode.ceremony.cluster_config import ClusterConfig
 from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from mpcnode.rpc import node_pb2 as pb
@@ -23,7 +24,7 @@ from mpcnode.transport.identity import IdentityError, IdentityPublic
 FORMAT = "mpc-ceremony-transcript/v1"
 
 
-class TranscriptError(ValueError):
+class TranscriptError(CoordinatorError, ValueError):
     """A transcript file that cannot be read or does not verify; says where and why.
 
     ``session`` and ``message`` are indexes into the transcript's sessions and that

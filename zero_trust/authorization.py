@@ -38,13 +38,14 @@ from zero_trust.policy.bundle import PolicyBundle
 from zero_trust.policy.document import Action
 from zero_trust.policy.evaluate import Decision, PolicyInput, evaluate
 from zero_trust.policy.policy_errors import PolicyDenied, PolicyError
+from zero_trust.zero_trust_errors import ZeroTrustError
 
 REGISTRY_FORMAT = "oms-approver-registry/1"
 RAW_DIGEST_DESTINATION = "0x" + "00" * 20  # placeholder: a raw digest has no destination
 MAX_APPROVALS = 16
 
 
-class AuthorizationDenied(Exception):  # noqa: N818 - it is a verdict, named as users read it
+class AuthorizationDenied(ZeroTrustError):  # noqa: N818 - it is a verdict, named as users read it
     """The signed policy does not allow this signature; the message says why."""
 
 

@@ -21,6 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from mpcnode.core.errors import MpcnodeError
+
 # Re-exported: the cluster ceremony still writes its keys and certificates as pki.write_*.
 from mpcnode.state.atomic_file import write_private as write_private
 from mpcnode.state.atomic_file import write_public as write_public
@@ -37,7 +39,7 @@ _EKU = {
 _BACKDATE = dt.timedelta(minutes=5)
 
 
-class PkiError(ValueError):
+class PkiError(MpcnodeError, ValueError):
     """A certificate or key could not be made or read (bad input, not a CA, wrong key)."""
 
 

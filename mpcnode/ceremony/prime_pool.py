@@ -11,6 +11,7 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpcnode.core.errors import MpcnodeError
 from mpcnode.crypto.primes import is_safe_prime
 from mpcnode.state.atomic_file import write_atomic
 
@@ -21,7 +22,7 @@ TEST_WARNING = (
 )
 
 
-class PrimePoolError(Exception):
+class PrimePoolError(MpcnodeError):
     pass
 
 

@@ -37,7 +37,13 @@ from pathlib import Path
 from types import TracebackType
 
 from mpcnode.core import codec
-from mpcnode.core.errors import COORDINATOR, PresignatureError, ProtocolError, UsageError
+from mpcnode.core.errors import (
+    COORDINATOR,
+    MpcnodeError,
+    PresignatureError,
+    ProtocolError,
+    UsageError,
+)
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
 from mpcnode.protocol.sign import SignatureShare
@@ -85,7 +91,7 @@ CREATE TABLE IF NOT EXISTS presignature_public (
 """
 
 
-class StoreError(Exception):
+class StoreError(MpcnodeError):
     """The node store is inconsistent or was misused."""
 
 

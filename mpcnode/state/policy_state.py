@@ -35,6 +35,7 @@ from typing import TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from mpcnode.core.canonical_json import legacy_canonical_json
+from mpcnode.core.errors import MpcnodeError
 from mpcnode.state.atomic_file import write_atomic
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.rolling_window import RollingWindow
@@ -62,7 +63,7 @@ CREATE INDEX IF NOT EXISTS signed_by_initiator ON signed_requests (initiator, at
 """
 
 
-class NoPolicyInstalled(Exception):  # noqa: N818 - a state, as operators read it
+class NoPolicyInstalled(MpcnodeError):  # noqa: N818 - a state, as operators read it
     """This node holds no signed policy bundle, so it signs nothing."""
 
 

@@ -21,6 +21,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
 
+from mpcnode.core.errors import MpcnodeError
 from mpcnode.state.atomic_file import write_new
 
 BLOB_VERSION = 1  # first byte of every sealed blob
@@ -40,7 +41,7 @@ _HEADER_BYTES = 1 + NONCE_BYTES
 _TAG_BYTES = 16
 
 
-class SealError(Exception):
+class SealError(MpcnodeError):
     """A sealed blob did not open (wrong passphrase, tampered or swapped blob), or the
     sealing material is unusable. The message never contains a secret."""
 

@@ -43,6 +43,7 @@ from oms_core.audit.merkle import verify_consistency, verify_inclusion
 from oms_core.audit.signing_key import key_fingerprint, load_public_key
 from oms_core.audit.tree_head import SignedTreeHead
 from oms_core.audit.verify import verify_log
+from oms_core.oms_core_errors import OmsCoreError
 
 EXIT_OK = 0
 EXIT_DEFECT = 1
@@ -52,11 +53,11 @@ Handler = Callable[[argparse.Namespace], int]
 _T = TypeVar("_T")
 
 
-class _UnusableInputError(Exception):
+class _UnusableInputError(OmsCoreError):
     """The command cannot run on this input (exit status 2)."""
 
 
-class _DefectFoundError(Exception):
+class _DefectFoundError(OmsCoreError):
     """The proof or the log is bad (exit status 1)."""
 
 

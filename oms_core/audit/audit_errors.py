@@ -6,8 +6,10 @@ contain key material.
 
 from __future__ import annotations
 
+from oms_core.oms_core_errors import OmsCoreError
 
-class AuditError(Exception):
+
+class AuditError(OmsCoreError):
     """Base of every error raised by ``oms_core.audit``."""
 
 

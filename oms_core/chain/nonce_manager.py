@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from oms_core.app.oms_db import transaction
+from oms_core.oms_core_errors import OmsCoreError
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS chain_nonces (
@@ -41,7 +42,7 @@ CREATE UNIQUE INDEX IF NOT EXISTS chain_nonces_owner
 """
 
 
-class NonceError(Exception):
+class NonceError(OmsCoreError):
     """A nonce operation that would hand out, free or consume the wrong nonce."""
 
 

@@ -39,6 +39,7 @@ from oms_core.cli.authenticator_file import save_authenticator
 from oms_core.daemon.oms_server import check_listen
 from oms_core.daemon.tls_certificate import issue_oms_certificate
 from oms_core.demo.demo_people import enrol
+from oms_core.oms_core_errors import OmsCoreError
 from zero_trust.authorization import RelyingParty
 from zero_trust.policy.document import read_policy_file
 
@@ -47,7 +48,7 @@ DEMO_RP = RelyingParty("oms.localhost", "https://oms.localhost")
 RandomBytes = Callable[[int], bytes]
 
 
-class SetupError(Exception):
+class SetupError(OmsCoreError):
     """The instance cannot be set up as asked; the message says what to change."""
 
 
