@@ -12,7 +12,6 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 from fido2.cose import CoseKey
 
@@ -35,6 +34,9 @@ from zero_trust.approvals.wire_json import (
     parse_object,
 )
 
+# The roles are the policy's (DESIGN §6); re-exported for the registry's users.
+from zero_trust.policy.document import Role as Role
+
 REGISTRY_FORMAT_VERSION = 1
 
 USER_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
@@ -44,16 +46,6 @@ MAX_DISPLAY_NAME_CHARS = 128
 MAX_CREDENTIAL_ID_BYTES = 1023  # WebAuthn L3 §5.8.3 credential id limit
 MAX_CREDENTIALS_PER_USER = 16
 MAX_SIGN_COUNT = 2**32 - 1  # the counter is 32 bits in authenticator data
-
-
-class Role(StrEnum):
-    """DESIGN §6: trader proposes, approver / risk officer approve, admin governs, auditor reads."""
-
-    TRADER = "trader"
-    APPROVER = "approver"
-    RISK_OFFICER = "risk_officer"
-    ADMIN = "admin"
-    AUDITOR = "auditor"
 
 
 def check_user_id(user_id: object) -> str:
