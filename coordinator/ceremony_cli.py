@@ -20,7 +20,8 @@ import time
 from pathlib import Path
 
 from coordinator import ceremony_transcript as transcript
-from coordinator.coordinator import Coordinator, CoordinatorError
+from coordinator.coordinator import Coordinator
+from coordinator.coordinator_errors import CoordinatorError
 from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
 from mpcnode.ceremony.cluster_init import ClusterInitError, init_cluster
 from mpcnode.core.config_schema import ConfigError

@@ -14,15 +14,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from coordinator.coordinator_errors import CoordinatorError
 from mpcnode.ceremony.cluster_file import ClusterConfig
+from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from mpcnode.rpc import node_pb2 as pb
-from mpcnode.state.seal import write_atomic
+from mpcnode.state.atomic_file import write_atomic
 from mpcnode.transport.identity import IdentityError, IdentityPublic
 
 FORMAT = "mpc-ceremony-transcript/v1"
 
 
-class TranscriptError(ValueError):
+class TranscriptError(CoordinatorError, ValueError):
     """A transcript file that cannot be read or does not verify; says where and why.
 
     ``session`` and ``message`` are indexes into the transcript's sessions and that
@@ -153,21 +155,12 @@ def _list(v: Any, where: str) -> list[Any]:
     return v
 
 
-def _no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in pairs:
-        if k in out:
-            raise TranscriptError(f"duplicate JSON key {k!r}")
-        out[k] = v
-    return out
-
-
 def load(path: Path) -> Transcript:
     try:
-        doc = json.loads(path.read_text(), object_pairs_hook=_no_duplicate_keys)
-    except TranscriptError as exc:
+        doc = parse_json(path.read_bytes())
+    except CanonicalJSONError as exc:
         raise TranscriptError(f"{path}: {exc}") from exc
-    except (OSError, ValueError) as exc:
+    except OSError as exc:
         raise TranscriptError(f"{path}: cannot read transcript: {exc}") from exc
     try:
         return parse(doc)

@@ -23,6 +23,7 @@ from typing import Any, Self, TypeVar
 import grpc
 
 from coordinator.accusations import culprit_of, majority
+from coordinator.coordinator_errors import CoordinatorError
 from coordinator.identification import identify_bad_share, mta_transcript
 from coordinator.node_client import NodeClient
 from mpcnode.ceremony.cluster_file import CoordinatorConfig
@@ -39,10 +40,6 @@ log = logging.getLogger("coordinator")
 T = TypeVar("T")
 ASSIGNMENTS_KEPT = 1024  # caller-named requests whose presignature is remembered
 Progress = Callable[[str], None]
-
-
-class CoordinatorError(Exception):
-    """A request the coordinator cannot carry out (no healthy signer set, bad input…)."""
 
 
 class SigningRefused(CoordinatorError):  # noqa: N818 - the nodes' verdict

@@ -5,11 +5,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ethereum.ethereum_errors import EthereumError
+
 TRANSFER = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
 APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
 
 
-class CallDecodeError(ValueError):
+class CallDecodeError(EthereumError, ValueError):
     """Call data that claims to be an ERC-20 call but is not well formed."""
 
 

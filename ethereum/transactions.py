@@ -13,6 +13,7 @@ from dataclasses import dataclass, replace
 
 import rlp
 
+from ethereum.ethereum_errors import EthereumError
 from ethereum.hashing import keccak256
 
 TYPE_EIP1559 = 2
@@ -49,7 +50,7 @@ def keccak_digest(data: bytes) -> bytes:
     return keccak256(data)
 
 
-class TransactionError(ValueError):
+class TransactionError(EthereumError, ValueError):
     """Bytes that are not an unsigned transaction this system signs."""
 
 

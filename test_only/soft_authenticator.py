@@ -31,11 +31,11 @@ from fido2.webauthn import (
     RegistrationResponse,
 )
 
+from mpcnode.core.canonical_json import canonical_json
 from zero_trust.approvals.approval_errors import AuthenticatorStateError, SoftwareAuthenticatorError
 from zero_trust.approvals.assertion import Approval
 from zero_trust.approvals.wire_json import (
     b64url_encode,
-    canonical_json,
     expect_b64url,
     expect_fields,
     expect_int,

@@ -9,6 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from mpcnode.core.canonical_json import legacy_canonical_json
+
 _TABLE = """CREATE TABLE IF NOT EXISTS fake_audit (
     seq INTEGER PRIMARY KEY, actor TEXT, action TEXT, subject TEXT, details TEXT, at REAL)"""
 
@@ -28,8 +30,8 @@ class TableAudit:
     def append(self, conn: sqlite3.Connection, *, actor: str, action: str, subject: str,
                details: Mapping[str, object], at: float) -> None:
         conn.execute(_TABLE)
-        # allow_nan=False and no default=: only what the real log's canonical JSON accepts
-        text = json.dumps(dict(details), sort_keys=True, allow_nan=False)
+        # only what the real log's canonical JSON accepts
+        text = legacy_canonical_json(dict(details)).decode("utf-8")
         conn.execute("INSERT INTO fake_audit (actor, action, subject, details, at) "
                      "VALUES (?, ?, ?, ?, ?)", (actor, action, subject, text, at))
 

@@ -27,6 +27,7 @@ from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
 from ethereum.transactions import TransactionError, UnsignedTx, decode_unsigned, keccak_digest
+from mpcnode.core.canonical_json import CanonicalJSONError, canonical_json
 from zero_trust.approvals.approval_errors import ApprovalError
 from zero_trust.approvals.assertion import Approval, VerifiedApproval, verify_approval
 from zero_trust.approvals.challenge import approval_challenge
@@ -37,13 +38,14 @@ from zero_trust.policy.bundle import PolicyBundle
 from zero_trust.policy.document import Action
 from zero_trust.policy.evaluate import Decision, PolicyInput, evaluate
 from zero_trust.policy.policy_errors import PolicyDenied, PolicyError
+from zero_trust.zero_trust_errors import ZeroTrustError
 
 REGISTRY_FORMAT = "oms-approver-registry/1"
 RAW_DIGEST_DESTINATION = "0x" + "00" * 20  # placeholder: a raw digest has no destination
 MAX_APPROVALS = 16
 
 
-class AuthorizationDenied(Exception):  # noqa: N818 - it is a verdict, named as users read it
+class AuthorizationDenied(ZeroTrustError):  # noqa: N818 - it is a verdict, named as users read it
     """The signed policy does not allow this signature; the message says why."""
 
 
@@ -59,7 +61,7 @@ def registry_blob(rp: RelyingParty, registry: ApproverRegistry) -> bytes:
     """The approver-registry part of a policy bundle: relying party plus registry."""
     doc = {"format": REGISTRY_FORMAT, "rp_id": rp.rp_id, "origin": rp.origin,
            "registry": registry.to_dict()}
-    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return canonical_json(doc)
 
 
 def parse_registry_blob(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
@@ -89,12 +91,13 @@ class SigningRequest:
     usd_price: str  # decimal text, per whole unit of the transaction's asset
 
     def canonical(self) -> bytes:
-        """The bytes every assertion's challenge commits to (canonical JSON)."""
+        """The bytes every assertion's challenge commits to: canonical JSON, ASCII only (its
+        text was always written with ``\\u`` escapes, which RFC 8785 would not write)."""
         doc = {"v": 1, "request_id": self.request_id, "key_id": self.key_id.hex(),
                "path": list(self.path), "transaction": self.transaction.hex(),
                "digest": self.digest.hex(), "initiator": self.initiator,
                "usd_price": self.usd_price}
-        return json.dumps(doc, sort_keys=True, separators=(",", ":")).encode()
+        return canonical_json(doc, ascii_only=True)
 
     @classmethod
     def from_canonical(cls, raw: bytes) -> SigningRequest:
@@ -182,7 +185,10 @@ def _verified(approvals: Sequence[bytes], registry: ApproverRegistry, rp: Relyin
               last_counters: Mapping[bytes, int]) -> list[VerifiedApproval]:
     if len(approvals) > MAX_APPROVALS:
         raise AuthorizationDenied(f"more than {MAX_APPROVALS} approvals")
-    challenge = request.challenge(bundle_hash)
+    try:
+        challenge = request.challenge(bundle_hash)
+    except CanonicalJSONError as exc:
+        raise AuthorizationDenied(f"the signing request has no canonical form: {exc}") from None
     out: list[VerifiedApproval] = []
     seen: set[bytes] = set()
     for raw in approvals:

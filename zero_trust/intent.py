@@ -11,9 +11,10 @@ from dataclasses import dataclass
 from ethereum import erc20
 from ethereum.transactions import UnsignedTx
 from zero_trust.policy.document import NATIVE, Asset
+from zero_trust.zero_trust_errors import ZeroTrustError
 
 
-class IntentError(ValueError):
+class IntentError(ZeroTrustError, ValueError):
     """A transaction whose meaning the policy cannot state (refused, never guessed)."""
 
 

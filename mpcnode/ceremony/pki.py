@@ -6,22 +6,26 @@ ExtendedKeyUsage: a node is a TLS server (serverAuth), the coordinator a TLS cli
 (clientAuth). A node accepts a call only from a peer whose certificate chains to the CA
 and names the coordinator role, so the role check here backs up what gRPC already did.
 The CA key is needed only at the ceremony (and to issue replacements) and goes offline
-afterwards. Private keys leave this module only as PEM bytes; ``write_private`` stores them.
+afterwards. Private keys leave this module only as PEM bytes; ``atomic_file.write_private``
+stores them.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import tempfile
-from pathlib import Path
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+
+from mpcnode.core.errors import MpcnodeError
+
+# Re-exported: the cluster ceremony still writes its keys and certificates as pki.write_*.
+from mpcnode.state.atomic_file import write_private as write_private
+from mpcnode.state.atomic_file import write_public as write_public
 
 ROLE_NODE = "mpc-node"
 ROLE_COORDINATOR = "mpc-coordinator"
@@ -35,7 +39,7 @@ _EKU = {
 _BACKDATE = dt.timedelta(minutes=5)
 
 
-class PkiError(ValueError):
+class PkiError(MpcnodeError, ValueError):
     """A certificate or key could not be made or read (bad input, not a CA, wrong key)."""
 
 
@@ -159,37 +163,6 @@ def verify_chain(cert_pem: bytes, ca_cert_pem: bytes, *,
     except (ValueError, TypeError, InvalidSignature):
         return False
     return True
-
-
-def write_private(path: Path, data: bytes) -> None:
-    """Write a secret file atomically with mode 0600 (never briefly readable by others)."""
-    _write_atomic(path, data, 0o600)
-
-
-def write_public(path: Path, data: bytes) -> None:
-    """Write a public file (certificates, configs) atomically with mode 0644."""
-    _write_atomic(path, data, 0o644)
-
-
-def _write_atomic(path: Path, data: bytes, mode: int) -> None:
-    # mkstemp creates the temp file 0600, so a secret is never exposed; fchmod sets the
-    # final mode, fsync then rename makes the write all-or-nothing across a crash.
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    dir_fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
 
 
 def _now() -> dt.datetime:

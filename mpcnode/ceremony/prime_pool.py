@@ -8,12 +8,12 @@ marked ``test_material`` is refused unless the caller explicitly allows it.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpcnode.core.errors import MpcnodeError
 from mpcnode.crypto.primes import is_safe_prime
+from mpcnode.state.atomic_file import write_atomic
 
 FORMAT = "mpc-safe-prime-pool/v1"
 TEST_WARNING = (
@@ -22,7 +22,7 @@ TEST_WARNING = (
 )
 
 
-class PrimePoolError(Exception):
+class PrimePoolError(MpcnodeError):
     pass
 
 
@@ -59,24 +59,10 @@ def load_pool(path: Path, *, verify: bool = False) -> PrimePool:
 
 
 def write_pool_atomic(path: Path, pool: PrimePool) -> None:
-    """Write via a temp file, fsync and rename, so a crash never leaves half a pool."""
+    """Write atomically (0600: its primes become Paillier keys), so a crash never leaves
+    half a pool."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=path.name + ".", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(pool.to_json())
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    write_atomic(path, pool.to_json().encode())
 
 
 def take_primes(path: Path, count: int, *, allow_test_material: bool = False) -> list[int]:

@@ -3,7 +3,8 @@
 Used for wire payloads, ceremony transcripts and the echo hashes of broadcast
 consistency. Encoding is driven by the dataclass field types, so decoding never
 evaluates or unpickles anything: only the declared types can come back.
-Ints are hex strings with a sign, points are compressed hex, bytes are hex.
+Ints are hex strings with a sign, points are compressed hex, bytes are hex; the bytes are
+``canonical_json`` (RFC 8785) with ASCII text only, as they always were.
 """
 
 from __future__ import annotations
@@ -16,13 +17,15 @@ import typing
 from functools import cache
 from typing import Any, TypeVar, Union, cast, get_args, get_origin
 
+from mpcnode.core.canonical_json import canonical_json
+from mpcnode.core.errors import MpcnodeError
 from mpcnode.crypto.group import Point
 
 T = TypeVar("T")
 
 
-class DecodeError(ValueError):
-    pass
+class DecodeError(MpcnodeError, ValueError):
+    """Bytes that are not the encoding of the expected type (a peer's fault, or a store's)."""
 
 
 def _enc(v: Any) -> Any:
@@ -48,8 +51,8 @@ def to_jsonable(obj: Any) -> Any:
 
 
 def to_bytes(obj: Any) -> bytes:
-    """Canonical bytes: sorted keys, no whitespace."""
-    return json.dumps(_enc(obj), sort_keys=True, separators=(",", ":")).encode()
+    """Canonical bytes: RFC 8785, ASCII text only (``CanonicalJSONError`` otherwise)."""
+    return canonical_json(_enc(obj), ascii_only=True)
 
 
 def digest(obj: Any) -> bytes:
@@ -79,8 +82,8 @@ def _dec(tp: Any, v: Any) -> Any:
             raise DecodeError("expected bool")
         return v
     if tp is str:
-        if not isinstance(v, str):
-            raise DecodeError("expected str")
+        if not isinstance(v, str) or not v.isascii() or "\x7f" in v:
+            raise DecodeError("expected an ASCII str")
         return v
     if tp is bytes:
         return bytes.fromhex(v)

@@ -17,8 +17,10 @@ from typing import Any, TypeVar
 import tomli_w
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from mpcnode.core.errors import MpcnodeError
 
-class ConfigError(ValueError):
+
+class ConfigError(MpcnodeError, ValueError):
     """A config is missing, malformed or inconsistent; names the source and the key."""
 
     def __init__(self, source: object, key: str, reason: str) -> None:

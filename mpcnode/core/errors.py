@@ -1,7 +1,8 @@
-"""Typed errors of the protocol core.
+"""Typed errors of the signer node: the package's root error and the protocol's errors.
 
-Every rejection of a peer's message names the culprit party, so that an abort is
-identifiable (CGGMP21 §1, "identifiable abort").
+Every exception class of ``mpcnode`` derives from ``MpcnodeError``. Every rejection of a
+peer's message names the culprit party, so that an abort is identifiable (CGGMP21 §1,
+"identifiable abort").
 """
 
 from __future__ import annotations
@@ -16,7 +17,11 @@ def culprit_name(culprit: int | None) -> str:
     return "coordinator" if culprit == COORDINATOR else f"party {culprit}"
 
 
-class ProtocolError(Exception):
+class MpcnodeError(Exception):
+    """Root of every error raised by ``mpcnode``."""
+
+
+class ProtocolError(MpcnodeError):
     """A peer sent something invalid; ``culprit`` is that peer's party id
     (``COORDINATOR`` when the relay delivered something no party signed)."""
 
@@ -35,7 +40,7 @@ class ProofError(ProtocolError):
         super().__init__(culprit, f"{proof} proof rejected: {check}")
 
 
-class UsageError(ValueError):
+class UsageError(MpcnodeError, ValueError):
     """The local caller misused the API (wrong state, wrong input); no peer is at fault."""
 
 

@@ -25,6 +25,8 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
+from mpcnode.core.errors import MpcnodeError
+
 _LEN = struct.Struct(">I")
 _PARTY = struct.Struct(">I")
 _DIGEST = 32
@@ -38,7 +40,7 @@ MAX_RECORD = (_LEN.size + 1 + 255 + _PARTY.size + _SIGMA + _RID_LEN.size + MAX_R
               + MAX_NOTE + _DIGEST)
 
 
-class JournalError(Exception):
+class JournalError(MpcnodeError):
     """The consumption journal is damaged (not merely torn at its end)."""
 
 

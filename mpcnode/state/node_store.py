@@ -37,13 +37,20 @@ from pathlib import Path
 from types import TracebackType
 
 from mpcnode.core import codec
-from mpcnode.core.errors import COORDINATOR, PresignatureError, ProtocolError, UsageError
+from mpcnode.core.errors import (
+    COORDINATOR,
+    MpcnodeError,
+    PresignatureError,
+    ProtocolError,
+    UsageError,
+)
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
 from mpcnode.protocol.sign import SignatureShare
+from mpcnode.state.atomic_file import write_atomic
 from mpcnode.state.consumption_journal import Consumption, ConsumptionJournal
 from mpcnode.state.schema_migrations import Migration, Schema, migrate
-from mpcnode.state.seal import Sealer, write_atomic
+from mpcnode.state.seal import Sealer
 
 DB_NAME = "presignatures.sqlite3"
 JOURNAL_NAME = "consumed.journal"
@@ -88,7 +95,7 @@ SCHEMA = Schema("node presignature store", (
 """Migrations of ``presignatures.sqlite3`` (schema_migrations.py), applied when it opens."""
 
 
-class StoreError(Exception):
+class StoreError(MpcnodeError):
     """The node store is inconsistent or was misused."""
 
 

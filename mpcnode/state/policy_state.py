@@ -34,9 +34,11 @@ from typing import Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from mpcnode.core.canonical_json import legacy_canonical_json
+from mpcnode.core.errors import MpcnodeError
+from mpcnode.state.atomic_file import write_atomic
 from mpcnode.state.rolling_window import RollingWindow
 from mpcnode.state.schema_migrations import Migration, Schema, migrate
-from mpcnode.state.seal import write_atomic
 from zero_trust.authorization import SigningRequest, Verdict, authorize
 from zero_trust.policy.bundle import PolicyBundle, bundle_from_json, check_upgrade, verify_bundle
 from zero_trust.policy.policy_canonical import decimal_text
@@ -64,7 +66,7 @@ SCHEMA = Schema("node policy state", (
 """Migrations of ``policy.sqlite3`` (schema_migrations.py), applied when it opens."""
 
 
-class NoPolicyInstalled(Exception):  # noqa: N818 - a state, as operators read it
+class NoPolicyInstalled(MpcnodeError):  # noqa: N818 - a state, as operators read it
     """This node holds no signed policy bundle, so it signs nothing."""
 
 
@@ -250,8 +252,9 @@ class PolicyState:
 
 
 def ledger_note(request: SigningRequest, verdict: Verdict, now: float) -> bytes:
-    """What the node must remember about one signature, as compact JSON."""
-    return json.dumps({"request_id": request.request_id, "initiator": request.initiator,
-                       "usd": decimal_text(verdict.usd_amount), "at": now,
-                       "counters": {c.hex(): n for c, n in sorted(verdict.counters.items())}},
-                      sort_keys=True, separators=(",", ":")).encode()
+    """What the node must remember about one signature, as compact JSON (only this node
+    reads it back, and its time is a float: hence the legacy form)."""
+    return legacy_canonical_json({
+        "request_id": request.request_id, "initiator": request.initiator,
+        "usd": decimal_text(verdict.usd_amount), "at": now,
+        "counters": {c.hex(): n for c, n in sorted(verdict.counters.items())}})

@@ -30,8 +30,10 @@ from collections.abc import Sequence
 from contextlib import closing
 from dataclasses import dataclass
 
+from mpcnode.core.errors import MpcnodeError
 
-class SchemaError(Exception):
+
+class SchemaError(MpcnodeError):
     """A database file's schema cannot be brought to the version this code needs."""
 
 

@@ -9,20 +9,20 @@ startup rather than a decryption error on the first signing request.
 
 The passphrase is read from an environment variable or a file, never from the command
 line (argv is visible to every local user through /proc).
-
-The file helpers here (``write_atomic``, ``write_new``) are also used by the node store.
 """
 
 from __future__ import annotations
 
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.scrypt import Scrypt
+
+from mpcnode.core.errors import MpcnodeError
+from mpcnode.state.atomic_file import write_new
 
 BLOB_VERSION = 1  # first byte of every sealed blob
 NONCE_BYTES = 12  # AES-GCM's 96-bit nonce, random per blob
@@ -41,7 +41,7 @@ _HEADER_BYTES = 1 + NONCE_BYTES
 _TAG_BYTES = 16
 
 
-class SealError(Exception):
+class SealError(MpcnodeError):
     """A sealed blob did not open (wrong passphrase, tampered or swapped blob), or the
     sealing material is unusable. The message never contains a secret."""
 
@@ -157,55 +157,3 @@ def _read_passphrase_file(file: Path) -> bytes:
     if not data:
         raise PassphraseError(f"passphrase file {file} is empty")
     return data
-
-
-# --- durable file writes ----------------------------------------------------------------
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_temp(path: Path, data: bytes, mode: int) -> str:
-    """A fully written and fsynced temp file beside ``path``; returns its name."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            os.fchmod(f.fileno(), mode)
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    return tmp
-
-
-def write_atomic(path: Path, data: bytes, mode: int = 0o600) -> None:
-    """Replace ``path`` with ``data`` so that a crash leaves the old or the new content,
-    never a mix: temp file in the same directory, fsync, rename, fsync the directory."""
-    tmp = _write_temp(path, data, mode)
-    try:
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
-
-
-def write_new(path: Path, data: bytes, mode: int = 0o600) -> bool:
-    """Create ``path`` atomically unless it exists (then leave it: another process won
-    the race). Returns whether this call created it."""
-    tmp = _write_temp(path, data, mode)
-    try:
-        os.link(tmp, path)  # unlike rename, link never replaces an existing file
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
-    _fsync_dir(path.parent)
-    return True

@@ -24,6 +24,8 @@ from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X
 from cryptography.hazmat.primitives.ciphers.aead import ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from mpcnode.core.errors import MpcnodeError
+
 KEY_LEN = 32
 NONCE_LEN = 12
 SIGNATURE_LEN = 64
@@ -33,7 +35,7 @@ _PEM_BLOCK = re.compile(
     rb"-----BEGIN ([A-Z ]+)-----\r?\n.*?-----END \1-----\r?\n?", re.DOTALL)
 
 
-class IdentityError(Exception):
+class IdentityError(MpcnodeError):
     """Base of the identity errors; messages never carry key material."""
 
 

@@ -10,8 +10,10 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from oms_core.oms_core_errors import OmsCoreError
 
-class OmsError(Exception):
+
+class OmsError(OmsCoreError):
     """Base of every error raised by the OMS users, sessions and request store."""
 
 

@@ -32,21 +32,14 @@ from oms_core.app.oms_errors import (
     PermissionDenied,
 )
 
+# The five OMS roles are the policy's (DESIGN §6); re-exported for the OMS's users.
+from zero_trust.policy.document import Role as Role
+
 USER_ID_PATTERN = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")
 """As in the approver registry. Lower case only: "Alice" and "alice" must not be two
 people, or one person could approve their own request under a second spelling."""
 
 MAX_DISPLAY_NAME_CHARS = 128
-
-
-class Role(StrEnum):
-    """The five OMS roles (DESIGN §6); nothing else is a role."""
-
-    TRADER = "trader"
-    APPROVER = "approver"
-    RISK_OFFICER = "risk_officer"
-    ADMIN = "admin"
-    AUDITOR = "auditor"
 
 
 class Permission(StrEnum):

@@ -5,18 +5,18 @@ a hash chain and to an RFC 6962 Merkle tree whose tree heads the dedicated audit
 An auditor holding only the public key checks the whole log (``verify_log``, ``oms audit
 verify``) and inclusion / consistency proofs offline (``oms audit check-proof``).
 
-Modules: ``merkle`` (RFC 6962 / 9162 tree, proofs, verification), ``canonical_json`` and
-``entry`` (what an entry is hashed as), ``tree_head`` (signed tree heads),
-``signing_key`` (the audit key and its files), ``log`` (the SQLite log), ``verify``
-(whole-log verification), ``cli`` (the ``oms audit`` commands), ``errors``.
+Modules: ``merkle`` (RFC 6962 / 9162 tree, proofs, verification), ``entry`` (what an
+entry is hashed as: ``mpcnode.core.canonical_json``'s legacy form), ``tree_head`` (signed
+tree heads), ``signing_key`` (the audit key and its files), ``log`` (the SQLite log),
+``verify`` (whole-log verification), ``audit_cli`` (the ``oms audit`` commands),
+``audit_errors``.
 """
 
 from oms_core.audit.audit_errors import (
     AuditError,
     AuditLogError,
     AuditVerificationError,
-    CanonicalJSONError,
-    ProofError,
+    MerkleProofError,
     SigningKeyError,
     TreeHeadError,
 )
@@ -33,8 +33,7 @@ __all__ = [
     "AuditLogError",
     "AuditSigner",
     "AuditVerificationError",
-    "CanonicalJSONError",
-    "ProofError",
+    "MerkleProofError",
     "SignedTreeHead",
     "SigningKeyError",
     "TreeHead",

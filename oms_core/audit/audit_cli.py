@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from oms_core.audit.audit_errors import (
     AuditError,
     AuditVerificationError,
-    ProofError,
+    MerkleProofError,
     TreeHeadError,
 )
 from oms_core.audit.entry import entry_from_json_object
@@ -43,6 +43,7 @@ from oms_core.audit.merkle import verify_consistency, verify_inclusion
 from oms_core.audit.signing_key import key_fingerprint, load_public_key
 from oms_core.audit.tree_head import SignedTreeHead
 from oms_core.audit.verify import verify_log
+from oms_core.oms_core_errors import OmsCoreError
 
 EXIT_OK = 0
 EXIT_DEFECT = 1
@@ -52,11 +53,11 @@ Handler = Callable[[argparse.Namespace], int]
 _T = TypeVar("_T")
 
 
-class _UnusableInputError(Exception):
+class _UnusableInputError(OmsCoreError):
     """The command cannot run on this input (exit status 2)."""
 
 
-class _DefectFoundError(Exception):
+class _DefectFoundError(OmsCoreError):
     """The proof or the log is bad (exit status 1)."""
 
 
@@ -213,7 +214,7 @@ def _check_inclusion(document: dict[str, Any], public_key: Ed25519PublicKey) -> 
     _verified(head, public_key)
     try:
         verify_inclusion(entry.leaf_hash, entry.index, head.tree_size, path, head.root_hash)
-    except ProofError as exc:
+    except MerkleProofError as exc:
         raise _DefectFoundError(f"inclusion proof FAILS: {exc}") from None
     return (f"inclusion proof OK: entry {entry.index} ({entry.action!r} by {entry.actor!r}) "
             f"is in log {head.log_id!r} of {head.tree_size} entries signed at "
@@ -230,7 +231,7 @@ def _check_consistency(document: dict[str, Any], public_key: Ed25519PublicKey) -
         raise _DefectFoundError(f"the tree heads are of two logs ({old.log_id!r}, {new.log_id!r})")
     try:
         verify_consistency(old.tree_size, new.tree_size, old.root_hash, new.root_hash, proof)
-    except ProofError as exc:
+    except MerkleProofError as exc:
         raise _DefectFoundError(f"consistency proof FAILS: {exc}") from None
     return (f"consistency proof OK: log {new.log_id!r} of {new.tree_size} entries "
             f"({_when(new.timestamp_ms)}) extends its first {old.tree_size} entries "

@@ -6,16 +6,14 @@ contain key material.
 
 from __future__ import annotations
 
+from oms_core.oms_core_errors import OmsCoreError
 
-class AuditError(Exception):
+
+class AuditError(OmsCoreError):
     """Base of every error raised by ``oms_core.audit``."""
 
 
-class CanonicalJSONError(AuditError, ValueError):
-    """A value cannot be encoded as canonical JSON (a NaN, a non-string key, a set …)."""
-
-
-class ProofError(AuditError):
+class MerkleProofError(AuditError):
     """A Merkle inclusion or consistency proof is malformed or does not verify."""
 
 

@@ -1,8 +1,9 @@
 """One audit log entry: the bytes it is hashed as, its chain hash and its Merkle leaf.
 
-An entry's *canonical bytes* are the canonical JSON (see ``canonical_json``) of the object
+An entry's *canonical bytes* are the canonical JSON of the object
 ``{"action", "actor", "at", "details", "index", "prev_hash", "subject"}``, with
-``prev_hash`` in lower-case hex. From them:
+``prev_hash`` in lower-case hex, in the form ``legacy_canonical_json`` writes (RFC 8785
+except for floats, which the entry time always is; see there). From them:
 
 - ``entry_hash = SHA-256("oms-audit-entry-v1" ‖ 0x00 ‖ canonical bytes)``, the hash chain
   (the tag keeps an entry hash from ever equalling a Merkle leaf or node hash);
@@ -22,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from oms_core.audit.audit_errors import AuditLogError, CanonicalJSONError
-from oms_core.audit.canonical_json import canonical_json
+from mpcnode.core.canonical_json import CanonicalJSONError, legacy_canonical_json
+from oms_core.audit.audit_errors import AuditLogError
 from oms_core.audit.merkle import HASH_BYTES, leaf_hash
 
 ENTRY_HASH_TAG = b"oms-audit-entry-v1\x00"
@@ -57,7 +58,7 @@ class AuditEntry:
                               self.details, self.prev_hash)
 
     def canonical_bytes(self) -> bytes:
-        return canonical_json(self.to_json_object())
+        return legacy_canonical_json(self.to_json_object())
 
 
 def make_entry(*, index: int, at: float, actor: str, action: str, subject: str,
@@ -68,9 +69,9 @@ def make_entry(*, index: int, at: float, actor: str, action: str, subject: str,
         raise AuditLogError("details must be a mapping (a JSON object)")
     at = float(at)
     try:
-        details_json = canonical_json(details).decode("utf-8")
-        hashed = canonical_json(_hashed_object(index, at, actor, action, subject,
-                                               json.loads(details_json), prev_hash))
+        details_json = legacy_canonical_json(details).decode("utf-8")
+        hashed = legacy_canonical_json(_hashed_object(index, at, actor, action, subject,
+                                                      json.loads(details_json), prev_hash))
     except CanonicalJSONError as exc:
         raise AuditLogError(f"the entry cannot be logged: {exc}") from None
     return AuditEntry(index, at, actor, action, subject, details_json, prev_hash,

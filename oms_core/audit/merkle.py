@@ -10,7 +10,7 @@ the log can keep one 32-byte hash per entry and build proofs from those alone.
   (§2.1.2) as the leaf ranges [start, end) whose subtree hashes make the proof, in the
   RFC's order. ``inclusion_proof`` / ``consistency_proof`` hash those ranges.
 - ``verify_inclusion`` / ``verify_consistency`` follow RFC 9162 §2.1.3.2 and §2.1.4.2 and
-  raise ``ProofError``; they never need more than the proof, the sizes and the roots.
+  raise ``MerkleProofError``; they never need more than the proof, the sizes and the roots.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 
-from oms_core.audit.audit_errors import ProofError
+from oms_core.audit.audit_errors import MerkleProofError
 
 HASH_BYTES = 32
 LEAF_PREFIX = b"\x00"  # RFC 6962 §2.1: leaf hashes and node hashes differ in their
@@ -101,7 +101,7 @@ def root_hash(leaf_hashes: Iterable[bytes]) -> bytes:
 def inclusion_path_ranges(index: int, size: int) -> list[LeafRange]:
     """PATH(index, D[size]) of RFC 6962 §2.1.1 as leaf ranges, the leaf's sibling first."""
     if not 0 <= index < size:
-        raise ProofError(f"leaf {index} is not in a tree of {size} leaves")
+        raise MerkleProofError(f"leaf {index} is not in a tree of {size} leaves")
     siblings: list[LeafRange] = []
     start, end = 0, size
     while end - start > 1:
@@ -122,7 +122,7 @@ def consistency_proof_ranges(old_size: int, new_size: int) -> list[LeafRange]:
     Empty when old_size is 0 or equals new_size (nothing to prove).
     """
     if not 0 <= old_size <= new_size:
-        raise ProofError(f"no consistency proof from size {old_size} to size {new_size}")
+        raise MerkleProofError(f"no consistency proof from size {old_size} to size {new_size}")
     if old_size in (0, new_size):
         return []
     nodes: list[LeafRange] = []
@@ -163,12 +163,12 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
     for element in proof:
         _check_hash(element, "audit path element")
     if not 0 <= index < size:
-        raise ProofError(f"leaf {index} is not in a tree of {size} leaves")
+        raise MerkleProofError(f"leaf {index} is not in a tree of {size} leaves")
     fn, sn = index, size - 1
     result = leaf
     for sibling in proof:
         if sn == 0:
-            raise ProofError("the audit path is longer than a tree of this size allows")
+            raise MerkleProofError("the audit path is longer than a tree of this size allows")
         if fn & 1 or fn == sn:
             result = node_hash(sibling, result)
             while fn and not fn & 1:  # climb past levels where this node has no sibling
@@ -177,9 +177,9 @@ def verify_inclusion(leaf: bytes, index: int, size: int, proof: Sequence[bytes],
             result = node_hash(result, sibling)
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
-        raise ProofError("the audit path is shorter than a tree of this size requires")
+        raise MerkleProofError("the audit path is shorter than a tree of this size requires")
     if not hmac.compare_digest(result, root):
-        raise ProofError(f"the audit path of leaf {index} does not lead to the root hash")
+        raise MerkleProofError(f"the audit path of leaf {index} does not lead to the root hash")
 
 
 def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: bytes,
@@ -190,12 +190,12 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
     for element in proof:
         _check_hash(element, "consistency proof element")
     if not 0 <= old_size <= new_size:
-        raise ProofError(f"a tree of {new_size} leaves cannot extend one of {old_size}")
+        raise MerkleProofError(f"a tree of {new_size} leaves cannot extend one of {old_size}")
     if old_size in (0, new_size):
         _check_trivial_consistency(old_size, new_size, old_root, new_root, proof)
         return
     if not proof:
-        raise ProofError(f"the consistency proof from size {old_size} to {new_size} is empty")
+        raise MerkleProofError(f"the consistency proof from size {old_size} to {new_size} is empty")
     path = list(proof)
     if old_size & (old_size - 1) == 0:  # the old tree is a perfect subtree: its root is
         path.insert(0, old_root)        # left out of the proof (RFC 9162 §2.1.4.2 step 2)
@@ -205,7 +205,7 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
     old_result = new_result = path[0]
     for node in path[1:]:
         if sn == 0:
-            raise ProofError("the consistency proof is longer than these sizes allow")
+            raise MerkleProofError("the consistency proof is longer than these sizes allow")
         if fn & 1 or fn == sn:
             old_result = node_hash(node, old_result)
             new_result = node_hash(node, new_result)
@@ -215,23 +215,25 @@ def verify_consistency(old_size: int, new_size: int, old_root: bytes, new_root: 
             new_result = node_hash(new_result, node)
         fn, sn = fn >> 1, sn >> 1
     if sn != 0:
-        raise ProofError("the consistency proof is shorter than these sizes require")
+        raise MerkleProofError("the consistency proof is shorter than these sizes require")
     if not hmac.compare_digest(old_result, old_root):
-        raise ProofError(f"the consistency proof does not lead to the root of size {old_size}")
+        raise MerkleProofError("the consistency proof does not lead to the root of size "
+                               f"{old_size}")
     if not hmac.compare_digest(new_result, new_root):
-        raise ProofError(f"the consistency proof does not lead to the root of size {new_size}")
+        raise MerkleProofError("the consistency proof does not lead to the root of size "
+                               f"{new_size}")
 
 
 def _check_trivial_consistency(old_size: int, new_size: int, old_root: bytes,
                                new_root: bytes, proof: Sequence[bytes]) -> None:
     """Every tree extends the empty tree, and a tree extends only itself at equal size."""
     if proof:
-        raise ProofError(f"the consistency proof from size {old_size} to {new_size} "
+        raise MerkleProofError(f"the consistency proof from size {old_size} to {new_size} "
                          "must be empty")
     if old_size == 0 and not hmac.compare_digest(old_root, EMPTY_ROOT):
-        raise ProofError("the root of the empty tree must be SHA-256 of the empty string")
+        raise MerkleProofError("the root of the empty tree must be SHA-256 of the empty string")
     if old_size == new_size and not hmac.compare_digest(old_root, new_root):
-        raise ProofError(f"two different roots for the same tree size {old_size}")
+        raise MerkleProofError(f"two different roots for the same tree size {old_size}")
 
 
 def _split(n: int) -> int:
@@ -241,10 +243,10 @@ def _split(n: int) -> int:
 
 def _check_size(leaf_hashes: Sequence[bytes], size: int) -> None:
     if size > len(leaf_hashes):
-        raise ProofError(f"a tree of {size} leaves needs {size} leaf hashes, "
+        raise MerkleProofError(f"a tree of {size} leaves needs {size} leaf hashes, "
                          f"got {len(leaf_hashes)}")
 
 
 def _check_hash(value: bytes, what: str) -> None:
     if not isinstance(value, bytes) or len(value) != HASH_BYTES:
-        raise ProofError(f"a {what} is {HASH_BYTES} bytes")
+        raise MerkleProofError(f"a {what} is {HASH_BYTES} bytes")

@@ -20,11 +20,9 @@ This key only signs tree heads; it is never a signer-node or approver key.
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import stat
-import tempfile
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -33,6 +31,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from mpcnode.state.atomic_file import write_new
 from oms_core.audit.audit_errors import SigningKeyError
 from oms_core.audit.tree_head import SignedTreeHead, TreeHead
 
@@ -158,25 +157,8 @@ def _write_new_file(path: Path, data: bytes, mode: int) -> None:
     """Write ``data`` to ``path`` atomically, failing if ``path`` already exists."""
     path = Path(path)
     try:
-        fd, temp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        created = write_new(path, data, mode)
     except OSError as exc:
         raise SigningKeyError(f"cannot write {path}: {exc.strerror}") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            os.fchmod(handle.fileno(), mode)
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.link(temp, path)  # unlike rename, link never replaces an existing file
-    except FileExistsError:
-        raise SigningKeyError(f"{path} already exists; refusing to overwrite it") from None
-    except OSError as exc:
-        raise SigningKeyError(f"cannot write {path}: {exc.strerror}") from None
-    finally:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(temp)
-    directory = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(directory)
-    finally:
-        os.close(directory)
+    if not created:
+        raise SigningKeyError(f"{path} already exists; refusing to overwrite it")

@@ -39,7 +39,7 @@ from oms_core.audit.audit_errors import (
     AuditError,
     AuditLogError,
     AuditVerificationError,
-    ProofError,
+    MerkleProofError,
     TreeHeadError,
 )
 from oms_core.audit.entry import GENESIS_HASH, make_entry
@@ -199,7 +199,7 @@ def _check_heads_at(size: int, by_size: dict[int, list[_Head]], frontier: Merkle
         try:
             verify_consistency(last_good, size, old.head.root_hash, root,
                                collector.proof(last_good, size))
-        except ProofError as exc:
+        except MerkleProofError as exc:
             raise AuditVerificationError(f"{by_size[size][0].label} is not consistent with "
                                          f"{old.label}: {exc}",
                                          tree_head=by_size[size][0].label) from None

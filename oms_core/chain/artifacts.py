@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from oms_core.oms_core_errors import OmsCoreError
+
 CONTRACTS_DIR = Path(__file__).resolve().parent / "contracts"
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
 
@@ -20,7 +22,7 @@ TOKEN = "Token"
 POOL = "ConstantProductPool"
 
 
-class ArtifactError(Exception):
+class ArtifactError(OmsCoreError):
     """A contract artifact is missing, malformed or stale."""
 
 

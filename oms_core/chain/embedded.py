@@ -22,11 +22,12 @@ from web3.types import TxParams
 
 from oms_core.chain import artifacts
 from oms_core.chain.artifacts import ContractArtifact
+from oms_core.oms_core_errors import OmsCoreError
 
 EMBEDDED_CHAIN_ID = 131277322940537  # eth-tester's default chain id
 
 
-class ChainSetupError(Exception):
+class ChainSetupError(OmsCoreError):
     """Deploying or funding the test market failed (the reason says which step)."""
 
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Protocol
 
+from oms_core.oms_core_errors import OmsCoreError
 
-class EndpointError(Exception):
+
+class EndpointError(OmsCoreError):
     """The endpoint failed or is unreachable (transport-level; may be retried)."""
 
 
-class CallReverted(Exception):  # noqa: N818 - what the chain said, as users read it
+class CallReverted(OmsCoreError):  # noqa: N818 - what the chain said, as users read it
     """eth_call / gas estimation reverted; ``reason`` is the decoded revert string."""
 
     def __init__(self, reason: str) -> None:

@@ -16,12 +16,13 @@ from dataclasses import dataclass, replace
 
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from oms_core.chain.endpoints import Endpoint
+from oms_core.oms_core_errors import OmsCoreError
 
 BUMP_NUMERATOR = 9  # a replacement pays ≥ 9/8 = 112.5 % of the replaced fees
 BUMP_DENOMINATOR = 8
 
 
-class FeeError(ValueError):
+class FeeError(OmsCoreError, ValueError):
     """Fees that cannot be used: negative inputs or above the operator's cap."""
 
 

@@ -31,6 +31,7 @@ from tenacity import Retrying, retry_if_exception_type, stop_after_attempt, wait
 from ethereum.hashing import keccak256
 from oms_core.chain.endpoints import Endpoint, EndpointError, Receipt
 from oms_core.chain.web3_endpoint import TransactionRejected
+from oms_core.oms_core_errors import OmsCoreError
 
 log = logging.getLogger("oms")
 
@@ -46,7 +47,7 @@ _DEFINITIVE = ("nonce too low", "invalid transaction nonce", "insufficient funds
                "invalid signature", "invalid chain id")
 
 
-class NodeManagerError(Exception):
+class NodeManagerError(OmsCoreError):
     """Base of the node manager's refusals."""
 
 
@@ -110,7 +111,7 @@ class BroadcastFailed(NodeManagerError):  # noqa: N818 - reads as what happened
         super().__init__(f"no endpoint accepted transaction 0x{tx_hash.hex()} ({listed})")
 
 
-class _Refused(Exception):  # noqa: N818 - internal: an endpoint's final answer, not retried
+class _Refused(OmsCoreError):  # noqa: N818 - internal: an endpoint's final answer, not retried
     pass
 
 

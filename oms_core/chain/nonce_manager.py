@@ -20,9 +20,10 @@ from dataclasses import dataclass
 from enum import Enum
 
 from oms_core.app.oms_db import check_opened, transaction
+from oms_core.oms_core_errors import OmsCoreError
 
 
-class NonceError(Exception):
+class NonceError(OmsCoreError):
     """A nonce operation that would hand out, free or consume the wrong nonce."""
 
 

@@ -26,6 +26,7 @@ from typing import Protocol
 from oms_core.chain.endpoints import CallRequest, CallReverted, Endpoint, EndpointError
 from oms_core.chain.pool_math import GET_RESERVES, PoolMathError, decode_reserves
 from oms_core.chain.prices import PriceUnavailable
+from oms_core.oms_core_errors import OmsCoreError
 
 ZERO_ADDRESS = "0x" + "00" * 20  # the default caller of the read-only eth_call
 READ_GAS = 100_000  # some backends (eth-tester) charge an uncapped eth_call the block limit
@@ -36,11 +37,11 @@ _CTX = Context(prec=50, traps=[InvalidOperation, DivisionByZero, Overflow])
 """Explicit arithmetic context (never the thread-global one)."""
 
 
-class OracleConfigError(ValueError):
+class OracleConfigError(OmsCoreError, ValueError):
     """The oracle is configured so that it could not enforce its checks."""
 
 
-class FeedUnavailable(Exception):  # noqa: N818 - a state, as users read it
+class FeedUnavailable(OmsCoreError):  # noqa: N818 - a state, as users read it
     """One source cannot give a price now (no value, unreachable, empty pool …)."""
 
 

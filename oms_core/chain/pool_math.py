@@ -30,6 +30,8 @@ from decimal import Context, Decimal, DivisionByZero, InvalidOperation, Overflow
 from enum import StrEnum
 from fractions import Fraction
 
+from oms_core.oms_core_errors import OmsCoreError
+
 BPS = 10_000
 UNISWAP_V2_FEE_BPS = 30  # 0.3 %
 DEFAULT_MAX_PARTS = 10_000
@@ -46,7 +48,7 @@ class TradeKind(StrEnum):
     SINGLE_SIDED_DEPOSIT = "single-sided deposit"
 
 
-class PoolMathError(ValueError):
+class PoolMathError(OmsCoreError, ValueError):
     """Pool arithmetic was asked something meaningless (empty pool, negative amount …)."""
 
 

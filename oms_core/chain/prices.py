@@ -8,8 +8,10 @@ from collections.abc import Mapping
 from decimal import Decimal
 from typing import Protocol
 
+from oms_core.oms_core_errors import OmsCoreError
 
-class PriceUnavailable(Exception):  # noqa: N818 - a state, as users read it
+
+class PriceUnavailable(OmsCoreError):  # noqa: N818 - a state, as users read it
     """No usable price: the request is held, never priced by a guess."""
 
 

@@ -52,6 +52,7 @@ from oms_core.chain.pool_math import (
     suggest_split,
     swapped_amount,
 )
+from oms_core.oms_core_errors import OmsCoreError
 from zero_trust.intent import Intent, IntentError, intent_of
 from zero_trust.policy.document import NATIVE, Asset
 
@@ -63,7 +64,7 @@ READ_GAS = 100_000
 the block gas limit against the caller's balance."""
 
 
-class SimulationError(Exception):
+class SimulationError(OmsCoreError):
     """Base of the simulator's errors."""
 
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mpcnode.ceremony.pki import write_private
+from mpcnode.state.atomic_file import write_private
 from test_only.soft_authenticator import SoftwareAuthenticator
 from zero_trust.approvals.approval_errors import AuthenticatorStateError
 

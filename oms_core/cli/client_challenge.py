@@ -16,11 +16,12 @@ from dataclasses import dataclass
 
 from ethereum import erc20
 from ethereum.transactions import UnsignedTx, decode_unsigned
+from oms_core.oms_core_errors import OmsCoreError
 from oms_core.rpc import oms_pb2 as pb
 from zero_trust.authorization import SigningRequest
 
 
-class ChallengeCheckError(Exception):
+class ChallengeCheckError(OmsCoreError):
     """The request view does not hold together: nothing is signed."""
 
 

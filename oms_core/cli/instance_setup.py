@@ -31,13 +31,14 @@ from pathlib import Path
 
 import zero_trust.policy
 from mpcnode.ceremony.cluster_file import ClusterConfig, load_cluster_config
-from mpcnode.ceremony.pki import write_private, write_public
+from mpcnode.state.atomic_file import write_private, write_public
 from mpcnode.transport.net_address import parse_address
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.oms_config import OmsSettings, TlsFiles, dump_settings
 from oms_core.audit.signing_key import AuditSigner, write_public_key, write_signing_key
 from oms_core.daemon.oms_server import check_listen
 from oms_core.daemon.tls_certificate import issue_oms_certificate
+from oms_core.oms_core_errors import OmsCoreError
 from zero_trust.authorization import RelyingParty
 from zero_trust.policy.document import read_policy_file
 
@@ -46,7 +47,7 @@ DEMO_RP = RelyingParty("oms.localhost", "https://oms.localhost")
 RandomBytes = Callable[[int], bytes]
 
 
-class SetupError(Exception):
+class SetupError(OmsCoreError):
     """The instance cannot be set up as asked; the message says what to change."""
 
 

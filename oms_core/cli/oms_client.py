@@ -17,6 +17,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from mpcnode.transport.net_address import parse_address
 from oms_core.daemon.loopback import is_loopback_host
+from oms_core.oms_core_errors import OmsCoreError
 from oms_core.rpc import oms_pb2 as pb
 from oms_core.rpc import oms_pb2_grpc
 
@@ -24,7 +25,7 @@ DEFAULT_TIMEOUT_S = 300.0  # a signature over real nodes can take a while
 _SERVER_MESSAGE = re.compile(r"[A-Z][A-Za-z]*: ")  # "PolicyDenied: …", as rpc_status writes
 
 
-class OmsCallError(Exception):
+class OmsCallError(OmsCoreError):
     """The OMS refused a call, or could not be reached; ``code`` is the gRPC status name."""
 
     def __init__(self, code: str, details: str) -> None:
@@ -33,7 +34,7 @@ class OmsCallError(Exception):
         super().__init__(details)
 
 
-class InsecureTargetError(ValueError):
+class InsecureTargetError(OmsCoreError, ValueError):
     """Plaintext to an address off this host: the token would cross a network in clear."""
 
 

@@ -9,10 +9,11 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from mpcnode.ceremony.pki import write_private
+from mpcnode.state.atomic_file import write_private
+from oms_core.oms_core_errors import OmsCoreError
 
 
-class TokenFileError(Exception):
+class TokenFileError(OmsCoreError):
     """No usable session token: the user must log in (again)."""
 
 

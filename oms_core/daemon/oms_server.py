@@ -35,6 +35,7 @@ from oms_core.daemon.core_thread import CoreThread
 from oms_core.daemon.loopback import is_loopback_host
 from oms_core.daemon.rpc_status import status_of
 from oms_core.daemon.rpc_views import AWAITING_ASSERTION, policy_view, proposal_view, request_view
+from oms_core.oms_core_errors import OmsCoreError
 from oms_core.rpc import oms_pb2 as pb
 from oms_core.rpc import oms_pb2_grpc
 from zero_trust.authorization import SigningRequest
@@ -46,7 +47,7 @@ BEARER = "bearer "
 T = TypeVar("T")
 
 
-class InsecureListenError(ValueError):
+class InsecureListenError(OmsCoreError, ValueError):
     """Plaintext was asked for on an address other hosts can reach."""
 
 

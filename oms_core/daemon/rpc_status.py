@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import grpc
 
-from coordinator.coordinator import CoordinatorError, SessionAbortedError, SigningRefused
+from coordinator.coordinator import SessionAbortedError, SigningRefused
+from coordinator.coordinator_errors import CoordinatorError
 from oms_core.app.circuit_breakers import ProtocolPaused
 from oms_core.app.oms_errors import (
     AlreadyExistsError,

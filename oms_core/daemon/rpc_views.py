@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 
+from mpcnode.core.canonical_json import canonical_json
 from oms_core.app.policy_registry import Proposal
 from oms_core.app.requests.request_lifecycle import State
 from oms_core.app.requests.request_store import Request
 from oms_core.rpc import oms_pb2 as pb
 from zero_trust.policy.bundle import PolicyBundle
-from zero_trust.policy.policy_canonical import canonical_json, policy_to_canonical
+from zero_trust.policy.policy_canonical import policy_to_canonical
 
 AWAITING_ASSERTION = frozenset({State.POLICY_EVALUATED, State.PENDING_APPROVAL})
 """States in which the next step is someone's WebAuthn assertion over the challenge."""

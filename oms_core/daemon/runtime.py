@@ -29,6 +29,7 @@ from oms_core.chain.prices import FixedPrices
 from oms_core.daemon.core_thread import CoreThread
 from oms_core.daemon.oms_server import OmsService, ServerTls, running_server
 from oms_core.daemon.rpc_status import status_of
+from oms_core.oms_core_errors import OmsCoreError
 
 log = logging.getLogger("oms")
 
@@ -53,7 +54,7 @@ def open_core(settings: OmsSettings) -> Iterator[CoreThread]:
             core.close()
 
 
-class StartupError(Exception):
+class StartupError(OmsCoreError):
     """The OMS cannot start as configured; the message says why."""
 
 

@@ -17,11 +17,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from oms_core.oms_core_errors import OmsCoreError
+
 ROLE_OMS = "oms"
 BACKDATE = dt.timedelta(minutes=5)  # tolerated clock skew between hosts
 
 
-class CertificateError(ValueError):
+class CertificateError(OmsCoreError, ValueError):
     """The CA files cannot issue the OMS certificate (wrong key, not a CA, bad host)."""
 
 

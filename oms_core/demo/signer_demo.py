@@ -32,7 +32,8 @@ import zero_trust.policy
 from coordinator import ceremony_cli
 from coordinator import ceremony_transcript as transcript
 from coordinator.authorization_proto import to_proto
-from coordinator.coordinator import Coordinator, CoordinatorError, SigningRefused
+from coordinator.coordinator import Coordinator, SigningRefused
+from coordinator.coordinator_errors import CoordinatorError
 from coordinator.transcript_verify import verify
 from ethereum.hashing import keccak256
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx

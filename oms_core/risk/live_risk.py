@@ -15,12 +15,13 @@ from contextlib import closing
 
 from mpcnode.ceremony.cluster_file import ClusterConfig
 from oms_core.app.oms_config import OmsSettings
+from oms_core.oms_core_errors import OmsCoreError
 from oms_core.risk.risk_config import OracleSettings, RiskConfig
 from zero_trust.policy.bundle import bundle_from_json
 from zero_trust.policy.document import Policy
 
 
-class NoPolicyError(Exception):
+class NoPolicyError(OmsCoreError):
     """The instance has no policy yet, so there is nothing to assess."""
 
 

@@ -7,8 +7,10 @@ that failed.
 
 from __future__ import annotations
 
+from zero_trust.zero_trust_errors import ZeroTrustError
 
-class ApprovalError(Exception):
+
+class ApprovalError(ZeroTrustError):
     """Base of every error raised by ``zero_trust.approvals``."""
 
 

@@ -25,6 +25,7 @@ from dataclasses import dataclass
 from cryptography.exceptions import InvalidSignature
 from fido2.webauthn import AuthenticatorData, CollectedClientData
 
+from mpcnode.core.canonical_json import canonical_json
 from zero_trust.approvals.approval_errors import (
     ApprovalFormatError,
     ChallengeMismatchError,
@@ -49,7 +50,6 @@ from zero_trust.approvals.registry import (
 )
 from zero_trust.approvals.wire_json import (
     b64url_encode,
-    canonical_json,
     expect_b64url,
     expect_fields,
     expect_str,

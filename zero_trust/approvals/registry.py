@@ -12,10 +12,10 @@ import re
 import unicodedata
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
 
 from fido2.cose import CoseKey
 
+from mpcnode.core.canonical_json import canonical_json
 from zero_trust.approvals.approval_errors import (
     CredentialKeyError,
     InvalidRegistryError,
@@ -25,7 +25,6 @@ from zero_trust.approvals.approval_errors import (
 from zero_trust.approvals.credential_key import Verifier, credential_verifier, parse_credential_key
 from zero_trust.approvals.wire_json import (
     b64url_encode,
-    canonical_json,
     expect_b64url,
     expect_fields,
     expect_int,
@@ -34,6 +33,9 @@ from zero_trust.approvals.wire_json import (
     expect_str,
     parse_object,
 )
+
+# The roles are the policy's (DESIGN §6); re-exported for the registry's users.
+from zero_trust.policy.document import Role as Role
 
 REGISTRY_FORMAT_VERSION = 1
 
@@ -44,16 +46,6 @@ MAX_DISPLAY_NAME_CHARS = 128
 MAX_CREDENTIAL_ID_BYTES = 1023  # WebAuthn L3 §5.8.3 credential id limit
 MAX_CREDENTIALS_PER_USER = 16
 MAX_SIGN_COUNT = 2**32 - 1  # the counter is 32 bits in authenticator data
-
-
-class Role(StrEnum):
-    """DESIGN §6: trader proposes, approver / risk officer approve, admin governs, auditor reads."""
-
-    TRADER = "trader"
-    APPROVER = "approver"
-    RISK_OFFICER = "risk_officer"
-    ADMIN = "admin"
-    AUDITOR = "auditor"
 
 
 def check_user_id(user_id: object) -> str:

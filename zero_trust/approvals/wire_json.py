@@ -1,31 +1,25 @@
-"""Canonical JSON and strict field decoding shared by the approval wire formats.
+"""Strict field decoding shared by the approval wire formats, and their byte encoding.
 
 The approver registry is hashed into the signed policy bundle and an approval travels to
-every signer node, so each value must have exactly one encoding: keys sorted, no
-whitespace, UTF-8, bytes as unpadded base64url (RFC 4648 §5). Decoding refuses duplicate
-keys, unknown or missing fields, wrong types and any non-canonical spelling; callers then
-compare the re-encoding with the input bytes to refuse non-canonical layouts.
+every signer node, so each value must have exactly one encoding: canonical JSON (RFC
+8785, ``mpcnode.core.canonical_json``), bytes as unpadded base64url (RFC 4648 §5).
+Decoding refuses duplicate keys, unknown or missing fields, wrong types and any
+non-canonical spelling; callers then compare the re-encoding with the input bytes to refuse
+non-canonical layouts.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections.abc import Callable, Mapping
 from typing import NoReturn
 
+from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from zero_trust.approvals.approval_errors import WireFormatError
 
 _B64URL_ALPHABET = re.compile(r"[A-Za-z0-9_-]*")
-
-
-def canonical_json(value: object) -> bytes:
-    """The one byte encoding of a JSON value used by every approval format."""
-    return json.dumps(
-        value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False
-    ).encode("utf-8")
 
 
 def b64url_encode(data: bytes) -> str:
@@ -44,28 +38,10 @@ def parse_object(data: bytes, error: FormatError) -> dict[str, object]:
     """Parse a JSON object, refusing invalid UTF-8, duplicate keys and NaN/Infinity."""
     if not isinstance(data, bytes | bytearray):
         _fail(error, f"expected bytes, got {type(data).__name__}")
-
-    def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for key, value in pairs:
-            if key in out:
-                _fail(error, f"duplicate key {key!r}")
-            out[key] = value
-        return out
-
-    def no_constant(name: str) -> NoReturn:
-        _fail(error, f"{name} is not allowed")
-
     try:
-        value = json.loads(
-            bytes(data).decode("utf-8"),
-            object_pairs_hook=no_duplicates,
-            parse_constant=no_constant,
-        )
-    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError, ValueError) as exc:
-        if isinstance(exc, WireFormatError):
-            raise
-        _fail(error, f"not valid UTF-8 JSON ({exc})")
+        value = parse_json(bytes(data))
+    except CanonicalJSONError as exc:
+        _fail(error, str(exc))
     return expect_object(value, "document", error)
 
 

@@ -3,7 +3,7 @@ pure evaluation, separation-of-duties checks on approvals, and the admin-signed 
 signer nodes install (DESIGN §4, §6).
 
     document.py   parse + validate the TOML document into frozen dataclasses
-    canonical.py  canonical JSON of a parsed policy and ``policy_hash``
+    policy_canonical.py  canonical JSON of a parsed policy and ``policy_hash``
     usd.py        USD valuation with the signed price floor, and USD formatting
     evaluate.py   ``evaluate(policy, request, now=…, usage_24h_usd=…) -> Decision``
     approvals.py  ``approvals_satisfied``: initiator excluded, one person counts once
@@ -36,7 +36,7 @@ from zero_trust.policy.document import (
     read_policy_file,
 )
 from zero_trust.policy.evaluate import Decision, DestinationClass, PolicyInput, evaluate
-from zero_trust.policy.policy_canonical import canonical_json, policy_hash, policy_to_canonical
+from zero_trust.policy.policy_canonical import policy_hash, policy_to_canonical
 from zero_trust.policy.policy_errors import (
     BundleError,
     BundleFormatError,
@@ -74,7 +74,6 @@ __all__ = [
     "approvals_satisfied",
     "bundle_from_json",
     "bundle_to_json",
-    "canonical_json",
     "check_upgrade",
     "evaluate",
     "load_policy",

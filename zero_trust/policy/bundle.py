@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
-import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
@@ -23,13 +22,9 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PublicKey,
 )
 
+from mpcnode.core.canonical_json import CanonicalJSONError, canonical_json, parse_json
 from zero_trust.policy.document import Policy, parse_policy
-from zero_trust.policy.policy_canonical import (
-    JsonValue,
-    canonical_json,
-    policy_hash,
-    policy_to_canonical,
-)
+from zero_trust.policy.policy_canonical import JsonValue, policy_hash, policy_to_canonical
 from zero_trust.policy.policy_errors import (
     BundleError,
     BundleFormatError,
@@ -223,24 +218,7 @@ def _object(value: object, where: str, fields: frozenset[str]) -> dict[str, obje
 def _strict_json(data: bytes, *, floats: bool) -> object:
     """Parse JSON refusing duplicate keys and NaN/Infinity, and floats unless ``floats``
     (a bundle never holds one: its amounts are decimal strings)."""
-
-    def pairs(items: list[tuple[str, object]]) -> dict[str, object]:
-        out: dict[str, object] = {}
-        for key, val in items:
-            if key in out:
-                raise BundleFormatError(f'duplicate JSON key "{key}"')
-            out[key] = val
-        return out
-
-    def no_float(text: str) -> object:
-        raise BundleFormatError(f"non-integer number {text} (amounts are decimal strings)")
-
-    def no_constant(text: str) -> object:
-        raise BundleFormatError(f"{text} is not a number")
-
     try:
-        return json.loads(data.decode("utf-8"), object_pairs_hook=pairs,
-                          parse_float=float if floats else no_float,
-                          parse_constant=no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise BundleFormatError(f"not UTF-8 JSON: {exc}") from None
+        return parse_json(data, floats=floats)
+    except CanonicalJSONError as exc:
+        raise BundleFormatError(str(exc)) from None

@@ -5,15 +5,17 @@ whitespace and spellings of one number (``1000``, ``1_000``, ``1000.0``) do not 
 the policy means, so they must not change its identity either; and a signer node that holds
 only the parsed policy (from the bundle's JSON) can recompute the very same hash. The
 canonical form has the same shape as the TOML document, so ``parse_policy`` reads it back.
+Its bytes are RFC 8785 (``mpcnode.core.canonical_json``): amounts are decimal strings, so a
+policy holds no float; an integer beyond 2^53 − 1 (a version, a chain id) is refused.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 from collections.abc import Iterable
 from decimal import Decimal
 
+from mpcnode.core.canonical_json import canonical_json
 from zero_trust.policy.document import (
     Action,
     AddressBookEntry,
@@ -26,12 +28,6 @@ from zero_trust.policy.document import (
 )
 
 JsonValue = None | bool | int | str | list["JsonValue"] | dict[str, "JsonValue"]
-
-
-def canonical_json(value: JsonValue) -> bytes:
-    """Sorted keys, no whitespace, UTF-8, no floats or NaN: one byte string per value."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                      allow_nan=False).encode("utf-8")
 
 
 def policy_hash(policy: Policy) -> str:

@@ -6,8 +6,10 @@ at fault, so a policy author can fix the document from the message alone.
 
 from __future__ import annotations
 
+from zero_trust.zero_trust_errors import ZeroTrustError
 
-class PolicyError(Exception):
+
+class PolicyError(ZeroTrustError):
     """Base class of every policy-engine error."""
 
 

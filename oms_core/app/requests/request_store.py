@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Any
 
+from mpcnode.core.canonical_json import CanonicalJSONError, legacy_canonical_json
 from oms_core.app.audit_sink import AuditSink
 from oms_core.app.oms_db import check_opened, transaction
 from oms_core.app.oms_errors import (
@@ -483,10 +484,9 @@ def _duplicate(request_id: str, approver: str) -> DuplicateApprovalError:
 def _decision_json(decision: object) -> str:
     if not isinstance(decision, Mapping):
         raise InvalidInputError("the policy decision must be a JSON object (a mapping)")
-    try:
-        return json.dumps(decision, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                          allow_nan=False)
-    except (TypeError, ValueError) as exc:
+    try:  # the legacy form: a decision may hold floats, and its text goes into the audit log
+        return legacy_canonical_json(decision).decode("utf-8")
+    except CanonicalJSONError as exc:
         raise InvalidInputError(f"the policy decision is not JSON: {exc}") from None
 
 

@@ -18,6 +18,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+from oms_core.oms_core_errors import OmsCoreError
+
 SOLC_PACKAGE = "solc@0.8.26"  # npm package; solcjs is its command
 EVM_VERSION = "cancun"  # supported by eth-tester (py-evm Prague VM) and anvil alike
 OPTIMIZER_RUNS = 200
@@ -27,7 +29,7 @@ CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
 
 
-class BuildError(Exception):
+class BuildError(OmsCoreError):
     """The compiler could not be run or rejected the sources."""
 
 

@@ -2,9 +2,6 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
-import os
-import stat
-from pathlib import Path
 
 import pytest
 from cryptography import x509
@@ -201,25 +198,3 @@ def test_common_name_of_needs_one_cn(ca: tuple[bytes, bytes]) -> None:
     assert pki.common_name_of(ca[1]) == "test-cluster CA"
     with pytest.raises(PkiError, match="not a PEM"):
         pki.common_name_of(b"junk")
-
-
-def test_write_private_is_0600_and_atomic(tmp_path: Path) -> None:
-    target = tmp_path / "secret.key"
-    target.write_bytes(b"old")
-    target.chmod(0o644)
-    old_umask = os.umask(0)
-    try:
-        pki.write_private(target, b"new secret")
-    finally:
-        os.umask(old_umask)
-    assert target.read_bytes() == b"new secret"
-    assert stat.S_IMODE(target.stat().st_mode) == 0o600
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["secret.key"]  # no temp left
-    pub = tmp_path / "ca.pem"
-    pki.write_public(pub, b"cert")
-    assert stat.S_IMODE(pub.stat().st_mode) == 0o644
-
-
-def test_write_private_into_missing_dir_raises(tmp_path: Path) -> None:
-    with pytest.raises(FileNotFoundError):
-        pki.write_private(tmp_path / "missing" / "k", b"x")

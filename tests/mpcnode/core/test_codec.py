@@ -1,10 +1,14 @@
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mpcnode.core import codec
+from mpcnode.core.canonical_json import CanonicalJSONError
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.hash_commitment import commit, opens
 from test_only.seeded_random import SeededRandom
@@ -25,7 +29,8 @@ class Outer:
     name: str
 
 
-SAMPLE = Outer(-(1 << 300), (0, 1, -1), {3: Inner(Point.base_mul(9), b"\x00\xff")}, None, "ä")
+SAMPLE = Outer(-(1 << 300), (0, 1, -1), {3: Inner(Point.base_mul(9), b"\x00\xff")}, None,
+               "name ~\n")
 
 
 def test_round_trip_and_canonical_bytes() -> None:
@@ -61,6 +66,32 @@ def test_ints_must_be_hex_strings() -> None:
         codec.from_jsonable(Outer, bad)
 
 
+def test_text_is_ascii_only_both_ways() -> None:
+    """Text was written with \\u escapes, which RFC 8785 does not write: refused instead."""
+    with pytest.raises(CanonicalJSONError, match="only ASCII"):
+        codec.to_bytes(Outer(0, (), {}, None, "ä"))
+    raw = codec.to_bytes(Outer(0, (), {}, None, "zz")).replace(b'"zz"', '"ä"'.encode())
+    with pytest.raises(codec.DecodeError, match="ASCII"):
+        codec.from_bytes(Outer, raw)
+
+
+def old_to_bytes(obj: object) -> bytes:
+    """The encoding key shares, presignatures and transcripts were stored with."""
+    return json.dumps(codec.to_jsonable(obj), sort_keys=True, separators=(",", ":")).encode()
+
+
+POINTS = st.integers(0, 2**256).map(Point.base_mul)
+CODEC_SCALARS = (st.integers() | st.binary(max_size=8) | st.text(st.characters(max_codepoint=0x7E))
+                 | st.booleans() | st.none() | POINTS)
+
+
+@given(st.recursive(CODEC_SCALARS, lambda inner: st.lists(inner, max_size=3).map(tuple)
+                    | st.dictionaries(st.integers(-5, 99), inner, max_size=3)
+                    | st.builds(Inner, POINTS, st.binary(max_size=4)), max_leaves=12))
+def test_equals_the_old_encoding_on_every_protocol_value(value: object) -> None:
+    assert codec.to_bytes(value) == old_to_bytes(value)
+
+
 def test_hash_commitment_binds_value_party_session_and_opening() -> None:
     com, opening = commit("d", b"sid", 1, SAMPLE, SeededRandom(b"c"))
     assert opens("d", b"sid", 1, SAMPLE, opening, com)
@@ -70,3 +101,11 @@ def test_hash_commitment_binds_value_party_session_and_opening() -> None:
     assert not opens("d", b"sid2", 1, SAMPLE, opening, com)
     assert not opens("e", b"sid", 1, SAMPLE, opening, com)
     assert not opens("d", b"sid", 1, SAMPLE, bytes(32), com)
+
+
+def test_the_digest_of_a_fixed_value_is_pinned() -> None:
+    """Key share digests, signer-set bindings and transcripts hash this encoding."""
+    value = (b"key", 3, {1: Point.generator(), 2: Point.base_mul(7), 10: Point.identity()},
+             -5, "name", True, None, [b"", 0])
+    assert codec.digest(value).hex() == \
+        "61bfc0075e66aa1e18c817beca1b93f48f66d11b7e5881318c57ccdbe211bb10"

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import stat
 from pathlib import Path
 
@@ -15,8 +14,6 @@ from mpcnode.state.seal import (
     SealError,
     load_or_create_salt,
     passphrase_from_env_or_file,
-    write_atomic,
-    write_new,
 )
 
 FAST_N = 2**10  # tests only: the production cost is seal.SCRYPT_N
@@ -223,38 +220,3 @@ def test_kcv_with_unexpected_content_refused(tmp_path: Path) -> None:
     path.write_bytes(s.seal(b"something else", seal.KCV_AAD))
     with pytest.raises(SealError, match="unexpected content"):
         s.verify_kcv(path)
-
-
-# --- durable writes -------------------------------------------------------------------
-
-
-def test_write_atomic_replaces_and_leaves_no_temp(tmp_path: Path) -> None:
-    path = tmp_path / "f"
-    write_atomic(path, b"one")
-    write_atomic(path, b"two")
-    assert path.read_bytes() == b"two"
-    assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert [p.name for p in tmp_path.iterdir()] == ["f"]
-
-
-def test_write_atomic_failure_leaves_old_content_and_no_temp(
-        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    path = tmp_path / "f"
-    write_atomic(path, b"old")
-
-    def failing_replace(src: object, dst: object) -> None:
-        raise OSError("disk gone")
-
-    monkeypatch.setattr(os, "replace", failing_replace)
-    with pytest.raises(OSError, match="disk gone"):
-        write_atomic(path, b"new")
-    assert path.read_bytes() == b"old"
-    assert [p.name for p in tmp_path.iterdir()] == ["f"]
-
-
-def test_write_new_never_replaces(tmp_path: Path) -> None:
-    path = tmp_path / "f"
-    assert write_new(path, b"first")
-    assert not write_new(path, b"second")
-    assert path.read_bytes() == b"first"
-    assert [p.name for p in tmp_path.iterdir()] == ["f"]

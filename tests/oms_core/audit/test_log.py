@@ -20,11 +20,9 @@ from oms_core.app.oms_schema import OMS_SCHEMA
 from oms_core.audit.audit_errors import (
     AuditLogError,
     AuditVerificationError,
-    CanonicalJSONError,
     SigningKeyError,
     TreeHeadError,
 )
-from oms_core.audit.canonical_json import canonical_json
 from oms_core.audit.entry import GENESIS_HASH, entry_from_json_object, make_entry
 from oms_core.audit.log import AuditLog
 from oms_core.audit.merkle import EMPTY_ROOT, verify_consistency, verify_inclusion
@@ -122,16 +120,6 @@ def test_entry_bytes_and_hashes_are_as_documented() -> None:
     assert entry.entry_hash == hashlib.sha256(b"oms-audit-entry-v1\x00" + expected).digest()
     assert entry.leaf_hash == hashlib.sha256(b"\x00" + expected).digest()
     assert entry_from_json_object(json.loads(json.dumps(entry.to_json_object()))) == entry
-
-
-def test_canonical_json_rules() -> None:
-    assert canonical_json({"b": 1, "a": [1.0, (2, "x")], "c": None}) == \
-        b'{"a":[1.0,[2,"x"]],"b":1,"c":null}'
-    assert canonical_json("naïve") == "\"naïve\"".encode()
-    for bad in (float("nan"), float("inf"), {"x": [float("-inf")]}, {1: "a"}, b"raw", {1, 2},
-                "\ud800"):
-        with pytest.raises(CanonicalJSONError):
-            canonical_json(bad)
 
 
 def test_append_chains_entries(conn: sqlite3.Connection) -> None:

@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from oms_core.audit.audit_errors import ProofError
+from oms_core.audit.audit_errors import MerkleProofError
 from oms_core.audit.merkle import (
     EMPTY_ROOT,
     MerkleFrontier,
@@ -179,16 +179,16 @@ def test_every_corrupted_inclusion_proof_fails() -> None:
             for position in range(len(proof)):
                 bad = [*proof]
                 bad[position] = _flip(bad[position])
-                with pytest.raises(ProofError):
+                with pytest.raises(MerkleProofError):
                     verify_inclusion(LEAVES[index], index, size, bad, root)
-            with pytest.raises(ProofError):
+            with pytest.raises(MerkleProofError):
                 verify_inclusion(_flip(LEAVES[index]), index, size, proof, root)
-            with pytest.raises(ProofError):
+            with pytest.raises(MerkleProofError):
                 verify_inclusion(LEAVES[index], index, size, proof, _flip(root))
-            with pytest.raises(ProofError):
+            with pytest.raises(MerkleProofError):
                 verify_inclusion(LEAVES[index], index, size, [*proof, LEAVES[0]], root)
             if proof:
-                with pytest.raises(ProofError):
+                with pytest.raises(MerkleProofError):
                     verify_inclusion(LEAVES[index], index, size, proof[:-1], root)
 
 
@@ -197,14 +197,14 @@ def test_inclusion_at_a_wrong_index_or_size_fails() -> None:
     proof = inclusion_proof(LEAVES, index, size)
     root = root_hash(LEAVES[:size])
     for wrong_index in (5, 7, 12):
-        with pytest.raises(ProofError):
+        with pytest.raises(MerkleProofError):
             verify_inclusion(LEAVES[index], wrong_index, size, proof, root)
     for wrong_size in (8, 17):  # the path's shape depends on the size
-        with pytest.raises(ProofError):
+        with pytest.raises(MerkleProofError):
             verify_inclusion(LEAVES[index], index, wrong_size, proof, root)
-    with pytest.raises(ProofError, match="not in a tree"):
+    with pytest.raises(MerkleProofError, match="not in a tree"):
         verify_inclusion(LEAVES[index], 13, 13, proof, root)
-    with pytest.raises(ProofError, match="32 bytes"):
+    with pytest.raises(MerkleProofError, match="32 bytes"):
         verify_inclusion(LEAVES[index], index, size, [b"short"], root)
 
 
@@ -217,45 +217,45 @@ def test_every_corrupted_consistency_proof_fails() -> None:
             for position in range(len(proof)):
                 bad = [*proof]
                 bad[position] = _flip(bad[position], 31)
-                with pytest.raises(ProofError):
+                with pytest.raises(MerkleProofError):
                     verify_consistency(old, new, old_root, new_root, bad)
-            with pytest.raises(ProofError):
+            with pytest.raises(MerkleProofError):
                 verify_consistency(old, new, _flip(old_root), new_root, proof)
-            with pytest.raises(ProofError):
+            with pytest.raises(MerkleProofError):
                 verify_consistency(old, new, old_root, _flip(new_root), proof)
-            with pytest.raises(ProofError):
+            with pytest.raises(MerkleProofError):
                 verify_consistency(old, new, old_root, new_root, [*proof, LEAVES[0]])
-            with pytest.raises(ProofError):
+            with pytest.raises(MerkleProofError):
                 verify_consistency(old, new, old_root, new_root, proof[:-1])
 
 
 def test_consistency_edge_cases() -> None:
     root5 = root_hash(LEAVES[:5])
     proof = consistency_proof(LEAVES, 3, 5)
-    with pytest.raises(ProofError, match="cannot extend"):
+    with pytest.raises(MerkleProofError, match="cannot extend"):
         verify_consistency(5, 3, root5, root_hash(LEAVES[:3]), proof)
-    with pytest.raises(ProofError, match="empty"):
+    with pytest.raises(MerkleProofError, match="empty"):
         verify_consistency(3, 5, root_hash(LEAVES[:3]), root5, [])
-    with pytest.raises(ProofError, match="two different roots"):
+    with pytest.raises(MerkleProofError, match="two different roots"):
         verify_consistency(5, 5, root5, root_hash(LEAVES[:4]), [])
-    with pytest.raises(ProofError, match="must be empty"):
+    with pytest.raises(MerkleProofError, match="must be empty"):
         verify_consistency(5, 5, root5, root5, [root5])
-    with pytest.raises(ProofError, match="empty tree"):
+    with pytest.raises(MerkleProofError, match="empty tree"):
         verify_consistency(0, 5, root5, root5, [])
     verify_consistency(0, 5, EMPTY_ROOT, root5, [])
     # A tree that is not an extension: same sizes, one leaf changed.
     changed = [*LEAVES[:5]]
     changed[1] = leaf_hash(b"rewritten")
-    with pytest.raises(ProofError):
+    with pytest.raises(MerkleProofError):
         verify_consistency(3, 5, root_hash(changed[:3]), root5, proof)
 
 
 def test_proof_generation_rejects_impossible_requests() -> None:
-    with pytest.raises(ProofError):
+    with pytest.raises(MerkleProofError):
         inclusion_proof(LEAVES, 3, 3)
-    with pytest.raises(ProofError):
+    with pytest.raises(MerkleProofError):
         inclusion_proof(LEAVES, 0, MAX_SIZE + 1)  # more leaves than given
-    with pytest.raises(ProofError):
+    with pytest.raises(MerkleProofError):
         consistency_proof(LEAVES, 4, 3)
 
 
@@ -275,7 +275,7 @@ def test_inclusion_property(data: list[bytes], seed: st.DataObject) -> None:
         byte = seed.draw(st.integers(0, 31), label="byte")
         bad = [*proof]
         bad[position] = _flip(bad[position], byte)
-        with pytest.raises(ProofError):
+        with pytest.raises(MerkleProofError):
             verify_inclusion(leaves[index], index, size, bad, root)
 
 
@@ -293,5 +293,5 @@ def test_consistency_property(data: list[bytes], seed: st.DataObject) -> None:
         changed = seed.draw(st.integers(0, old - 1), label="changed")
         other = [*leaves[:new]]
         other[changed] = _flip(other[changed])
-        with pytest.raises(ProofError):
+        with pytest.raises(MerkleProofError):
             verify_consistency(old, new, root_hash(other[:old]), new_root, proof)

@@ -170,7 +170,7 @@ def test_strict_parsing_rejects(edit: object, expected: str) -> None:
 
 def test_duplicate_keys_floats_and_garbage_are_rejected() -> None:
     data = bundle_to_json(_bundle(), [])
-    with pytest.raises(BundleFormatError, match='duplicate JSON key "format"'):
+    with pytest.raises(BundleFormatError, match="duplicate JSON key 'format'"):
         bundle_from_json(b'{"format":"x",' + data[1:])
     with pytest.raises(BundleFormatError, match="non-integer number"):
         bundle_from_json(data.replace(b'"cooldown_seconds":86400', b'"cooldown_seconds":1.5'))
