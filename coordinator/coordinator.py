@@ -29,8 +29,8 @@ from mpcnode.ceremony.cluster_config import CoordinatorConfig
 from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError, culprit_name
 from mpcnode.core.params import DEFAULT_PROFILE
-from mpcnode.daemon.node import AuxResult, KeygenResult
 from mpcnode.protocol.presignature import PresignaturePublic
+from mpcnode.protocol.results import AuxResult, KeygenResult
 from mpcnode.protocol.sign import Signature, SignatureCheckError, SignatureShare, combine
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport.identity import IdentityPublic

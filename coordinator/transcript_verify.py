@@ -34,9 +34,9 @@ from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
 from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
 from mpcnode.crypto.group import Point
-from mpcnode.daemon.node import AuxResult, KeygenResult
 from mpcnode.protocol import aux_info, keygen, refresh
 from mpcnode.protocol.key_share import PartyAuxPublic, PublicKeyData
+from mpcnode.protocol.results import AuxResult, KeygenResult
 from mpcnode.transport import envelope
 from mpcnode.transport.identity import IdentityPublic
 from mpcnode.transport.sessions import SPECS, RoundSpec
@@ -251,11 +251,6 @@ def _rounds(d: _Decoded, protocol: str) -> list[dict[int, Any]]:
     return [d.broadcasts[r.name] for r in SPECS[protocol]]
 
 
-def _key_result(public: PublicKeyData) -> KeygenResult:
-    return KeygenResult(public.key_id, public.public_key, public.threshold, public.parties,
-                        public.chain_code, public.epoch)
-
-
 def _check_keygen(k: int, s: TranscriptSession, d: _Decoded) -> PublicKeyData:
     _check_params(k, s, b"", threshold=True)
     threshold = _param(k, s, "threshold", int)
@@ -266,7 +261,7 @@ def _check_keygen(k: int, s: TranscriptSession, d: _Decoded) -> PublicKeyData:
         public = keygen.audit(s.parties, threshold, s.nonce, *_rounds(d, "keygen"))
     except ProtocolError as exc:
         raise _audit_error(k, s, exc) from exc
-    _check_results(k, s, _key_result(public))
+    _check_results(k, s, KeygenResult.of(public))
     return public
 
 
@@ -280,7 +275,7 @@ def _check_refresh(k: int, s: TranscriptSession, d: _Decoded,
         public = refresh.audit(old, s.nonce, *_rounds(d, "refresh"))
     except ProtocolError as exc:
         raise _audit_error(k, s, exc) from exc
-    _check_results(k, s, _key_result(public))
+    _check_results(k, s, KeygenResult.of(public))
     return public
 
 

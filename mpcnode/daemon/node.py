@@ -10,20 +10,19 @@ import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from mpcnode.ceremony.prime_pool import take_primes
 from mpcnode.core import codec
 from mpcnode.core.errors import PresignatureError, UsageError
 from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
-from mpcnode.crypto.group import Point
 from mpcnode.crypto.primes import generate_safe_prime
 from mpcnode.crypto.random_source import RandomSource, SystemRandom
 from mpcnode.daemon import sign_identification
 from mpcnode.protocol import aux_info, keygen, presign, refresh
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
+from mpcnode.protocol.results import AuxResult, KeygenResult
 from mpcnode.protocol.sign import SignatureShare, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
@@ -36,22 +35,6 @@ from zero_trust.authorization import AuthorizationDenied, SigningRequest
 
 SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped
 PrimeSource = Callable[[Profile], tuple[int, int]]
-
-
-@dataclass(frozen=True)
-class KeygenResult:
-    key_id: bytes
-    public_key: Point
-    threshold: int
-    parties: tuple[int, ...]
-    chain_code: bytes
-    epoch: int
-
-
-@dataclass(frozen=True)
-class AuxResult:
-    key_id: bytes
-    aux_digest: bytes
 
 
 def primes_from(pool: Any, allow_test: bool, rng: RandomSource) -> PrimeSource:
@@ -179,13 +162,11 @@ class SignerNode:
                 self._shares.pop(out.public.key_id, None)
             if session.protocol == "refresh":
                 self.store.discard_for_key(out.public.key_id)
-            pub = out.public
-            return codec.to_bytes(KeygenResult(pub.key_id, pub.public_key, pub.threshold,
-                                               pub.parties, pub.chain_code, pub.epoch))
+            return codec.to_bytes(KeygenResult.of(out.public))
         if session.protocol == "aux_info":
             key_id = session.key_id
             self.store.put_aux_info(key_id, out)
-            return codec.to_bytes(AuxResult(key_id, out.digest))
+            return codec.to_bytes(AuxResult.of(out, key_id))
         assert isinstance(out, Presignature)
         public = out.public
         self.store.add_presignature(out)

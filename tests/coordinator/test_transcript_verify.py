@@ -25,8 +25,8 @@ from ethereum.addresses import eip55, ethereum_address
 from mpcnode.ceremony.cluster_config import load_identity_keys, load_node_config
 from mpcnode.core import codec
 from mpcnode.crypto.group import Point
-from mpcnode.daemon.node import AuxResult, KeygenResult
 from mpcnode.protocol import aux_info, keygen, refresh
+from mpcnode.protocol.results import AuxResult, KeygenResult
 from mpcnode.transport import envelope
 from mpcnode.transport.identity import IdentityKeys
 from testing.cluster_harness import in_process_cluster
