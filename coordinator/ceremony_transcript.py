@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from mpcnode.ceremony.cluster_config import ClusterConfig
+from mpcnode.protocol.registry import ProtocolName, UnknownProtocol
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.seal import write_atomic
 from mpcnode.transport.identity import IdentityError, IdentityPublic
@@ -58,7 +59,7 @@ class TranscriptMessage:
 
 @dataclass(frozen=True)
 class TranscriptSession:
-    protocol: str
+    protocol: ProtocolName
     nonce: bytes
     session_id: bytes
     parties: tuple[int, ...]
@@ -217,8 +218,12 @@ def _parse_session(k: int, doc: Any) -> TranscriptSession:
             _hex(m["body"], f"{at}.body"), _hex(m["signature"], f"{at}.signature")))
     results = {_id(i, f"{where}.results"): _str(r, f"{where}.results.{i}")
                for i, r in _obj(s["results"], f"{where}.results").items()}
+    try:
+        protocol = ProtocolName.parse(_str(s["protocol"], f"{where}.protocol"))
+    except UnknownProtocol as exc:
+        raise TranscriptError(f"{where}.protocol: {exc}", session=k) from exc
     return TranscriptSession(
-        _str(s["protocol"], f"{where}.protocol"), _hex(s["nonce"], f"{where}.nonce"),
+        protocol, _hex(s["nonce"], f"{where}.nonce"),
         _hex(s["session_id"], f"{where}.session_id"),
         tuple(_int(p, f"{where}.parties") for p in _list(s["parties"], f"{where}.parties")),
         dict(_obj(s["params"], f"{where}.params")), tuple(msgs), results)

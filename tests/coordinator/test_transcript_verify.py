@@ -285,6 +285,18 @@ def test_dropped_aux_info_session_is_rejected(ceremony: Ceremony, tmp_path: Path
     assert "no aux-info session" in str(_rejected(tmp_path, doc))
 
 
+@pytest.mark.parametrize(("protocol", "reason"), [
+    ("reshare", "sessions[1].protocol: unknown protocol 'reshare'"),
+    ("presign", "session 1 (presign): not a ceremony protocol"),
+])
+def test_unknown_or_non_ceremony_protocol_is_rejected(ceremony: Ceremony, tmp_path: Path,
+                                                      protocol: str, reason: str) -> None:
+    doc = _doc(ceremony)
+    doc["sessions"][AUX]["protocol"] = protocol
+    err = _rejected(tmp_path, doc)
+    assert reason in str(err)
+
+
 def test_duplicated_message_is_rejected(ceremony: Ceremony, tmp_path: Path) -> None:
     doc = _doc(ceremony)
     msgs = doc["sessions"][AUX]["messages"]

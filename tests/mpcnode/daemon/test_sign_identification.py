@@ -25,12 +25,14 @@ from mpcnode.protocol import identify_round, presign
 from mpcnode.protocol.identify_round import DisclosedMta, DisclosureBcast, SignedMessage
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature
+from mpcnode.protocol.registry import PRESIGN
 from mpcnode.protocol.rounds import RoundOutput
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.sim.simulator import run_aux_info, run_keygen
 from mpcnode.transport import envelope
+from mpcnode.transport.disclosures import open_disclosed_mta
 from mpcnode.transport.identity import IdentityKeys, IdentityPublic
-from mpcnode.transport.sessions import Session, open_disclosed_mta, start_session
+from mpcnode.transport.sessions import Session, start_session
 from testing import fixture_keys
 
 SIGNERS = (1, 2, 3)
@@ -78,9 +80,7 @@ def start_presign(m: Material, nonce: bytes, rng: RandomSource,
     sessions, out = {}, {}
     for i in SIGNERS:
         cfg = presign.PresignConfig(m.shares[i], m.aux[i], SIGNERS, (), nonce)
-        sid = cfg.session(cfg.signer_set())
-        s, out[i] = start_session("presign", nonce, sid, m.keys[i], m.peers(i),
-                                  presign.start, cfg, rng)
+        s, out[i] = start_session(PRESIGN, nonce, m.keys[i], m.peers(i), cfg, rng)
         if i == liar:
             s.__class__ = DeltaLiar
         sessions[i] = s
@@ -119,7 +119,7 @@ class DeltaFailure:
         received = list(self.disclosure(i).received)
         edit(received)
         env = envelope.seal_broadcast(self.material.keys[i], self.sessions[i].session_id,
-                                      identify_round.ROUND,
+                                      presign.PresignRound.IDENTIFY,
                                       codec.to_bytes(DisclosureBcast(tuple(received))))
         return {**self.out, i: [env, *(e for e in self.out[i] if e.recipient != 0)]}
 
