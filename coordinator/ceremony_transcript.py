@@ -17,6 +17,7 @@ from typing import Any
 from coordinator.coordinator_errors import CoordinatorError
 from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
+from mpcnode.protocol.registry import ProtocolName, UnknownProtocol
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.atomic_file import write_atomic
 from mpcnode.transport.identity import IdentityError, IdentityPublic
@@ -60,7 +61,7 @@ class TranscriptMessage:
 
 @dataclass(frozen=True)
 class TranscriptSession:
-    protocol: str
+    protocol: ProtocolName
     nonce: bytes
     session_id: bytes
     parties: tuple[int, ...]
@@ -210,8 +211,12 @@ def _parse_session(k: int, doc: Any) -> TranscriptSession:
             _hex(m["body"], f"{at}.body"), _hex(m["signature"], f"{at}.signature")))
     results = {_id(i, f"{where}.results"): _str(r, f"{where}.results.{i}")
                for i, r in _obj(s["results"], f"{where}.results").items()}
+    try:
+        protocol = ProtocolName.parse(_str(s["protocol"], f"{where}.protocol"))
+    except UnknownProtocol as exc:
+        raise TranscriptError(f"{where}.protocol: {exc}", session=k) from exc
     return TranscriptSession(
-        _str(s["protocol"], f"{where}.protocol"), _hex(s["nonce"], f"{where}.nonce"),
+        protocol, _hex(s["nonce"], f"{where}.nonce"),
         _hex(s["session_id"], f"{where}.session_id"),
         tuple(_int(p, f"{where}.parties") for p in _list(s["parties"], f"{where}.parties")),
         dict(_obj(s["params"], f"{where}.params")), tuple(msgs), results)

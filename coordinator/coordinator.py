@@ -30,8 +30,16 @@ from mpcnode.ceremony.cluster_file import CoordinatorConfig
 from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError, culprit_name
 from mpcnode.core.params import DEFAULT_PROFILE
-from mpcnode.daemon.node import AuxResult, KeygenResult
 from mpcnode.protocol.presignature import PresignaturePublic
+from mpcnode.protocol.registry import (
+    AUX_INFO,
+    KEYGEN,
+    PRESIGN,
+    REFRESH,
+    REGISTRY,
+    ProtocolName,
+)
+from mpcnode.protocol.results import AuxResult, KeygenResult
 from mpcnode.protocol.sign import Signature, SignatureCheckError, SignatureShare, combine
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport.identity import IdentityPublic
@@ -53,7 +61,7 @@ class SigningRefused(CoordinatorError):  # noqa: N818 - the nodes' verdict
 class SessionAbortedError(CoordinatorError):
     """A protocol session aborted; ``culprit`` is the party id (0 = coordinator/relay)."""
 
-    def __init__(self, protocol: str, culprit: int | None, reason: str) -> None:
+    def __init__(self, protocol: ProtocolName, culprit: int | None, reason: str) -> None:
         self.protocol = protocol
         self.culprit = culprit
         self.reason = reason
@@ -64,7 +72,7 @@ class SessionAbortedError(CoordinatorError):
 class SessionRecord:
     """Everything public about one finished session: the ceremony transcript's unit."""
 
-    protocol: str
+    protocol: ProtocolName
     nonce: bytes
     session_id: bytes
     parties: tuple[int, ...]
@@ -77,7 +85,7 @@ class SessionRecord:
 _culprit_of = culprit_of
 
 
-def _aborted(protocol: str, failed: dict[int, grpc.RpcError]) -> SessionAbortedError:
+def _aborted(protocol: ProtocolName, failed: dict[int, grpc.RpcError]) -> SessionAbortedError:
     """The abort of a round in which some nodes failed: the culprit the most ABORTED
     nodes name; without any such, the first node's error as it was."""
     aborted = {i: e for i, e in sorted(failed.items())
@@ -145,7 +153,7 @@ class Coordinator:
 
         return self._parallel(parties, attempt)
 
-    def _round_at(self, protocol: str, parties: Iterable[int],
+    def _round_at(self, protocol: ProtocolName, parties: Iterable[int],
                   fn: Callable[[NodeClient], pb.RoundResponse]) -> dict[int, pb.RoundResponse]:
         """Every node's answer to one step of a session; if any failed, every node's
         failure counts for the culprit reported."""
@@ -159,13 +167,13 @@ class Coordinator:
         status = self._parallel(self.clients, lambda c: c.healthy())
         return [i for i, ok in sorted(status.items()) if ok]
 
-    def run_session(self, protocol: str, parties: Sequence[int], *, threshold: int = 0,
+    def run_session(self, protocol: ProtocolName, parties: Sequence[int], *, threshold: int = 0,
                     key_id: bytes = b"", path: Sequence[int] = (), profile: str = "",
                     progress: Progress | None = None) -> SessionRecord:
         """Start ``protocol`` at ``parties`` and relay rounds until every node is done."""
         parties = tuple(sorted(parties))
         nonce = secrets.token_bytes(32)
-        req = pb.StartSessionRequest(protocol=protocol, nonce=nonce, parties=list(parties),
+        req = pb.StartSessionRequest(protocol=protocol.value, nonce=nonce, parties=list(parties),
                                      threshold=threshold, key_id=key_id, path=list(path),
                                      profile=profile)
         say = progress or (lambda _msg: None)
@@ -204,12 +212,12 @@ class Coordinator:
         for i, r in responses.items():
             record.results[i] = r.result
             record.disclosed.extend(r.disclosed)
-        if len(set(record.results.values())) != 1 and protocol != "presign":
+        if REGISTRY[protocol].results_agree and len(set(record.results.values())) != 1:
             raise SessionAbortedError(protocol, None, "nodes report different results")
         say(f"{protocol}: done")
         return record
 
-    def relay(self, protocol: str, recipient: int, inbound: list[pb.Envelope]
+    def relay(self, protocol: ProtocolName, recipient: int, inbound: list[pb.Envelope]
               ) -> list[pb.Envelope]:
         """The envelopes handed to ``recipient`` this round. The honest relay passes them
         through; tests subclass this to play a malicious coordinator."""
@@ -224,24 +232,24 @@ class Coordinator:
                progress: Progress | None = None) -> tuple[KeygenResult, SessionRecord]:
         t = threshold or self.threshold
         ps = tuple(parties or self.clients)
-        rec = self.run_session("keygen", ps, threshold=t, progress=progress)
-        return codec.from_bytes(KeygenResult, next(iter(rec.results.values()))), rec
+        rec = self.run_session(KEYGEN.name, ps, threshold=t, progress=progress)
+        return codec.from_bytes(KEYGEN.result_type, next(iter(rec.results.values()))), rec
 
     def aux_info(self, key_id: bytes, *, parties: Sequence[int] | None = None,
                  profile: str = "", progress: Progress | None = None
                  ) -> tuple[AuxResult, SessionRecord]:
         ps = tuple(parties or self.clients)
         # Name the profile explicitly, so the transcript records what the nodes used.
-        rec = self.run_session("aux_info", ps, key_id=key_id,
+        rec = self.run_session(AUX_INFO.name, ps, key_id=key_id,
                                profile=profile or DEFAULT_PROFILE.name, progress=progress)
-        return codec.from_bytes(AuxResult, next(iter(rec.results.values()))), rec
+        return codec.from_bytes(AUX_INFO.result_type, next(iter(rec.results.values()))), rec
 
     def refresh(self, key_id: bytes, *, progress: Progress | None = None
                 ) -> tuple[KeygenResult, list[SessionRecord]]:
         """Proactive refresh (new shares, same key), then fresh Paillier keys."""
         parties = self.key_info(key_id).parties
-        rec = self.run_session("refresh", parties, key_id=key_id, progress=progress)
-        result = codec.from_bytes(KeygenResult, next(iter(rec.results.values())))
+        rec = self.run_session(REFRESH.name, parties, key_id=key_id, progress=progress)
+        result = codec.from_bytes(REFRESH.result_type, next(iter(rec.results.values())))
         _, aux_rec = self.aux_info(key_id, parties=parties, progress=progress)
         return result, [rec, aux_rec]
 
@@ -261,8 +269,8 @@ class Coordinator:
         out = []
         signers = tuple(sorted(signers))
         for _ in range(count):
-            rec = self.run_session("presign", signers, key_id=key_id, path=path)
-            publics = {i: codec.from_bytes(PresignaturePublic, r)
+            rec = self.run_session(PRESIGN.name, signers, key_id=key_id, path=path)
+            publics = {i: codec.from_bytes(PRESIGN.result_type, r)
                        for i, r in rec.results.items()}
             _check_same_presignature(publics)
             public = publics[signers[0]]
@@ -270,7 +278,7 @@ class Coordinator:
                 transcript = mta_transcript(signers, rec.session_id, rec.disclosed,
                                             self._identities())
             except ProtocolError as exc:  # never used: a cheat could not be pinned on anyone
-                raise SessionAbortedError("presign", exc.culprit, exc.reason) from exc
+                raise SessionAbortedError(PRESIGN.name, exc.culprit, exc.reason) from exc
             with self._lock:
                 self._transcripts[public.session] = transcript
                 self._ready.setdefault((key_id, signers, tuple(path)), []).append(public)
@@ -383,7 +391,7 @@ class Coordinator:
                 # A presignature some signer no longer has unused (another coordinator used
                 # it, or a refresh retired it) is burnt: try one other.
                 if exc.code() != grpc.StatusCode.FAILED_PRECONDITION or n:
-                    raise SessionAbortedError("sign", _culprit_of(exc),
+                    raise SessionAbortedError(ProtocolName.SIGN, _culprit_of(exc),
                                               str(exc.details())) from exc
                 log.warning("presignature %s unusable: %s", public.session.hex()[:16],
                             exc.details())
@@ -396,7 +404,7 @@ class Coordinator:
             culprit, reason = identify_bad_share(
                 self._attempt_all, public, req.request_id, digest,
                 {i: r.sigma for i, r in responses.items()}, transcript, self._identities())
-            raise SessionAbortedError("sign", culprit, reason) from exc
+            raise SessionAbortedError(ProtocolName.SIGN, culprit, reason) from exc
 
     def _take_transcript(self, presig_id: bytes) -> list[pb.Envelope] | None:
         """The kept presign/2 messages of a presignature being used (None if this
@@ -464,4 +472,4 @@ def _check_same_presignature(publics: dict[int, PresignaturePublic]) -> None:
     for i, p in publics.items():
         if (p.R, p.binding, p.session, p.signers) != (ref.R, ref.binding, ref.session,
                                                       ref.signers):
-            raise SessionAbortedError("presign", i, "node reports a different presignature")
+            raise SessionAbortedError(PRESIGN.name, i, "node reports a different presignature")

@@ -24,7 +24,7 @@ from coordinator.accusations import culprit_of, majority
 from coordinator.node_client import NodeClient
 from mpcnode.core.errors import ProtocolError, culprit_name
 from mpcnode.daemon.sign_identification import entry_signed
-from mpcnode.protocol.identify_round import MTA_ROUND
+from mpcnode.protocol.presign import PresignRound
 from mpcnode.protocol.presignature import PresignaturePublic
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport import envelope
@@ -42,7 +42,7 @@ def mta_transcript(signers: Sequence[int], session_id: bytes,
     not disclose one it received (the disclosing node is its recipient)."""
     kept: dict[tuple[int, int], pb.Envelope] = {}
     for e in disclosed:
-        if e.round != MTA_ROUND:
+        if e.round != PresignRound.MTA:
             continue
         if (e.session_id != session_id or e.sender not in signers or e.sender == e.recipient
                 or not envelope.verify_transcript_entry(identities, e)):

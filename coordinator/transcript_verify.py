@@ -10,11 +10,14 @@ party at fault otherwise:
    direct messages (VSS shares) absent;
 2. the key's history, in order: one keygen first, then refreshes, each session id
    recomputed from public parameters and every public check of the protocol replayed
-   (``keygen.audit``, ``refresh.audit``); the aux-info session ids; the transcript's
+   (``keygen.replay``, ``refresh.replay``); the aux-info session ids; the transcript's
    key id, public key and threshold are the outcome;
 3. at least one aux-info session, and in each every Π^prm, Π^mod and Π^fac
-   (``aux_info.audit``) — the expensive part, so it runs last;
-4. each node's reported result is exactly what the audit derived.
+   (``aux_info.replay``) — the expensive part, so it runs last;
+4. each node's reported result is exactly what the replay derived.
+
+Each protocol's part comes from its registry entry (``ProtocolSpec.ceremony``): its
+rounds, how its session changes the key, and what its parties must have reported.
 
 The transcript as a whole is not signed. A refresh's session id binds the shares it
 refreshes, so the key's history cannot be reordered, but a refresh left out with no later
@@ -24,24 +27,30 @@ says which shares the transcript shows.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from coordinator.ceremony_transcript import Transcript, TranscriptError, TranscriptSession
 from ethereum.addresses import ethereum_address
 from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
-from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
 from mpcnode.crypto.group import Point
-from mpcnode.daemon.node import AuxResult, KeygenResult
-from mpcnode.protocol import aux_info, keygen, refresh
-from mpcnode.protocol.key_share import PartyAuxPublic, PublicKeyData
+from mpcnode.protocol.key_share import PublicKeyData
+from mpcnode.protocol.registry import (
+    REGISTRY,
+    CeremonyRole,
+    ProtocolName,
+    RoundSpec,
+    ceremony_protocols,
+)
+from mpcnode.protocol.session_params import PublicRecord, RecordError, SessionParams
 from mpcnode.transport import envelope
 from mpcnode.transport.identity import IdentityPublic
-from mpcnode.transport.sessions import SPECS, RoundSpec
 
-CEREMONY_PROTOCOLS = ("keygen", "aux_info", "refresh")
+CEREMONY_PROTOCOLS = ceremony_protocols()
+P = ParamSpec("P")
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -78,13 +87,26 @@ def _error(k: int, s: TranscriptSession, reason: str, *, message: int | None = N
     return TranscriptError(f"{where}: {reason}", session=k, message=message, party=party)
 
 
+def _role(s: TranscriptSession) -> CeremonyRole:
+    """The session's part in a ceremony (``_check_session`` refused any other protocol)."""
+    return _role_of(s.protocol)
+
+
+def _role_of(name: ProtocolName) -> CeremonyRole:
+    role = REGISTRY[name].ceremony
+    if role is None:
+        raise TranscriptError(f"{name} sessions are not part of a key ceremony")
+    return role
+
+
 def verify(t: Transcript) -> VerifiedCeremony:
     """Check every signature, session id, proof and result of ``t``; the key it proves."""
     if not t.sessions:
         raise TranscriptError("the transcript holds no session")
     decoded = [_check_session(k, s, t.identities) for k, s in enumerate(t.sessions)]
     _check_distinct_sessions(t)
-    public = _check_key_history(t, decoded)
+    records, keys = _check_key_history(t, decoded)
+    public = keys[-1]
     if t.key_id != public.key_id:
         raise TranscriptError("the transcript's key id is not the one its keygen produced")
     if t.public_key != public.public_key.to_bytes():
@@ -92,11 +114,12 @@ def verify(t: Transcript) -> VerifiedCeremony:
     if t.threshold != public.threshold:
         raise TranscriptError(f"the transcript says threshold {t.threshold}, its keygen "
                               f"ran with {public.threshold}")
-    aux_runs = [k for k, s in enumerate(t.sessions) if s.protocol == "aux_info"]
-    if not aux_runs:
-        raise TranscriptError("the transcript holds no aux-info session (Paillier keys)")
-    for k in aux_runs:
-        _check_aux_info(k, t.sessions[k], decoded[k], public)
+    for name in CEREMONY_PROTOCOLS:
+        required = _role_of(name).required
+        if required and not any(s.protocol == name for s in t.sessions):
+            raise TranscriptError(required)
+    for k, s in enumerate(t.sessions):  # the expensive checks (aux info's proofs) last
+        _check_results(k, s, _replayed(k, s, _role(s).result, records[k], keys[k]))
     return VerifiedCeremony(public.key_id, public.public_key,
                             ethereum_address(public.public_key), public.threshold,
                             public.parties, public.epoch, len(t.sessions),
@@ -109,13 +132,14 @@ def verify(t: Transcript) -> VerifiedCeremony:
 def _check_session(k: int, s: TranscriptSession,
                    identities: Mapping[int, IdentityPublic]) -> _Decoded:
     if s.protocol not in CEREMONY_PROTOCOLS:
-        raise _error(k, s, f"unknown protocol (expected one of {CEREMONY_PROTOCOLS})")
+        expected = tuple(str(name) for name in CEREMONY_PROTOCOLS)
+        raise _error(k, s, f"not a ceremony protocol (expected one of {expected})")
     if not s.parties or s.parties != tuple(sorted(set(s.parties))):
         raise _error(k, s, "parties must be distinct ids in ascending order")
     for p in s.parties:
         if p not in identities:
             raise _error(k, s, "not a node of the cluster", party=p)
-    rounds = {r.name: r for r in SPECS[s.protocol]}
+    rounds: dict[str, RoundSpec] = {r.name: r for r in REGISTRY[s.protocol].rounds}
     out = _Decoded({name: {} for name in rounds}, {name: {} for name in rounds})
     for n, m in enumerate(s.messages):
         cls = _check_header(k, s, n, rounds)
@@ -186,19 +210,25 @@ def _check_distinct_sessions(t: Transcript) -> None:
 # --- 2. the key's history ---------------------------------------------------------------
 
 
-def _check_key_history(t: Transcript, decoded: list[_Decoded]) -> PublicKeyData:
-    """Keygen, then refreshes, in order; aux-info session ids (their proofs come later)."""
-    if t.sessions[0].protocol != "keygen":
+def _check_key_history(t: Transcript, decoded: list[_Decoded]
+                       ) -> tuple[list[PublicRecord], list[PublicKeyData]]:
+    """Keygen first, then each session in order against the key before it: its
+    parameters, its session id, and (keygen, refresh) every check the key after it
+    depends on. Each session's record, and the key after it."""
+    if not _role(t.sessions[0]).makes_key:
         raise _error(0, t.sessions[0], "a transcript starts with the key's keygen")
-    public = _check_keygen(0, t.sessions[0], decoded[0])
-    for k, s in enumerate(t.sessions[1:], 1):
-        if s.protocol == "keygen":
+    records: list[PublicRecord] = []
+    keys: list[PublicKeyData] = []
+    key: PublicKeyData | None = None
+    for k, (s, d) in enumerate(zip(t.sessions, decoded, strict=True)):
+        role = _role(s)
+        if k and role.makes_key:
             raise _error(k, s, "a transcript holds one keygen only")
-        if s.protocol == "refresh":
-            public = _check_refresh(k, s, decoded[k], public)
-        else:
-            _check_aux_session_id(k, s, public)
-    return public
+        record = PublicRecord(_params(k, s), s.session_id, d.broadcasts, d.direct)
+        key = _replayed(k, s, role.key_after, record, key)
+        records.append(record)
+        keys.append(key)
+    return records, keys
 
 
 def _param(k: int, s: TranscriptSession, name: str, kind: type) -> Any:
@@ -208,29 +238,38 @@ def _param(k: int, s: TranscriptSession, name: str, kind: type) -> Any:
     return v
 
 
-def _check_params(k: int, s: TranscriptSession, key_id: bytes, *, threshold: bool = False,
-                  profile: bool = False) -> None:
-    """The session serves the key ``key_id`` (b"" for keygen) at the root of its tree;
-    only keygen sets a threshold and only aux info a profile."""
+def _params(k: int, s: TranscriptSession) -> SessionParams:
+    """The session's start parameters, as its nodes read them from the start request."""
     if set(s.params) != {"threshold", "key_id", "path", "profile"}:
         raise _error(k, s, "params must be threshold, key_id, path and profile")
-    if _param(k, s, "key_id", str) != key_id.hex():
-        raise _error(k, s, "params.key_id is not the key of this transcript")
-    if _param(k, s, "path", list):
-        raise _error(k, s, "params.path must be empty")
-    if not threshold and _param(k, s, "threshold", int) != 0:
-        raise _error(k, s, "params.threshold must be 0")
-    if not profile and _param(k, s, "profile", str) != "":
-        raise _error(k, s, "params.profile must be empty")
+    key_id, path = _param(k, s, "key_id", str), _param(k, s, "path", list)
+    try:
+        key = bytes.fromhex(key_id)
+    except ValueError:
+        key = None
+    if key is None or key.hex() != key_id:
+        raise _error(k, s, "params.key_id must be lower-case hex")
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in path):
+        raise _error(k, s, "params.path must be a list of integers")
+    return SessionParams(s.parties, s.nonce, _param(k, s, "threshold", int), key, tuple(path),
+                         _param(k, s, "profile", str))
 
 
-def _check_session_id(k: int, s: TranscriptSession, expected: bytes) -> None:
-    if s.session_id != expected:
-        raise _error(k, s, "the session id is not the one its public parameters and nonce "
-                     "give")
+def _replayed(k: int, s: TranscriptSession, check: Callable[P, T], *args: P.args,
+              **kwargs: P.kwargs) -> T:
+    """``check`` of session k, its refusal as a TranscriptError naming the session."""
+    try:
+        return check(*args, **kwargs)
+    except RecordError as exc:
+        raise _error(k, s, str(exc)) from exc
+    except ProtocolError as exc:
+        raise _error(k, s, f"audit failed: {exc}", party=exc.culprit) from exc
 
 
-def _check_results(k: int, s: TranscriptSession, expected: Any) -> None:
+# --- 3. results -------------------------------------------------------------------------
+
+
+def _check_results(k: int, s: TranscriptSession, expected: object) -> None:
     want = codec.to_bytes(expected).decode()
     for i in s.parties:
         if i not in s.results:
@@ -241,75 +280,3 @@ def _check_results(k: int, s: TranscriptSession, expected: Any) -> None:
     extra = sorted(set(s.results) - set(s.parties))
     if extra:
         raise _error(k, s, "a result from a non-party", party=extra[0])
-
-
-def _audit_error(k: int, s: TranscriptSession, exc: ProtocolError) -> TranscriptError:
-    return _error(k, s, f"audit failed: {exc}", party=exc.culprit)
-
-
-def _rounds(d: _Decoded, protocol: str) -> list[dict[int, Any]]:
-    return [d.broadcasts[r.name] for r in SPECS[protocol]]
-
-
-def _key_result(public: PublicKeyData) -> KeygenResult:
-    return KeygenResult(public.key_id, public.public_key, public.threshold, public.parties,
-                        public.chain_code, public.epoch)
-
-
-def _check_keygen(k: int, s: TranscriptSession, d: _Decoded) -> PublicKeyData:
-    _check_params(k, s, b"", threshold=True)
-    threshold = _param(k, s, "threshold", int)
-    if not 1 <= threshold <= len(s.parties):
-        raise _error(k, s, f"threshold {threshold} is not in 1..{len(s.parties)}")
-    _check_session_id(k, s, keygen.session_id_of(s.parties, threshold, s.nonce))
-    try:
-        public = keygen.audit(s.parties, threshold, s.nonce, *_rounds(d, "keygen"))
-    except ProtocolError as exc:
-        raise _audit_error(k, s, exc) from exc
-    _check_results(k, s, _key_result(public))
-    return public
-
-
-def _check_refresh(k: int, s: TranscriptSession, d: _Decoded,
-                   old: PublicKeyData) -> PublicKeyData:
-    _check_params(k, s, old.key_id)
-    if s.parties != old.parties:
-        raise _error(k, s, "a refresh runs with every party of the key")
-    _check_session_id(k, s, refresh.session_id_of(old, s.nonce))
-    try:
-        public = refresh.audit(old, s.nonce, *_rounds(d, "refresh"))
-    except ProtocolError as exc:
-        raise _audit_error(k, s, exc) from exc
-    _check_results(k, s, _key_result(public))
-    return public
-
-
-# --- 3. aux info ------------------------------------------------------------------------
-
-
-def _aux_profile(k: int, s: TranscriptSession) -> Profile:
-    name = _param(k, s, "profile", str) or DEFAULT_PROFILE.name  # as the nodes resolve ""
-    profile = PROFILES.get(name)
-    if profile is None:
-        raise _error(k, s, f"unknown profile {name!r}")
-    return profile
-
-
-def _check_aux_session_id(k: int, s: TranscriptSession, public: PublicKeyData) -> None:
-    _check_params(k, s, public.key_id, profile=True)
-    if not set(s.parties) <= set(public.parties):
-        raise _error(k, s, "aux info runs among parties of the key")
-    _check_session_id(k, s, aux_info.session_id_of(s.parties, public.key_id, s.nonce,
-                                                   _aux_profile(k, s)))
-
-
-def _check_aux_info(k: int, s: TranscriptSession, d: _Decoded, public: PublicKeyData) -> None:
-    profile = _aux_profile(k, s)
-    try:
-        m1, m2, m3 = _rounds(d, "aux_info")
-        peers: dict[int, PartyAuxPublic] = aux_info.audit(
-            s.parties, public.key_id, s.nonce, profile, m1, m2, m3, d.direct["aux/3"])
-    except ProtocolError as exc:
-        raise _audit_error(k, s, exc) from exc
-    digest = codec.digest((profile.name, peers))  # AuxInfo.digest, from public data only
-    _check_results(k, s, AuxResult(public.key_id, digest))

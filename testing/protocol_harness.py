@@ -9,7 +9,7 @@ party, whose ``receive`` is pure and can be replayed as often as a test likes.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -19,26 +19,22 @@ from mpcnode.crypto.random_source import RandomSource
 from mpcnode.protocol import aux_info, presign
 from mpcnode.protocol.key_share import AuxInfo, KeyShare, PublicKeyData
 from mpcnode.protocol.presignature import Presignature
-from mpcnode.protocol.rounds import RoundOutput
-from mpcnode.sim.simulator import broadcasts_for, direct_for
+from mpcnode.protocol.rounds import Done, Next, RoundOutput
+from mpcnode.sim.simulator import inbound_for
 from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
-
-@dataclass(frozen=True)
-class Receive:
-    """The shape of one ``receive`` call: does it take direct messages, and an rng?"""
-
-    direct: bool
-    rng: bool
-
-
-KEYGEN = (Receive(False, False), Receive(True, False), Receive(False, False))
-REFRESH = KEYGEN
-AUX_INFO = (Receive(False, False), Receive(False, True), Receive(True, False))
-PRESIGN = (Receive(True, True), Receive(True, True), Receive(True, False))
-
 Outputs = dict[int, RoundOutput[Any, Any]]
+
+
+class NoRandomness:
+    """TEST ONLY: the rng for rounds that need none; drawing from it fails the test."""
+
+    def token_bytes(self, n: int) -> bytes:
+        raise AssertionError("this round drew randomness; pass it an rng")
+
+
+NO_RANDOMNESS = NoRandomness()
 
 
 @dataclass(frozen=True)
@@ -46,7 +42,6 @@ class Trace:
     """A whole honest run: ``states[r][i]`` waits for the messages ``outputs[r]`` (those
     sent by ``start`` for r = 0, by the r-th ``receive`` after), ``results[i]`` is the end."""
 
-    kinds: tuple[Receive, ...]
     states: tuple[dict[int, Any], ...]
     outputs: tuple[Outputs, ...]
     results: dict[int, Any]
@@ -57,43 +52,35 @@ class Trace:
 
 
 def deliver(
-    state: Any, party: int, outs: Mapping[int, RoundOutput[Any, Any]], kind: Receive,
-    rng: RandomSource | None = None,
+    state: Any, party: int, outs: Mapping[int, RoundOutput[Any, Any]],
+    rng: RandomSource = NO_RANDOMNESS,
 ) -> Any:
-    """Hand ``party`` what the others sent in ``outs`` and return what its receive returns."""
-    args: list[Any] = [broadcasts_for(party, outs)]
-    if kind.direct:
-        args.append(direct_for(party, outs))
-    if kind.rng:
-        if rng is None:
-            raise ValueError("this round needs an rng")
-        args.append(rng)
-    return state.receive(*args)
+    """Hand ``party`` what the others sent in ``outs``: the next (state, out), or after
+    the last round the output itself."""
+    step = state.receive(inbound_for(party, outs), rng)
+    return step.result if isinstance(step, Done) else step
 
 
-def run_traced(
-    starts: Mapping[int, tuple[Any, RoundOutput[Any, Any]]], kinds: Sequence[Receive],
-    rng: RandomSource,
-) -> Trace:
+def run_traced(starts: Mapping[int, Next[Any, Any, Any]], rng: RandomSource) -> Trace:
     """Run every party from its started state to the end, recording everything."""
     states = [{i: s for i, (s, _) in starts.items()}]
     outputs: list[Outputs] = [{i: o for i, (_, o) in starts.items()}]
-    for kind in kinds[:-1]:
-        step = {i: deliver(st, i, outputs[-1], kind, rng) for i, st in states[-1].items()}
+    while True:
+        step = {i: st.receive(inbound_for(i, outputs[-1]), rng) for i, st in states[-1].items()}
+        if all(isinstance(s, Done) for s in step.values()):
+            return Trace(tuple(states), tuple(outputs), {i: s.result for i, s in step.items()})
         states.append({i: s for i, (s, _) in step.items()})
         outputs.append({i: o for i, (_, o) in step.items()})
-    results = {i: deliver(st, i, outputs[-1], kinds[-1], rng) for i, st in states[-1].items()}
-    return Trace(tuple(kinds), tuple(states), tuple(outputs), results)
 
 
 def rerun_round(
-    states: Mapping[int, Any], outs: Mapping[int, RoundOutput[Any, Any]], kind: Receive,
-    rng: RandomSource | None = None, *, seen: Mapping[int, Outputs] | None = None,
+    states: Mapping[int, Any], outs: Mapping[int, RoundOutput[Any, Any]],
+    rng: RandomSource = NO_RANDOMNESS, *, seen: Mapping[int, Outputs] | None = None,
 ) -> tuple[dict[int, Any], Outputs]:
     """Every party in ``states`` receives ``outs`` (a round that is not the last one);
     ``seen[i]``, if given, is what an equivocating relay shows party i instead."""
     seen = seen or {}
-    step = {i: deliver(st, i, seen.get(i, outs), kind, rng) for i, st in states.items()}
+    step = {i: deliver(st, i, seen.get(i, outs), rng) for i, st in states.items()}
     return {i: s for i, (s, _) in step.items()}, {i: o for i, (_, o) in step.items()}
 
 
@@ -112,8 +99,7 @@ def with_direct(out: RoundOutput[Any, Any], to: int, **changes: Any) -> RoundOut
 def fresh_presignatures(trace: Trace) -> dict[int, Presignature]:
     """New, unused presignature objects of a traced presigning run (the last round is
     pure, so replaying it hands out the same presignature again: a test-only power)."""
-    kind = trace.kinds[-1]
-    return {i: deliver(st, i, trace.outputs[-1], kind) for i, st in trace.states[-1].items()}
+    return {i: deliver(st, i, trace.outputs[-1]) for i, st in trace.states[-1].items()}
 
 
 def interpolated_point(shares: Mapping[int, KeyShare] | Mapping[int, int]) -> Point:
@@ -160,4 +146,4 @@ def presign_traced(key: Key, signers: tuple[int, ...], path: tuple[int, ...],
                          rng)
         for i in signers
     }
-    return run_traced(starts, PRESIGN, rng)
+    return run_traced(starts, rng)

@@ -17,14 +17,14 @@ from typing import Any, Protocol
 from mpcnode.ceremony.prime_pool import take_primes
 from mpcnode.core import codec
 from mpcnode.core.errors import PresignatureError, UsageError
-from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
-from mpcnode.crypto.group import Point
+from mpcnode.core.params import Profile
 from mpcnode.crypto.primes import generate_safe_prime
 from mpcnode.crypto.random_source import RandomSource, SystemRandom
 from mpcnode.daemon import sign_identification
-from mpcnode.protocol import aux_info, keygen, presign, refresh
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
+from mpcnode.protocol.registry import session_protocol
+from mpcnode.protocol.session_params import SessionParams
 from mpcnode.protocol.sign import SignatureShare, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
@@ -32,27 +32,11 @@ from mpcnode.state.consumption_journal import MAX_REQUEST_ID
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import PolicyState
 from mpcnode.transport.identity import IdentityKeys, IdentityPublic
-from mpcnode.transport.sessions import Session, Starter, start_session
+from mpcnode.transport.sessions import Session, start_session
 from zero_trust.authorization import AuthorizationDenied, SigningRequest
 
 SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped
 PrimeSource = Callable[[Profile], tuple[int, int]]
-
-
-@dataclass(frozen=True)
-class KeygenResult:
-    key_id: bytes
-    public_key: Point
-    threshold: int
-    parties: tuple[int, ...]
-    chain_code: bytes
-    epoch: int
-
-
-@dataclass(frozen=True)
-class AuxResult:
-    key_id: bytes
-    aux_digest: bytes
 
 
 def primes_from(pool: Path | None, rng: RandomSource) -> PrimeSource:
@@ -89,6 +73,23 @@ class UnauthorizedSigning(Protocol):
                  sign: Callable[[bytes], SignatureShare]) -> SignatureShare: ...
 
 
+@dataclass(frozen=True)
+class _Holdings:
+    """What a new session may take from this node (``session_params.Holdings``)."""
+
+    store: NodeStore
+    primes: PrimeSource
+
+    def get_key_share(self, key_id: bytes) -> KeyShare:
+        return self.store.get_key_share(key_id)
+
+    def get_aux_info(self, key_id: bytes) -> AuxInfo:
+        return self.store.get_aux_info(key_id)
+
+    def take_primes(self, profile: Profile) -> tuple[int, int]:
+        return self.primes(profile)
+
+
 class SignerNode:
     def __init__(self, party: int, keys: IdentityKeys, identities: dict[int, IdentityPublic],
                  store: NodeStore, primes: PrimeSource, rng: RandomSource | None = None, *,
@@ -105,7 +106,8 @@ class SignerNode:
         self.store = store
         self.primes = primes
         self.rng = rng or SystemRandom()
-        self._sessions: dict[bytes, tuple[Session, threading.Lock, float]] = {}
+        # Sessions of every protocol at once, so their outputs' types differ (Any).
+        self._sessions: dict[bytes, tuple[Session[Any], threading.Lock, float]] = {}
         self._shares: dict[bytes, KeyShare] = {}
         self._signer_sets: dict[tuple[bytes, int, tuple[int, ...], tuple[int, ...]],
                                 SignerSet] = {}
@@ -123,42 +125,18 @@ class SignerNode:
         if unknown:
             raise UsageError(f"unknown parties {sorted(unknown)}")
         self.store.claim_session_nonce(req.nonce, req.protocol)  # durable, atomic, forever
-        starter, cfg, sid = self._configure(req, parties)
+        spec = session_protocol(req.protocol)  # the wire name; UnknownProtocol if none
+        params = SessionParams(parties, req.nonce, req.threshold, req.key_id, tuple(req.path),
+                               req.profile)
+        cfg = spec.configure(self.party, params, _Holdings(self.store, self.primes))
         peers = {j: self.identities[j] for j in parties if j != self.party}
         with self._lock:
             self._expire()
-        session, out = start_session(req.protocol, req.nonce, sid, self.keys, peers, starter,
-                                     cfg, self.rng, req.key_id)
+        session, out = start_session(spec, req.nonce, self.keys, peers, cfg, self.rng,
+                                     req.key_id)
         with self._lock:
             self._sessions[req.nonce] = (session, threading.Lock(), time.monotonic())
-        return pb.RoundResponse(session_id=sid, outbound=out)
-
-    def _configure(self, req: pb.StartSessionRequest,
-                   parties: tuple[int, ...]) -> tuple[Starter, Any, bytes]:
-        proto = req.protocol
-        if proto == "keygen":
-            kcfg = keygen.KeygenConfig(self.party, parties, req.threshold, req.nonce)
-            return keygen.start, kcfg, kcfg.session
-        if proto == "aux_info":
-            self.store.get_key_share(req.key_id)  # aux info serves a key this node holds
-            profile = PROFILES.get(req.profile or DEFAULT_PROFILE.name)
-            if profile is None:
-                raise UsageError(f"unknown profile {req.profile!r}")
-            acfg = aux_info.AuxConfig(self.party, parties, req.key_id, req.nonce, profile,
-                                      self.primes(profile))
-            return aux_info.start, acfg, acfg.session
-        if proto == "presign":
-            share = self.store.get_key_share(req.key_id)
-            aux = self.store.get_aux_info(req.key_id)
-            pcfg = presign.PresignConfig(share, aux, parties, tuple(req.path), req.nonce)
-            return presign.start, pcfg, pcfg.session(pcfg.signer_set())
-        if proto == "refresh":
-            share = self.store.get_key_share(req.key_id)
-            if parties != share.public.parties:
-                raise UsageError("refresh runs with every party of the key")
-            rcfg = refresh.RefreshConfig(share, req.nonce)
-            return refresh.start, rcfg, rcfg.session
-        raise UsageError(f"unknown protocol {proto!r}")
+        return pb.RoundResponse(session_id=session.session_id, outbound=out)
 
     def round(self, req: pb.RoundRequest) -> pb.RoundResponse:
         with self._lock:
@@ -188,27 +166,21 @@ class SignerNode:
     def abort(self, nonce: bytes) -> None:
         self._drop(nonce)
 
-    def _persist(self, session: Session) -> bytes:
+    def _persist(self, session: Session[Any]) -> bytes:
         """Store a finished session's secret output; return its public result."""
-        out = session.result
-        if session.protocol in ("keygen", "refresh"):
-            assert isinstance(out, KeyShare)
+        spec, out = session.spec, session.result
+        if isinstance(out, KeyShare):
             self.store.put_key_share(out)
             with self._lock:
                 self._shares.pop(out.public.key_id, None)
-            if session.protocol == "refresh":
+            if spec.replaces_shares:
                 self.store.discard_for_key(out.public.key_id)
-            pub = out.public
-            return codec.to_bytes(KeygenResult(pub.key_id, pub.public_key, pub.threshold,
-                                               pub.parties, pub.chain_code, pub.epoch))
-        if session.protocol == "aux_info":
-            key_id = session.key_id
-            self.store.put_aux_info(key_id, out)
-            return codec.to_bytes(AuxResult(key_id, out.digest))
-        assert isinstance(out, Presignature)
-        public = out.public
-        self.store.add_presignature(out)
-        return codec.to_bytes(public)
+        elif isinstance(out, AuxInfo):
+            self.store.put_aux_info(session.key_id, out)
+        else:
+            assert isinstance(out, Presignature)
+            self.store.add_presignature(out)
+        return codec.to_bytes(spec.public_result(out, session.key_id))
 
     def _touch(self, nonce: bytes) -> None:
         with self._lock:

@@ -31,8 +31,8 @@ from mpcnode.protocol.key_share import AuxInfo
 from mpcnode.protocol.presignature import PresignaturePublic
 from mpcnode.protocol.sign import SignatureShare
 from mpcnode.rpc import node_pb2 as pb
+from mpcnode.transport.disclosures import disclosed_by_recipient, open_disclosed_mta
 from mpcnode.transport.identity import IdentityKeys, IdentityPublic, verify
-from mpcnode.transport.sessions import disclosed_by_recipient, open_disclosed_mta
 
 _DOMAIN = "mpc-identify/sign-evidence/v1"
 

@@ -13,6 +13,7 @@ session id and is committed before any rid_j is revealed.
 
 ``audit`` replays every public check of a finished session from its broadcasts and the
 disclosed Π^fac messages (ceremony transcripts), with the check functions the rounds use.
+``configure``, ``check_record`` and ``replay`` are what the protocol registry calls.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError, UsageError
 from mpcnode.core.params import Profile
 from mpcnode.crypto import hash_commitment
@@ -38,11 +40,37 @@ from mpcnode.crypto.ring_pedersen import (
 )
 from mpcnode.crypto.transcript import ProofContext, session_id
 from mpcnode.crypto.zk import fac, mod, prm
-from mpcnode.protocol.key_share import AuxInfo, PartyAuxPublic
-from mpcnode.protocol.rounds import RoundOutput, check_echoes, echo_hash, require_from
+from mpcnode.protocol.key_share import AuxInfo, PartyAuxPublic, PublicKeyData
+from mpcnode.protocol.results import AuxResult
+from mpcnode.protocol.rounds import (
+    Done,
+    Inbound,
+    Next,
+    RoundName,
+    RoundOutput,
+    check_echoes,
+    echo_hash,
+    require_from,
+)
+from mpcnode.protocol.session_params import (
+    Holdings,
+    PublicRecord,
+    RecordError,
+    SessionParams,
+    check_params,
+    check_session_id,
+)
 
 PROTOCOL = "cggmp21/aux-info/v1"
 _COMMIT_DOMAIN = "cggmp21/aux-info/commit/v1"
+
+
+class AuxRound(RoundName):
+    """The rounds, named as envelopes and transcripts carry them (the round that sends)."""
+
+    COMMIT = "aux/1"  # V_i (Π^prm is made here, bound to the session id)
+    REVEAL = "aux/2"  # (N_i, s_i, t_i), Π^prm, rid_i
+    PROVE = "aux/3"  # Π^mod, and Π^fac to each verifier
 
 
 @dataclass(frozen=True)
@@ -115,27 +143,37 @@ class _Own:
     msg1: Msg1
 
 
-def start(cfg: AuxConfig, rng: RandomSource) -> tuple[Round1, RoundOutput[Msg1, None]]:
+def configure(party: int, params: SessionParams, held: Holdings) -> AuxConfig:
+    """A node's aux-info config: for a key it holds, with two fresh safe primes."""
+    held.get_key_share(params.key_id)  # aux info serves a key this node holds
+    profile = params.resolve_profile()
+    return AuxConfig(party, params.parties, params.key_id, params.nonce, profile,
+                     held.take_primes(profile))
+
+
+def start(cfg: AuxConfig, rng: RandomSource) -> Next[Round1, Msg1, None]:
     key = paillier_keypair(cfg.primes[0], cfg.primes[1], cfg.profile.paillier_bits)
     rp = ring_pedersen_from_key(key, rng)
-    proof = prm.prove(ProofContext(cfg.session, cfg.party, "aux/1"), cfg.profile, rp, rng)
+    proof = prm.prove(ProofContext(cfg.session, cfg.party, AuxRound.COMMIT), cfg.profile, rp,
+                      rng)
     dec = Decommitment(key.n, rp.s, rp.t, proof, rng.token_bytes(32))
     V, opening = hash_commitment.commit(_COMMIT_DOMAIN, cfg.session, cfg.party, dec, rng)
     msg = Msg1(V)
-    return Round1(_Own(cfg, key, rp, dec, opening, msg)), RoundOutput(msg)
+    return Next(Round1(_Own(cfg, key, rp, dec, opening, msg)), RoundOutput(msg))
 
 
 @dataclass(frozen=True)
 class Round1:
     own: _Own
 
-    def receive(self, broadcasts: dict[int, Msg1]) -> tuple[Round2, RoundOutput[Msg2, None]]:
-        cfg = self.own.cfg
+    def receive(self, inbound: Inbound[Msg1, None], rng: RandomSource
+                ) -> Next[Round2, Msg2, None]:
+        cfg, broadcasts = self.own.cfg, inbound.broadcasts
         require_from(cfg.peers, broadcasts, "aux-info round-1")
         all_v = {**broadcasts, cfg.party: self.own.msg1}
-        msg = Msg2(echo_hash(cfg.session, "aux/1", all_v), self.own.decommitment,
+        msg = Msg2(echo_hash(cfg.session, AuxRound.COMMIT, all_v), self.own.decommitment,
                    self.own.opening)
-        return Round2(self.own, all_v, msg), RoundOutput(msg)
+        return Next(Round2(self.own, all_v, msg), RoundOutput(msg))
 
 
 @dataclass(frozen=True)
@@ -145,11 +183,12 @@ class Round2:
     own_msg: Msg2
 
     def receive(
-        self, broadcasts: dict[int, Msg2], rng: RandomSource
-    ) -> tuple[Round3, RoundOutput[Msg3, Direct3]]:
-        own, cfg = self.own, self.own.cfg
+        self, inbound: Inbound[Msg2, None], rng: RandomSource
+    ) -> Next[Round3, Msg3, Direct3]:
+        own, cfg, broadcasts = self.own, self.own.cfg, inbound.broadcasts
         require_from(cfg.peers, broadcasts, "aux-info round-2")
-        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "aux/1")
+        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()},
+                     AuxRound.COMMIT)
         decs = {cfg.party: own.decommitment}
         for j, m in sorted(broadcasts.items()):
             _check_decommitment(cfg.session, cfg.profile, j, m, self.commitments[j].V)
@@ -157,7 +196,7 @@ class Round2:
             decs[j] = m.decommitment
         _check_not_own_modulus(cfg.party, own.key.n, decs)
         rid = _rid(decs)
-        ctx = ProofContext(cfg.session + rid, cfg.party, "aux/3")
+        ctx = ProofContext(cfg.session + rid, cfg.party, AuxRound.PROVE)
         witness_p, witness_q = own.key.p, own.key.q
         mproof = mod.prove(ctx, cfg.profile, mod.Statement(own.key.n),
                            mod.Witness(witness_p, witness_q), rng)
@@ -168,8 +207,8 @@ class Round2:
             for j in sorted(cfg.peers)
         }
         all_b = {**broadcasts, cfg.party: self.own_msg}
-        msg = Msg3(echo_hash(cfg.session, "aux/2", all_b), mproof)
-        return Round3(own, decs, rid, msg), RoundOutput(msg, direct)
+        msg = Msg3(echo_hash(cfg.session, AuxRound.REVEAL, all_b), mproof)
+        return Next(Round3(own, decs, rid, msg), RoundOutput(msg, direct))
 
 
 @dataclass(frozen=True)
@@ -179,18 +218,20 @@ class Round3:
     rid: bytes
     own_msg: Msg3
 
-    def receive(self, broadcasts: dict[int, Msg3], direct: dict[int, Direct3]) -> AuxInfo:
+    def receive(self, inbound: Inbound[Msg3, Direct3], rng: RandomSource) -> Done[AuxInfo]:
         own, cfg = self.own, self.own.cfg
+        broadcasts, direct = inbound.broadcasts, inbound.direct
         require_from(cfg.peers, broadcasts, "aux-info round-3")
         require_from(cfg.peers, direct, "aux-info Π^fac")
-        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "aux/2")
+        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()},
+                     AuxRound.REVEAL)
         for j in sorted(cfg.peers):
             n_j = self.decommitments[j].N
             _check_mod(cfg.session + self.rid, cfg.profile, j, n_j, broadcasts[j].mod_proof)
             _check_fac(cfg.session + self.rid, cfg.profile, j, n_j, direct[j].fac_proof, own.rp)
         _check_distinct_moduli(self.decommitments)
-        return AuxInfo(cfg.party, cfg.profile.name, own.key, own.rp,
-                       _public_parameters(self.decommitments))
+        return Done(AuxInfo(cfg.party, cfg.profile.name, own.key, own.rp,
+                            _public_parameters(self.decommitments)))
 
 
 def audit(parties: tuple[int, ...], key_id: bytes, nonce: bytes, profile: Profile,
@@ -210,12 +251,12 @@ def audit(parties: tuple[int, ...], key_id: bytes, nonce: bytes, profile: Profil
     require_from(everyone, msg2, "aux-info round-2")
     require_from(everyone, msg3, "aux-info round-3")
     _require_fac_pairs(parties, fac_proofs)
-    check_echoes(echo_hash(session, "aux/1", msg1), {j: m.echo for j, m in msg2.items()},
-                 "aux/1")
+    check_echoes(echo_hash(session, AuxRound.COMMIT, msg1),
+                 {j: m.echo for j, m in msg2.items()}, AuxRound.COMMIT)
     for j, m in sorted(msg2.items()):
         _check_decommitment(session, profile, j, m, msg1[j].V)
-    check_echoes(echo_hash(session, "aux/2", msg2), {j: m.echo for j, m in msg3.items()},
-                 "aux/2")
+    check_echoes(echo_hash(session, AuxRound.REVEAL, msg2),
+                 {j: m.echo for j, m in msg3.items()}, AuxRound.REVEAL)
     decs = {j: m.decommitment for j, m in sorted(msg2.items())}
     for j, d in decs.items():
         _check_prm(session, profile, j, d)
@@ -227,6 +268,32 @@ def audit(parties: tuple[int, ...], key_id: bytes, nonce: bytes, profile: Profil
             _check_fac(sid_rid, profile, j, d.N, fac_proofs[(j, v)].fac_proof, rp_v)
     _check_distinct_moduli(decs)
     return _public_parameters(decs)
+
+
+def check_record(record: PublicRecord, key: PublicKeyData | None) -> PublicKeyData:
+    """The cheap checks of an aux-info session in a ceremony transcript: it serves the
+    transcript's key, among the key's parties, under the session id its parameters give.
+    The key is unchanged; ``replay`` checks the proofs."""
+    if key is None:
+        raise RecordError("aux info serves a key made before it")
+    check_params(record, key.key_id, profile=True)
+    p = record.params
+    if not set(p.parties) <= set(key.parties):
+        raise RecordError("aux info runs among parties of the key")
+    check_session_id(record, session_id_of(p.parties, key.key_id, p.nonce, p.resolve_profile()))
+    return key
+
+
+def replay(record: PublicRecord, key: PublicKeyData) -> AuxResult:
+    """Every Π^prm, Π^mod and Π^fac of an aux-info session in a ceremony transcript
+    (``audit``: the expensive part); the result every party must have reported."""
+    profile = record.params.resolve_profile()
+    p = record.params
+    peers = audit(p.parties, key.key_id, p.nonce, profile,
+                  record.broadcasts(AuxRound.COMMIT, Msg1),
+                  record.broadcasts(AuxRound.REVEAL, Msg2),
+                  record.broadcasts(AuxRound.PROVE, Msg3), record.direct(AuxRound.PROVE, Direct3))
+    return AuxResult(key.key_id, codec.digest((profile.name, peers)))  # AuxInfo.digest
 
 
 def _require_fac_pairs(parties: tuple[int, ...], got: Mapping[tuple[int, int], Direct3]) -> None:
@@ -249,13 +316,13 @@ def _rid(decs: Mapping[int, Decommitment]) -> bytes:
 
 
 def _check_mod(sid_rid: bytes, profile: Profile, j: int, n_j: int, proof: mod.Proof) -> None:
-    mod.verify(ProofContext(sid_rid, j, "aux/3"), profile, mod.Statement(n_j), proof)
+    mod.verify(ProofContext(sid_rid, j, AuxRound.PROVE), profile, mod.Statement(n_j), proof)
 
 
 def _check_fac(sid_rid: bytes, profile: Profile, j: int, n_j: int, proof: fac.Proof,
                verifier_rp: RingPedersen) -> None:
     """Party j's Π^fac, made under the verifier's ring-Pedersen parameters."""
-    fac.verify(ProofContext(sid_rid, j, "aux/3"), profile, fac.Statement(n_j), proof,
+    fac.verify(ProofContext(sid_rid, j, AuxRound.PROVE), profile, fac.Statement(n_j), proof,
                verifier_rp)
 
 
@@ -300,5 +367,5 @@ def _check_decommitment(session: bytes, profile: Profile, j: int, m: Msg2, V: by
 
 def _check_prm(session: bytes, profile: Profile, j: int, d: Decommitment) -> None:
     """Π^prm: s_j ∈ ⟨t_j⟩, bound to the session id (committed before any rid is known)."""
-    prm.verify(ProofContext(session, j, "aux/1"), profile,
+    prm.verify(ProofContext(session, j, AuxRound.COMMIT), profile,
                prm.Statement(RingPedersenPublic(d.N, d.s, d.t)), d.prm_proof)

@@ -13,17 +13,17 @@ joins them with its own view:
   sender (it equivocated; nobody else can sign for it).
 
 After a failed δ check (``presign.DeltaCheckError``) a signer starts one more round,
-"presign/identify": a broadcast with its disclosures and, per verifier, its reopening
-of δ_i (``identify.delta_evidence``, made with that verifier's ring-Pedersen
-parameters). Its ``receive`` never returns: it raises ``ProtocolError`` naming the
-first culprit. δ_j and Δ_j come from echo-checked broadcasts, so every honest signer
-fails the δ check, and runs this round, together.
+"presign/identify" (``PresignRound.IDENTIFY``): a broadcast with its disclosures and,
+per verifier, its reopening of δ_i (``identify.delta_evidence``, made with that
+verifier's ring-Pedersen parameters). Its ``receive`` never returns: it raises
+``ProtocolError`` naming the first culprit. δ_j and Δ_j come from echo-checked
+broadcasts, so every honest signer fails the δ check, and runs this round, together.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import NoReturn
 
@@ -34,11 +34,8 @@ from mpcnode.protocol import identify, presign
 from mpcnode.protocol.identify import Evidence
 from mpcnode.protocol.key_share import AuxInfo
 from mpcnode.protocol.presignature import MtaCiphertexts, PresignaturePublic, PresignView
-from mpcnode.protocol.rounds import RoundOutput
+from mpcnode.protocol.rounds import Inbound, Next, RoundOutput
 from mpcnode.protocol.sign import message_scalar
-
-MTA_ROUND = "presign/2"  # the round whose direct messages carry D, F, D̂, F̂
-ROUND = "presign/identify"
 
 
 @dataclass(frozen=True)
@@ -113,13 +110,16 @@ class DeltaIdentification:
     aux: AuxInfo = field(repr=False)
     view: PresignView = field(repr=False)  # own view at the failed δ check
 
-    def receive(self, disclosed: Mapping[int, Iterable[DisclosedMta]],
-                direct: Mapping[int, EvidenceDirect]) -> NoReturn:
+    def receive(self, inbound: Inbound[Sequence[DisclosedMta], EvidenceDirect],
+                rng: RandomSource) -> NoReturn:
         """Name the first culprit: an equivocating sender or a withholding discloser,
         else the first signer whose δ_j its reopened ciphertexts contradict (or whose
-        evidence is missing or fails)."""
-        view = merged_view(self.view, self.party, disclosed)
-        evidence = {j: d.evidence for j, d in direct.items()}
+        evidence is missing or fails).
+
+        ``inbound.broadcasts`` holds each other signer's disclosed MtA messages, whose
+        inner signatures the transport checked (a ``DisclosureBcast`` on the wire)."""
+        view = merged_view(self.view, self.party, inbound.broadcasts)
+        evidence = {j: d.evidence for j, d in inbound.direct.items()}
         culprits = identify.delta_culprits(self.aux, self.session, view, evidence)
         if not culprits:
             raise ProtocolError(None, "δ check failed, yet every signer's δ_j matches its "
@@ -131,7 +131,7 @@ class DeltaIdentification:
 
 def start_delta(
     failure: presign.DeltaCheckError, received: Iterable[SignedMessage], rng: RandomSource
-) -> tuple[DeltaIdentification, RoundOutput[DisclosureBcast, EvidenceDirect]]:
+) -> Next[DeltaIdentification, DisclosureBcast, EvidenceDirect]:
     """The "presign/identify" messages of a signer whose δ check failed.
 
     U_i only involves messages i received and sent (``identify._reopened``), so the
@@ -144,7 +144,7 @@ def start_delta(
     evidence = identify.delta_evidence(me, state.own.sid, cfg.aux, view, state.own.gamma, rng)
     out = RoundOutput(DisclosureBcast(tuple(received)),
                       {k: EvidenceDirect(ev) for k, ev in sorted(evidence.items())})
-    return DeltaIdentification(me, state.own.sid, cfg.aux, view), out
+    return Next(DeltaIdentification(me, state.own.sid, cfg.aux, view), out)
 
 
 def share_consistent(presig: PresignaturePublic, party: int, digest: bytes, sigma: int,

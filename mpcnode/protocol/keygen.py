@@ -9,6 +9,8 @@ Output:  check the Schnorr proofs; the key share.
 
 ``audit`` replays every public check of a finished session from its broadcasts alone
 (ceremony transcripts): the round code and the audit share the same check functions.
+``configure`` and ``replay`` are what the protocol registry calls: a node's config from
+a start request, and a ceremony transcript's check of one keygen session.
 """
 
 from __future__ import annotations
@@ -23,10 +25,35 @@ from mpcnode.crypto.random_source import RandomSource, rand_scalar
 from mpcnode.crypto.transcript import ProofContext, session_id
 from mpcnode.crypto.zk import sch
 from mpcnode.protocol.key_share import KeyShare, PublicKeyData
-from mpcnode.protocol.rounds import RoundOutput, check_echoes, echo_hash, require_from
+from mpcnode.protocol.rounds import (
+    Done,
+    Inbound,
+    Next,
+    RoundName,
+    RoundOutput,
+    check_echoes,
+    echo_hash,
+    require_from,
+)
+from mpcnode.protocol.session_params import (
+    Holdings,
+    PublicRecord,
+    RecordError,
+    SessionParams,
+    check_params,
+    check_session_id,
+)
 
 PROTOCOL = "cggmp21/keygen/v1"
 _COMMIT_DOMAIN = "cggmp21/keygen/commit/v1"
+
+
+class KeygenRound(RoundName):
+    """The rounds, named as envelopes and transcripts carry them (the round that sends)."""
+
+    COMMIT = "keygen/1"  # V_i
+    REVEAL = "keygen/2"  # the decommitment, and f_i(j) to each j (secret)
+    PROVE = "keygen/3"  # Π^sch of x_i
 
 
 @dataclass(frozen=True)
@@ -99,7 +126,12 @@ class _Round1State:
     own_msg: Msg1
 
 
-def start(cfg: KeygenConfig, rng: RandomSource) -> tuple[Round1, RoundOutput[Msg1, None]]:
+def configure(party: int, params: SessionParams, held: Holdings) -> KeygenConfig:
+    """A node's keygen config: the threshold is the request's, checked against the parties."""
+    return KeygenConfig(party, params.parties, params.threshold, params.nonce)
+
+
+def start(cfg: KeygenConfig, rng: RandomSource) -> Next[Round1, Msg1, None]:
     coeffs = tuple(rand_scalar(rng, Q) for _ in range(cfg.threshold))
     com, nonce = sch.commit(rng)
     dec = Decommitment(
@@ -110,7 +142,7 @@ def start(cfg: KeygenConfig, rng: RandomSource) -> tuple[Round1, RoundOutput[Msg
     )
     V, opening = hash_commitment.commit(_COMMIT_DOMAIN, cfg.session, cfg.party, dec, rng)
     msg = Msg1(V)
-    return Round1(_Round1State(cfg, coeffs, dec, opening, nonce, msg)), RoundOutput(msg)
+    return Next(Round1(_Round1State(cfg, coeffs, dec, opening, nonce, msg)), RoundOutput(msg))
 
 
 @dataclass(frozen=True)
@@ -120,15 +152,15 @@ class Round1:
     st: _Round1State
 
     def receive(
-        self, broadcasts: dict[int, Msg1]
-    ) -> tuple[Round2, RoundOutput[Msg2, Share2]]:
-        cfg = self.st.cfg
+        self, inbound: Inbound[Msg1, None], rng: RandomSource
+    ) -> Next[Round2, Msg2, Share2]:
+        cfg, broadcasts = self.st.cfg, inbound.broadcasts
         require_from(cfg.peers, broadcasts, "keygen round-1")
         all_v = {**broadcasts, cfg.party: self.st.own_msg}
-        echo = echo_hash(cfg.session, "keygen/1", all_v)
+        echo = echo_hash(cfg.session, KeygenRound.COMMIT, all_v)
         msg = Msg2(echo, self.st.decommitment, self.st.opening)
         shares = {j: Share2(poly_eval(list(self.st.coeffs), j)) for j in cfg.peers}
-        return Round2(self.st, all_v, msg), RoundOutput(msg, shares)
+        return Next(Round2(self.st, all_v, msg), RoundOutput(msg, shares))
 
 
 @dataclass(frozen=True)
@@ -140,13 +172,13 @@ class Round2:
     own_msg: Msg2
 
     def receive(
-        self, broadcasts: dict[int, Msg2], direct: dict[int, Share2]
-    ) -> tuple[Round3, RoundOutput[Msg3, None]]:
-        cfg = self.st.cfg
+        self, inbound: Inbound[Msg2, Share2], rng: RandomSource
+    ) -> Next[Round3, Msg3, None]:
+        cfg, broadcasts, direct = self.st.cfg, inbound.broadcasts, inbound.direct
         require_from(cfg.peers, broadcasts, "keygen round-2")
         require_from(cfg.peers, direct, "keygen share")
         mine = self.own_msg.echo
-        check_echoes(mine, {j: m.echo for j, m in broadcasts.items()}, "keygen/1")
+        check_echoes(mine, {j: m.echo for j, m in broadcasts.items()}, KeygenRound.COMMIT)
         _check_openings(cfg.session, cfg.threshold, self.commitments, broadcasts)
         decs = {j: m.decommitment for j, m in broadcasts.items()}
         x = poly_eval(list(self.st.coeffs), cfg.party)
@@ -165,8 +197,8 @@ class Round2:
             sch.Commitment(self.st.decommitment.A), self.st.sch_nonce,
         )
         all_b = {**broadcasts, cfg.party: self.own_msg}
-        msg = Msg3(echo_hash(cfg.session, "keygen/2", all_b), proof)
-        return Round3(cfg, x, public, rid, decs, msg), RoundOutput(msg)
+        msg = Msg3(echo_hash(cfg.session, KeygenRound.REVEAL, all_b), proof)
+        return Next(Round3(cfg, x, public, rid, decs, msg), RoundOutput(msg))
 
 
 @dataclass(frozen=True)
@@ -180,12 +212,13 @@ class Round3:
     decommitments: dict[int, Decommitment] = field(repr=False)
     own_msg: Msg3 = field(repr=False)
 
-    def receive(self, broadcasts: dict[int, Msg3]) -> KeyShare:
-        cfg = self.cfg
+    def receive(self, inbound: Inbound[Msg3, None], rng: RandomSource) -> Done[KeyShare]:
+        cfg, broadcasts = self.cfg, inbound.broadcasts
         require_from(cfg.peers, broadcasts, "keygen round-3")
-        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "keygen/2")
+        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()},
+                     KeygenRound.REVEAL)
         _check_proofs(cfg.session, self.rid, self.public, self.decommitments, broadcasts)
-        return KeyShare(cfg.party, self.public, self.x)
+        return Done(KeyShare(cfg.party, self.public, self.x))
 
 
 def audit(parties: tuple[int, ...], threshold: int, nonce: bytes, msg1: Mapping[int, Msg1],
@@ -201,15 +234,29 @@ def audit(parties: tuple[int, ...], threshold: int, nonce: bytes, msg1: Mapping[
     require_from(everyone, msg1, "keygen round-1")
     require_from(everyone, msg2, "keygen round-2")
     require_from(everyone, msg3, "keygen round-3")
-    check_echoes(echo_hash(session, "keygen/1", msg1), {j: m.echo for j, m in msg2.items()},
-                 "keygen/1")
+    check_echoes(echo_hash(session, KeygenRound.COMMIT, msg1),
+                 {j: m.echo for j, m in msg2.items()}, KeygenRound.COMMIT)
     _check_openings(session, threshold, msg1, msg2)
     decs = {j: m.decommitment for j, m in msg2.items()}
     public = _public_data(threshold, parties, decs)
-    check_echoes(echo_hash(session, "keygen/2", msg2), {j: m.echo for j, m in msg3.items()},
-                 "keygen/2")
+    check_echoes(echo_hash(session, KeygenRound.REVEAL, msg2),
+                 {j: m.echo for j, m in msg3.items()}, KeygenRound.REVEAL)
     _check_proofs(session, _xor_all(d.rid for d in decs.values()), public, decs, msg3)
     return public
+
+
+def replay(record: PublicRecord, key: PublicKeyData | None) -> PublicKeyData:
+    """A keygen session of a ceremony transcript checked from public data alone: its
+    parameters, its session id and every public check of its rounds (``audit``); the
+    key it made. ``key`` is None: a keygen starts a key's history."""
+    check_params(record, b"", threshold=True)
+    p = record.params
+    if not 1 <= p.threshold <= len(p.parties):
+        raise RecordError(f"threshold {p.threshold} is not in 1..{len(p.parties)}")
+    check_session_id(record, session_id_of(p.parties, p.threshold, p.nonce))
+    return audit(p.parties, p.threshold, p.nonce, record.broadcasts(KeygenRound.COMMIT, Msg1),
+                 record.broadcasts(KeygenRound.REVEAL, Msg2),
+                 record.broadcasts(KeygenRound.PROVE, Msg3))
 
 
 def _check_openings(session: bytes, threshold: int, commitments: Mapping[int, Msg1],
@@ -252,7 +299,7 @@ def _public_data(threshold: int, parties: tuple[int, ...],
 
 
 def _sch_ctx(session: bytes, rid: bytes, prover: int) -> ProofContext:
-    return ProofContext(session + rid, prover, "keygen/3")
+    return ProofContext(session + rid, prover, KeygenRound.PROVE)
 
 
 def _xor_all(parts: Iterable[bytes]) -> bytes:

@@ -9,8 +9,9 @@ Round 3: Γ = ΣΓ_j, Δ_i = k_i·Γ, δ_i = k_iγ_i + Σ_j(α_{i,j} − β_{i,j
 Output:  δ = Σδ_j, check δ·G = ΣΔ_j, R = δ^{-1}·Γ; keep (R, k_i, χ_i).
 
 Here α_{i,j} = dec_i(D_{i,j}) = k_iγ_j + β_{j,i}, so the β's cancel in Σδ_j = kγ and
-likewise Σχ_j = k·x. A failed δ check keeps the round-3 state, whose
-``identification`` runs the paper's identification step (see ``identify.py``).
+likewise Σχ_j = k·x. A failed δ check raises ``DeltaCheckError`` with the round-3
+state, from which the paper's identification step runs one more round,
+``PresignRound.IDENTIFY`` (``identify_round.py``, the math in ``identify.py``).
 """
 
 from __future__ import annotations
@@ -34,10 +35,29 @@ from mpcnode.protocol.presignature import (
     PresignatureSecret,
     PresignView,
 )
-from mpcnode.protocol.rounds import RoundOutput, check_echoes, echo_hash, require_from
+from mpcnode.protocol.rounds import (
+    Done,
+    Inbound,
+    Next,
+    RoundName,
+    RoundOutput,
+    check_echoes,
+    echo_hash,
+    require_from,
+)
+from mpcnode.protocol.session_params import Holdings, SessionParams
 from mpcnode.protocol.signer_set import SignerSet
 
 PROTOCOL = "cggmp21/presign/v1"
+
+
+class PresignRound(RoundName):
+    """The rounds, named as envelopes and transcripts carry them (the round that sends)."""
+
+    ENCRYPT = "presign/1"  # K_i, G_i; Π^enc to each j
+    MTA = "presign/2"  # Γ_i; the MtA ciphertexts D, F, D̂, F̂ with their proofs to each j
+    DELTA = "presign/3"  # δ_i, Δ_i; Π^{log*} to each j
+    IDENTIFY = "presign/identify"  # only after a failed δ check (identify_round.py)
 
 
 @dataclass(frozen=True)
@@ -139,7 +159,20 @@ class _Own:
         return ProofContext(self.sid, prover, rnd)
 
 
-def start(cfg: PresignConfig, rng: RandomSource) -> tuple[Round1, RoundOutput[Bcast1, Direct1]]:
+def configure(party: int, params: SessionParams, held: Holdings) -> PresignConfig:
+    """A node's presign config: its share and aux info of the key, for the signer set
+    ``params.parties`` (party is the share's)."""
+    share, aux = held.get_key_share(params.key_id), held.get_aux_info(params.key_id)
+    return PresignConfig(share, aux, params.parties, params.path, params.nonce)
+
+
+def session_id_of(cfg: PresignConfig) -> bytes:
+    """The session id ``start`` will use: it binds the signer set's shares, the aux info,
+    the profile and the nonce."""
+    return cfg.session(cfg.signer_set())
+
+
+def start(cfg: PresignConfig, rng: RandomSource) -> Next[Round1, Bcast1, Direct1]:
     sset = cfg.signer_set()
     if cfg.party not in sset.signers:
         raise UsageError(f"party {cfg.party} is not in the signer set")
@@ -151,11 +184,11 @@ def start(cfg: PresignConfig, rng: RandomSource) -> tuple[Round1, RoundOutput[Bc
     own = _Own(cfg, sset, sid, k, gamma, rho, nu, Bcast1(K, G))
     stmt = enc.Statement(key, K)
     direct = {
-        j: Direct1(enc.prove(own.ctx(cfg.party, "presign/1"), cfg.profile, stmt,
+        j: Direct1(enc.prove(own.ctx(cfg.party, PresignRound.ENCRYPT), cfg.profile, stmt,
                              enc.Witness(k, rho), cfg.rp(j), rng))
         for j in sorted(cfg.peers)
     }
-    return Round1(own), RoundOutput(own.bcast1, direct)
+    return Next(Round1(own), RoundOutput(own.bcast1, direct))
 
 
 @dataclass(frozen=True)
@@ -171,9 +204,10 @@ class Round1:
     own: _Own
 
     def receive(
-        self, broadcasts: dict[int, Bcast1], direct: dict[int, Direct1], rng: RandomSource
-    ) -> tuple[Round2, RoundOutput[Bcast2, Direct2]]:
+        self, inbound: Inbound[Bcast1, Direct1], rng: RandomSource
+    ) -> Next[Round2, Bcast2, Direct2]:
         own, cfg = self.own, self.own.cfg
+        broadcasts, direct = inbound.broadcasts, inbound.direct
         i, profile = cfg.party, cfg.profile
         require_from(cfg.peers, broadcasts, "presign round-1")
         require_from(cfg.peers, direct, "presign Π^enc")
@@ -181,7 +215,7 @@ class Round1:
             pk = cfg.paillier(j)
             if not (pk.is_valid_ciphertext(b.K) and pk.is_valid_ciphertext(b.G)):
                 raise ProtocolError(j, "K or G is not a ciphertext in Z*_{N²}")
-            enc.verify(own.ctx(j, "presign/1"), profile, enc.Statement(pk, b.K),
+            enc.verify(own.ctx(j, PresignRound.ENCRYPT), profile, enc.Statement(pk, b.K),
                        direct[j].psi0, cfg.aux.ring_pedersen)
         x_eff = own.sset.effective_secret(cfg.share)
         X_eff = own.sset.effective_shares[i]
@@ -197,7 +231,7 @@ class Round1:
             F, r = key.encrypt(beta, rng)
             D_hat, s_hat = _affine(pk_j, K_j, x_eff, beta_hat, rng)
             F_hat, r_hat = key.encrypt(beta_hat, rng)
-            ctx = own.ctx(i, "presign/2")
+            ctx = own.ctx(i, PresignRound.MTA)
             psi = aff_g.prove(ctx, profile, aff_g.Statement(pk_j, key, K_j, D, F, Gamma),
                               aff_g.Witness(own.gamma, beta, s, r), rp_j, rng)
             psi_hat = aff_g.prove(
@@ -209,8 +243,8 @@ class Round1:
             out[j] = Direct2(D, F, D_hat, F_hat, psi, psi_hat, psi_prime)
             mta[j] = _Mta(beta, beta_hat)
         all_b1 = {**broadcasts, i: own.bcast1}
-        msg = Bcast2(echo_hash(own.sid, "presign/1", all_b1), Gamma)
-        return Round2(own, all_b1, mta, out, msg), RoundOutput(msg, out)
+        msg = Bcast2(echo_hash(own.sid, PresignRound.ENCRYPT, all_b1), Gamma)
+        return Next(Round2(own, all_b1, mta, out, msg), RoundOutput(msg, out))
 
 
 def _affine(pk: PaillierPublicKey, C: int, x: int, y: int, rng: RandomSource) -> tuple[int, int]:
@@ -228,13 +262,15 @@ class Round2:
     own_msg: Bcast2
 
     def receive(
-        self, broadcasts: dict[int, Bcast2], direct: dict[int, Direct2], rng: RandomSource
-    ) -> tuple[Round3, RoundOutput[Bcast3, Direct3]]:
+        self, inbound: Inbound[Bcast2, Direct2], rng: RandomSource
+    ) -> Next[Round3, Bcast3, Direct3]:
         own, cfg = self.own, self.own.cfg
+        broadcasts, direct = inbound.broadcasts, inbound.direct
         i, profile, key = cfg.party, cfg.profile, own.key
         require_from(cfg.peers, broadcasts, "presign round-2")
         require_from(cfg.peers, direct, "presign MtA")
-        check_echoes(self.own_msg.echo, {j: b.echo for j, b in broadcasts.items()}, "presign/1")
+        check_echoes(self.own_msg.echo, {j: b.echo for j, b in broadcasts.items()},
+                     PresignRound.ENCRYPT)
         K_i = own.bcast1.K
         delta = own.gamma * own.k
         chi = own.sset.effective_secret(cfg.share) * own.k
@@ -250,14 +286,14 @@ class Round2:
         Delta = Gamma * own.k
         stmt = log_star.Statement(key, K_i, Delta, Gamma)
         out = {
-            j: Direct3(log_star.prove(own.ctx(i, "presign/3"), profile, stmt,
+            j: Direct3(log_star.prove(own.ctx(i, PresignRound.DELTA), profile, stmt,
                                       log_star.Witness(own.k, own.rho), cfg.rp(j), rng))
             for j in sorted(cfg.peers)
         }
         all_b2 = {**broadcasts, i: self.own_msg}
-        msg = Bcast3(echo_hash(own.sid, "presign/2", all_b2), delta, Delta)
-        return (Round3(own, self.round1, all_b2, direct, self.sent, Gamma, chi, msg),
-                RoundOutput(msg, out))
+        msg = Bcast3(echo_hash(own.sid, PresignRound.MTA, all_b2), delta, Delta)
+        return Next(Round3(own, self.round1, all_b2, dict(direct), self.sent, Gamma, chi, msg),
+                    RoundOutput(msg, out))
 
     def _verify_mta(self, j: int, m: Direct2, Gamma_j: Point) -> None:
         own, cfg = self.own, self.own.cfg
@@ -268,7 +304,7 @@ class Round2:
             raise ProtocolError(j, "F or F̂ is not a ciphertext in Z*_{N²}")
         if Gamma_j.is_identity():
             raise ProtocolError(j, "Γ_j is the identity")
-        ctx, rp = own.ctx(j, "presign/2"), cfg.aux.ring_pedersen
+        ctx, rp = own.ctx(j, PresignRound.MTA), cfg.aux.ring_pedersen
         K_i, X_j = own.bcast1.K, own.sset.effective_shares[j]
         aff_g.verify(ctx, profile, aff_g.Statement(key, pk_j, K_i, m.D, m.F, Gamma_j), m.psi, rp)
         aff_g.verify(ctx, profile, aff_g.Statement(key, pk_j, K_i, m.D_hat, m.F_hat, X_j),
@@ -289,17 +325,20 @@ class Round3:
     chi: int = field(repr=False)
     own_msg: Bcast3
 
-    def receive(self, broadcasts: dict[int, Bcast3], direct: dict[int, Direct3]) -> Presignature:
+    def receive(self, inbound: Inbound[Bcast3, Direct3], rng: RandomSource
+                ) -> Done[Presignature]:
         """The presignature, or DeltaCheckError (then run the identification step)."""
         own, cfg = self.own, self.own.cfg
+        broadcasts, direct = inbound.broadcasts, inbound.direct
         require_from(cfg.peers, broadcasts, "presign round-3")
         require_from(cfg.peers, direct, "presign Π^{log*}")
-        check_echoes(self.own_msg.echo, {j: b.echo for j, b in broadcasts.items()}, "presign/2")
+        check_echoes(self.own_msg.echo, {j: b.echo for j, b in broadcasts.items()},
+                     PresignRound.MTA)
         for j, b in sorted(broadcasts.items()):
             if not 0 <= b.delta < Q:
                 raise ProtocolError(j, "δ_j out of range")
             stmt = log_star.Statement(cfg.paillier(j), self.round1[j].K, b.Delta, self.Gamma)
-            log_star.verify(own.ctx(j, "presign/3"), cfg.profile, stmt, direct[j].psi_pp,
+            log_star.verify(own.ctx(j, PresignRound.DELTA), cfg.profile, stmt, direct[j].psi_pp,
                             cfg.aux.ring_pedersen)
         all_b3 = {**broadcasts, cfg.party: self.own_msg}
         delta = sum(b.delta for b in all_b3.values()) % Q
@@ -319,7 +358,7 @@ class Round3:
             delta=delta,
             view=self.view(all_b3),
         )
-        return Presignature(cfg.party, public, PresignatureSecret(own.k, self.chi))
+        return Done(Presignature(cfg.party, public, PresignatureSecret(own.k, self.chi)))
 
     def view(self, round3: dict[int, Bcast3]) -> PresignView:
         i = self.own.cfg.party

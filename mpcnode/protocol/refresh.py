@@ -9,6 +9,7 @@ Run aux info again after a refresh to replace the Paillier keys as well.
 
 ``audit`` replays every public check of a finished refresh from its broadcasts and the
 public key data before it (ceremony transcripts), with the check functions the rounds use.
+``configure`` and ``replay`` are what the protocol registry calls.
 """
 
 from __future__ import annotations
@@ -16,17 +17,42 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mpcnode.core.errors import ProtocolError
+from mpcnode.core.errors import ProtocolError, UsageError
 from mpcnode.crypto import hash_commitment
 from mpcnode.crypto.group import Point, Q, commitment_eval, poly_eval
 from mpcnode.crypto.random_source import RandomSource, rand_scalar
 from mpcnode.crypto.transcript import ProofContext, session_id
 from mpcnode.crypto.zk import sch
 from mpcnode.protocol.key_share import KeyShare, PublicKeyData
-from mpcnode.protocol.rounds import RoundOutput, check_echoes, echo_hash, require_from
+from mpcnode.protocol.rounds import (
+    Done,
+    Inbound,
+    Next,
+    RoundName,
+    RoundOutput,
+    check_echoes,
+    echo_hash,
+    require_from,
+)
+from mpcnode.protocol.session_params import (
+    Holdings,
+    PublicRecord,
+    RecordError,
+    SessionParams,
+    check_params,
+    check_session_id,
+)
 
 PROTOCOL = "cggmp21/refresh/v1"
 _COMMIT_DOMAIN = "cggmp21/refresh/commit/v1"
+
+
+class RefreshRound(RoundName):
+    """The rounds, named as envelopes and transcripts carry them (the round that sends)."""
+
+    COMMIT = "refresh/1"  # V_i
+    REVEAL = "refresh/2"  # the decommitment, and g_i(j) to each j (secret)
+    PROVE = "refresh/3"  # Π^sch of the new x_i
 
 
 @dataclass(frozen=True)
@@ -101,27 +127,37 @@ class _Own:
     msg1: Msg1
 
 
-def start(cfg: RefreshConfig, rng: RandomSource) -> tuple[Round1, RoundOutput[Msg1, None]]:
+def configure(party: int, params: SessionParams, held: Holdings) -> RefreshConfig:
+    """A node's refresh config: the share it holds, refreshed by every party of the key."""
+    share = held.get_key_share(params.key_id)
+    if params.parties != share.public.parties:
+        raise UsageError("refresh runs with every party of the key")
+    return RefreshConfig(share, params.nonce)
+
+
+def start(cfg: RefreshConfig, rng: RandomSource) -> Next[Round1, Msg1, None]:
     t = cfg.public.threshold
     coeffs = (0, *(rand_scalar(rng, Q) for _ in range(t - 1)))
     com, nonce = sch.commit(rng)
     dec = Decommitment(rng.token_bytes(32), tuple(Point.base_mul(a) for a in coeffs[1:]), com.A)
     V, opening = hash_commitment.commit(_COMMIT_DOMAIN, cfg.session, cfg.party, dec, rng)
     own = _Own(cfg, coeffs, dec, opening, nonce, Msg1(V))
-    return Round1(own), RoundOutput(own.msg1)
+    return Next(Round1(own), RoundOutput(own.msg1))
 
 
 @dataclass(frozen=True)
 class Round1:
     own: _Own
 
-    def receive(self, broadcasts: dict[int, Msg1]) -> tuple[Round2, RoundOutput[Msg2, Share2]]:
-        own, cfg = self.own, self.own.cfg
+    def receive(self, inbound: Inbound[Msg1, None], rng: RandomSource
+                ) -> Next[Round2, Msg2, Share2]:
+        own, cfg, broadcasts = self.own, self.own.cfg, inbound.broadcasts
         require_from(cfg.peers, broadcasts, "refresh round-1")
         all_v = {**broadcasts, cfg.party: own.msg1}
-        msg = Msg2(echo_hash(cfg.session, "refresh/1", all_v), own.decommitment, own.opening)
+        msg = Msg2(echo_hash(cfg.session, RefreshRound.COMMIT, all_v), own.decommitment,
+                   own.opening)
         shares = {j: Share2(poly_eval(list(own.coeffs), j)) for j in cfg.peers}
-        return Round2(own, all_v, msg), RoundOutput(msg, shares)
+        return Next(Round2(own, all_v, msg), RoundOutput(msg, shares))
 
 
 @dataclass(frozen=True)
@@ -131,12 +167,14 @@ class Round2:
     own_msg: Msg2
 
     def receive(
-        self, broadcasts: dict[int, Msg2], direct: dict[int, Share2]
-    ) -> tuple[Round3, RoundOutput[Msg3, None]]:
+        self, inbound: Inbound[Msg2, Share2], rng: RandomSource
+    ) -> Next[Round3, Msg3, None]:
         own, cfg = self.own, self.own.cfg
+        broadcasts, direct = inbound.broadcasts, inbound.direct
         require_from(cfg.peers, broadcasts, "refresh round-2")
         require_from(cfg.peers, direct, "refresh share")
-        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "refresh/1")
+        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()},
+                     RefreshRound.COMMIT)
         decs = {cfg.party: own.decommitment}
         for j, m in sorted(broadcasts.items()):
             _check_opening(cfg.session, cfg.public.threshold, j, m, self.commitments[j].V)
@@ -155,8 +193,8 @@ class Round2:
             sch.Statement(public.public_shares[cfg.party]), sch.Witness(x),
             sch.Commitment(own.decommitment.A), own.sch_nonce)
         all_b = {**broadcasts, cfg.party: self.own_msg}
-        msg = Msg3(echo_hash(cfg.session, "refresh/2", all_b), proof)
-        return Round3(cfg, x, public, rid, decs, msg), RoundOutput(msg)
+        msg = Msg3(echo_hash(cfg.session, RefreshRound.REVEAL, all_b), proof)
+        return Next(Round3(cfg, x, public, rid, decs, msg), RoundOutput(msg))
 
 
 @dataclass(frozen=True)
@@ -168,12 +206,13 @@ class Round3:
     decommitments: dict[int, Decommitment] = field(repr=False)
     own_msg: Msg3 = field(repr=False)
 
-    def receive(self, broadcasts: dict[int, Msg3]) -> KeyShare:
-        cfg = self.cfg
+    def receive(self, inbound: Inbound[Msg3, None], rng: RandomSource) -> Done[KeyShare]:
+        cfg, broadcasts = self.cfg, inbound.broadcasts
         require_from(cfg.peers, broadcasts, "refresh round-3")
-        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()}, "refresh/2")
+        check_echoes(self.own_msg.echo, {j: m.echo for j, m in broadcasts.items()},
+                     RefreshRound.REVEAL)
         _check_proofs(cfg.session, self.rid, self.public, self.decommitments, broadcasts)
-        return KeyShare(cfg.party, self.public, self.x)
+        return Done(KeyShare(cfg.party, self.public, self.x))
 
 
 def audit(old: PublicKeyData, nonce: bytes, msg1: Mapping[int, Msg1],
@@ -185,16 +224,32 @@ def audit(old: PublicKeyData, nonce: bytes, msg1: Mapping[int, Msg1],
     require_from(everyone, msg1, "refresh round-1")
     require_from(everyone, msg2, "refresh round-2")
     require_from(everyone, msg3, "refresh round-3")
-    check_echoes(echo_hash(session, "refresh/1", msg1), {j: m.echo for j, m in msg2.items()},
-                 "refresh/1")
+    check_echoes(echo_hash(session, RefreshRound.COMMIT, msg1),
+                 {j: m.echo for j, m in msg2.items()}, RefreshRound.COMMIT)
     for j, m in sorted(msg2.items()):
         _check_opening(session, old.threshold, j, m, msg1[j].V)
     decs = {j: m.decommitment for j, m in sorted(msg2.items())}
     public = _refreshed(old, decs)
-    check_echoes(echo_hash(session, "refresh/2", msg2), {j: m.echo for j, m in msg3.items()},
-                 "refresh/2")
+    check_echoes(echo_hash(session, RefreshRound.REVEAL, msg2),
+                 {j: m.echo for j, m in msg3.items()}, RefreshRound.REVEAL)
     _check_proofs(session, _rid(decs), public, decs, msg3)
     return public
+
+
+def replay(record: PublicRecord, key: PublicKeyData | None) -> PublicKeyData:
+    """A refresh session of a ceremony transcript checked from public data alone: its
+    parameters, its session id (which binds the shares it refreshes) and every public
+    check of its rounds (``audit``); the key after it (``key`` is the key before)."""
+    if key is None:
+        raise RecordError("a refresh needs the key it refreshes")
+    check_params(record, key.key_id)
+    p = record.params
+    if p.parties != key.parties:
+        raise RecordError("a refresh runs with every party of the key")
+    check_session_id(record, session_id_of(key, p.nonce))
+    return audit(key, p.nonce, record.broadcasts(RefreshRound.COMMIT, Msg1),
+                 record.broadcasts(RefreshRound.REVEAL, Msg2),
+                 record.broadcasts(RefreshRound.PROVE, Msg3))
 
 
 def _check_opening(session: bytes, threshold: int, j: int, m: Msg2, V: bytes) -> None:
@@ -234,4 +289,4 @@ def _rid(decs: Mapping[int, Decommitment]) -> bytes:
 
 
 def _sch_ctx(session: bytes, rid: bytes, prover: int) -> ProofContext:
-    return ProofContext(session + rid, prover, "refresh/3")
+    return ProofContext(session + rid, prover, RefreshRound.PROVE)

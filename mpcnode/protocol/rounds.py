@@ -1,6 +1,14 @@
-"""What every round of every protocol exchanges, and the broadcast-consistency echo.
+"""The one round interface of every protocol, what rounds exchange, and the
+broadcast-consistency echo.
 
-A round returns one broadcast payload (the same for every peer) and one direct payload
+A protocol is a ``start(config, rng)`` and a chain of round states. Every round state
+has one method, ``receive(inbound, rng) -> step``: ``inbound`` holds what the peers sent
+it (each peer's broadcast and the direct message each peer sent it), and the step is
+either ``Next(state, out)`` (the state waiting for the next round and this party's
+messages for it) or ``Done(result)``. A round that needs no randomness ignores ``rng``;
+the state machines stay pure (no I/O, clock, globals or randomness but ``rng``).
+
+A round sends one broadcast payload (the same for every peer) and one direct payload
 per peer. The next round's messages carry ``echo``: a hash of all broadcasts of the
 previous round as the sender saw them, so a relay that shows different broadcasts to
 different parties is caught (DESIGN §3, "broadcast consistency").
@@ -10,20 +18,70 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from enum import StrEnum
+from typing import Any, Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
 from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
+from mpcnode.crypto.random_source import RandomSource
 from mpcnode.crypto.transcript import Transcript
 
 B = TypeVar("B")
 D = TypeVar("D")
+S_co = TypeVar("S_co", covariant=True)
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+
+class RoundName(StrEnum):
+    """Base of every protocol's round names (an enum in each protocol module). A round
+    name is a wire string (envelopes, transcripts, proof contexts): it compares, hashes,
+    formats and ``repr``s as that string."""
+
+    def __repr__(self) -> str:
+        return repr(self.value)
 
 
 @dataclass(frozen=True)
 class RoundOutput(Generic[B, D]):
+    """One party's messages of a round: a broadcast, and a direct payload per peer."""
+
     broadcast: B
     direct: dict[int, D] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Inbound(Generic[B, D]):
+    """What one party received in a round: each peer's broadcast and the direct message
+    each peer sent it (none in a round without direct messages)."""
+
+    broadcasts: Mapping[int, B]
+    direct: Mapping[int, D] = field(default_factory=dict)
+
+
+class Next(NamedTuple, Generic[S_co, B, D]):
+    """A round went through: the state that waits for the next round, and our messages
+    of that round. Unpacks as ``state, out``."""
+
+    state: S_co
+    out: RoundOutput[B, D]
+
+
+@dataclass(frozen=True)
+class Done(Generic[R_co]):
+    """The last round went through: the protocol's output at this party."""
+
+    result: R_co
+
+
+class Round(Protocol[R_co]):
+    """A protocol state waiting for one round's messages; ``R_co`` is the protocol's output."""
+
+    def receive(self, inbound: Inbound[Any, Any], rng: RandomSource) -> Step[R_co]: ...
+
+
+Step: TypeAlias = "Next[Round[R], Any, Any] | Done[R]"
+"""What ``receive`` returns: the next state with our messages, or the output."""
 
 
 def echo_hash(session: bytes, round_name: str, broadcasts: Mapping[int, Any]) -> bytes:

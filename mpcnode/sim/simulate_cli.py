@@ -22,6 +22,7 @@ from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
 from mpcnode.crypto import bip32
 from mpcnode.crypto.primes import generate_safe_prime
 from mpcnode.crypto.random_source import SystemRandom, randbelow
+from mpcnode.protocol.registry import ProtocolName
 from mpcnode.protocol.sign import verify
 from mpcnode.sim.simulator import CpuClock, run_aux_info, run_keygen, run_presign, run_sign
 
@@ -71,13 +72,13 @@ def simulate(n: int, t: int, digest: bytes, profile: Profile, path: tuple[int, .
 
     t0 = phase(f"keygen {t}-of-{n}")
     shares = run_keygen(parties, t, secrets.token_bytes(32), rng, clock)
-    wall["keygen"] = time.perf_counter() - t0
+    wall[ProtocolName.KEYGEN] = time.perf_counter() - t0
     public = shares[parties[0]].public
 
     t0 = phase("aux info (Paillier + ring-Pedersen, Π^mod/Π^prm/Π^fac)")
     aux = run_aux_info(parties, public.key_id, profile, primes, secrets.token_bytes(32), rng,
                        clock)
-    wall["aux_info"] = time.perf_counter() - t0
+    wall[ProtocolName.AUX_INFO] = time.perf_counter() - t0
 
     pool_ids = list(parties)
     signers = []
@@ -86,11 +87,11 @@ def simulate(n: int, t: int, digest: bytes, profile: Profile, path: tuple[int, .
     signer_set = tuple(sorted(signers))
     t0 = phase(f"presign with signers {signer_set}")
     presigs = run_presign(shares, aux, signer_set, path, secrets.token_bytes(32), rng, clock)
-    wall["presign"] = time.perf_counter() - t0
+    wall[ProtocolName.PRESIGN] = time.perf_counter() - t0
 
     t0 = phase("sign")
     sig = run_sign(presigs, shares, digest, clock)
-    wall["sign"] = time.perf_counter() - t0
+    wall[ProtocolName.SIGN] = time.perf_counter() - t0
     key = bip32.derive(public.public_key, public.chain_code, path).public_key
     if not verify(key.to_bytes(), digest, sig):  # run_sign already verified; say it twice
         raise ProtocolError(None, "signature failed verification")

@@ -2,6 +2,9 @@
 their messages, as a star-topology relay would. Used by tests, benchmarks and
 ``python -m mpcnode.sim.simulate_cli``. It never combines key shares.
 
+``run_protocol`` runs any protocol of the registry from its parties' configs; the
+``run_*`` functions build those configs from key material in memory.
+
 Each party's CPU time is measured per phase (``time.process_time`` around that
 party's own round functions), so benchmarks can report cost per party.
 """
@@ -12,17 +15,22 @@ import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
+from mpcnode.core.errors import ProtocolError
 from mpcnode.core.params import Profile
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.protocol import aux_info, keygen, presign, refresh, sign
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature
-from mpcnode.protocol.rounds import RoundOutput
+from mpcnode.protocol.registry import AUX_INFO, KEYGEN, PRESIGN, REFRESH, ProtocolName, ProtocolSpec
+from mpcnode.protocol.rounds import Done, Inbound, Round, RoundOutput
 from mpcnode.protocol.signer_set import SignerSet
 
+C = TypeVar("C")
+R = TypeVar("R")
 T = TypeVar("T")
+P = ParamSpec("P")
 
 
 @dataclass
@@ -31,107 +39,91 @@ class CpuClock:
 
     seconds: dict[str, dict[int, float]] = field(default_factory=lambda: defaultdict(dict))
 
-    def run(self, phase: str, party: int, fn: Callable[..., T], *args: Any) -> T:
+    def run(self, phase: str, party: int, fn: Callable[P, T], *args: P.args,
+            **kwargs: P.kwargs) -> T:
         t0 = time.process_time()
         try:
-            return fn(*args)
+            return fn(*args, **kwargs)
         finally:
             spent = time.process_time() - t0
             per = self.seconds[phase]
             per[party] = per.get(party, 0.0) + spent
 
 
-def broadcasts_for(i: int, outs: Mapping[int, RoundOutput[Any, Any]]) -> dict[int, Any]:
+def broadcasts_for(i: int, outs: Mapping[int, RoundOutput[T, Any]]) -> dict[int, T]:
     return {j: o.broadcast for j, o in outs.items() if j != i}
 
 
-def direct_for(i: int, outs: Mapping[int, RoundOutput[Any, Any]]) -> dict[int, Any]:
+def direct_for(i: int, outs: Mapping[int, RoundOutput[Any, T]]) -> dict[int, T]:
     return {j: o.direct[i] for j, o in outs.items() if j != i and i in o.direct}
+
+
+def inbound_for(i: int, outs: Mapping[int, RoundOutput[Any, Any]]) -> Inbound[Any, Any]:
+    """What an honest relay hands party i of everyone's messages ``outs``."""
+    return Inbound(broadcasts_for(i, outs), direct_for(i, outs))
+
+
+def run_protocol(spec: ProtocolSpec[C, R, Any], configs: Mapping[int, C], rng: RandomSource,
+                 clock: CpuClock | None = None) -> dict[int, R]:
+    """Every party's output of one honest run of ``spec``, each party started with its
+    config in ``configs``; parties run in the order of ``configs``, round by round."""
+    clock = clock or CpuClock()
+    phase = spec.name.value
+    states: dict[int, Round[R]] = {}
+    outs: dict[int, RoundOutput[Any, Any]] = {}
+    for i, cfg in configs.items():
+        states[i], outs[i] = clock.run(phase, i, spec.start, cfg, rng)
+    results: dict[int, R] = {}
+    while states:
+        waiting, sent = states, outs
+        states, outs = {}, {}
+        for i, state in waiting.items():
+            step = clock.run(phase, i, state.receive, inbound_for(i, sent), rng)
+            if isinstance(step, Done):
+                results[i] = step.result
+            else:
+                states[i], outs[i] = step
+        if states and results:
+            raise ProtocolError(None, f"{spec.name}: some parties finished before the others")
+    return results
 
 
 def run_keygen(parties: tuple[int, ...], threshold: int, nonce: bytes, rng: RandomSource,
                clock: CpuClock | None = None) -> dict[int, KeyShare]:
-    clock = clock or CpuClock()
-    ph = "keygen"
-    r1, o1 = {}, {}
-    for i in parties:
-        r1[i], o1[i] = clock.run(ph, i, keygen.start,
-                                 keygen.KeygenConfig(i, parties, threshold, nonce), rng)
-    r2, o2 = {}, {}
-    for i in parties:
-        r2[i], o2[i] = clock.run(ph, i, r1[i].receive, broadcasts_for(i, o1))
-    r3, o3 = {}, {}
-    for i in parties:
-        r3[i], o3[i] = clock.run(ph, i, r2[i].receive, broadcasts_for(i, o2),
-                                 direct_for(i, o2))
-    return {i: clock.run(ph, i, r3[i].receive, broadcasts_for(i, o3)) for i in parties}
+    configs = {i: keygen.KeygenConfig(i, parties, threshold, nonce) for i in parties}
+    return run_protocol(KEYGEN, configs, rng, clock)
 
 
 def run_aux_info(parties: tuple[int, ...], key_id: bytes, profile: Profile,
                  primes: Mapping[int, tuple[int, int]], nonce: bytes, rng: RandomSource,
                  clock: CpuClock | None = None) -> dict[int, AuxInfo]:
-    clock = clock or CpuClock()
-    ph = "aux_info"
-    r1, o1 = {}, {}
-    for i in parties:
-        cfg = aux_info.AuxConfig(i, parties, key_id, nonce, profile, primes[i])
-        r1[i], o1[i] = clock.run(ph, i, aux_info.start, cfg, rng)
-    r2, o2 = {}, {}
-    for i in parties:
-        r2[i], o2[i] = clock.run(ph, i, r1[i].receive, broadcasts_for(i, o1))
-    r3, o3 = {}, {}
-    for i in parties:
-        r3[i], o3[i] = clock.run(ph, i, r2[i].receive, broadcasts_for(i, o2), rng)
-    return {i: clock.run(ph, i, r3[i].receive, broadcasts_for(i, o3), direct_for(i, o3))
-            for i in parties}
+    configs = {i: aux_info.AuxConfig(i, parties, key_id, nonce, profile, primes[i])
+               for i in parties}
+    return run_protocol(AUX_INFO, configs, rng, clock)
 
 
 def run_presign(shares: Mapping[int, KeyShare], aux: Mapping[int, AuxInfo],
                 signers: tuple[int, ...], path: tuple[int, ...], nonce: bytes,
                 rng: RandomSource, clock: CpuClock | None = None) -> dict[int, Presignature]:
-    clock = clock or CpuClock()
-    ph = "presign"
-    r1, o1 = {}, {}
-    for i in signers:
-        cfg = presign.PresignConfig(shares[i], aux[i], signers, path, nonce)
-        r1[i], o1[i] = clock.run(ph, i, presign.start, cfg, rng)
-    r2, o2 = {}, {}
-    for i in signers:
-        r2[i], o2[i] = clock.run(ph, i, r1[i].receive, broadcasts_for(i, o1),
-                                 direct_for(i, o1), rng)
-    r3, o3 = {}, {}
-    for i in signers:
-        r3[i], o3[i] = clock.run(ph, i, r2[i].receive, broadcasts_for(i, o2),
-                                 direct_for(i, o2), rng)
-    return {i: clock.run(ph, i, r3[i].receive, broadcasts_for(i, o3), direct_for(i, o3))
-            for i in signers}
+    configs = {i: presign.PresignConfig(shares[i], aux[i], signers, path, nonce)
+               for i in signers}
+    return run_protocol(PRESIGN, configs, rng, clock)
 
 
 def run_sign(presigs: Mapping[int, Presignature], shares: Mapping[int, KeyShare],
              digest: bytes, clock: CpuClock | None = None) -> sign.Signature:
+    """σ_i of every signer (one local step each, no messages), combined and verified."""
     clock = clock or CpuClock()
+    phase = ProtocolName.SIGN.value
     any_pre = next(iter(presigs.values()))
     signers = any_pre.public.signers
     sset = SignerSet(next(iter(shares.values())).public, signers, any_pre.public.path)
-    sig_shares = {i: clock.run("sign", i, sign.sign_share, presigs[i], sset, digest)
+    sig_shares = {i: clock.run(phase, i, sign.sign_share, presigs[i], sset, digest)
                   for i in signers}
-    return clock.run("sign", 0, sign.combine, any_pre.public, sig_shares, digest)
+    return clock.run(phase, 0, sign.combine, any_pre.public, sig_shares, digest)
 
 
 def run_refresh(shares: Mapping[int, KeyShare], nonce: bytes, rng: RandomSource,
                 clock: CpuClock | None = None) -> dict[int, KeyShare]:
-    clock = clock or CpuClock()
-    ph = "refresh"
-    parties = tuple(sorted(shares))
-    r1, o1 = {}, {}
-    for i in parties:
-        r1[i], o1[i] = clock.run(ph, i, refresh.start, refresh.RefreshConfig(shares[i], nonce),
-                                 rng)
-    r2, o2 = {}, {}
-    for i in parties:
-        r2[i], o2[i] = clock.run(ph, i, r1[i].receive, broadcasts_for(i, o1))
-    r3, o3 = {}, {}
-    for i in parties:
-        r3[i], o3[i] = clock.run(ph, i, r2[i].receive, broadcasts_for(i, o2),
-                                 direct_for(i, o2))
-    return {i: clock.run(ph, i, r3[i].receive, broadcasts_for(i, o3)) for i in parties}
+    configs = {i: refresh.RefreshConfig(shares[i], nonce) for i in sorted(shares)}
+    return run_protocol(REFRESH, configs, rng, clock)

@@ -38,7 +38,7 @@ from coordinator.transcript_verify import verify
 from ethereum.hashing import keccak256
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from mpcnode.ceremony.cluster_file import load_coordinator_config
-from mpcnode.daemon.node import KeygenResult
+from mpcnode.protocol.results import KeygenResult
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import enrol
 from zero_trust.authorization import RelyingParty, SigningRequest

@@ -25,8 +25,8 @@ from ethereum.addresses import eip55, ethereum_address
 from mpcnode.ceremony.node_config import load_identity_keys
 from mpcnode.core import codec
 from mpcnode.crypto.group import Point
-from mpcnode.daemon.node import AuxResult, KeygenResult
 from mpcnode.protocol import aux_info, keygen, refresh
+from mpcnode.protocol.results import AuxResult, KeygenResult
 from mpcnode.transport import envelope
 from mpcnode.transport.identity import IdentityKeys
 from test_only.node_switches import load_test_node_config
@@ -284,6 +284,18 @@ def test_dropped_aux_info_session_is_rejected(ceremony: Ceremony, tmp_path: Path
     doc = _doc(ceremony)
     del doc["sessions"][AUX]
     assert "no aux-info session" in str(_rejected(tmp_path, doc))
+
+
+@pytest.mark.parametrize(("protocol", "reason"), [
+    ("reshare", "sessions[1].protocol: unknown protocol 'reshare'"),
+    ("presign", "session 1 (presign): not a ceremony protocol"),
+])
+def test_unknown_or_non_ceremony_protocol_is_rejected(ceremony: Ceremony, tmp_path: Path,
+                                                      protocol: str, reason: str) -> None:
+    doc = _doc(ceremony)
+    doc["sessions"][AUX]["protocol"] = protocol
+    err = _rejected(tmp_path, doc)
+    assert reason in str(err)
 
 
 def test_duplicated_message_is_rejected(ceremony: Ceremony, tmp_path: Path) -> None:

@@ -19,7 +19,7 @@ from coordinator.coordinator import Coordinator
 from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.crypto.bip32 import derive, format_path
 from mpcnode.crypto.group import Q
-from mpcnode.daemon.node import KeygenResult
+from mpcnode.protocol.results import KeygenResult
 from mpcnode.rpc import node_pb2 as pb
 from testing.cluster_harness import ProcessCluster
 from testing.integration_support import openssl_verifies, process_cluster

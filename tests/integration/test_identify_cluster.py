@@ -89,13 +89,14 @@ def culprit_of(exc: grpc.RpcError) -> str:
 # --- δ: a lie in presigning round 3 ------------------------------------------------------------
 
 
-class DeltaLiar(Session):
+class DeltaLiar(Session[Presignature]):
     """TEST ONLY: adds 1 to δ_i in its round-3 broadcast (and in its own state, so that
     it too fails the δ check and joins identification); every proof stays honest."""
 
     def seal(self, out: RoundOutput[object, object]) -> list[pb.Envelope]:
         if isinstance(out.broadcast, presign.Bcast3):
             lie = dataclasses.replace(out.broadcast, delta=(out.broadcast.delta + 1) % Q)
+            assert isinstance(self.state, presign.Round3)
             self.state = dataclasses.replace(self.state, own_msg=lie)
             out = dataclasses.replace(out, broadcast=lie)
         return super().seal(out)
@@ -111,7 +112,7 @@ class BlamingDeltaLiar(DeltaLiar):
 
 
 def make_presign_liar(monkeypatch: pytest.MonkeyPatch, node: SignerNode,
-                      cls: type[Session]) -> None:
+                      cls: type[Session[Presignature]]) -> None:
     start = node.start
 
     def lying_start(req: pb.StartSessionRequest) -> pb.RoundResponse:

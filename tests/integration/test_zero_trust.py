@@ -22,7 +22,7 @@ from coordinator.authorization_proto import to_proto
 from coordinator.coordinator import Coordinator, SigningRefused
 from ethereum.addresses import ethereum_address
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
-from mpcnode.daemon.node import KeygenResult
+from mpcnode.protocol.results import KeygenResult
 from mpcnode.rpc import node_pb2 as pb
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import Person, enrol

@@ -25,12 +25,14 @@ from mpcnode.protocol import identify_round, presign
 from mpcnode.protocol.identify_round import DisclosedMta, DisclosureBcast, SignedMessage
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature
+from mpcnode.protocol.registry import PRESIGN
 from mpcnode.protocol.rounds import RoundOutput
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.sim.simulator import run_aux_info, run_keygen
 from mpcnode.transport import envelope
+from mpcnode.transport.disclosures import open_disclosed_mta
 from mpcnode.transport.identity import IdentityKeys, IdentityPublic
-from mpcnode.transport.sessions import Session, open_disclosed_mta, start_session
+from mpcnode.transport.sessions import Session, start_session
 from test_only.seeded_random import SeededRandom
 from testing import fixture_keys
 
@@ -60,7 +62,7 @@ def material() -> Material:
     return Material(shares, aux, {i: IdentityKeys.generate(i) for i in SIGNERS})
 
 
-class DeltaLiar(Session):
+class DeltaLiar(Session[Presignature]):
     """TEST ONLY: a signer that adds 1 to its δ_i in the round-3 broadcast and keeps the
     lie in its own state too (so it also fails the δ check and joins identification);
     every proof it makes stays honest."""
@@ -68,20 +70,19 @@ class DeltaLiar(Session):
     def seal(self, out: RoundOutput[object, object]) -> list[pb.Envelope]:
         if isinstance(out.broadcast, presign.Bcast3):
             lie = dataclasses.replace(out.broadcast, delta=(out.broadcast.delta + 1) % Q)
+            assert isinstance(self.state, presign.Round3)
             self.state = dataclasses.replace(self.state, own_msg=lie)
             out = dataclasses.replace(out, broadcast=lie)
         return super().seal(out)
 
 
 def start_presign(m: Material, nonce: bytes, rng: RandomSource,
-                  liar: int | None = None) -> tuple[dict[int, Session], Outbound]:
+                  liar: int | None = None) -> tuple[dict[int, Session[Presignature]], Outbound]:
     """Sessions as ``SignerNode.start`` makes them (``start_session``)."""
     sessions, out = {}, {}
     for i in SIGNERS:
         cfg = presign.PresignConfig(m.shares[i], m.aux[i], SIGNERS, (), nonce)
-        sid = cfg.session(cfg.signer_set())
-        s, out[i] = start_session("presign", nonce, sid, m.keys[i], m.peers(i),
-                                  presign.start, cfg, rng)
+        s, out[i] = start_session(PRESIGN, nonce, m.keys[i], m.peers(i), cfg, rng)
         if i == liar:
             s.__class__ = DeltaLiar
         sessions[i] = s
@@ -93,7 +94,8 @@ def inbound_for(i: int, out: Outbound) -> list[pb.Envelope]:
     return [e for j, envs in out.items() if j != i for e in envs if e.recipient in (0, i)]
 
 
-def relay_round(sessions: dict[int, Session], out: Outbound, rng: RandomSource) -> Outbound:
+def relay_round(sessions: dict[int, Session[Presignature]], out: Outbound,
+                rng: RandomSource) -> Outbound:
     return {i: s.deliver(inbound_for(i, out), rng) for i, s in sessions.items()}
 
 
@@ -102,7 +104,7 @@ class DeltaFailure:
     """Every signer waiting in "presign/identify", and what each sent for that round."""
 
     material: Material
-    sessions: dict[int, Session]
+    sessions: dict[int, Session[Presignature]]
     out: Outbound
 
     def verdict(self, i: int, out: Outbound | None = None) -> ProtocolError:
@@ -120,7 +122,7 @@ class DeltaFailure:
         received = list(self.disclosure(i).received)
         edit(received)
         env = envelope.seal_broadcast(self.material.keys[i], self.sessions[i].session_id,
-                                      identify_round.ROUND,
+                                      presign.PresignRound.IDENTIFY,
                                       codec.to_bytes(DisclosureBcast(tuple(received))))
         return {**self.out, i: [env, *(e for e in self.out[i] if e.recipient != 0)]}
 
@@ -147,7 +149,7 @@ def test_honest_sessions_finish_without_identification(material: Material) -> No
     assert all(s.done and out[i] == [] for i, s in sessions.items())
     results = {i: s.result for i, s in sessions.items()}
     assert all(isinstance(p, Presignature) for p in results.values())
-    assert len({p.public.R for p in results.values()}) == 1
+    assert len({p.public.R for p in results.values() if p is not None}) == 1
 
 
 def test_every_signer_moves_to_the_identify_round(delta_failure: DeltaFailure) -> None:
@@ -254,7 +256,9 @@ def test_a_relay_cannot_alter_a_disclosure(delta_failure: DeltaFailure) -> None:
 def test_merged_view_blames_the_relay_when_told(delta_failure: DeltaFailure) -> None:
     """When the disclosures come unsigned as a set (the σ path, relayed by the
     coordinator), a missing message names whoever relayed them."""
-    own = delta_failure.sessions[1].state.view
+    state = delta_failure.sessions[1].state
+    assert isinstance(state, identify_round.DeltaIdentification)
+    own = state.view
     full = _opened(delta_failure, 1)
     merged = identify_round.merged_view(own, 1, full)
     assert set(merged.mta[2]) == {1, 3} and set(merged.mta[3]) == {1, 2}

@@ -14,7 +14,6 @@ from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.sim.simulator import run_aux_info, run_keygen
 from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
-    AUX_INFO,
     FIVE,
     PROFILE,
     THREE,
@@ -33,7 +32,7 @@ def aux3_trace() -> Trace:
     rng = SeededRandom(b"conftest/aux3")
     nonce = b"aux3-nonce".ljust(32, b"\0")
     starts = {i: aux_info.start(aux_config(i, THREE, nonce), rng) for i in THREE}
-    return run_traced(starts, AUX_INFO, rng)
+    return run_traced(starts, rng)
 
 
 @pytest.fixture(scope="session")

@@ -30,8 +30,6 @@ from mpcnode.protocol.sign import Signature, combine, message_scalar, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
-    AUX_INFO,
-    PRESIGN,
     PROFILE,
     Key,
     Outputs,
@@ -91,12 +89,11 @@ def test_bitforge_small_factor_modulus_is_rejected_by_fac(
     n = small * big
     assert n == state0.own.decommitment.N
 
-    states1, outs1 = rerun_round({**tr.states[0], bad: state0}, {**tr.outputs[0], bad: out0},
-                                 AUX_INFO[0])
-    states2, outs2 = rerun_round(states1, outs1, AUX_INFO[1], rng)  # sizes and Π^prm pass
+    states1, outs1 = rerun_round({**tr.states[0], bad: state0}, {**tr.outputs[0], bad: out0})
+    states2, outs2 = rerun_round(states1, outs1, rng)  # sizes and Π^prm pass
 
     with pytest.raises(ProofError) as exc:
-        deliver(states2[honest], honest, outs2, AUX_INFO[2])
+        deliver(states2[honest], honest, outs2)
     assert (exc.value.culprit, exc.value.proof, exc.value.check) == (bad, "Π^fac",
                                                                      "z2 out of range")
     # Π^mod alone accepts this modulus: it is the pair that stops BitForge.
@@ -104,7 +101,7 @@ def test_bitforge_small_factor_modulus_is_rejected_by_fac(
     mod.verify(ctx, PROFILE, mod.Statement(n), outs2[bad].broadcast.mod_proof)
     # Without Π^fac's √N0 bound the malicious modulus would be accepted.
     monkeypatch.setattr(fac, "_factor_bound", lambda profile, n0: (1 << (768)) * n0)
-    accepted: AuxInfo = deliver(states2[honest], honest, outs2, AUX_INFO[2])
+    accepted: AuxInfo = deliver(states2[honest], honest, outs2)
     assert accepted.peers[bad].paillier.n == n
 
 
@@ -122,7 +119,7 @@ def presign_round1(key: Key, signers: tuple[int, ...], tag: bytes) -> tuple[dict
 
 def enc_rejected(state: Any, party: int, outs: Outputs, culprit: int, check: str) -> None:
     with pytest.raises(ProofError) as exc:
-        deliver(state, party, outs, PRESIGN[0], SeededRandom(b"enc-rejected"))
+        deliver(state, party, outs, SeededRandom(b"enc-rejected"))
     assert (exc.value.culprit, exc.value.proof, exc.value.check) == (culprit, "Π^enc", check)
 
 
@@ -178,16 +175,15 @@ def test_alpha_rays_short_modulus_is_rejected(
     p, q = blum_prime(1020, rng), blum_prime(1020, rng)
     assert (p * q).bit_length() == 2040
     state0, out0 = malicious_aux_start(tr, bad, p, q, monkeypatch)
-    states1, outs1 = rerun_round({**tr.states[0], bad: state0}, {**tr.outputs[0], bad: out0},
-                                 AUX_INFO[0])
+    states1, outs1 = rerun_round({**tr.states[0], bad: state0}, {**tr.outputs[0], bad: out0})
     with pytest.raises(ProtocolError) as exc:
-        deliver(states1[honest], honest, outs1, AUX_INFO[1], rng)
+        deliver(states1[honest], honest, outs1, rng)
     assert exc.value.culprit == bad
     assert "Paillier modulus rejected: modulus has 2040 bits, expected 2048" in str(exc.value)
     # Defence in depth: without that check, Π^prm's own size check names it too.
     monkeypatch.setattr(aux_info, "modulus_defect", lambda n, bits: None)
     with pytest.raises(ProofError) as exc2:
-        deliver(states1[honest], honest, outs1, AUX_INFO[1], rng)
+        deliver(states1[honest], honest, outs1, rng)
     assert (exc2.value.culprit, exc2.value.proof, exc2.value.check) == (bad, "Π^prm",
                                                                         "N̂ is malformed")
 
@@ -204,12 +200,12 @@ def test_equivocated_presign_broadcast_is_caught_by_the_echo(
     rng = SeededRandom(b"equivocate")
     other_G, _ = key35.aux[3].paillier.encrypt(5, rng)
     forged = {**tr.outputs[0], 3: with_broadcast(tr.outputs[0][3], G=other_G)}
-    state1, out1 = deliver(tr.states[0][1], 1, forged, PRESIGN[0], rng)
+    state1, out1 = deliver(tr.states[0][1], 1, forged, rng)
     outs1 = {**tr.outputs[1], 1: out1}
     reason = "broadcast inconsistency: party {} saw other presign/1 broadcasts"
     for i, culprit, state in ((1, 3, state1), (3, 1, tr.states[1][3]), (4, 1, tr.states[1][4])):
         with pytest.raises(ProtocolError) as exc:
-            deliver(state, i, outs1, PRESIGN[1], rng)
+            deliver(state, i, outs1, rng)
         assert exc.value.culprit == culprit
         assert reason.format(culprit) in str(exc.value)
 

@@ -20,7 +20,6 @@ from mpcnode.protocol.key_share import AuxInfo
 from mpcnode.protocol.rounds import RoundOutput
 from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
-    AUX_INFO,
     FIVE,
     PROFILE,
     THREE,
@@ -42,10 +41,9 @@ def rng() -> SeededRandom:
     return SeededRandom(b"test_aux_info")
 
 
-def rejected_at(state: Any, party: int, outs: Outputs, kind_index: int, culprit: int,
-                reason: str) -> ProtocolError:
+def rejected_at(state: Any, party: int, outs: Outputs, culprit: int, reason: str) -> ProtocolError:
     with pytest.raises(ProtocolError) as exc:
-        deliver(state, party, outs, AUX_INFO[kind_index], rng())
+        deliver(state, party, outs, rng())
     assert exc.value.culprit == culprit
     assert reason in str(exc.value)
     return exc.value
@@ -60,8 +58,7 @@ def recommitted(trace: Trace, j: int, **changes: Any) -> tuple[dict[int, Any], O
                                         SeededRandom(b"recommit"))
     msg = aux_info.Msg1(V)
     bad = aux_info.Round1(dataclasses.replace(own, decommitment=dec, opening=opening, msg1=msg))
-    return rerun_round({**trace.states[0], j: bad}, {**trace.outputs[0], j: RoundOutput(msg)},
-                       AUX_INFO[0])
+    return rerun_round({**trace.states[0], j: bad}, {**trace.outputs[0], j: RoundOutput(msg)})
 
 
 # --- honest runs ----------------------------------------------------------------------------
@@ -108,7 +105,7 @@ def test_fresh_ring_pedersen_per_run(aux3: dict[int, AuxInfo], aux5: dict[int, A
 def test_bad_opening_names_the_sender(aux3_trace: Trace) -> None:
     tr = aux3_trace
     outs1 = {**tr.outputs[1], BAD: with_broadcast(tr.outputs[1][BAD], opening=b"\3" * 32)}
-    rejected_at(tr.states[1][HONEST], HONEST, outs1, 1, BAD,
+    rejected_at(tr.states[1][HONEST], HONEST, outs1, BAD,
                 "decommitment does not open the round-1 commitment")
 
 
@@ -125,7 +122,7 @@ def test_bad_opening_names_the_sender(aux3_trace: Trace) -> None:
 def test_malformed_modulus_names_the_sender(aux3_trace: Trace, make_n: Any, reason: str) -> None:
     n = make_n(aux3_trace.states[0][BAD].own.decommitment.N)
     states1, outs1 = recommitted(aux3_trace, BAD, N=n)
-    rejected_at(states1[HONEST], HONEST, outs1, 1, BAD, "Paillier modulus rejected: " + reason)
+    rejected_at(states1[HONEST], HONEST, outs1, BAD, "Paillier modulus rejected: " + reason)
 
 
 def test_reused_modulus_is_refused(aux3_trace: Trace) -> None:
@@ -135,14 +132,14 @@ def test_reused_modulus_is_refused(aux3_trace: Trace) -> None:
                                                 primes=party_primes(HONEST)), rng())
     assert copier[1].broadcast != tr.outputs[0][BAD].broadcast
     states1, outs1 = rerun_round({**tr.states[0], BAD: copier[0]},
-                                 {**tr.outputs[0], BAD: copier[1]}, AUX_INFO[0])
+                                 {**tr.outputs[0], BAD: copier[1]})
     reason = "Paillier modulus reused from another party"
     # The owner of the modulus knows it did not copy: it names the copier.
-    rejected_at(states1[HONEST], HONEST, outs1, 1, BAD, reason)
+    rejected_at(states1[HONEST], HONEST, outs1, BAD, reason)
     # A bystander cannot tell the original from the copy at this point, so it accuses
     # nobody yet: the copy is judged after Π^mod/Π^fac, which a copier without the
     # factors cannot make (the owner has already aborted the session anyway).
-    deliver(states1[3], 3, outs1, AUX_INFO[1], rng())
+    deliver(states1[3], 3, outs1, rng())
 
 
 @pytest.mark.parametrize(
@@ -159,13 +156,13 @@ def test_malformed_parameters_name_the_sender(aux3_trace: Trace, changes: Any,
                                               reason: str) -> None:
     dec = aux3_trace.states[0][BAD].own.decommitment
     states1, outs1 = recommitted(aux3_trace, BAD, **changes(dec))
-    rejected_at(states1[HONEST], HONEST, outs1, 1, BAD, reason)
+    rejected_at(states1[HONEST], HONEST, outs1, BAD, reason)
 
 
 def _prm_rejected(aux3_trace: Trace, proof: Any, check: str) -> None:
     states1, outs1 = recommitted(aux3_trace, BAD, prm_proof=proof)
     with pytest.raises(ProofError) as exc:
-        deliver(states1[HONEST], HONEST, outs1, AUX_INFO[1], rng())
+        deliver(states1[HONEST], HONEST, outs1, rng())
     assert (exc.value.culprit, exc.value.proof, exc.value.check) == (BAD, "Π^prm", check)
 
 
@@ -194,7 +191,7 @@ def test_prm_proof_of_another_party_names_the_sender(aux3_trace: Trace) -> None:
 
 def _round3_proof_rejected(aux3_trace: Trace, outs2: Outputs, proof: str, check: str) -> None:
     with pytest.raises(ProofError) as exc:
-        deliver(aux3_trace.states[2][HONEST], HONEST, outs2, AUX_INFO[2])
+        deliver(aux3_trace.states[2][HONEST], HONEST, outs2)
     assert (exc.value.culprit, exc.value.proof, exc.value.check) == (BAD, proof, check)
 
 
@@ -213,7 +210,7 @@ def test_mod_proof_of_another_party_names_the_sender(aux3_trace: Trace) -> None:
     other = tr.outputs[2][3].broadcast.mod_proof
     outs2 = {**tr.outputs[2], BAD: with_broadcast(tr.outputs[2][BAD], mod_proof=other)}
     with pytest.raises(ProofError) as exc:
-        deliver(tr.states[2][HONEST], HONEST, outs2, AUX_INFO[2])
+        deliver(tr.states[2][HONEST], HONEST, outs2)
     assert (exc.value.culprit, exc.value.proof) == (BAD, "Π^mod")
 
 
@@ -234,7 +231,7 @@ def test_fac_proof_made_for_another_verifier_names_the_prover(aux3_trace: Trace)
     for_3 = out.direct[3].fac_proof
     outs2 = {**tr.outputs[2], BAD: with_direct(out, HONEST, fac_proof=for_3)}
     with pytest.raises(ProofError) as exc:
-        deliver(tr.states[2][HONEST], HONEST, outs2, AUX_INFO[2])
+        deliver(tr.states[2][HONEST], HONEST, outs2)
     assert (exc.value.culprit, exc.value.proof) == (BAD, "Π^fac")
 
 
@@ -245,7 +242,7 @@ def test_fac_proof_made_for_another_verifier_names_the_prover(aux3_trace: Trace)
 def test_missing_broadcast_names_the_silent_party(aux3_trace: Trace, round_index: int) -> None:
     tr = aux3_trace
     outs = {j: o for j, o in tr.outputs[round_index].items() if j != BAD}
-    rejected_at(tr.states[round_index][HONEST], HONEST, outs, round_index, BAD,
+    rejected_at(tr.states[round_index][HONEST], HONEST, outs, BAD,
                 f"no aux-info round-{round_index + 1} message received")
 
 
@@ -255,30 +252,30 @@ def test_missing_fac_proof_names_the_silent_party(aux3_trace: Trace) -> None:
     outs2 = {**tr.outputs[2],
              BAD: dataclasses.replace(out, direct={k: v for k, v in out.direct.items()
                                                    if k != HONEST})}
-    rejected_at(tr.states[2][HONEST], HONEST, outs2, 2, BAD, "no aux-info Π^fac message")
+    rejected_at(tr.states[2][HONEST], HONEST, outs2, BAD, "no aux-info Π^fac message")
 
 
 def test_equivocated_round1_broadcast_is_caught_by_the_echo(aux3_trace: Trace) -> None:
     tr = aux3_trace
     forged = {**tr.outputs[0], BAD: RoundOutput(aux_info.Msg1(b"\x99" * 32))}
-    states1, outs1 = rerun_round(tr.states[0], tr.outputs[0], AUX_INFO[0],
+    states1, outs1 = rerun_round(tr.states[0], tr.outputs[0],
                                  seen={HONEST: forged})
     reason = "broadcast inconsistency: party {} saw other aux/1 broadcasts"
-    rejected_at(states1[3], 3, outs1, 1, HONEST, reason.format(HONEST))
-    rejected_at(states1[HONEST], HONEST, outs1, 1, BAD, reason.format(BAD))
+    rejected_at(states1[3], 3, outs1, HONEST, reason.format(HONEST))
+    rejected_at(states1[HONEST], HONEST, outs1, BAD, reason.format(BAD))
 
 
 def test_forged_round3_echo_names_its_sender(aux3_trace: Trace) -> None:
     tr = aux3_trace
     outs2 = {**tr.outputs[2], BAD: with_broadcast(tr.outputs[2][BAD], echo=b"\1" * 32)}
-    rejected_at(tr.states[2][HONEST], HONEST, outs2, 2, BAD,
+    rejected_at(tr.states[2][HONEST], HONEST, outs2, BAD,
                 f"broadcast inconsistency: party {BAD} saw other aux/2 broadcasts")
 
 
 def test_replayed_round2_succeeds_unchanged(aux3_trace: Trace) -> None:
     """Control: the recorded round-2 messages, replayed untouched, are accepted."""
     tr = aux3_trace
-    state, out = deliver(tr.states[1][3], 3, tr.outputs[1], AUX_INFO[1], rng())
+    state, out = deliver(tr.states[1][3], 3, tr.outputs[1], rng())
     assert out.broadcast.echo == tr.outputs[2][3].broadcast.echo
     assert state.rid == tr.states[2][3].rid
 
@@ -294,7 +291,7 @@ def test_two_colluding_peers_sharing_a_modulus_are_caught_after_their_proofs(
     """Parties 2 and 3 both know the factors of one modulus (leaked or shared key
     material) and skip their own checks; their proofs are valid, so honest party 1
     catches the duplicate only after Π^mod/Π^fac, naming the later of the two."""
-    from mpcnode.sim.simulator import broadcasts_for, direct_for
+    from mpcnode.sim.simulator import inbound_for
 
     shared = party_primes(2)
     primes = {1: party_primes(1), 2: shared, 3: shared}
@@ -304,7 +301,7 @@ def test_two_colluding_peers_sharing_a_modulus_are_caught_after_their_proofs(
         r[i], o[i] = aux_info.start(cfg, rng())
     r2, o2 = {}, {}
     for i in THREE:
-        r2[i], o2[i] = r[i].receive(broadcasts_for(i, o))
+        r2[i], o2[i] = r[i].receive(inbound_for(i, o), rng())
     colluders_skip = {2, 3}
     real_check = aux_info._check_not_own_modulus
     r3, o3 = {}, {}
@@ -313,7 +310,7 @@ def test_two_colluding_peers_sharing_a_modulus_are_caught_after_their_proofs(
             monkeypatch.setattr(aux_info, "_check_not_own_modulus", lambda *a: None)
         else:
             monkeypatch.setattr(aux_info, "_check_not_own_modulus", real_check)
-        r3[i], o3[i] = r2[i].receive(broadcasts_for(i, o2), rng())
+        r3[i], o3[i] = r2[i].receive(inbound_for(i, o2), rng())
     with pytest.raises(ProtocolError, match="reused from party 2") as exc:
-        r3[1].receive(broadcasts_for(1, o3), direct_for(1, o3))
+        r3[1].receive(inbound_for(1, o3), rng())
     assert exc.value.culprit == 3

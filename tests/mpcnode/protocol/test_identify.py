@@ -23,7 +23,6 @@ from mpcnode.protocol.sign import SignatureCheckError, SignatureShare, combine, 
 from mpcnode.protocol.signer_set import SignerSet
 from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
-    PRESIGN,
     Key,
     Trace,
     deliver,
@@ -78,7 +77,7 @@ def delta_abort(key35: Key, presign35_trace: Trace) -> DeltaAbort:
     errors = {}
     for i in HONEST:
         with pytest.raises(DeltaCheckError) as exc:
-            deliver(tr.states[2][i], i, lie, PRESIGN[2])
+            deliver(tr.states[2][i], i, lie)
         errors[i] = exc.value
     view = identify.merge_views(e.state.view(e.round3) for e in errors.values())
     session = tr.states[2][1].own.sid

@@ -21,8 +21,6 @@ from mpcnode.protocol.sign import verify
 from mpcnode.sim.simulator import run_presign, run_sign
 from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
-    PRESIGN,
-    REFRESH,
     Key,
     Outputs,
     Trace,
@@ -41,7 +39,7 @@ def refresh_trace(shares: dict[int, KeyShare], tag: bytes = b"rf") -> Trace:
     rng = SeededRandom(b"test_refresh/" + tag)
     nonce = tag.ljust(32, b"\0")
     starts = {i: refresh.start(refresh.RefreshConfig(s, nonce), rng) for i, s in shares.items()}
-    return run_traced(starts, REFRESH, rng)
+    return run_traced(starts, rng)
 
 
 @pytest.fixture(scope="module")
@@ -54,10 +52,9 @@ def refreshed(trace: Trace) -> dict[int, KeyShare]:
     return trace.results
 
 
-def rejected_at(state: Any, party: int, outs: Outputs, kind_index: int, culprit: int,
-                reason: str) -> ProtocolError:
+def rejected_at(state: Any, party: int, outs: Outputs, culprit: int, reason: str) -> ProtocolError:
     with pytest.raises(ProtocolError) as exc:
-        deliver(state, party, outs, REFRESH[kind_index])
+        deliver(state, party, outs)
     assert exc.value.culprit == culprit
     assert reason in str(exc.value)
     return exc.value
@@ -125,7 +122,7 @@ def test_presign_refuses_old_and_new_shares_mixed(key23: Key,
     outs = {i: o for i, (_, o) in starts.items()}
     for i, culprit in ((1, 2), (2, 1)):
         with pytest.raises(ProofError) as exc:
-            deliver(starts[i][0], i, outs, PRESIGN[0], rng)
+            deliver(starts[i][0], i, outs, rng)
         assert exc.value.culprit == culprit
         assert exc.value.proof == "Π^enc"
 
@@ -141,13 +138,12 @@ def recommitted(trace: Trace, j: int, **changes: Any) -> tuple[dict[int, Any], O
                                         SeededRandom(b"recommit"))
     msg = refresh.Msg1(V)
     bad = refresh.Round1(dataclasses.replace(own, decommitment=dec, opening=opening, msg1=msg))
-    return rerun_round({**trace.states[0], j: bad}, {**trace.outputs[0], j: RoundOutput(msg)},
-                       REFRESH[0])
+    return rerun_round({**trace.states[0], j: bad}, {**trace.outputs[0], j: RoundOutput(msg)})
 
 
 def test_bad_opening_names_the_sender(trace: Trace) -> None:
     outs1 = {**trace.outputs[1], BAD: with_broadcast(trace.outputs[1][BAD], opening=b"\7" * 32)}
-    rejected_at(trace.states[1][HONEST], HONEST, outs1, 1, BAD,
+    rejected_at(trace.states[1][HONEST], HONEST, outs1, BAD,
                 "decommitment does not open the round-1 commitment")
 
 
@@ -166,7 +162,7 @@ def test_malformed_commitments_name_the_sender(trace: Trace, changes: dict[str, 
                                                reason: str) -> None:
     states1, outs1 = recommitted(trace, BAD, **changes)
     for i in (1, 2):
-        rejected_at(states1[i], i, outs1, 1, BAD, reason)
+        rejected_at(states1[i], i, outs1, BAD, reason)
 
 
 def test_nonzero_constant_term_is_caught_by_the_shares(trace: Trace) -> None:
@@ -174,14 +170,14 @@ def test_nonzero_constant_term_is_caught_by_the_shares(trace: Trace) -> None:
     that no longer match its zero-constant commitments."""
     out = trace.outputs[1][BAD]
     bad = with_direct(out, HONEST, share=(out.direct[HONEST].share + 5) % Q)
-    rejected_at(trace.states[1][HONEST], HONEST, {**trace.outputs[1], BAD: bad}, 1, BAD,
+    rejected_at(trace.states[1][HONEST], HONEST, {**trace.outputs[1], BAD: bad}, BAD,
                 "refresh share does not match its Feldman commitments")
 
 
 def test_share_out_of_range_names_the_sender(trace: Trace) -> None:
     out = trace.outputs[1][BAD]
     bad = with_direct(out, HONEST, share=out.direct[HONEST].share - Q)
-    rejected_at(trace.states[1][HONEST], HONEST, {**trace.outputs[1], BAD: bad}, 1, BAD,
+    rejected_at(trace.states[1][HONEST], HONEST, {**trace.outputs[1], BAD: bad}, BAD,
                 "refresh share does not match")
 
 
@@ -190,7 +186,7 @@ def test_bad_schnorr_proof_names_the_prover(trace: Trace) -> None:
     proof = dataclasses.replace(out.broadcast.proof, z=(out.broadcast.proof.z - 1) % Q)
     with pytest.raises(ProofError) as exc:
         deliver(trace.states[2][HONEST], HONEST,
-                {**trace.outputs[2], BAD: with_broadcast(out, proof=proof)}, REFRESH[2])
+                {**trace.outputs[2], BAD: with_broadcast(out, proof=proof)})
     assert (exc.value.culprit, exc.value.proof, exc.value.check) == (BAD, "Π^sch",
                                                                      "z·G != A + e·X")
 
@@ -199,14 +195,14 @@ def test_schnorr_commitment_other_than_committed_names_the_prover(trace: Trace) 
     out = trace.outputs[2][BAD]
     proof = dataclasses.replace(out.broadcast.proof, A=Point.base_mul(11))
     rejected_at(trace.states[2][HONEST], HONEST,
-                {**trace.outputs[2], BAD: with_broadcast(out, proof=proof)}, 2, BAD,
+                {**trace.outputs[2], BAD: with_broadcast(out, proof=proof)}, BAD,
                 "Schnorr commitment differs from the committed one")
 
 
 @pytest.mark.parametrize("round_index", [0, 1, 2])
 def test_missing_broadcast_names_the_silent_party(trace: Trace, round_index: int) -> None:
     outs = {j: o for j, o in trace.outputs[round_index].items() if j != BAD}
-    rejected_at(trace.states[round_index][HONEST], HONEST, outs, round_index, BAD,
+    rejected_at(trace.states[round_index][HONEST], HONEST, outs, BAD,
                 f"no refresh round-{round_index + 1} message received")
 
 
@@ -215,13 +211,13 @@ def test_missing_share_names_the_silent_party(trace: Trace) -> None:
     outs1 = {**trace.outputs[1],
              BAD: dataclasses.replace(out, direct={k: v for k, v in out.direct.items()
                                                    if k != HONEST})}
-    rejected_at(trace.states[1][HONEST], HONEST, outs1, 1, BAD, "no refresh share message")
+    rejected_at(trace.states[1][HONEST], HONEST, outs1, BAD, "no refresh share message")
 
 
 def test_equivocated_round1_broadcast_is_caught_by_the_echo(trace: Trace) -> None:
     forged = {**trace.outputs[0], BAD: RoundOutput(refresh.Msg1(b"\x17" * 32))}
-    states1, outs1 = rerun_round(trace.states[0], trace.outputs[0], REFRESH[0],
+    states1, outs1 = rerun_round(trace.states[0], trace.outputs[0],
                                  seen={HONEST: forged})
     reason = "broadcast inconsistency: party {} saw other refresh/1 broadcasts"
-    rejected_at(states1[2], 2, outs1, 1, HONEST, reason.format(HONEST))
-    rejected_at(states1[HONEST], HONEST, outs1, 1, 2, reason.format(2))
+    rejected_at(states1[2], 2, outs1, HONEST, reason.format(HONEST))
+    rejected_at(states1[HONEST], HONEST, outs1, 2, reason.format(2))

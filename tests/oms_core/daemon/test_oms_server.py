@@ -20,6 +20,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from coordinator.coordinator import SessionAbortedError, SigningRefused
 from mpcnode.ceremony import pki
+from mpcnode.protocol.registry import ProtocolName
 from oms_core.app.bundle_signing import make_bundle, signed_bundle_json
 from oms_core.app.oms_errors import (
     AlreadyClaimedError,
@@ -397,7 +398,7 @@ def test_graceful_stop_lets_a_running_call_finish(oms: Any, world: World) -> Non
     (LastAdminError("last admin"), Code.FAILED_PRECONDITION),
     (BundleSignatureError("1 of 2"), Code.FAILED_PRECONDITION),
     (PriceUnavailable("no price"), Code.UNAVAILABLE),
-    (SessionAbortedError("sign", 2, "bad share"), Code.ABORTED),
+    (SessionAbortedError(ProtocolName.PRESIGN, 2, "bad share"), Code.ABORTED),
     (InvalidInputError("bad"), Code.INVALID_ARGUMENT),
     (PolicyDocumentError("rules[0]", "bad"), Code.INVALID_ARGUMENT),
     (ValueError("bad"), Code.INVALID_ARGUMENT),

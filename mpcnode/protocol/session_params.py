@@ -1,0 +1,108 @@
+"""What a session is started with, what a node lends it, and a finished session's
+public record: the inputs of every protocol's ``configure`` and ``replay``.
+
+The coordinator starts a session with the same public parameters at every party
+(``SessionParams``, the fields of ``StartSessionRequest``). A node turns them into the
+protocol's config with what it holds (``Holdings``: its key shares, aux info and safe
+primes) and refuses anything its own material contradicts. An offline verifier replays
+a finished session from its ``PublicRecord``: the same parameters, the session id and
+every public message, decoded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol, TypeVar
+
+from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
+from mpcnode.protocol.key_share import AuxInfo, KeyShare
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class SessionParams:
+    """A session's public parameters, the same at every party and in its transcript."""
+
+    parties: tuple[int, ...]  # ascending party ids
+    nonce: bytes  # fresh per session, chosen by the coordinator
+    threshold: int = 0  # t, set by keygen only
+    key_id: bytes = b""  # the key the session serves (b"" for keygen)
+    path: tuple[int, ...] = ()  # BIP32 path, set by presign only
+    profile: str = ""  # parameter profile, set by aux info only ("" = the default)
+
+    def resolve_profile(self) -> Profile:
+        """The named profile; "" names the default, as every node resolves it."""
+        profile = PROFILES.get(self.profile or DEFAULT_PROFILE.name)
+        if profile is None:
+            raise RecordError(f"unknown profile {self.profile!r}")
+        return profile
+
+
+class Holdings(Protocol):
+    """What a signer node holds that a new session may need (its store, its primes)."""
+
+    def get_key_share(self, key_id: bytes) -> KeyShare:
+        """The share of ``key_id``; KeyError if this node holds none."""
+        ...
+
+    def get_aux_info(self, key_id: bytes) -> AuxInfo:
+        """The aux info of ``key_id``; KeyError if this node holds none."""
+        ...
+
+    def take_primes(self, profile: Profile) -> tuple[int, int]:
+        """Two fresh safe primes of ``profile.prime_bits``, never handed out again."""
+        ...
+
+
+class RecordError(ValueError):
+    """A session's parameters or session id are not what the protocol allows (no party
+    is named: the record, or the request, is at fault)."""
+
+
+@dataclass(frozen=True)
+class PublicRecord:
+    """A finished session as its public messages show it: broadcasts by round and
+    sender, disclosed direct messages by round and (sender, recipient), each decoded
+    into its round's message type."""
+
+    params: SessionParams
+    session_id: bytes
+    broadcast_messages: Mapping[str, Mapping[int, object]]
+    direct_messages: Mapping[str, Mapping[tuple[int, int], object]]
+
+    def broadcasts(self, round_name: str, cls: type[T]) -> dict[int, T]:
+        """Every broadcast of ``round_name``, by sender, as ``cls``."""
+        return {i: _as(cls, m) for i, m in self.broadcast_messages.get(round_name, {}).items()}
+
+    def direct(self, round_name: str, cls: type[T]) -> dict[tuple[int, int], T]:
+        """Every disclosed direct message of ``round_name``, by (sender, recipient)."""
+        return {p: _as(cls, m) for p, m in self.direct_messages.get(round_name, {}).items()}
+
+
+def _as(cls: type[T], message: object) -> T:
+    if not isinstance(message, cls):
+        raise TypeError(f"expected a {cls.__name__}, got a {type(message).__name__}")
+    return message
+
+
+def check_params(record: PublicRecord, key_id: bytes, *, threshold: bool = False,
+                 profile: bool = False) -> None:
+    """The session serves the key ``key_id`` (b"" for keygen) at the root of its tree;
+    only a session that says so sets a threshold (keygen) or a profile (aux info)."""
+    p = record.params
+    if p.key_id != key_id:
+        raise RecordError("params.key_id is not the key of this transcript")
+    if p.path:
+        raise RecordError("params.path must be empty")
+    if not threshold and p.threshold != 0:
+        raise RecordError("params.threshold must be 0")
+    if not profile and p.profile != "":
+        raise RecordError("params.profile must be empty")
+
+
+def check_session_id(record: PublicRecord, expected: bytes) -> None:
+    if record.session_id != expected:
+        raise RecordError("the session id is not the one its public parameters and nonce "
+                          "give")
