@@ -17,8 +17,8 @@ import sys
 
 from mpcnode.ceremony.prime_pool import load_pool
 from mpcnode.core.params import DEFAULT_PROFILE
-from mpcnode.crypto.random_source import SystemRandom
 from mpcnode.sim.simulator import CpuClock, run_aux_info, run_keygen, run_presign, run_sign
+from mpcnode.transport.system_random import SystemRandom
 from testing.fixture_keys import POOL_1024
 
 FIXTURE = POOL_1024

@@ -27,9 +27,9 @@ from coordinator.coordinator_errors import CoordinatorError
 from coordinator.identification import identify_bad_share, mta_transcript
 from coordinator.node_client import NodeClient
 from mpcnode.ceremony.cluster_file import CoordinatorConfig
-from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError, culprit_name
 from mpcnode.core.params import DEFAULT_PROFILE
+from mpcnode.crypto import codec
 from mpcnode.protocol.presignature import PresignaturePublic
 from mpcnode.protocol.registry import (
     AUX_INFO,

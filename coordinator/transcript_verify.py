@@ -33,8 +33,8 @@ from typing import Any, ParamSpec, TypeVar
 
 from coordinator.ceremony_transcript import Transcript, TranscriptError, TranscriptSession
 from ethereum.addresses import ethereum_address
-from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
+from mpcnode.crypto import codec
 from mpcnode.crypto.group import Point
 from mpcnode.protocol.key_share import PublicKeyData
 from mpcnode.protocol.registry import (

@@ -14,8 +14,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 import zero_trust.policy
+from zero_trust.approvals.approver_registry import (
+    Approver,
+    ApproverRegistry,
+    CredentialRecord,
+    Role,
+)
 from zero_trust.approvals.credential_key import encode_credential_key
-from zero_trust.approvals.registry import Approver, ApproverRegistry, CredentialRecord, Role
 from zero_trust.policy.document import Policy, read_policy_file
 
 EXAMPLE_POLICY = Path(zero_trust.policy.__file__).parent / "examples/default_policy.toml"

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from mpcnode.core.production_fence import TEST_ONLY_PACKAGE
+from mpcnode.daemon.production_fence import TEST_ONLY_PACKAGE
 
 
 def without_test_only(monkeypatch: pytest.MonkeyPatch) -> None:

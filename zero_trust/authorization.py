@@ -29,9 +29,9 @@ from functools import lru_cache
 from ethereum.transactions import TransactionError, UnsignedTx, decode_unsigned, keccak_digest
 from mpcnode.core.canonical_json import CanonicalJSONError, canonical_json
 from zero_trust.approvals.approval_errors import ApprovalError
+from zero_trust.approvals.approver_registry import ApproverRegistry
 from zero_trust.approvals.assertion import Approval, VerifiedApproval, verify_approval
 from zero_trust.approvals.challenge import approval_challenge
-from zero_trust.approvals.registry import ApproverRegistry
 from zero_trust.intent import IntentError, intent_of
 from zero_trust.policy.approval_quorum import approvals_satisfied
 from zero_trust.policy.bundle import PolicyBundle

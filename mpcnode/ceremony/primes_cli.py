@@ -12,7 +12,7 @@ from pathlib import Path
 
 from mpcnode.ceremony.prime_pool import PrimePool, PrimePoolError, load_pool, write_pool_atomic
 from mpcnode.crypto.primes import generate_safe_prime
-from mpcnode.crypto.random_source import SystemRandom
+from mpcnode.transport.system_random import SystemRandom
 
 
 def main(argv: list[str] | None = None) -> int:

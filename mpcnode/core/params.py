@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from mpcnode.crypto.group import Q
+from mpcnode.core.curve import Q
 
 
 @dataclass(frozen=True)

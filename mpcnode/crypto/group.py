@@ -10,13 +10,11 @@ from collections.abc import Iterable
 
 from coincurve import PublicKey
 
+from mpcnode.core.curve import GX as _GX
+from mpcnode.core.curve import GY as _GY
+from mpcnode.core.curve import P as P
+from mpcnode.core.curve import Q as Q
 from mpcnode.core.errors import UsageError
-
-# Group order and field prime of secp256k1 (SEC 2, §2.4.1).
-Q = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
-P = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEFFFFFC2F
-_GX = 0x79BE667EF9DCBBAC55A06295CE870B07029BFCDB2DCE28D959F2815B16F81798
-_GY = 0x483ADA7726A3C4655DA4FBFC0E1108A8FD17B448A68554199C47D08FFB10D4B8
 
 IDENTITY_BYTES = b"\x00" * 33
 POINT_BYTES = 33

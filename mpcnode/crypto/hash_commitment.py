@@ -9,7 +9,7 @@ from __future__ import annotations
 import hmac
 from typing import Any
 
-from mpcnode.core import codec
+from mpcnode.crypto import codec
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.crypto.transcript import Transcript
 

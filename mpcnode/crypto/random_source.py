@@ -7,7 +7,6 @@ seeded one (``test_only.seeded_random``, which production never imports).
 
 from __future__ import annotations
 
-import secrets
 from typing import Protocol
 
 from mpcnode.crypto import bigint
@@ -52,10 +51,3 @@ def rand_unit(rng: RandomSource, n: int) -> int:
         v = randbelow(rng, n)
         if v > 0 and bigint.gcd(v, n) == 1:
             return v
-
-
-class SystemRandom:
-    """The operating system's CSPRNG; the only source production code uses."""
-
-    def token_bytes(self, n: int) -> bytes:
-        return secrets.token_bytes(n)

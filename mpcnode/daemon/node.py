@@ -15,11 +15,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from mpcnode.ceremony.prime_pool import take_primes
-from mpcnode.core import codec
 from mpcnode.core.errors import PresignatureError, UsageError
 from mpcnode.core.params import Profile
+from mpcnode.crypto import codec
 from mpcnode.crypto.primes import generate_safe_prime
-from mpcnode.crypto.random_source import RandomSource, SystemRandom
+from mpcnode.crypto.random_source import RandomSource
 from mpcnode.daemon import sign_identification
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
@@ -33,6 +33,7 @@ from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import PolicyState
 from mpcnode.transport.identity import IdentityKeys, IdentityPublic
 from mpcnode.transport.sessions import Session, start_session
+from mpcnode.transport.system_random import SystemRandom
 from zero_trust.authorization import AuthorizationDenied, SigningRequest
 
 SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from mpcnode.ceremony.node_config import load_node_config
 from mpcnode.core.config_schema import ConfigError
-from mpcnode.core.production_fence import FenceError, refuse_test_only
+from mpcnode.daemon.production_fence import FenceError, refuse_test_only
 from mpcnode.state.schema_migrations import SchemaError
 from mpcnode.state.seal import SealError
 from mpcnode.transport.identity import IdentityError

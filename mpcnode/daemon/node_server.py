@@ -34,9 +34,8 @@ from prometheus_client import start_http_server
 from mpcnode.ceremony import pki
 from mpcnode.ceremony.cluster_file import load_cluster_config
 from mpcnode.ceremony.node_config import NodeConfig, load_identity_keys
-from mpcnode.core import codec
 from mpcnode.core.errors import PresignatureError, ProtocolError, UsageError, culprit_name
-from mpcnode.crypto.random_source import SystemRandom
+from mpcnode.crypto import codec
 from mpcnode.daemon.metrics import NodeMetrics
 from mpcnode.daemon.node import PrimeSource, SignerNode, UnauthorizedSigning, primes_from
 from mpcnode.rpc import node_pb2 as pb
@@ -45,6 +44,7 @@ from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import NoPolicyInstalled, PolicyState
 from mpcnode.state.seal import Sealer, load_or_create_salt
 from mpcnode.transport.net_address import parse_address
+from mpcnode.transport.system_random import SystemRandom
 from zero_trust.authorization import AuthorizationDenied
 from zero_trust.policy.policy_errors import PolicyError
 

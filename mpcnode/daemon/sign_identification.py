@@ -19,8 +19,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from mpcnode.core import codec
 from mpcnode.core.errors import COORDINATOR, ProtocolError, UsageError
+from mpcnode.crypto import codec
 from mpcnode.crypto.group import Point, Q
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.crypto.transcript import Transcript

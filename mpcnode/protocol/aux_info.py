@@ -21,10 +21,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError, UsageError
 from mpcnode.core.params import Profile
-from mpcnode.crypto import hash_commitment
+from mpcnode.crypto import codec, hash_commitment
 from mpcnode.crypto.paillier import (
     PaillierPublicKey,
     PaillierSecretKey,

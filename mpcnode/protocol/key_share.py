@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from mpcnode.core import codec
 from mpcnode.core.params import PROFILES, Profile
+from mpcnode.crypto import codec
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.ring_pedersen import (

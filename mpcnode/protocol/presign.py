@@ -18,9 +18,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError, UsageError
 from mpcnode.core.params import Profile
+from mpcnode.crypto import codec
 from mpcnode.crypto.group import Point, Q, scalar_inv
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.random_source import RandomSource, rand_scalar, rand_signed

@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Generic, NamedTuple, Protocol, TypeAlias, TypeVar
 
-from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
+from mpcnode.crypto import codec
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.crypto.transcript import Transcript
 

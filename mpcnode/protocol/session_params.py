@@ -15,6 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol, TypeVar
 
+from mpcnode.core.errors import UsageError
 from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 
@@ -56,7 +57,7 @@ class Holdings(Protocol):
         ...
 
 
-class RecordError(ValueError):
+class RecordError(UsageError):
     """A session's parameters or session id are not what the protocol allows (no party
     is named: the record, or the request, is at fault)."""
 

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
-from mpcnode.core import codec
 from mpcnode.core.errors import UsageError
-from mpcnode.crypto import bip32
+from mpcnode.crypto import bip32, codec
 from mpcnode.crypto.group import Point, Q, lagrange_coefficient
 from mpcnode.protocol.key_share import KeyShare, PublicKeyData
 

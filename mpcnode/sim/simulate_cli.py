@@ -21,10 +21,11 @@ from mpcnode.core.errors import ProtocolError, UsageError
 from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
 from mpcnode.crypto import bip32
 from mpcnode.crypto.primes import generate_safe_prime
-from mpcnode.crypto.random_source import SystemRandom, randbelow
+from mpcnode.crypto.random_source import randbelow
 from mpcnode.protocol.registry import ProtocolName
 from mpcnode.protocol.sign import verify
 from mpcnode.sim.simulator import CpuClock, run_aux_info, run_keygen, run_presign, run_sign
+from mpcnode.transport.system_random import SystemRandom
 
 
 def _log(msg: str) -> None:

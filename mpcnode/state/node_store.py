@@ -36,7 +36,6 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
-from mpcnode.core import codec
 from mpcnode.core.errors import (
     COORDINATOR,
     MpcnodeError,
@@ -44,6 +43,7 @@ from mpcnode.core.errors import (
     ProtocolError,
     UsageError,
 )
+from mpcnode.crypto import codec
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
 from mpcnode.protocol.sign import SignatureShare

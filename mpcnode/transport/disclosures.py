@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 
-from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
+from mpcnode.crypto import codec
 from mpcnode.protocol.identify_round import DisclosedMta
 from mpcnode.protocol.presign import Direct2, PresignRound
 from mpcnode.protocol.presignature import MtaCiphertexts

@@ -22,8 +22,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
-from mpcnode.core import codec
 from mpcnode.core.errors import COORDINATOR, ProtocolError
+from mpcnode.crypto import codec
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.protocol.identify_round import DisclosedMta, DisclosureBcast, SignedMessage
 from mpcnode.protocol.registry import ProtocolName, ProtocolSpec, Recovery, RoundSpec

@@ -14,7 +14,7 @@ from pathlib import Path
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from zero_trust.approvals.registry import ApproverRegistry
+from zero_trust.approvals.approver_registry import ApproverRegistry
 from zero_trust.authorization import RelyingParty, registry_blob
 from zero_trust.policy.bundle import PolicyBundle, bundle_to_json, sign_bundle
 from zero_trust.policy.document import Policy

@@ -23,7 +23,7 @@ from oms_core.app.policy_registry import PolicyRegistry
 from oms_core.app.requests.request_store import RequestStore
 from oms_core.app.users import Permission, User, UserStore, require
 from oms_core.audit.log import AuditLog
-from zero_trust.approvals.registry import ApproverRegistry
+from zero_trust.approvals.approver_registry import ApproverRegistry
 from zero_trust.authorization import RelyingParty, parse_registry_blob
 from zero_trust.policy.bundle import PolicyBundle
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from mpcnode.core.production_fence import refuse_test_only
+from mpcnode.daemon.production_fence import refuse_test_only
 from oms_core.app.oms_config import load_settings
 from oms_core.cli.exit_status import EXIT_REFUSED, fail, one_line
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from test_only.soft_authenticator import SoftwareAuthenticator
+from zero_trust.approvals.approver_registry import Approver, ApproverRegistry, Role
 from zero_trust.approvals.registration import begin_registration, complete_registration
-from zero_trust.approvals.registry import Approver, ApproverRegistry, Role
 from zero_trust.authorization import RelyingParty, SigningRequest
 
 

@@ -23,7 +23,7 @@ from coordinator.ceremony_transcript import Transcript, TranscriptError
 from coordinator.transcript_verify import VerifiedCeremony, verify
 from ethereum.addresses import eip55, ethereum_address
 from mpcnode.ceremony.node_config import load_identity_keys
-from mpcnode.core import codec
+from mpcnode.crypto import codec
 from mpcnode.crypto.group import Point
 from mpcnode.protocol import aux_info, keygen, refresh
 from mpcnode.protocol.results import AuxResult, KeygenResult

@@ -21,10 +21,9 @@ import pytest
 
 from coordinator.coordinator import Coordinator, SessionAbortedError
 from mpcnode.ceremony.cluster_file import load_coordinator_config
-from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
+from mpcnode.crypto import codec
 from mpcnode.crypto.group import Q
-from mpcnode.crypto.random_source import SystemRandom
 from mpcnode.daemon import sign_identification
 from mpcnode.daemon.node import SignerNode
 from mpcnode.protocol import identify, presign
@@ -34,6 +33,7 @@ from mpcnode.protocol.rounds import RoundOutput
 from mpcnode.protocol.sign import SignatureShare
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport.sessions import Session
+from mpcnode.transport.system_random import SystemRandom
 from test_only.node_daemon import running_test_node
 from testing.cluster_harness import make_cluster
 

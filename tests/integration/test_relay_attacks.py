@@ -19,7 +19,7 @@ from coordinator.coordinator import Coordinator, SessionAbortedError
 from coordinator.node_client import NodeClient
 from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.ceremony.node_config import load_identity_keys
-from mpcnode.core import codec
+from mpcnode.crypto import codec
 from mpcnode.crypto.group import Q
 from mpcnode.protocol import keygen
 from mpcnode.rpc import node_pb2 as pb

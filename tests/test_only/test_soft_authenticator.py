@@ -21,9 +21,9 @@ from zero_trust.approvals.approval_errors import (
     SignatureError,
     SoftwareAuthenticatorError,
 )
+from zero_trust.approvals.approver_registry import Approver, ApproverRegistry, Role
 from zero_trust.approvals.assertion import verify_approval
 from zero_trust.approvals.registration import begin_registration, complete_registration
-from zero_trust.approvals.registry import Approver, ApproverRegistry, Role
 
 RP_ID = "oms.example.com"
 ORIGIN = "https://oms.example.com"

@@ -9,6 +9,12 @@ takes the explicit path ``test_only.soft_authenticator`` (TEST AND DEMO ONLY).
 """
 
 from zero_trust.approvals.approval_errors import ApprovalError, ApprovalRejectedError
+from zero_trust.approvals.approver_registry import (
+    Approver,
+    ApproverRegistry,
+    CredentialRecord,
+    Role,
+)
 from zero_trust.approvals.assertion import Approval, VerifiedApproval, verify_approval
 from zero_trust.approvals.challenge import approval_challenge
 from zero_trust.approvals.registration import (
@@ -16,7 +22,6 @@ from zero_trust.approvals.registration import (
     begin_registration,
     complete_registration,
 )
-from zero_trust.approvals.registry import Approver, ApproverRegistry, CredentialRecord, Role
 
 __all__ = [
     "Approval",

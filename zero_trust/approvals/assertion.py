@@ -41,7 +41,7 @@ from zero_trust.approvals.approval_errors import (
     UserPresenceError,
     UserVerificationError,
 )
-from zero_trust.approvals.registry import (
+from zero_trust.approvals.approver_registry import (
     MAX_CREDENTIAL_ID_BYTES,
     ApproverRegistry,
     CredentialRecord,

@@ -37,8 +37,8 @@ from zero_trust.approvals.approval_errors import (
     InvalidRegistryError,
     RegistrationError,
 )
+from zero_trust.approvals.approver_registry import CredentialRecord, check_user_id
 from zero_trust.approvals.credential_key import ACCEPTED_COSE_ALGORITHMS, encode_credential_key
-from zero_trust.approvals.registry import CredentialRecord, check_user_id
 
 MIN_CHALLENGE_BYTES = 16  # WebAuthn L3 §13.4.3: at least 16 random bytes
 

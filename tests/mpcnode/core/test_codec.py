@@ -7,8 +7,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mpcnode.core import codec
 from mpcnode.core.canonical_json import CanonicalJSONError
+from mpcnode.crypto import codec
 from mpcnode.crypto.group import Point
 from mpcnode.crypto.hash_commitment import commit, opens
 from test_only.seeded_random import SeededRandom

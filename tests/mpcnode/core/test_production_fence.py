@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 import test_only
-from mpcnode.core.production_fence import FenceError, refuse_test_only
+from mpcnode.daemon.production_fence import FenceError, refuse_test_only
 from testing.production_process import without_test_only
 
 ROOT = Path(__file__).resolve().parents[3]

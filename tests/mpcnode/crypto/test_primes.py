@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 
 from mpcnode.crypto import primes as primes_mod
 from mpcnode.crypto.primes import generate_safe_prime, is_safe_prime
-from mpcnode.crypto.random_source import SystemRandom
+from mpcnode.transport.system_random import SystemRandom
 from test_only.seeded_random import SeededRandom
 
 # Safe primes p = 2q + 1 (OEIS A005385), from 11 on.

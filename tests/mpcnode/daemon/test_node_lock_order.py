@@ -14,13 +14,13 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
-from mpcnode.crypto.random_source import SystemRandom
 from mpcnode.daemon.node import SignerNode
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import PolicyState
 from mpcnode.state.seal import Sealer
 from mpcnode.transport.identity import IdentityKeys
+from mpcnode.transport.system_random import SystemRandom
 from oms_core.app.bundle_signing import make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import enrol
 from test_only.bare_digest_signing import sign_bare_digest

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import pytest
 
 from coordinator.accusations import majority
-from mpcnode.core import codec
 from mpcnode.core.errors import ProtocolError
 from mpcnode.core.params import DEFAULT_PROFILE
+from mpcnode.crypto import codec
 from mpcnode.crypto.group import Q
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.protocol import identify_round, presign

@@ -25,8 +25,8 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 from coordinator.ceremony_transcript import Transcript, TranscriptMessage, TranscriptSession
 from coordinator.transcript_verify import verify
-from mpcnode.core import codec
 from mpcnode.core.params import DEFAULT_PROFILE, Profile
+from mpcnode.crypto import codec
 from mpcnode.daemon.node import SignerNode
 from mpcnode.protocol.registry import (
     REGISTRY,

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from mpcnode.core import codec
 from mpcnode.core.errors import PresignatureError
 from mpcnode.core.params import DEFAULT_PROFILE
+from mpcnode.crypto import codec
 from mpcnode.protocol.presignature import Presignature
 from mpcnode.protocol.sign import SignatureShare, combine, sign_share
 from mpcnode.protocol.signer_set import SignerSet

@@ -56,7 +56,7 @@ def test_roles_are_exactly_the_five_of_the_design() -> None:
 
 
 def test_roles_are_the_policy_and_approver_registry_enum() -> None:
-    from zero_trust.approvals.registry import Role as RegistryRole
+    from zero_trust.approvals.approver_registry import Role as RegistryRole
     from zero_trust.policy.document import Role as PolicyRole
 
     assert Role is PolicyRole is RegistryRole  # one home for the five roles

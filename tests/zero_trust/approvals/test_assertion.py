@@ -36,10 +36,15 @@ from zero_trust.approvals.approval_errors import (
     UserPresenceError,
     UserVerificationError,
 )
+from zero_trust.approvals.approver_registry import (
+    Approver,
+    ApproverRegistry,
+    CredentialRecord,
+    Role,
+)
 from zero_trust.approvals.assertion import Approval, VerifiedApproval, verify_approval
 from zero_trust.approvals.challenge import approval_challenge
 from zero_trust.approvals.registration import begin_registration, complete_registration
-from zero_trust.approvals.registry import Approver, ApproverRegistry, CredentialRecord, Role
 from zero_trust.approvals.wire_json import b64url_encode
 
 RP_ID = "oms.example.com"

@@ -6,8 +6,8 @@ from __future__ import annotations
 import hashlib
 
 from testing.known_answers import fixed_registry
+from zero_trust.approvals.approver_registry import ApproverRegistry
 from zero_trust.approvals.assertion import Approval
-from zero_trust.approvals.registry import ApproverRegistry
 
 
 def test_the_registry_encoding_is_pinned() -> None:
