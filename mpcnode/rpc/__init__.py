@@ -9,6 +9,12 @@ from __future__ import annotations
 
 from importlib.util import find_spec
 
-if find_spec(f"{__name__}.node_pb2") is None:  # pragma: no cover - only in an unbuilt checkout
-    raise ImportError(f"{__name__}: generated gRPC code is missing; run "
-                      "`python3 -m pip install -e .` (or `python3 proto/generate_grpc.py`)")
+
+def require_generated(package: str, module: str) -> None:
+    """Refuse, with one line saying what to run, a package whose generated code is missing."""
+    if find_spec(f"{package}.{module}") is None:  # pragma: no cover - unbuilt checkout only
+        raise ImportError(f"{package}: generated gRPC code is missing; run "
+                          "`python3 -m pip install -e .` (or `python3 proto/generate_grpc.py`)")
+
+
+require_generated(__name__, "node_pb2")

@@ -31,8 +31,8 @@ from typing import Annotated
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
 from mpcnode.ceremony.cluster_file import ClusterConfig
+from mpcnode.ceremony.config_fields import Address
 from mpcnode.core.config_schema import ConfigError, StrictConfig, dumps, load
-from mpcnode.transport.net_address import parse_address
 from oms_core.app.login_sessions import SessionPolicy
 from oms_core.app.service import DAY_S, OmsConfig
 from zero_trust.authorization import RelyingParty
@@ -143,14 +143,6 @@ def dump_settings(settings: OmsSettings) -> str:
 # --------------------------------------------------------------------------- the schema
 
 
-def _listen(text: str) -> str:
-    try:
-        parse_address(text)
-    except ValueError as exc:
-        raise ValueError(f"{text!r} is not host:port ({exc})") from None
-    return text
-
-
 def _hex(value: object) -> object:
     if not isinstance(value, str) or not _HEX.fullmatch(value):
         raise ValueError("must be lower-case hex")
@@ -182,7 +174,7 @@ _DEFAULT_SESSIONS = SessionPolicy()
 
 class _OmsSection(StrictConfig):
     db: _Text
-    listen: Annotated[str, Field(min_length=1), AfterValidator(_listen)]
+    listen: Address
     key_id: Annotated[bytes, BeforeValidator(_hex)]
     request_ttl_seconds: Annotated[int, Field(ge=60)] = int(DAY_S)
 

@@ -77,7 +77,7 @@ def test_relative_paths_are_relative_to_the_file(written: OmsSettings,
     ('db = "oms.sqlite3"', 'db = ""', "oms.db: String should have at least 1 character"),
     ('db = "oms.sqlite3"', "db = 5", "oms.db: Input should be a valid string"),
     ('listen = "127.0.0.1:7600"', 'listen = "localhost"', "oms.listen: 'localhost' is not "
-                                                          "host:port"),
+                                                          "a valid host:port"),
     ('key_id = "abab', 'key_id = "ABAB', "oms.key_id: must be lower-case hex"),
     ("request_ttl_seconds = 7200", "request_ttl_seconds = 59",
      "oms.request_ttl_seconds: Input should be greater than or equal to 60"),
