@@ -7,6 +7,7 @@ child's address without any node's help."""
 
 from __future__ import annotations
 
+from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 
 from ethereum.hashing import keccak256
@@ -19,6 +20,11 @@ def eip55(address: bytes) -> str:
     if len(address) != 20:
         raise ValueError("an Ethereum address is 20 bytes")
     return str(to_checksum_address(address))
+
+
+def checksummed(address: str) -> ChecksumAddress:
+    """The EIP-55 form of a ``0x`` address given in any case (what web3 wants)."""
+    return to_checksum_address(address)
 
 
 def is_checksum_consistent(address: str) -> bool:

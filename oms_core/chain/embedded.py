@@ -20,6 +20,7 @@ from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
 from web3.types import TxParams
 
+from ethereum.addresses import checksummed
 from oms_core.chain import artifacts
 from oms_core.chain.artifacts import ContractArtifact
 from oms_core.oms_core_errors import OmsCoreError
@@ -63,7 +64,7 @@ def funded_accounts(w3: Web3) -> list[str]:
 
 
 def contract(w3: Web3, artifact: ContractArtifact, address: str) -> Contract:
-    return w3.eth.contract(address=Web3.to_checksum_address(address),
+    return w3.eth.contract(address=checksummed(address),
                            abi=cast(ABI, list(artifact.abi)))
 
 
@@ -80,8 +81,8 @@ def _send(w3: Web3, what: str, params: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def _transact(w3: Web3, what: str, sender: str, to: str, data: str) -> None:
-    _send(w3, what, {"from": Web3.to_checksum_address(sender),
-                     "to": Web3.to_checksum_address(to), "data": data})
+    _send(w3, what, {"from": checksummed(sender),
+                     "to": checksummed(to), "data": data})
 
 
 def deploy(w3: Web3, artifact: ContractArtifact, args: Sequence[object], deployer: str) -> str:
@@ -89,7 +90,7 @@ def deploy(w3: Web3, artifact: ContractArtifact, args: Sequence[object], deploye
     factory = w3.eth.contract(abi=cast(ABI, list(artifact.abi)), bytecode=artifact.bytecode)
     data = factory.constructor(*args).data_in_transaction
     receipt = _send(w3, f"deploying {artifact.name}",
-                    {"from": Web3.to_checksum_address(deployer), "data": data})
+                    {"from": checksummed(deployer), "data": data})
     return str(receipt["contractAddress"]).lower()
 
 
@@ -100,14 +101,14 @@ def deploy_token(w3: Web3, spec: TokenSpec, deployer: str) -> str:
 
 def deploy_pool(w3: Web3, token0: str, token1: str, deployer: str) -> str:
     return deploy(w3, artifacts.load(artifacts.POOL),
-                  [Web3.to_checksum_address(token0), Web3.to_checksum_address(token1)],
+                  [checksummed(token0), checksummed(token1)],
                   deployer)
 
 
 def mint(w3: Web3, token: str, to: str, amount: int, minter: str) -> None:
     """Mint ``amount`` base units of ``token`` to ``to``; only the token's deployer may."""
     c = contract(w3, artifacts.load(artifacts.TOKEN), token)
-    data = c.encode_abi("mint", [Web3.to_checksum_address(to), amount])
+    data = c.encode_abi("mint", [checksummed(to), amount])
     _transact(w3, f"minting {amount} of {token} to {to}", minter, token, data)
 
 
@@ -118,15 +119,15 @@ def fund(w3: Web3, to: str, wei: int, tokens: Mapping[str, int] | None = None,
     sender = source or funded_accounts(w3)[0]
     if wei:
         _send(w3, f"sending {wei} wei to {to}",
-              {"from": Web3.to_checksum_address(sender),
-               "to": Web3.to_checksum_address(to), "value": wei})
+              {"from": checksummed(sender),
+               "to": checksummed(to), "value": wei})
     for token, amount in (tokens or {}).items():
         mint(w3, token, to, amount, sender)
 
 
 def approve(w3: Web3, token: str, owner: str, spender: str, amount: int) -> None:
     c = contract(w3, artifacts.load(artifacts.TOKEN), token)
-    data = c.encode_abi("approve", [Web3.to_checksum_address(spender), amount])
+    data = c.encode_abi("approve", [checksummed(spender), amount])
     _transact(w3, f"approving {spender} on {token}", owner, token, data)
 
 
@@ -156,7 +157,7 @@ def deploy_market(w3: Web3, spec0: TokenSpec = USDC, spec1: TokenSpec = WETH,
 
 def token_balance(w3: Web3, token: str, holder: str) -> int:
     c = contract(w3, artifacts.load(artifacts.TOKEN), token)
-    return int(c.functions.balanceOf(Web3.to_checksum_address(holder)).call())
+    return int(c.functions.balanceOf(checksummed(holder)).call())
 
 
 def pool_reserves(w3: Web3, pool: str) -> tuple[int, int]:

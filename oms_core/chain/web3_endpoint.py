@@ -27,6 +27,7 @@ from web3.exceptions import (
 )
 from web3.types import BlockIdentifier, TxParams
 
+from ethereum.addresses import checksummed
 from ethereum.hashing import keccak256
 from oms_core.chain.endpoints import Block, CallRequest, CallReverted, EndpointError, Receipt
 
@@ -170,13 +171,13 @@ class Web3Endpoint:
         return self._run("eth_getBlockByNumber", fetch)
 
     def nonce(self, address: str, *, pending: bool) -> int:
-        account = Web3.to_checksum_address(address)
+        account = checksummed(address)
         tag: BlockIdentifier = "pending" if pending else "latest"
         return self._run("eth_getTransactionCount",
                          lambda: int(self.w3.eth.get_transaction_count(account, tag)))
 
     def balance(self, address: str) -> int:
-        account = Web3.to_checksum_address(address)
+        account = checksummed(address)
         return self._run("eth_getBalance", lambda: int(self.w3.eth.get_balance(account)))
 
     def send_raw_transaction(self, raw: bytes) -> bytes:
@@ -236,8 +237,8 @@ class Web3Endpoint:
 
 def _params(request: CallRequest) -> TxParams:
     params: dict[str, Any] = {
-        "from": Web3.to_checksum_address(request.sender),
-        "to": Web3.to_checksum_address(request.to),
+        "from": checksummed(request.sender),
+        "to": checksummed(request.to),
         "data": "0x" + request.data.hex(),
         "value": request.value,
     }
