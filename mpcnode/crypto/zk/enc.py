@@ -1,5 +1,6 @@
 """Π^enc: the prover's Paillier ciphertext K = enc_N0(k; ρ) encrypts some k ∈ ±2^ℓ
-(CGGMP21 Fig. 14, "Paillier encryption in range").
+("Paillier encryption in range", CGGMP21 pre-2024 revisions, Fig. 14; the pinned
+revision presigns with Π^enc-elg instead: docs/protocol.md, Deviations).
 
 Presigning round 1 needs it: without the range bound a party could encrypt a huge k and
 read the other parties' MtA masks from the decrypted sums (Alpha-Rays). The range is
@@ -88,7 +89,7 @@ def prove(
 def verify(
     ctx: ProofContext, profile: Profile, stmt: Statement, proof: Proof, rp: RingPedersen
 ) -> None:
-    """Raises ProofError(culprit=ctx.prover) unless the Fig. 14 checks all hold.
+    """Raises ProofError(culprit=ctx.prover) unless the Fig. 14 (pre-2024) checks all hold.
 
     ``rp`` is the verifier's own ring-Pedersen (its secret form makes the check use CRT).
     """

@@ -1,6 +1,7 @@
 """Π^log*: the prover's Paillier ciphertext C = enc_N0(x; ρ) and the group element
-X = x·g hide the same x ∈ ±2^x_bits (CGGMP21 Fig. 25, "knowledge of exponent vs Paillier
-encryption").
+X = x·g hide the same x ∈ ±2^x_bits ("knowledge of exponent vs Paillier
+encryption", CGGMP21 pre-2024 revisions, Fig. 25; not in the pinned revision:
+docs/protocol.md, Deviations).
 
 Presigning round 2/3 uses it to tie Γ_i and Δ_i to the encrypted γ_i and k_i; the
 identification step uses it with a wider bound (x_bits), since there the plaintext is an
@@ -122,7 +123,7 @@ def verify(
     *,
     x_bits: int | None = None,
 ) -> None:
-    """Raises ProofError(culprit=ctx.prover) unless the Fig. 25 checks all hold.
+    """Raises ProofError(culprit=ctx.prover) unless the Fig. 25 (pre-2024) checks all hold.
 
     ``rp`` is the verifier's own ring-Pedersen (its secret form makes the check use CRT).
     X may be the identity (x ≡ 0 mod q is a legitimate plaintext); g may not, or the

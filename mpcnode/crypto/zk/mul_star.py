@@ -1,6 +1,7 @@
 """Π^mul*: D = C^x · ρ^N0 mod N0² multiplies the plaintext of the ciphertext C by the
-discrete log x of X = x·G, with x ∈ ±2^ℓ (CGGMP21 Fig. 31, "multiplication Paillier vs
-group").
+discrete log x of X = x·G, with x ∈ ±2^ℓ ("multiplication Paillier vs
+group", CGGMP21 pre-2024 revisions, Fig. 31; not in the pinned revision:
+docs/protocol.md, Deviations).
 
 The identification step after a failed signature uses it: each signer shows that its
 claimed encryption of k_i·x_i was computed from its published K_i and its public key
@@ -102,7 +103,7 @@ def prove(
 def verify(
     ctx: ProofContext, profile: Profile, stmt: Statement, proof: Proof, rp: RingPedersen
 ) -> None:
-    """Raises ProofError(culprit=ctx.prover) unless the Fig. 31 checks all hold.
+    """Raises ProofError(culprit=ctx.prover) unless the Fig. 31 (pre-2024) checks all hold.
 
     ``rp`` is the verifier's own ring-Pedersen (its secret form makes the check use CRT).
     """

@@ -1,5 +1,5 @@
-"""Π^enc (CGGMP21 Fig. 14): honest proof, one forgery per verifier check, replay, and
-the Alpha-Rays range attack (DESIGN §7)."""
+"""Π^enc (CGGMP21 pre-2024 revisions, Fig. 14): honest proof, one forgery per verifier check,
+replay, and the Alpha-Rays range attack (DESIGN §7)."""
 
 from __future__ import annotations
 
@@ -181,7 +181,7 @@ def test_rejects_proof_for_another_verifier(case: Case) -> None:
 
 
 def _equations_hold(case: Case, stmt: enc.Statement, proof: enc.Proof) -> bool:
-    """Both Fig. 14 equations, evaluated independently of enc.verify."""
+    """Both equations of Π^enc, evaluated independently of enc.verify."""
     rp, key = case.rp_secret.public, stmt.key
     e = enc._challenge(CTX, PROFILE, stmt, rp, proof.S, proof.A, proof.C)
     n0, n0sq = key.n, key.n2

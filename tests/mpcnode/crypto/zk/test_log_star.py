@@ -1,5 +1,5 @@
-"""Π^log* (CGGMP21 Fig. 25): honest proofs (base G and another base, default and wide
-x_bits), one forgery per verifier check, replay, and the plaintext range bound."""
+"""Π^log* (CGGMP21 pre-2024 revisions, Fig. 25): honest proofs (base G and another base, default
+and wide x_bits), one forgery per verifier check, replay, and the plaintext range bound."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Π^mul* (CGGMP21 Fig. 31): honest proof, one forgery per verifier check, replay, and the
-range bound on x."""
+"""Π^mul* (CGGMP21 pre-2024 revisions, Fig. 31): honest proof, one forgery per verifier check,
+replay, and the range bound on x."""
 
 from __future__ import annotations
 
