@@ -1,8 +1,9 @@
 """Figure references follow the pinned paper revision (``PAPER_REVISION``, docs/protocol.md).
 
 Figure numbers moved between revisions of ePrint 2021/060: a "Fig. 16" written for an older
-revision points at another figure of the pinned one. A number that the pinned revision does
-not use for what this code implements must say that it is a pre-2024 figure.
+revision points at another figure of the pinned one. A CGGMP21 figure number that the pinned
+revision does not use for what this code implements must say that it is a pre-2024 figure.
+(Only references with "CGGMP" shortly before them are checked: other papers have figures too.)
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ SOURCES = ("mpcnode", "coordinator", "testing", "tests", "docs")
 PINNED = {6, 7, 8, 9, 10, 12, 13, 22, 23, 24, 25, 26, 27, 28}
 FIG = re.compile(r"Fig(?:ure|s?\.)\s*(\d+)")
 BEFORE, AFTER = 400, 30  # characters around a reference that may say "pre-2024"
+PAPER_NEAR = 80  # a reference is to CGGMP21 if "CGGMP" is this close before it
 
 
 def _references() -> list[tuple[str, int, str]]:
@@ -31,6 +33,8 @@ def _references() -> list[tuple[str, int, str]]:
                 continue
             text = path.read_text(encoding="utf-8")
             for m in FIG.finditer(text):
+                if "CGGMP" not in text[max(0, m.start() - PAPER_NEAR):m.start()]:
+                    continue
                 around = text[max(0, m.start() - BEFORE):m.end() + AFTER]
                 out.append((str(path.relative_to(ROOT)), int(m.group(1)), around))
     return out
