@@ -1,7 +1,12 @@
-"""Security parameters, named as one profile (DESIGN §2).
+"""Security parameters, named as one profile (DESIGN §2), and the paper revision.
 
 ℓ, ℓ', ε follow taurusgroup/multi-party-sig and cggmp24; the range-proof challenge is
 drawn from ±q. Π^mod and Π^prm repeat ``m`` times with soundness error 2^-m each.
+
+Every "CGGMP21 Fig. N" or "§N" in this code base and in docs/ refers to ``PAPER_REVISION``.
+Three proofs used here are not in that revision (it presigns with El-Gamal commitments):
+Π^enc, Π^log* and Π^mul* are cited as "pre-2024 revisions, Fig. 14 / 25 / 31", the
+numbering of the revisions before it (docs/protocol.md, "Deviations from the paper").
 """
 
 from __future__ import annotations
@@ -9,6 +14,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpcnode.core.curve import Q
+
+PAPER = ("Canetti, Gennaro, Goldfeder, Makriyannis, Peled: UC Non-Interactive, Proactive, "
+         "Threshold ECDSA with Identifiable Aborts, IACR ePrint 2021/060")
+PAPER_REVISION = "2024-10-21"
+"""The pinned revision of ``PAPER``: the latest on ePrint (https://eprint.iacr.org/2021/060)."""
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Hash commitments for commit-then-reveal rounds (CGGMP21 Fig. 5/6, round 1).
+"""Hash commitments for commit-then-reveal rounds (CGGMP21 Fig. 6/7, round 1).
 
 V = H(domain, session, party, values, u) with a 256-bit random opening u: binding by
 collision resistance, hiding because u is fresh.

@@ -1,5 +1,5 @@
 """Auxiliary info: each party's Paillier key and ring-Pedersen parameters, with proofs
-(CGGMP21 Fig. 6, the aux-info part).
+(CGGMP21 Fig. 7, the aux-info part).
 
 Round 1: make (N_i, s_i, t_i) and Π^prm; commit to them with rid_i.
 Round 2: reveal.

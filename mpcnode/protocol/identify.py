@@ -1,5 +1,6 @@
-"""Identification steps after a failed δ check or a failed signature (CGGMP21 §4.3,
-"Identifying aborts", with Fig. 31's Π^{mul*} and a wide-range Π^{log*}).
+"""Identification steps after a failed δ check or a failed signature (CGGMP21 §4.3:
+Fig. 9 and §4.3.1, here with Π^{mul*} and a wide-range Π^{log*} in place of the pinned
+revision's Π^dec and Π^aff-g*: docs/protocol.md, Deviations).
 
 Every proof in presigning can pass while a signer still lies about δ_i or σ_i, since
 those are sums of decrypted values. Then each signer i reopens the sum homomorphically:

@@ -16,8 +16,10 @@ After a failed δ check (``presign.DeltaCheckError``) a signer starts one more r
 "presign/identify" (``PresignRound.IDENTIFY``): a broadcast with its disclosures and,
 per verifier, its reopening of δ_i (``identify.delta_evidence``, made with that
 verifier's ring-Pedersen parameters). Its ``receive`` never returns: it raises
-``ProtocolError`` naming the first culprit. δ_j and Δ_j come from echo-checked
-broadcasts, so every honest signer fails the δ check, and runs this round, together.
+``ProtocolError`` naming the first culprit. With an honest relay every signer gets the
+same round-3 broadcasts, so every honest signer fails the δ check, and runs this round,
+together; a sender and relay that equivocate on δ_j can split them (docs/protocol.md,
+"Why the last presigning broadcast is not echoed").
 """
 
 from __future__ import annotations

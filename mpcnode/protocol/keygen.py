@@ -1,4 +1,4 @@
-"""t-of-n key generation: Feldman VSS with commit-then-reveal (CGGMP21 Fig. 5, made
+"""t-of-n key generation: Feldman VSS with commit-then-reveal (CGGMP21 Fig. 6, made
 threshold with Feldman's verifiable secret sharing).
 
 Round 1: commit to (rid_i, chain-code part, polynomial commitments F_i, Schnorr A_i).
@@ -279,7 +279,7 @@ def _check_opening(session: bytes, threshold: int, j: int, m: Msg2, V: bytes) ->
 
 def _check_proofs(session: bytes, rid: bytes, public: PublicKeyData,
                   decs: Mapping[int, Decommitment], msgs: Mapping[int, Msg3]) -> None:
-    """Π^sch of every X_j, made with the A_j committed in round 1 (CGGMP21 Fig. 5)."""
+    """Π^sch of every X_j, made with the A_j committed in round 1 (CGGMP21 Fig. 6)."""
     for j, m in sorted(msgs.items()):
         if m.proof.A != decs[j].A:
             raise ProtocolError(j, "Schnorr commitment differs from the committed one")

@@ -1,4 +1,5 @@
-"""Three-round presigning for a signer set S (CGGMP21 Fig. 7, latest revision).
+"""Three-round presigning for a signer set S (CGGMP21 pre-2024 revisions, Fig. 7;
+the pinned revision's Fig. 8 adds El-Gamal commitments: docs/protocol.md, Deviations).
 
 Round 1: K_i = enc_i(k_i), G_i = enc_i(γ_i); Π^enc for K_i to each j (j's parameters).
 Round 2: Γ_i = γ_i·G; for each j the MtA ciphertexts D_{j,i} = K_j^{γ_i}·enc_j(β_{i,j}),

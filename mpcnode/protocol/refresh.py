@@ -1,4 +1,4 @@
-"""Proactive refresh of a t-of-n key (CGGMP21 Fig. 6, key-refresh part, made threshold).
+"""Proactive refresh of a t-of-n key (CGGMP21 Fig. 7, key-refresh part, made threshold).
 
 Every party deals a Feldman-committed polynomial with zero constant term; each share
 becomes x_i + Σ_j g_j(i). The public key is unchanged (Σ of zero constants) while old

@@ -1,4 +1,4 @@
-"""One-round signing from a presignature, and the combiner (CGGMP21 Fig. 8).
+"""One-round signing from a presignature, and the combiner (CGGMP21 Fig. 10).
 
 σ_i = k_i·m + r·χ_i; Σσ_i = k(m + r·x) = s with R = k^{-1}·G, r = R.x mod q. The
 combiner normalises to low s (BIP62/EIP-2), computes the recovery id and verifies the

@@ -1,8 +1,8 @@
-"""Π^aff-g: Paillier affine operation with group commitment in range (CGGMP21 Fig. 15).
+"""Π^aff-g: Paillier affine operation with group commitment in range (CGGMP21 Fig. 25).
 
 Proves that D = C^x · enc_N0(y; ρ) was formed from the verifier's ciphertext C with the x
 behind X = x·G and the y behind the prover's own ciphertext Y = enc_N1(y; ρ_y), with
-x ∈ ±2^{ℓ+ε} and y ∈ ±2^{ℓ'+ε}. Presigning's MtA (CGGMP21 Fig. 7, round 2) needs it: without
+x ∈ ±2^{ℓ+ε} and y ∈ ±2^{ℓ'+ε}. Presigning's MtA (CGGMP21 Fig. 8, round 2) needs it: without
 the ranges a peer can wrap around N0 and learn the verifier's nonce k or share (Alpha-Rays).
 """
 
@@ -131,7 +131,7 @@ def prove(
 def verify(
     ctx: ProofContext, profile: Profile, stmt: Statement, proof: Proof, rp: RingPedersen
 ) -> None:
-    """Raises ProofError(culprit=ctx.prover) naming the first failed check of Fig. 15.
+    """Raises ProofError(culprit=ctx.prover) naming the first failed check of Fig. 25.
 
     rp and stmt.key0 are the verifier's own (secret, so the checks run by CRT).
     """

@@ -20,6 +20,18 @@ def in_signed_range(x: int, bits: int) -> bool:
     return -(1 << bits) <= x <= (1 << bits)
 
 
+def in_scaled_range(x: int, n_hat: int, bits: int) -> bool:
+    """|x| ≤ N̂·2^bits: membership in ±N̂·2^bits.
+
+    Bounds the ring-Pedersen responses z = γ + e·μ (z3 of Π^enc and Π^log*, z2 of
+    Π^mul*): with γ ∈ ±N̂·2^{b+ε}, μ ∈ ±N̂·2^b and e ∈ ±q, and q < 2^ℓ ≤ 2^ε, an honest
+    |z| stays below N̂·2^{b+ε+1}. Checking it costs no completeness and caps the exponent
+    a peer can make the verifier raise t to; unbounded, a huge z makes verification
+    arbitrarily slow.
+    """
+    return -(n_hat << bits) <= x <= (n_hat << bits)
+
+
 def is_unit(x: int, n: int) -> bool:
     """x ∈ Z*_n."""
     return 0 < x < n and bigint.gcd(x, n) == 1

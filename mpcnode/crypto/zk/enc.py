@@ -1,5 +1,6 @@
 """Π^enc: the prover's Paillier ciphertext K = enc_N0(k; ρ) encrypts some k ∈ ±2^ℓ
-(CGGMP21 Fig. 14, "Paillier encryption in range").
+("Paillier encryption in range", CGGMP21 pre-2024 revisions, Fig. 14; the pinned
+revision presigns with Π^enc-elg instead: docs/protocol.md, Deviations).
 
 Presigning round 1 needs it: without the range bound a party could encrypt a huge k and
 read the other parties' MtA masks from the decrypted sums (Alpha-Rays). The range is
@@ -16,7 +17,7 @@ from mpcnode.crypto.paillier import PaillierKey
 from mpcnode.crypto.random_source import RandomSource, rand_signed, rand_unit
 from mpcnode.crypto.ring_pedersen import RingPedersen
 from mpcnode.crypto.transcript import ProofContext
-from mpcnode.crypto.zk.checks import in_signed_range, is_unit, require
+from mpcnode.crypto.zk.checks import in_scaled_range, in_signed_range, is_unit, require
 
 DOMAIN = "cggmp21/zk/enc/v1"
 NAME = "Π^enc"
@@ -41,7 +42,7 @@ class Proof:
     C: int  # C = s^α · t^γ mod N̂
     z1: int  # z1 = α + e·k
     z2: int  # z2 = r · ρ^e mod N0
-    z3: int  # z3 = γ + e·μ
+    z3: int  # z3 = γ + e·μ ∈ ±N̂·2^{ℓ+ε+1}
 
 
 def _challenge(
@@ -88,7 +89,7 @@ def prove(
 def verify(
     ctx: ProofContext, profile: Profile, stmt: Statement, proof: Proof, rp: RingPedersen
 ) -> None:
-    """Raises ProofError(culprit=ctx.prover) unless the Fig. 14 checks all hold.
+    """Raises ProofError(culprit=ctx.prover) unless the Fig. 14 (pre-2024) checks all hold.
 
     ``rp`` is the verifier's own ring-Pedersen (its secret form makes the check use CRT).
     """
@@ -101,6 +102,9 @@ def verify(
     require(is_unit(proof.z2, n0), ctx, NAME, "z2 is not a unit mod N0")
     # The range check is the soundness of the whole proof (Alpha-Rays).
     require(in_signed_range(proof.z1, profile.ell + profile.eps), ctx, NAME, "z1 out of range")
+    # Not a soundness check: z3 is an exponent of t, so an unbounded z3 is a slow-down.
+    require(in_scaled_range(proof.z3, n_hat, profile.ell + profile.eps + 1),
+            ctx, NAME, "z3 out of range")
     e = _challenge(ctx, profile, stmt, rp, proof.S, proof.A, proof.C)
     require(
         rp.commit(proof.z1, proof.z3) == proof.C * rp.pow(proof.S, e) % n_hat,

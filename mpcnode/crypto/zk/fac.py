@@ -1,7 +1,7 @@
-"""Π^fac: no small factor proof (CGGMP21 Fig. 28).
+"""Π^fac: no small factor proof (CGGMP21 Fig. 26).
 
 Proves that the prover knows p, q with N0 = p·q and both factors in ±2^{ℓ+ε}·√N0, hence
-both above roughly 2^ℓ. Aux info (CGGMP21 Fig. 6) needs it beside Π^mod: a modulus with a
+both above roughly 2^ℓ. Aux info (CGGMP21 Fig. 7) needs it beside Π^mod: a modulus with a
 small factor lets its owner read a peer's secret out of the MtA range proofs (BitForge,
 CVE-2023-33241).
 """
@@ -115,7 +115,7 @@ def prove(
 def verify(
     ctx: ProofContext, profile: Profile, stmt: Statement, proof: Proof, rp: RingPedersen
 ) -> None:
-    """Raises ProofError(culprit=ctx.prover) naming the first failed check of Fig. 28.
+    """Raises ProofError(culprit=ctx.prover) naming the first failed check of Fig. 26.
 
     rp is the verifier's own ring-Pedersen (secret, so the checks run by CRT).
     """
@@ -132,7 +132,7 @@ def verify(
     check(is_unit(p.A, nhat), "A not in Z*_N̂")
     check(is_unit(p.B, nhat), "B not in Z*_N̂")
     check(is_unit(p.T, nhat), "T not in Z*_N̂")
-    # The defence against small factors: z1, z2 ∈ ±2^{ℓ+ε}·√N0 (Fig. 28).
+    # The defence against small factors: z1, z2 ∈ ±2^{ℓ+ε}·√N0 (Fig. 26).
     zb = _factor_bound(profile, n0)
     check(abs(p.z1) <= zb, "z1 out of range")
     check(abs(p.z2) <= zb, "z2 out of range")

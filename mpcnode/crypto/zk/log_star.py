@@ -1,6 +1,7 @@
 """Π^log*: the prover's Paillier ciphertext C = enc_N0(x; ρ) and the group element
-X = x·g hide the same x ∈ ±2^x_bits (CGGMP21 Fig. 25, "knowledge of exponent vs Paillier
-encryption").
+X = x·g hide the same x ∈ ±2^x_bits ("knowledge of exponent vs Paillier
+encryption", CGGMP21 pre-2024 revisions, Fig. 25; not in the pinned revision:
+docs/protocol.md, Deviations).
 
 Presigning round 2/3 uses it to tie Γ_i and Δ_i to the encrypted γ_i and k_i; the
 identification step uses it with a wider bound (x_bits), since there the plaintext is an
@@ -18,7 +19,13 @@ from mpcnode.crypto.paillier import PaillierKey
 from mpcnode.crypto.random_source import RandomSource, rand_signed, rand_unit
 from mpcnode.crypto.ring_pedersen import RingPedersen
 from mpcnode.crypto.transcript import ProofContext
-from mpcnode.crypto.zk.checks import in_signed_range, is_nonidentity, is_unit, require
+from mpcnode.crypto.zk.checks import (
+    in_scaled_range,
+    in_signed_range,
+    is_nonidentity,
+    is_unit,
+    require,
+)
 
 DOMAIN = "cggmp21/zk/log_star/v1"
 NAME = "Π^log*"
@@ -46,7 +53,7 @@ class Proof:
     D: int  # D = s^α · t^γ mod N̂
     z1: int  # z1 = α + e·x
     z2: int  # z2 = r · ρ^e mod N0
-    z3: int  # z3 = γ + e·μ
+    z3: int  # z3 = γ + e·μ ∈ ±N̂·2^{x_bits+ε+1}
 
 
 def _challenge(
@@ -116,7 +123,7 @@ def verify(
     *,
     x_bits: int | None = None,
 ) -> None:
-    """Raises ProofError(culprit=ctx.prover) unless the Fig. 25 checks all hold.
+    """Raises ProofError(culprit=ctx.prover) unless the Fig. 25 (pre-2024) checks all hold.
 
     ``rp`` is the verifier's own ring-Pedersen (its secret form makes the check use CRT).
     X may be the identity (x ≡ 0 mod q is a legitimate plaintext); g may not, or the
@@ -132,6 +139,9 @@ def verify(
     require(key.is_valid_ciphertext(proof.A), ctx, NAME, "A is not a unit mod N0²")
     require(is_unit(proof.z2, n0), ctx, NAME, "z2 is not a unit mod N0")
     require(in_signed_range(proof.z1, bits + profile.eps), ctx, NAME, "z1 out of range")
+    # Not a soundness check: z3 is an exponent of t, so an unbounded z3 is a slow-down.
+    require(in_scaled_range(proof.z3, n_hat, bits + profile.eps + 1),
+            ctx, NAME, "z3 out of range")
     e = _challenge(ctx, profile, stmt, rp, bits, (proof.S, proof.A, proof.Y, proof.D))
     require(stmt.g * proof.z1 == proof.Y + stmt.X * e, ctx, NAME, "z1·g != Y + e·X")
     require(

@@ -1,5 +1,5 @@
 """Π^mod: N is a Paillier–Blum modulus, N = pq with p ≡ q ≡ 3 mod 4 and gcd(N, φ(N)) = 1
-(CGGMP21 Fig. 16).
+(CGGMP21 Fig. 12).
 
 Aux info needs it for every party's Paillier key: an N-th root z_i of each challenge shows
 gcd(N, φ(N)) = 1 (so N is square-free), and a fourth root of ±w^b·y_i shows N has at most
@@ -142,7 +142,7 @@ def prove(
 
 
 def verify(ctx: ProofContext, profile: Profile, stmt: Statement, proof: Proof) -> None:
-    """Raises ProofError(culprit=ctx.prover) unless the Fig. 16 checks all hold."""
+    """Raises ProofError(culprit=ctx.prover) unless the Fig. 12 checks all hold."""
     n, m = stmt.n, profile.m_mod
     # The exact size also keeps N large enough for m distinct challenges (DESIGN §2).
     require(n.bit_length() == profile.paillier_bits, ctx, NAME, "N has the wrong bit length")

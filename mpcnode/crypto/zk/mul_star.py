@@ -1,6 +1,7 @@
 """Π^mul*: D = C^x · ρ^N0 mod N0² multiplies the plaintext of the ciphertext C by the
-discrete log x of X = x·G, with x ∈ ±2^ℓ (CGGMP21 Fig. 31, "multiplication Paillier vs
-group").
+discrete log x of X = x·G, with x ∈ ±2^ℓ ("multiplication Paillier vs
+group", CGGMP21 pre-2024 revisions, Fig. 31; not in the pinned revision:
+docs/protocol.md, Deviations).
 
 The identification step after a failed signature uses it: each signer shows that its
 claimed encryption of k_i·x_i was computed from its published K_i and its public key
@@ -18,7 +19,7 @@ from mpcnode.crypto.paillier import PaillierKey
 from mpcnode.crypto.random_source import RandomSource, rand_signed, rand_unit
 from mpcnode.crypto.ring_pedersen import RingPedersen
 from mpcnode.crypto.transcript import ProofContext
-from mpcnode.crypto.zk.checks import in_signed_range, is_unit, require
+from mpcnode.crypto.zk.checks import in_scaled_range, in_signed_range, is_unit, require
 
 DOMAIN = "cggmp21/zk/mul_star/v1"
 NAME = "Π^mul*"
@@ -45,7 +46,7 @@ class Proof:
     E: int  # E = s^α · t^γ mod N̂
     S: int  # S = s^x · t^m mod N̂
     z1: int  # z1 = α + e·x
-    z2: int  # z2 = γ + e·m
+    z2: int  # z2 = γ + e·m ∈ ±N̂·2^{ℓ+ε+1}
     w: int  # w = r · ρ^e mod N0
 
 
@@ -102,7 +103,7 @@ def prove(
 def verify(
     ctx: ProofContext, profile: Profile, stmt: Statement, proof: Proof, rp: RingPedersen
 ) -> None:
-    """Raises ProofError(culprit=ctx.prover) unless the Fig. 31 checks all hold.
+    """Raises ProofError(culprit=ctx.prover) unless the Fig. 31 (pre-2024) checks all hold.
 
     ``rp`` is the verifier's own ring-Pedersen (its secret form makes the check use CRT).
     """
@@ -115,6 +116,9 @@ def verify(
     require(is_unit(proof.S, n_hat), ctx, NAME, "S is not a unit mod N̂")
     require(is_unit(proof.w, n0), ctx, NAME, "w is not a unit mod N0")
     require(in_signed_range(proof.z1, profile.ell + profile.eps), ctx, NAME, "z1 out of range")
+    # Not a soundness check: z2 is an exponent of t, so an unbounded z2 is a slow-down.
+    require(in_scaled_range(proof.z2, n_hat, profile.ell + profile.eps + 1),
+            ctx, NAME, "z2 out of range")
     e = _challenge(ctx, profile, stmt, rp, (proof.A, proof.B_x, proof.E, proof.S))
     require(Point.base_mul(proof.z1) == proof.B_x + stmt.X * e, ctx, NAME, "z1·G != B_x + e·X")
     require(

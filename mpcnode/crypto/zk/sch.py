@@ -1,7 +1,7 @@
 """Π^sch: Schnorr proof of knowledge of x with X = x·G (CGGMP21 Fig. 22).
 
 The commitment A may be produced ahead of time (``commit``) so keygen can commit to it
-in round 1 and prove in round 3, as CGGMP21 Fig. 5 does.
+in round 1 and prove in round 3, as CGGMP21 Fig. 6 does.
 """
 
 from __future__ import annotations

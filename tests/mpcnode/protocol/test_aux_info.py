@@ -1,4 +1,4 @@
-"""Aux info (CGGMP21 Fig. 6, aux-info part): honest runs agree on every party's Paillier
+"""Aux info (CGGMP21 Fig. 7, aux-info part): honest runs agree on every party's Paillier
 and ring-Pedersen parameters, and each check of a peer's parameters or proofs (size,
 reuse, Π^prm, Π^mod, Π^fac, commitments, echoes) raises ProtocolError naming that peer.
 

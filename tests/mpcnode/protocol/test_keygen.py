@@ -1,4 +1,4 @@
-"""t-of-n keygen (CGGMP21 Fig. 5 with Feldman VSS): honest runs agree, and every check
+"""t-of-n keygen (CGGMP21 Fig. 6 with Feldman VSS): honest runs agree, and every check
 of a peer's message raises ProtocolError naming that peer (identifiable abort)."""
 
 from __future__ import annotations

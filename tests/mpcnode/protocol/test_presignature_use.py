@@ -1,5 +1,5 @@
 """A presignature is single-use and bound to its key, share epoch, signer set and path
-(CGGMP21 Fig. 8; DESIGN §2 "Presignatures are single-use"); the combiner checks the
+(CGGMP21 Fig. 10; DESIGN §2 "Presignatures are single-use"); the combiner checks the
 signature before anyone sees it."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Proactive refresh (CGGMP21 Fig. 6, key-refresh part, made threshold): the public key
+"""Proactive refresh (CGGMP21 Fig. 7, key-refresh part, made threshold): the public key
 stays, the shares change, old and new shares do not mix, and every check of a peer's
 message raises ProtocolError naming that peer."""
 

@@ -1,4 +1,4 @@
-"""End-to-end threshold signatures (CGGMP21 Fig. 7 + Fig. 8): any t signers produce a
+"""End-to-end threshold signatures (CGGMP21 presigning + Fig. 10): any t signers produce a
 standard ECDSA signature that independent verifiers accept (libsecp256k1 via coincurve,
 OpenSSL via ``cryptography``, pure-Python py-ecc), for the root key and a BIP32 child;
 fewer than t cannot."""

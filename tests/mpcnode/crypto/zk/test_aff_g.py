@@ -1,4 +1,4 @@
-"""Π^aff-g (CGGMP21 Fig. 15): honest proofs verify; each verifier check rejects its forgery."""
+"""Π^aff-g (CGGMP21 Fig. 25): honest proofs verify; each verifier check rejects its forgery."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""Π^enc (CGGMP21 Fig. 14): honest proof, one forgery per verifier check, replay, and
-the Alpha-Rays range attack (DESIGN §7)."""
+"""Π^enc (CGGMP21 pre-2024 revisions, Fig. 14): honest proof, one forgery per verifier check,
+replay, and the Alpha-Rays range attack (DESIGN §7)."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import pytest
 
 from mpcnode.core.errors import ProofError
 from mpcnode.core.params import DEFAULT_PROFILE as PROFILE
+from mpcnode.core.params import PROFILES
 from mpcnode.crypto.paillier import PaillierSecretKey
 from mpcnode.crypto.ring_pedersen import RingPedersen, RingPedersenSecret
 from mpcnode.crypto.transcript import ProofContext
@@ -121,6 +122,23 @@ def test_rejects_z1_out_of_range(case: Case) -> None:
         _reject(case, "z1 out of range", proof=dataclasses.replace(case.proof, z1=z1))
 
 
+def test_rejects_z3_out_of_range(case: Case) -> None:
+    """z3 is an exponent of t: a peer sending a huge one must not make verification slow."""
+    bound = case.rp_secret.n << (PROFILE.ell + PROFILE.eps + 1)
+    for z3 in (bound + 1, -bound - 1, 1 << 1_000_000):
+        _reject(case, "z3 out of range", proof=dataclasses.replace(case.proof, z3=z3))
+
+
+def test_z3_bound_admits_every_honest_response(case: Case) -> None:
+    """The extreme honest z3 = γ + e·μ (all three at their bounds) passes the range check
+    and reaches the equation it belongs to."""
+    n_hat = case.rp_secret.n
+    z3 = (n_hat << (PROFILE.ell + PROFILE.eps)) + PROFILE.q * (n_hat << PROFILE.ell)
+    for sign in (1, -1):
+        _reject(case, "s^z1·t^z3 != C·S^e mod N̂",
+                proof=dataclasses.replace(case.proof, z3=sign * z3))
+
+
 def test_rejects_ring_pedersen_equation(case: Case) -> None:
     _reject(case, "s^z1·t^z3 != C·S^e mod N̂",
             proof=dataclasses.replace(case.proof, z3=case.proof.z3 + 1))
@@ -163,7 +181,7 @@ def test_rejects_proof_for_another_verifier(case: Case) -> None:
 
 
 def _equations_hold(case: Case, stmt: enc.Statement, proof: enc.Proof) -> bool:
-    """Both Fig. 14 equations, evaluated independently of enc.verify."""
+    """Both equations of Π^enc, evaluated independently of enc.verify."""
     rp, key = case.rp_secret.public, stmt.key
     e = enc._challenge(CTX, PROFILE, stmt, rp, proof.S, proof.A, proof.C)
     n0, n0sq = key.n, key.n2
@@ -191,3 +209,9 @@ def test_alpha_rays_forged_large_z1_rejected(case: Case) -> None:
     )
     assert _equations_hold(case, case.stmt, forged)
     _reject(case, "z1 out of range", proof=forged)
+
+
+def test_z3_bound_premise_holds_in_every_profile() -> None:
+    """N̂·2^{ℓ+ε+1} bounds every honest z3 only because q ≤ 2^ε (so |e·μ| ≤ N̂·2^{ℓ+ε})."""
+    for profile in PROFILES.values():
+        assert profile.q <= 1 << profile.eps, profile.name

@@ -1,4 +1,4 @@
-"""Π^fac (CGGMP21 Fig. 28): honest proofs verify; each verifier check rejects its forgery;
+"""Π^fac (CGGMP21 Fig. 26): honest proofs verify; each verifier check rejects its forgery;
 BitForge moduli (CVE-2023-33241) with a small factor are refused by the range checks."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Π^log* (CGGMP21 Fig. 25): honest proofs (base G and another base, default and wide
-x_bits), one forgery per verifier check, replay, and the plaintext range bound."""
+"""Π^log* (CGGMP21 pre-2024 revisions, Fig. 25): honest proofs (base G and another base, default
+and wide x_bits), one forgery per verifier check, replay, and the plaintext range bound."""
 
 from __future__ import annotations
 
@@ -135,6 +135,24 @@ def test_rejects_z1_out_of_range(case: Case) -> None:
     bound = 1 << (PROFILE.ell + PROFILE.eps)
     for z1 in (bound + 1, -bound - 1):
         _reject(case, "z1 out of range", proof=dataclasses.replace(case.proof, z1=z1))
+
+
+def test_rejects_z3_out_of_range(case: Case) -> None:
+    """z3 is an exponent of t: a peer sending a huge one must not make verification slow."""
+    bound = case.rp_secret.n << (PROFILE.ell + PROFILE.eps + 1)
+    for z3 in (bound + 1, -bound - 1, 1 << 1_000_000):
+        _reject(case, "z3 out of range", proof=dataclasses.replace(case.proof, z3=z3))
+
+
+def test_z3_bound_follows_x_bits(case: Case) -> None:
+    """The bound is N̂·2^{x_bits+ε+1}: the extreme honest z3 of a wide proof passes every
+    range check and reaches the equations (the first of which fails, since x_bits is in
+    the challenge); the same z3 is out of range at the default bound."""
+    n_hat = case.rp_secret.n
+    z3 = (n_hat << (WIDE + PROFILE.eps)) + PROFILE.q * (n_hat << WIDE)
+    proof = dataclasses.replace(case.proof, z3=z3)
+    _reject(case, "z1·g != Y + e·X", proof=proof, x_bits=WIDE)
+    _reject(case, "z3 out of range", proof=proof)
 
 
 def test_rejects_group_equation(case: Case) -> None:

@@ -1,4 +1,4 @@
-"""Π^mod (CGGMP21 Fig. 16): honest proof, one negative test per verifier check, replay,
+"""Π^mod (CGGMP21 Fig. 12): honest proof, one negative test per verifier check, replay,
 and the DESIGN §7 attacks: BitForge moduli, repeated challenges, too few repetitions."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Π^mul* (CGGMP21 Fig. 31): honest proof, one forgery per verifier check, replay, and the
-range bound on x."""
+"""Π^mul* (CGGMP21 pre-2024 revisions, Fig. 31): honest proof, one forgery per verifier check,
+replay, and the range bound on x."""
 
 from __future__ import annotations
 
@@ -125,6 +125,22 @@ def test_rejects_z1_out_of_range(case: Case) -> None:
     bound = 1 << (PROFILE.ell + PROFILE.eps)
     for z1 in (bound + 1, -bound - 1):
         _reject(case, "z1 out of range", proof=dataclasses.replace(case.proof, z1=z1))
+
+
+def test_rejects_z2_out_of_range(case: Case) -> None:
+    """z2 is an exponent of t: a peer sending a huge one must not make verification slow."""
+    bound = case.rp_secret.n << (PROFILE.ell + PROFILE.eps + 1)
+    for z2 in (bound + 1, -bound - 1, 1 << 1_000_000):
+        _reject(case, "z2 out of range", proof=dataclasses.replace(case.proof, z2=z2))
+
+
+def test_z2_bound_admits_every_honest_response(case: Case) -> None:
+    """The extreme honest z2 = γ + e·m passes the range check and reaches its equation."""
+    n_hat = case.rp_secret.n
+    z2 = (n_hat << (PROFILE.ell + PROFILE.eps)) + PROFILE.q * (n_hat << PROFILE.ell)
+    for sign in (1, -1):
+        _reject(case, "s^z1·t^z2 != E·S^e mod N̂",
+                proof=dataclasses.replace(case.proof, z2=sign * z2))
 
 
 def test_rejects_group_equation(case: Case) -> None:

@@ -1,4 +1,4 @@
-"""Π^prm (CGGMP21 Fig. 17): honest proof, one negative test per verifier check, replay,
+"""Π^prm (CGGMP21 Fig. 13): honest proof, one negative test per verifier check, replay,
 and the c-guess attack (a prover without λ guessing the challenge bits)."""
 
 from __future__ import annotations
