@@ -5,7 +5,9 @@
   loosen the policy; a new bundle must carry a newer version (no replay of an old one).
 - ``policy.sqlite3``: the last accepted WebAuthn sign counter per credential (a replayed
   assertion is refused) and the node's own ledger of what it signed per initiator (the
-  rolling 24-hour limit is checked against this, not against anything the OMS says).
+  rolling 24-hour limit is checked against this, not against anything the OMS says), each
+  entry with what its request id is bound to (key, path, digest: one request id, one
+  transaction; ``zero_trust/request_binding.py``).
 
 Durability rides on the presignature store's consumption journal: a signature's ledger
 entry and counters travel as the journal record's note, fsynced before σ_i leaves the
@@ -13,8 +15,9 @@ node. The checks read an in-memory copy of the ledger (the last two days) and of
 counters, updated at once; the database is written later, in one transaction at the
 store's checkpoint (before the journal holding the same notes is emptied) and at close.
 The notes are re-applied when the node starts.
-Authorization, signing and recording run under one lock, so two concurrent requests of
-one initiator cannot both pass a limit that only one of them fits.
+Authorization, signing and recording run under one lock, and the installed bundle is read
+under it too, so two concurrent requests of one initiator cannot both pass a limit that only
+one of them fits, and a decision never mixes an old bundle with a newer install.
 
 A retry of the same OMS request (another presignature after a transport failure) may
 present the same assertions again: a credential's counter is compared with its value
@@ -42,9 +45,12 @@ from mpcnode.state.schema_migrations import Migration, Schema, migrate
 from zero_trust.authorization import SigningRequest, Verdict, authorize
 from zero_trust.policy.bundle import PolicyBundle, bundle_from_json, check_upgrade, verify_bundle
 from zero_trust.policy.policy_canonical import decimal_text
+from zero_trust.request_binding import RequestBinding
 
 DAY_S = 86400.0
 KEEP_S = 2 * DAY_S  # ledger entries kept in memory: the 24-hour window with a day's margin
+UNKNOWN_BINDING = RequestBinding("", (), "")
+"""A request id signed before bindings were recorded: no new request matches it."""
 T = TypeVar("T")
 SCHEMA = Schema("node policy state", (
     Migration(1, "the schema of the releases before versions were recorded", (
@@ -61,6 +67,11 @@ SCHEMA = Schema("node policy state", (
     at         REAL NOT NULL
 )""",
         "CREATE INDEX IF NOT EXISTS signed_by_initiator ON signed_requests (initiator, at)",
+    )),
+    Migration(2, "what each signed request id is bound to", (
+        # request_binding JSON; NULL for a request signed before bindings were recorded,
+        # which binds it to a transaction no longer known (nothing more signs under it)
+        "ALTER TABLE signed_requests ADD COLUMN binds TEXT",
     )),
 ))
 """Migrations of ``policy.sqlite3`` (schema_migrations.py), applied when it opens."""
@@ -101,9 +112,12 @@ class PolicyState:
         # that request).
         self._ledger: dict[str, RollingWindow] = {}
         self._counters: dict[bytes, tuple[int, str, int | None]] = {}
+        # Request id → (time, what it is bound to), for the last KEEP_S; older ones are
+        # looked up in the database.
+        self._bindings: dict[str, tuple[float, RequestBinding]] = {}
         # Applied in memory, not yet in the database: (request id, initiator, USD, time,
-        # credential ids whose counters it set).
-        self._unwritten: list[tuple[str, str, str, float, list[bytes]]] = []
+        # binding JSON, credential ids whose counters it set).
+        self._unwritten: list[tuple[str, str, str, float, str | None, list[bytes]]] = []
         self._latest = 0.0
         self._load()
         self._bundle: PolicyBundle | None = None
@@ -131,10 +145,11 @@ class PolicyState:
             self._db.close()
 
     def _load(self) -> None:
-        for rid, initiator, usd, at in self._db.execute(
-                "SELECT request_id, initiator, usd, at FROM signed_requests "
+        for rid, initiator, usd, at, binds in self._db.execute(
+                "SELECT request_id, initiator, usd, at, binds FROM signed_requests "
                 "WHERE at > (SELECT COALESCE(MAX(at), 0) FROM signed_requests) - ?", (KEEP_S,)):
             self._remember(str(rid), str(initiator), Decimal(usd), float(at))
+            self._bindings.setdefault(str(rid), (float(at), _binding(binds)))
         for cid, counter, rid, prev in self._db.execute(
                 "SELECT credential_id, counter, request_id, prev_counter FROM sign_counters"):
             self._counters[bytes(cid)] = (int(counter), str(rid),
@@ -149,6 +164,7 @@ class PolicyState:
             self._latest = at
             for w in self._ledger.values():
                 w.forget_before(at - KEEP_S)
+            self._bindings = {r: b for r, b in self._bindings.items() if b[0] >= at - KEEP_S}
 
     def _verified(self, raw: bytes) -> PolicyBundle:
         if not self._admins or self._quorum < 1:
@@ -173,15 +189,17 @@ class PolicyState:
     def sign_authorized(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
                         now: float, sign: Callable[[Verdict, bytes], T]) -> T:
         """Authorize, then ``sign(verdict, note)`` (which journals the note durably with
-        σ_i), then record the note here; all under one lock."""
-        bundle = self._bundle
-        if bundle is None:
-            raise NoPolicyInstalled("no signed policy bundle is installed on this node")
+        σ_i), then record the note here; all under one lock, under which the installed
+        bundle is read as well (an install waits for the decision, or the decision for it)."""
         with self._lock:
+            bundle = self._bundle
+            if bundle is None:
+                raise NoPolicyInstalled("no signed policy bundle is installed on this node")
             verdict = authorize(bundle, request, approvals, policy_hash=policy_hash, now=now,
                                 usage_24h_usd=self._usage(request.initiator,
                                                           request.request_id, now),
-                                last_counters=self._last_counters(request.request_id))
+                                last_counters=self._last_counters(request.request_id),
+                                bound=self._bound(request.request_id, request.replaces))
             note = ledger_note(request, verdict, now)
             result = sign(verdict, note)
             self.apply(note)
@@ -202,8 +220,10 @@ class PolicyState:
                         else last[0] if last else None)
                 self._counters[cid] = (int(counter), request_id, prev)
             initiator, usd, at = str(doc["initiator"]), str(doc["usd"]), float(doc["at"])
+            binds = doc.get("binds")
             self._remember(request_id, initiator, Decimal(usd), at)
-            self._unwritten.append((request_id, initiator, usd, at, cids))
+            self._bindings.setdefault(request_id, (at, _binding(binds)))
+            self._unwritten.append((request_id, initiator, usd, at, binds, cids))
 
     def _write_pending(self) -> None:
         """Write the notes applied since the last write, in one transaction."""
@@ -211,12 +231,13 @@ class PolicyState:
             return
         self._db.execute("BEGIN IMMEDIATE")
         try:
-            for request_id, initiator, usd, at, cids in self._unwritten:
+            for request_id, initiator, usd, at, binds, cids in self._unwritten:
                 for cid in cids:
                     self._db.execute("INSERT OR REPLACE INTO sign_counters VALUES (?, ?, ?, ?)",
                                      (cid, *self._counters[cid]))
-                self._db.execute("INSERT OR IGNORE INTO signed_requests VALUES (?, ?, ?, ?)",
-                                 (request_id, initiator, usd, at))
+                self._db.execute(
+                    "INSERT OR IGNORE INTO signed_requests (request_id, initiator, usd, at, "
+                    "binds) VALUES (?, ?, ?, ?, ?)", (request_id, initiator, usd, at, binds))
             self._db.execute("COMMIT")
         except BaseException:
             self._db.execute("ROLLBACK")
@@ -241,6 +262,22 @@ class PolicyState:
         window = self._ledger.get(initiator)
         return window.total(now, excluding=request_id) if window else Decimal(0)
 
+    def _bound(self, *request_ids: str) -> dict[str, RequestBinding]:
+        """What this node signed under each of ``request_ids`` ("" is no request)."""
+        out = {}
+        for rid in request_ids:
+            if not rid:
+                continue
+            held = self._bindings.get(rid)
+            if held is not None:
+                out[rid] = held[1]
+                continue
+            row = self._db.execute("SELECT binds FROM signed_requests WHERE request_id = ?",
+                                   (rid,)).fetchone()
+            if row is not None:
+                out[rid] = _binding(row[0])
+        return out
+
     def _last_counters(self, request_id: str) -> dict[bytes, int]:
         out = {}
         for cid, (counter, rid, prev) in self._counters.items():
@@ -257,4 +294,11 @@ def ledger_note(request: SigningRequest, verdict: Verdict, now: float) -> bytes:
     return legacy_canonical_json({
         "request_id": request.request_id, "initiator": request.initiator,
         "usd": decimal_text(verdict.usd_amount), "at": now,
-        "counters": {c.hex(): n for c, n in sorted(verdict.counters.items())}})
+        "counters": {c.hex(): n for c, n in sorted(verdict.counters.items())},
+        "binds": verdict.binding.to_json().decode()})
+
+
+def _binding(raw: object) -> RequestBinding:
+    """A stored binding; none stored (a note or row from before bindings) is the unknown
+    binding, under which nothing new is signed."""
+    return RequestBinding.from_json(str(raw)) if raw is not None else UNKNOWN_BINDING
