@@ -18,7 +18,9 @@ allows it. Nothing the OMS or the coordinator claims is taken on trust:
   can only make a request look bigger;
 - the rolling 24-hour usage is the verifier's own ledger, not the OMS's.
 
-Raw-digest signing (no transaction) is only possible under a rule marked ``raw_digest``.
+Raw-digest signing (no transaction) is only possible under a rule marked ``raw_digest``
+for this key and path, with the highest approval quorum; it counts the rule's stated USD
+value against the limits.
 """
 
 from __future__ import annotations
@@ -271,7 +273,8 @@ def _policy_input(bundle: PolicyBundle, request: SigningRequest, tx: UnsignedTx 
     if tx is None:
         native = policy.assets[0].symbol if policy.assets else "-"
         return PolicyInput(request.request_id, request.initiator, roles, native, 0, price,
-                           RAW_DIGEST_DESTINATION, None, raw_digest=True)
+                           RAW_DIGEST_DESTINATION, None, raw_digest=True,
+                           key_id=request.key_id.hex(), path=request.path)
     try:
         intent = intent_of(tx, policy.assets)
     except IntentError as exc:

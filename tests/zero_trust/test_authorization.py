@@ -227,3 +227,36 @@ def test_a_binding_survives_its_json_form() -> None:
     binding = check(REQ, approved(REQ)).binding
     assert RequestBinding.from_json(binding.to_json()) == binding
     assert binding.nonce == 0 and binding.fee_cap == 2 and binding.tip == 1
+
+
+# -- raw digests --------------------------------------------------------------------------
+
+RAW_RULE = f"""
+[[rules]]
+name = "raw"
+raw_digest = true
+key_id = "{(b"k" * 32).hex()}"
+path = [0, 7]
+usd_value = 2500
+action = "require_approvals"
+approvals = {{ risk_officer = 1 }}
+"""
+RAW_BUNDLE = make_bundle(load_policy(POLICY + RAW_RULE), RP, REGISTRY)
+
+
+def check_raw(request: SigningRequest, *who: str) -> Verdict:
+    approvals = [PEOPLE[w].approve(RP, request, RAW_BUNDLE.bundle_hash) for w in who]
+    return authorize(RAW_BUNDLE, request, approvals, policy_hash=RAW_BUNDLE.bundle_hash,
+                     now=NOW, usage_24h_usd=Decimal(0), last_counters={}, bound={})
+
+
+def test_a_raw_digest_is_signed_only_for_its_rules_key_and_path_at_its_stated_value() -> None:
+    raw = dataclasses.replace(REQ, transaction=b"", digest=b"\x01" * 32, path=(0, 7))
+    with pytest.raises(PolicyDenied, match="risk_officer"):
+        check_raw(raw, "tina")
+    verdict = check_raw(raw, "tina", "rita")
+    assert verdict.usd_amount == Decimal(2500) and verdict.decision.rule == "raw"
+    for elsewhere in (dataclasses.replace(raw, path=(0, 8)),
+                      dataclasses.replace(raw, key_id=b"j" * 32)):
+        with pytest.raises(PolicyDenied, match="no raw-digest rule covers key"):
+            check_raw(elsewhere, "tina", "rita")

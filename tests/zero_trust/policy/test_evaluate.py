@@ -156,17 +156,41 @@ def test_within_limits_never_holds_without_a_limit() -> None:
     assert _matches(auditor, within_limits=False)
 
 
+KEY = "ab" * 32
+RAW_SCOPE = {"raw_digest": True, "key_id": KEY, "path": [0, 7], "usd_value": 300000,
+             "approvals": "{ risk_officer = 2, approver = 2 }"}
+
+
 def test_raw_digest_only_matches_its_own_rules() -> None:
-    raw = request(raw_digest=True)
+    raw = request(raw_digest=True, key_id=KEY, path=(0, 7))
     assert not _matches(raw)  # a generic allow never covers a raw digest
-    assert _matches(raw, raw_digest=True)
-    assert not _matches(raw_digest=True)
-    policy = policy_with(_rule("raw", "require_approvals", raw_digest=True,
-                               approvals="{ risk_officer = 2, approver = 2 }"))
+    policy = policy_with(_rule("raw", "require_approvals", **RAW_SCOPE))
+    assert _decide(policy, request()).rule is None  # nor a raw-digest rule a transaction
     decision = _decide(policy, raw)
-    assert decision.action is Action.REQUIRE_APPROVALS
+    assert decision.action is Action.REQUIRE_APPROVALS and decision.rule == "raw"
     assert dict(decision.required_approvals) == {Role.RISK_OFFICER: 2, Role.APPROVER: 2}
-    assert decision.reason.endswith(": raw digest signing")
+    assert decision.reason.endswith(": raw digest signing (300,000 USD counted)")
+
+
+def test_a_raw_digest_rule_applies_only_to_its_key_and_path() -> None:
+    policy = policy_with(_rule("raw", "require_approvals", **RAW_SCOPE))
+    for other in (request(raw_digest=True, key_id="cd" * 32, path=(0, 7)),
+                  request(raw_digest=True, key_id=KEY, path=(0, 8)),
+                  request(raw_digest=True, key_id=KEY, path=())):
+        decision = _decide(policy, other)
+        assert decision.action is Action.BLOCK and decision.rule is None
+        assert "no raw-digest rule covers key" in decision.reason
+
+
+def test_a_raw_digest_counts_its_stated_value_against_the_limits() -> None:
+    """300,000 USD per signature against alice's 1,000,000 USD a day: the fourth is over."""
+    rule = dict(RAW_SCOPE, within_limits=True)
+    policy = policy_with(_rule("raw", "require_approvals", **rule))
+    raw = request(raw_digest=True, key_id=KEY, path=(0, 7), amount=0)
+    assert _decide(policy, raw, usage=600_000).usd_amount == Decimal(300000)
+    assert _decide(policy, raw, usage=700_000).action is Action.REQUIRE_APPROVALS
+    over = _decide(policy, raw, usage=700_001)
+    assert over.action is Action.BLOCK and over.rule is None
 
 
 # --------------------------------------------------------------------------- limits
