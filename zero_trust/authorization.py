@@ -174,11 +174,13 @@ def _registry(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
 
 def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence[bytes], *,
               policy_hash: str, now: float, usage_24h_usd: Decimal,
-              last_counters: Mapping[bytes, int], bound: Mapping[str, RequestBinding]
-              ) -> Verdict:
+              last_counters: Mapping[bytes, int], bound: Mapping[str, RequestBinding],
+              cooldown_from: Mapping[str, int] | None = None) -> Verdict:
     """Allow the signature or raise AuthorizationDenied / PolicyDenied saying why.
     ``bound`` holds what this verifier already signed under ``request.request_id`` and
-    under ``request.replaces`` (by request id; absent when it signed nothing there)."""
+    under ``request.replaces`` (by request id; absent when it signed nothing there).
+    ``cooldown_from``: when this verifier first held each address-book entry (by label)
+    under an admin-signed bundle (``evaluate``)."""
     if policy_hash != bundle.bundle_hash:
         raise AuthorizationDenied(
             f"stale or unknown policy: request was evaluated under {policy_hash[:16] or '-'}…, "
@@ -200,7 +202,8 @@ def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence
         raise AuthorizationDenied(
             f'no valid assertion from the initiator "{request.initiator}" over this request')
     decision = evaluate(bundle.policy, _policy_input(bundle, request, tx, frozenset(
-        r.value for r in initiator.roles)), now=now, usage_24h_usd=usage_24h_usd)
+        r.value for r in initiator.roles)), now=now, usage_24h_usd=usage_24h_usd,
+        cooldown_from=cooldown_from)
     decision.raise_if_blocked()
     if decision.action is not Action.ALLOW:
         # The initiator's assertion proves the request; it never counts as an approval.

@@ -3,6 +3,12 @@
 - ``policy/bundle.json``: the installed signed policy bundle. It is re-verified against the
   admin keys of cluster.toml every time it is loaded, so editing the file on disk cannot
   loosen the policy; a new bundle must carry a newer version (no replay of an old one).
+- ``policy/cooldown_since.json``: when this node first held each address-book entry under
+  an admin-signed bundle. An entry's cool-down never starts before then, whatever
+  ``added_at`` the document states (the OMS proposes ``added_at``): an entry new to the
+  node starts at the later of ``added_at`` and the node's clock when it installed the
+  bundle that brought it, which is never before the admins signed that bundle. The first
+  bundle a node installs is the ceremony's, taken as written.
 - ``policy.sqlite3``: the last accepted WebAuthn sign counter per credential (a replayed
   assertion is refused) and the node's own ledger of what it signed per initiator (the
   rolling 24-hour limit is checked against this, not against anything the OMS says), each
@@ -30,6 +36,7 @@ import json
 import os
 import sqlite3
 import threading
+import time
 from collections.abc import Callable, Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -37,13 +44,14 @@ from typing import Protocol, TypeVar
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from mpcnode.core.canonical_json import legacy_canonical_json
+from mpcnode.core.canonical_json import canonical_json, legacy_canonical_json
 from mpcnode.core.errors import MpcnodeError
 from mpcnode.state.atomic_file import write_atomic
 from mpcnode.state.rolling_window import RollingWindow
 from mpcnode.state.schema_migrations import Migration, Schema, migrate
 from zero_trust.authorization import SigningRequest, Verdict, authorize
 from zero_trust.policy.bundle import PolicyBundle, bundle_from_json, check_upgrade, verify_bundle
+from zero_trust.policy.document import AddressBookEntry
 from zero_trust.policy.policy_canonical import decimal_text
 from zero_trust.request_binding import RequestBinding
 
@@ -91,11 +99,13 @@ class NoteJournal(Protocol):
 
 
 class PolicyState:
-    def __init__(self, data_dir: Path, admins: Mapping[str, bytes], quorum: int) -> None:
+    def __init__(self, data_dir: Path, admins: Mapping[str, bytes], quorum: int,
+                 clock: Callable[[], float] = time.time) -> None:
         self._dir = data_dir / "policy"
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._admins = {a: Ed25519PublicKey.from_public_bytes(k) for a, k in admins.items()}
         self._quorum = quorum
+        self._clock = clock
         self._lock: threading.RLock = threading.RLock()
         db_path = data_dir / "policy.sqlite3"
         os.close(os.open(db_path, os.O_RDWR | os.O_CREAT, 0o600))
@@ -121,8 +131,10 @@ class PolicyState:
         self._latest = 0.0
         self._load()
         self._bundle: PolicyBundle | None = None
+        self._since: dict[str, int] = {}  # entry identity → cool-down start (epoch s)
         if self.bundle_file.exists():
             self._bundle = self._verified(self.bundle_file.read_bytes())
+            self._since = self._load_since(self._bundle)
 
     @property
     def lock(self) -> threading.RLock:
@@ -182,9 +194,50 @@ class PolicyState:
             if current is not None and current.bundle_hash == bundle.bundle_hash:
                 return current  # idempotent re-install
             check_upgrade(current.version if current else None, bundle)
+            since = self._since_after(bundle, int(self._clock()))
+            # The start times first: a crash before the bundle is written leaves times
+            # that are never earlier than the right ones (see _load_since).
+            write_atomic(self.since_file, canonical_json(
+                {"bundle_hash": bundle.bundle_hash, "since": since}), mode=0o644)
             write_atomic(self.bundle_file, raw, mode=0o644)
-            self._bundle = bundle
+            self._bundle, self._since = bundle, since
         return bundle
+
+    @property
+    def since_file(self) -> Path:
+        return self._dir / "cooldown_since.json"
+
+    def cooldown_from(self) -> dict[str, int]:
+        """Address-book label → when this node first held the entry (``evaluate``)."""
+        with self._lock:
+            if self._bundle is None:
+                return {}
+            return {e.label: self._since[_identity(e)] for e in self._bundle.policy.address_book
+                    if _identity(e) in self._since}
+
+    def _since_after(self, new: PolicyBundle, now: int) -> dict[str, int]:
+        """The cool-down starts under ``new``: kept for an entry the installed bundle
+        already had, ``now`` (or a later ``added_at``) for one it did not."""
+        if self._bundle is None:
+            return {_identity(e): e.added_at for e in new.policy.address_book}
+        return {_identity(e): max(e.added_at, self._since.get(_identity(e), now))
+                for e in new.policy.address_book}
+
+    def _load_since(self, bundle: PolicyBundle) -> dict[str, int]:
+        """The start times of the installed bundle. Times written for a bundle that was
+        then never installed (a crash between the two writes) still hold for the entries
+        both bundles share; an entry only the installed bundle has starts again now. A
+        node without the file (one that installed its bundle before the file existed)
+        takes the bundle as written, like a first install."""
+        if not self.since_file.exists():
+            return {_identity(e): e.added_at for e in bundle.policy.address_book}
+        doc = json.loads(self.since_file.read_bytes())
+        stored = {str(k): int(v) for k, v in doc["since"].items()}
+        if doc["bundle_hash"] == bundle.bundle_hash:
+            return stored
+        now = int(self._clock())
+        return {_identity(e): max(e.added_at, stored.get(_identity(e), now))
+                for e in bundle.policy.address_book}
 
     def sign_authorized(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
                         now: float, sign: Callable[[Verdict, bytes], T]) -> T:
@@ -199,7 +252,8 @@ class PolicyState:
                                 usage_24h_usd=self._usage(request.initiator,
                                                           request.request_id, now),
                                 last_counters=self._last_counters(request.request_id),
-                                bound=self._bound(request.request_id, request.replaces))
+                                bound=self._bound(request.request_id, request.replaces),
+                                cooldown_from=self.cooldown_from())
             note = ledger_note(request, verdict, now)
             result = sign(verdict, note)
             self.apply(note)
@@ -296,6 +350,13 @@ def ledger_note(request: SigningRequest, verdict: Verdict, now: float) -> bytes:
         "usd": decimal_text(verdict.usd_amount), "at": now,
         "counters": {c.hex(): n for c, n in sorted(verdict.counters.items())},
         "binds": verdict.binding.to_json().decode()})
+
+
+def _identity(entry: AddressBookEntry) -> str:
+    """What makes an address-book entry the same across bundles: a changed kind or a new
+    selector is a new entry, with a cool-down of its own."""
+    return (f"{entry.chain_id}:{entry.address}:{entry.kind.value}:"
+            f"{','.join(sorted(entry.allowed_selectors))}")
 
 
 def _binding(raw: object) -> RequestBinding:

@@ -2,8 +2,9 @@
 
 The coordinator's certificate lets it call every signer node directly, with any request
 it likes: here it reuses one request id for several transfers, replays a request's
-assertions after its deadline, re-dates a request, and passes off a new transfer as the
-replacement of a stuck one. Each attack asks the nodes themselves (never the coordinator
+assertions after its deadline, re-dates a request, passes off a new transfer as the
+replacement of a stuck one, and (as the OMS host) has admins sign an address-book entry
+back-dated past its cool-down. Each attack asks the nodes themselves (never the coordinator
 library) and shows every node in the signer set refusing and naming why; the honest flow
 on the same cluster still signs.
 """
@@ -24,11 +25,13 @@ from coordinator.coordinator import Coordinator
 from ethereum.transactions import UnsignedTx
 from mpcnode.protocol.results import KeygenResult
 from mpcnode.rpc import node_pb2 as pb
+from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import Person, enrol
 from testing.integration_support import openssl_verifies, process_cluster
-from tests.integration.test_zero_trust import RP, WHITELISTED, install, transfer
+from tests.integration.test_zero_trust import CHAIN, POLICY, RP, WHITELISTED, install, transfer
 from zero_trust.authorization import MAX_APPROVAL_LIFETIME_S, MAX_CLOCK_SKEW_S, SigningRequest
 from zero_trust.policy.bundle import PolicyBundle
+from zero_trust.policy.document import load_policy
 
 NODES, THRESHOLD = 3, 2
 
@@ -39,6 +42,7 @@ class Cluster:
     key: KeygenResult
     people: dict[str, Person]
     bundle: PolicyBundle
+    root: Path
 
     def request(self, tx: UnsignedTx, *, request_id: str | None = None,
                 expires_at: int | None = None, replaces: str = "") -> SigningRequest:
@@ -91,7 +95,9 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         registry, people = enrol(RP, [("tina", ["trader"]), ("rita", ["risk_officer"])],
                                  seed=b"hostile-coordinator")
         bundle = install(root, co, registry, version=1)
-        yield Cluster(co, key, people, bundle)
+        cluster = Cluster(co, key, people, bundle, root)
+        cluster.registry = registry  # type: ignore[attr-defined]
+        yield cluster
 
 
 def test_four_transfers_under_one_request_id_only_the_first_signs(cluster: Cluster) -> None:
@@ -161,3 +167,27 @@ def test_a_replacement_must_keep_the_nonce_and_raise_the_fees(cluster: Cluster) 
     replacement = cluster.request(bumped, request_id=f"{stuck.request_id}.replacement-1",
                                   replaces=stuck.request_id)
     cluster.signs(replacement, cluster.assertions(replacement, "tina"))
+
+
+def test_an_address_back_dated_by_the_oms_still_waits_its_cool_down(cluster: Cluster) -> None:
+    """The OMS proposes a new entry with ``added_at = 0``; the admins sign it. Every node
+    counts the 1-hour cool-down from when it installed the bundle, so the address is
+    still unknown to them, and a transfer to it is refused by each node."""
+    newcomer = bytes.fromhex("55" * 20)
+    text = POLICY.replace("@VERSION@", "2") + f"""
+[address_book.newcomer]
+address = "0x{newcomer.hex()}"
+chain_id = {CHAIN}
+added_at = 0
+kind = "wallet"
+"""
+    bundle = make_bundle(load_policy(text), RP, cluster.registry)  # type: ignore[attr-defined]
+    cluster.coordinator.install_policy(signed_bundle_json(bundle, load_admin_keys(cluster.root)))
+    cluster.bundle = bundle
+    req = cluster.request(transfer(newcomer, 0.1, nonce=600))
+    reasons = refusals(cluster.ask(req, cluster.assertions(req, "tina"), (1, 2)))
+    reasons.update(refusals(cluster.ask(req, cluster.assertions(req, "tina"), (3, 1))))
+    assert set(reasons) == {1, 2, 3}
+    assert all("in cool-down until" in r for r in reasons.values()), reasons
+    old = cluster.request(transfer(WHITELISTED, 0.1, nonce=601))  # v1's entry: still usable
+    cluster.signs(old, cluster.assertions(old, "tina"))

@@ -118,9 +118,13 @@ class Decision:
 
 
 def evaluate(policy: Policy, request: PolicyInput, *, now: float,
-             usage_24h_usd: Decimal) -> Decision:
+             usage_24h_usd: Decimal, cooldown_from: Mapping[str, int] | None = None
+             ) -> Decision:
     """First matching rule wins; no match denies. ``usage_24h_usd`` is what the initiator
-    already signed for in the 24 hours before ``now`` (all assets, this request excluded)."""
+    already signed for in the 24 hours before ``now`` (all assets, this request excluded).
+    ``cooldown_from`` (address-book label → epoch seconds) is when the evaluator first
+    held each entry under an admin-signed policy: an entry's cool-down never starts before
+    it, whatever ``added_at`` the document states."""
     if not math.isfinite(now):
         raise PolicyInputError(f"now must be a finite epoch time, not {now!r}")
     if (not isinstance(usage_24h_usd, Decimal) or not usage_24h_usd.is_finite()
@@ -139,7 +143,8 @@ def evaluate(policy: Policy, request: PolicyInput, *, now: float,
     usd = usd_value(request.amount, asset.decimals,
                     valuation_price(request.usd_price, asset.min_usd_price))
     dest = classify_destination(policy, asset.chain_id, request.destination,
-                                request.function_selector, now=now)
+                                request.function_selector, now=now,
+                                cooldown_from=cooldown_from)
     limits = check_limits(policy, request.initiator, request.initiator_roles, usd,
                           usage_24h_usd)
     for rule in policy.rules:
@@ -190,7 +195,8 @@ def _path_text(path: tuple[int, ...]) -> str:
 
 
 def classify_destination(policy: Policy, chain_id: int, destination: str,
-                         selector: str | None, *, now: float) -> DestinationVerdict:
+                         selector: str | None, *, now: float,
+                         cooldown_from: Mapping[str, int] | None = None) -> DestinationVerdict:
     """An address-book wallet, a whitelisted contract call, or unknown. A contract counts
     only when called with an allowed selector; any entry still in its cool-down counts as
     unknown, so a freshly added (possibly malicious) address cannot be used at once."""
@@ -198,7 +204,8 @@ def classify_destination(policy: Policy, chain_id: int, destination: str,
     entry = policy.entry(chain_id, address)
     if entry is None:
         return _unknown(f"destination {address} is not in the address book")
-    usable_at = entry.added_at + policy.cooldown_seconds
+    since = max(entry.added_at, (cooldown_from or {}).get(entry.label, entry.added_at))
+    usable_at = since + policy.cooldown_seconds
     if now < usable_at:
         return _unknown(f'destination {address} ("{entry.label}") is in cool-down until '
                         f"{_utc(usable_at)}")

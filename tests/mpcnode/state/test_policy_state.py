@@ -249,3 +249,51 @@ def test_a_concurrent_install_never_mixes_bundles_in_one_decision(
     worker.join()
     [result] = outcome
     assert isinstance(result, AuthorizationDenied) and "stale or unknown policy" in str(result)
+
+
+FRESH = bytes.fromhex("33" * 20)
+
+
+def test_a_back_dated_address_waits_its_cool_down_from_when_the_node_installed_it(
+        tmp_path: Path) -> None:
+    """v2 adds an entry whose ``added_at`` (proposed by the OMS) is 0: the node counts its
+    cool-down from its own clock at install, never from the document's time; the entry
+    v1 already had stays usable, and both survive a restart."""
+    clock = [1_900_000_000.0]
+    registry, people = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
+    admins = {"a": ADMIN.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)}
+    state = PolicyState(tmp_path, admins, 1, clock=lambda: clock[0])
+    v1_text = POLICY.replace("cooldown_seconds = 0", "cooldown_seconds = 3600")
+    v2_text = v1_text.replace("version = 1", "version = 2") + f"""
+[address_book.fresh]
+address = "0x{FRESH.hex()}"
+chain_id = 1
+added_at = 0
+kind = "wallet"
+"""
+    state.install(signed_bundle_json(make_bundle(load_policy(v1_text), RP, registry),
+                                     {"a": ADMIN}))  # the first bundle: taken as written
+    v2 = make_bundle(load_policy(v2_text), RP, registry)
+    clock[0] += 60
+    state.install(signed_bundle_json(v2, {"a": ADMIN}))
+    installed_at = int(clock[0])
+
+    def send(to: bytes, n: int, now: float, on: PolicyState) -> object:
+        tx = UnsignedTx(TYPE_EIP1559, 1, n, to, 10**18, b"", 21000, max_fee_per_gas=2,
+                        max_priority_fee_per_gas=1)
+        req = SigningRequest(f"c{n}", b"k" * 32, (), tx.encode(), tx.signing_digest(),
+                             "tina", "1000", int(now) + 60)
+        return on.sign_authorized(req, [people["tina"].approve(RP, req, v2.bundle_hash)],
+                                  v2.bundle_hash, now, sign_ok)
+
+    send(SINK, 0, clock[0], state)  # v1's entry: usable at once
+    with pytest.raises(PolicyDenied, match="in cool-down until"):
+        send(FRESH, 1, installed_at + 3599, state)
+    assert state.cooldown_from()["fresh"] == installed_at
+    state.close()
+    again = PolicyState(tmp_path, admins, 1, clock=lambda: clock[0])
+    assert again.cooldown_from() == {"sink": 0, "fresh": installed_at}
+    with pytest.raises(PolicyDenied, match="in cool-down until"):
+        send(FRESH, 2, installed_at + 3599, again)
+    send(FRESH, 3, installed_at + 3600, again)
+    again.close()

@@ -255,6 +255,22 @@ def test_cool_down_boundary() -> None:
     assert on_time.action is Action.ALLOW and on_time.destination is DestinationClass.ADDRESS_BOOK
 
 
+def test_the_cool_down_starts_when_the_evaluator_first_held_the_entry() -> None:
+    """A node that first held "treasury" at NOW counts its cool-down from then, whatever
+    older ``added_at`` the document states; a start earlier than ``added_at`` never
+    shortens it."""
+    policy = policy_with(_rule("book", destination="address_book"))
+    held = {"treasury": int(NOW)}
+    late = evaluate(policy, request(), now=NOW + COOLDOWN - 1, usage_24h_usd=Decimal(0),
+                    cooldown_from=held)
+    assert late.action is Action.BLOCK and "in cool-down until" in late.reason
+    assert evaluate(policy, request(), now=NOW + COOLDOWN, usage_24h_usd=Decimal(0),
+                    cooldown_from=held).action is Action.ALLOW
+    early = evaluate(policy, request(destination=FRESH), now=FRESH_ADDED_AT + COOLDOWN - 1,
+                     usage_24h_usd=Decimal(0), cooldown_from={"fresh": 0})
+    assert early.action is Action.BLOCK
+
+
 def test_old_entry_is_past_its_cool_down() -> None:
     policy = policy_with(_rule("book", destination="address_book"))
     assert _decide(policy, now=ADDED_AT + COOLDOWN).action is Action.ALLOW
