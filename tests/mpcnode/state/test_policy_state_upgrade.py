@@ -67,6 +67,12 @@ def test_ledger_and_counters_of_the_old_release_still_bind(tmp_path: Path) -> No
             state.sign_authorized(over, approvals, policy_hash, now, note_only)
         within, approvals = request(2, 3)  # 12,000 + 3,000 = 15,000: exactly the limit
         state.sign_authorized(within, approvals, policy_hash, now, note_only)
+        # a request id the old release signed under is bound to a transaction it did not
+        # record: nothing more is signed under it
+        reused = node_request(LEDGER[0][0], 0, 20, key_id)
+        with pytest.raises(AuthorizationDenied, match="bound to another transaction"):
+            state.sign_authorized(reused, [tina.approve(NODE_RP, reused, policy_hash)],
+                                  policy_hash, now, note_only)
     finally:
         state.close()
     with sqlite3.connect(data_dir / DB) as conn:
