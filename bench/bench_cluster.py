@@ -263,7 +263,7 @@ class ZeroTrust:
             tx = UnsignedTx(TYPE_EIP1559, 1, n, SINK, 10**15, b"", 21000,
                             max_fee_per_gas=2 * 10**9, max_priority_fee_per_gas=10**9)
             req = SigningRequest(f"bench-{n}", key_id, (), tx.encode(), tx.signing_digest(),
-                                 "trader", "2000")
+                                 "trader", "2000", int(time.time()) + 3600)
             approval = people["trader"].approve(rp, req, bundle.bundle_hash)
             self.prepared.append((req, to_proto(req, bundle.bundle_hash, [approval])))
         self.prepared.reverse()

@@ -13,4 +13,5 @@ def to_proto(request: SigningRequest, policy_hash: str,
     return pb.Authorization(request_id=request.request_id, transaction=request.transaction,
                             policy_hash=bytes.fromhex(policy_hash),
                             initiator=request.initiator, usd_price=request.usd_price,
-                            approvals=list(approvals))
+                            approvals=list(approvals), expires_at=request.expires_at,
+                            replaces=request.replaces)

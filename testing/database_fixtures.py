@@ -121,7 +121,7 @@ def node_request(request_id: str, eth: int, nonce: int, key_id: bytes) -> Signin
     tx = UnsignedTx(TYPE_EIP1559, 1, nonce, SINK, eth * 10**18, b"", 21000,
                     max_fee_per_gas=2, max_priority_fee_per_gas=1)
     return SigningRequest(request_id, key_id, (), tx.encode(), tx.signing_digest(), "tina",
-                          ETH_USD)
+                          ETH_USD, int(FIXTURE_NOW) + 3600)
 
 
 def signing(store: NodeStore, share: KeyShare, presig_id: bytes, request: SigningRequest,

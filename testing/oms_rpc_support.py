@@ -39,6 +39,7 @@ from zero_trust.authorization import AuthorizationDenied, RelyingParty, SigningR
 from zero_trust.policy.bundle import PolicyBundle, bundle_from_json, check_upgrade, verify_bundle
 from zero_trust.policy.document import load_policy
 from zero_trust.policy.policy_errors import PolicyError
+from zero_trust.request_binding import RequestBinding
 
 RP = RelyingParty("oms.test", "https://oms.test")
 CHAIN = 1337
@@ -141,6 +142,7 @@ class SingleKeySigner:
         self.entered = threading.Event()  # set when a signature is asked for
         self.gate: threading.Event | None = None  # if set, signing waits for it
         self._counters: dict[bytes, int] = {}
+        self._bound: dict[str, RequestBinding] = {}
         self._ledger: list[tuple[str, Decimal, float]] = []
 
     def install_policy(self, signed_bundle_json: bytes) -> None:
@@ -165,10 +167,12 @@ class SingleKeySigner:
                      if who == request.initiator and at > now - 86400), Decimal(0))
         try:
             verdict = authorize(self.bundle, request, approvals, policy_hash=policy_hash,
-                                now=now, usage_24h_usd=usage, last_counters=self._counters)
+                                now=now, usage_24h_usd=usage, last_counters=self._counters,
+                                bound=self._bound)
         except (AuthorizationDenied, PolicyError) as exc:
             raise SigningRefused(f"{type(exc).__name__}: {exc}") from exc
         self._counters.update(verdict.counters)
+        self._bound.setdefault(request.request_id, verdict.binding)
         self._ledger.append((request.initiator, verdict.usd_amount, now))
         self.signed.append(request.request_id)
         sig = self._key.sign_recoverable(verdict.digest, hasher=None)

@@ -10,12 +10,17 @@ allows it. Nothing the OMS or the coordinator claims is taken on trust:
 - the initiator's identity and roles come from the approver registry in the bundle, and
   the initiator proves the request with their own WebAuthn assertion;
 - approvals are WebAuthn assertions over ``approval_challenge(canonical request, bundle
-  hash, request id)``, verified against the registry, with strictly increasing counters;
+  hash, request id, deadline)``, verified against the registry, with strictly increasing
+  counters, and refused after the deadline (the OMS request's) by the verifier's clock;
+- one request id binds one transaction (``request_binding``): a different digest under an
+  id this verifier already signed for is refused, and a replacement must be one;
 - the USD value uses ``max(quoted price, the bundle's signed floor)``, so a lying price
   can only make a request look bigger;
 - the rolling 24-hour usage is the verifier's own ledger, not the OMS's.
 
-Raw-digest signing (no transaction) is only possible under a rule marked ``raw_digest``.
+Raw-digest signing (no transaction) is only possible under a rule marked ``raw_digest``
+for this key and path, with the highest approval quorum; it counts the rule's stated USD
+value against the limits.
 """
 
 from __future__ import annotations
@@ -23,6 +28,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 
@@ -38,11 +44,19 @@ from zero_trust.policy.bundle import PolicyBundle
 from zero_trust.policy.document import Action
 from zero_trust.policy.evaluate import Decision, PolicyInput, evaluate
 from zero_trust.policy.policy_errors import PolicyDenied, PolicyError
+from zero_trust.request_binding import RequestBinding, binding_of, binding_refusal
 from zero_trust.zero_trust_errors import ZeroTrustError
 
 REGISTRY_FORMAT = "oms-approver-registry/1"
 RAW_DIGEST_DESTINATION = "0x" + "00" * 20  # placeholder: a raw digest has no destination
 MAX_APPROVALS = 16
+MAX_CLOCK_SKEW_S = 30
+"""How far a verifier's clock may be behind the OMS's: a verifier refuses approvals
+``MAX_CLOCK_SKEW_S`` seconds after their deadline by its own clock, never later. Signer
+nodes keep their clocks within this of UTC (NTP); the deadline binds to within it."""
+MAX_APPROVAL_LIFETIME_S = 7 * 86400
+"""The furthest ahead a deadline may lie: approvals valid for ever would be no expiry at
+all. The OMS's request time-to-live (``request_ttl_seconds``) must not exceed it."""
 
 
 class AuthorizationDenied(ZeroTrustError):  # noqa: N818 - it is a verdict, named as users read it
@@ -89,14 +103,23 @@ class SigningRequest:
     digest: bytes  # what will be signed (recomputed from the transaction when present)
     initiator: str
     usd_price: str  # decimal text, per whole unit of the transaction's asset
+    expires_at: int  # the OMS request's deadline, epoch seconds: no signature after it
+    replaces: str = ""  # the request this one replaces (a fee-bumped stuck transaction)
 
     def canonical(self) -> bytes:
         """The bytes every assertion's challenge commits to: canonical JSON, ASCII only (its
-        text was always written with ``\\u`` escapes, which RFC 8785 would not write)."""
-        doc = {"v": 1, "request_id": self.request_id, "key_id": self.key_id.hex(),
-               "path": list(self.path), "transaction": self.transaction.hex(),
-               "digest": self.digest.hex(), "initiator": self.initiator,
-               "usd_price": self.usd_price}
+        text was always written with ``\\u`` escapes, which RFC 8785 would not write).
+
+        A request without a deadline (``expires_at`` 0) is one recorded before approvals
+        expired (version 1); it is kept readable, but no challenge exists for it and no
+        node signs it."""
+        doc: dict[str, object] = {
+            "v": 1, "request_id": self.request_id, "key_id": self.key_id.hex(),
+            "path": list(self.path), "transaction": self.transaction.hex(),
+            "digest": self.digest.hex(), "initiator": self.initiator,
+            "usd_price": self.usd_price}
+        if self.expires_at or self.replaces:
+            doc.update(v=2, expires_at=self.expires_at, replaces=self.replaces)
         return canonical_json(doc, ascii_only=True)
 
     @classmethod
@@ -104,13 +127,15 @@ class SigningRequest:
         doc = json.loads(raw)
         request = cls(doc["request_id"], bytes.fromhex(doc["key_id"]), tuple(doc["path"]),
                       bytes.fromhex(doc["transaction"]), bytes.fromhex(doc["digest"]),
-                      doc["initiator"], doc["usd_price"])
+                      doc["initiator"], doc["usd_price"], doc.get("expires_at", 0),
+                      doc.get("replaces", ""))
         if request.canonical() != raw:
             raise ValueError("not a canonical signing request")
         return request
 
     def challenge(self, bundle_hash: str) -> bytes:
-        return approval_challenge(self.canonical(), bytes.fromhex(bundle_hash), self.request_id)
+        return approval_challenge(self.canonical(), bytes.fromhex(bundle_hash),
+                                  self.request_id, self.expires_at)
 
 
 @dataclass(frozen=True)
@@ -122,6 +147,7 @@ class Verdict:
     approved_by: str
     usd_amount: Decimal
     counters: Mapping[bytes, int]  # credential id → new sign counter
+    binding: RequestBinding  # what the request id is now bound to
 
 
 def signing_digest(transaction: bytes, digest: bytes) -> tuple[bytes, UnsignedTx | None]:
@@ -148,13 +174,25 @@ def _registry(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
 
 def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence[bytes], *,
               policy_hash: str, now: float, usage_24h_usd: Decimal,
-              last_counters: Mapping[bytes, int]) -> Verdict:
-    """Allow the signature or raise AuthorizationDenied / PolicyDenied saying why."""
+              last_counters: Mapping[bytes, int], bound: Mapping[str, RequestBinding],
+              cooldown_from: Mapping[str, int] | None = None) -> Verdict:
+    """Allow the signature or raise AuthorizationDenied / PolicyDenied saying why.
+    ``bound`` holds what this verifier already signed under ``request.request_id`` and
+    under ``request.replaces`` (by request id; absent when it signed nothing there).
+    ``cooldown_from``: when this verifier first held each address-book entry (by label)
+    under an admin-signed bundle (``evaluate``)."""
     if policy_hash != bundle.bundle_hash:
         raise AuthorizationDenied(
             f"stale or unknown policy: request was evaluated under {policy_hash[:16] or '-'}…, "
             f"this signer holds policy v{bundle.version} ({bundle.bundle_hash[:16]}…)")
+    check_deadline(request.expires_at, now)
     digest, tx = signing_digest(request.transaction, request.digest)
+    binding = binding_of(request.key_id, request.path, digest, tx)
+    refusal = binding_refusal(request.request_id, binding, bound.get(request.request_id),
+                              request.replaces,
+                              bound.get(request.replaces) if request.replaces else None)
+    if refusal is not None:
+        raise AuthorizationDenied(refusal)
     rp, registry = _registry(bundle.approver_registry)
     initiator = registry.find(request.initiator)
     if initiator is None:
@@ -164,7 +202,8 @@ def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence
         raise AuthorizationDenied(
             f'no valid assertion from the initiator "{request.initiator}" over this request')
     decision = evaluate(bundle.policy, _policy_input(bundle, request, tx, frozenset(
-        r.value for r in initiator.roles)), now=now, usage_24h_usd=usage_24h_usd)
+        r.value for r in initiator.roles)), now=now, usage_24h_usd=usage_24h_usd,
+        cooldown_from=cooldown_from)
     decision.raise_if_blocked()
     if decision.action is not Action.ALLOW:
         # The initiator's assertion proves the request; it never counts as an approval.
@@ -177,7 +216,29 @@ def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence
         why = "no approvals required"
     assert decision.usd_amount is not None  # a listed asset is always valued
     return Verdict(digest, decision, why, decision.usd_amount,
-                   {v.credential_id: v.new_counter for v in verified})
+                   {v.credential_id: v.new_counter for v in verified}, binding)
+
+
+def check_deadline(expires_at: int, now: float) -> None:
+    """Refuse approvals past their deadline (by ``now``, the verifier's clock, allowing
+    ``MAX_CLOCK_SKEW_S``) or with a deadline too far ahead to be one."""
+    if isinstance(expires_at, bool) or not isinstance(expires_at, int) or expires_at <= 0:
+        raise AuthorizationDenied("the request carries no deadline: approvals must expire")
+    if now > expires_at + MAX_CLOCK_SKEW_S:
+        raise AuthorizationDenied(
+            f"the approvals expired at {_utc(expires_at)} (the request's deadline; this "
+            f"signer's clock reads {_utc(now)}, {MAX_CLOCK_SKEW_S} s of skew allowed)")
+    if expires_at > now + MAX_APPROVAL_LIFETIME_S:
+        raise AuthorizationDenied(
+            f"the request's deadline {_utc(expires_at)} is more than "
+            f"{MAX_APPROVAL_LIFETIME_S // 86400} days ahead: approvals must expire")
+
+
+def _utc(epoch: float) -> str:
+    try:
+        return datetime.fromtimestamp(epoch, tz=UTC).strftime("%Y-%m-%d %H:%M:%S UTC")
+    except (OverflowError, ValueError, OSError):
+        return f"{epoch:.0f} (epoch seconds, beyond the calendar)"
 
 
 def _verified(approvals: Sequence[bytes], registry: ApproverRegistry, rp: RelyingParty,
@@ -215,7 +276,8 @@ def _policy_input(bundle: PolicyBundle, request: SigningRequest, tx: UnsignedTx 
     if tx is None:
         native = policy.assets[0].symbol if policy.assets else "-"
         return PolicyInput(request.request_id, request.initiator, roles, native, 0, price,
-                           RAW_DIGEST_DESTINATION, None, raw_digest=True)
+                           RAW_DIGEST_DESTINATION, None, raw_digest=True,
+                           key_id=request.key_id.hex(), path=request.path)
     try:
         intent = intent_of(tx, policy.assets)
     except IntentError as exc:

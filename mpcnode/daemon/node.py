@@ -232,7 +232,8 @@ class SignerNode:
             return prior  # a retry: the same σ_i, and no second policy decision
         auth = req.authorization
         request = SigningRequest(auth.request_id, req.key_id, path, auth.transaction,
-                                 req.digest, auth.initiator, auth.usd_price)
+                                 req.digest, auth.initiator, auth.usd_price, auth.expires_at,
+                                 auth.replaces)
         # The ledger note is journaled with σ_i, durable before σ_i can leave the node.
         return self.policy.sign_authorized(request, list(auth.approvals),
                                            auth.policy_hash.hex(), self.clock(),

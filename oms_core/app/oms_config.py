@@ -35,7 +35,7 @@ from mpcnode.ceremony.config_fields import Address
 from mpcnode.core.config_schema import ConfigError, StrictConfig, dumps, load
 from oms_core.app.login_sessions import SessionPolicy
 from oms_core.app.service import DAY_S, OmsConfig
-from zero_trust.authorization import RelyingParty
+from zero_trust.authorization import MAX_APPROVAL_LIFETIME_S, RelyingParty
 from zero_trust.policy.policy_canonical import decimal_text
 from zero_trust.policy.usd import parse_usd
 
@@ -176,7 +176,8 @@ class _OmsSection(StrictConfig):
     db: _Text
     listen: Address
     key_id: Annotated[bytes, BeforeValidator(_hex)]
-    request_ttl_seconds: Annotated[int, Field(ge=60)] = int(DAY_S)
+    # nodes refuse approvals whose deadline lies further ahead (MAX_APPROVAL_LIFETIME_S)
+    request_ttl_seconds: Annotated[int, Field(ge=60, le=MAX_APPROVAL_LIFETIME_S)] = int(DAY_S)
 
 
 class _ClusterSection(StrictConfig):

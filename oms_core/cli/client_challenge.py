@@ -6,13 +6,15 @@ request is the one asked for, and that the view describes this transaction, then
 the WebAuthn challenge from the signing request and the policy hash. A compromised OMS
 that showed one transfer and asked for an assertion over another is caught here, before
 the person's authenticator signs anything; the server's own ``challenge`` field must
-agree, or the client refuses.
+agree, or the client refuses. The challenge binds the request's deadline, which the
+description shows: after it no signer node accepts the assertion.
 """
 
 from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 from ethereum import erc20
 from ethereum.transactions import UnsignedTx, decode_unsigned
@@ -29,6 +31,7 @@ class ChallengeCheckError(OmsCoreError):
 class ToSign:
     challenge: bytes
     transaction: UnsignedTx
+    expires_at: int  # epoch seconds: the nodes refuse the assertion after it
 
     def describe(self) -> str:
         """One line a person can check before touching the authenticator."""
@@ -44,7 +47,8 @@ class ToSign:
             text += f", token {verb} of {call.amount} base units to {call.counterparty_address}"
         elif tx.data:
             text += f", call 0x{tx.data[:4].hex()} with {len(tx.data)} bytes of data"
-        return text
+        until = datetime.fromtimestamp(self.expires_at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
+        return f"{text}; valid until {until}"
 
 
 def challenge_to_sign(view: pb.RequestView, request_id: str) -> ToSign:
@@ -70,11 +74,14 @@ def challenge_to_sign(view: pb.RequestView, request_id: str) -> ToSign:
                                   f"{view.destination}, the transaction pays elsewhere")
     if len(policy_hash) != 32:
         raise ChallengeCheckError(f"request {request_id}: malformed policy hash")
+    if not signing.expires_at:
+        raise ChallengeCheckError(f"request {request_id}: the signing request binds no "
+                                  "deadline; no node would sign it")
     challenge = signing.challenge(view.policy_hash)
     if challenge != view.challenge:
         raise ChallengeCheckError(f"request {request_id}: the server's challenge is not the "
                                   "one this transaction and policy yield; refusing to sign")
-    return ToSign(challenge, tx)
+    return ToSign(challenge, tx, signing.expires_at)
 
 
 def _destinations(tx: UnsignedTx) -> set[str]:

@@ -113,7 +113,8 @@ def _sign_under_policy(co: Coordinator, root: Path, kg: KeygenResult) -> list[di
                         int(eth * 10**18), b"", 21000, max_fee_per_gas=30 * 10**9,
                         max_priority_fee_per_gas=10**9)
         request = SigningRequest(f"demo-{nonce}", kg.key_id, (), tx.encode(),
-                                 tx.signing_digest(), "tina", "2000")
+                                 tx.signing_digest(), "tina", "2000",
+                                 int(time.time()) + 3600)
         _say(f"transfer of {eth} ETH to {treasury.label!r} ({request.request_id})")
         if len(approvers) > 1:
             try:

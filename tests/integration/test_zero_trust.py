@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -113,7 +114,7 @@ class World:
     def request(self, tx: UnsignedTx, initiator: str = "tina",
                 price: str = "2000") -> SigningRequest:
         return SigningRequest(f"req-{secrets.token_hex(8)}", self.key.key_id, (), tx.encode(),
-                              tx.signing_digest(), initiator, price)
+                              tx.signing_digest(), initiator, price, int(time.time()) + 3600)
 
     def approvals(self, request: SigningRequest, *who: str) -> list[bytes]:
         return [self.people[w].approve(RP, request, self.bundle.bundle_hash) for w in who]

@@ -35,6 +35,8 @@ MAX_DECIMALS = 77  # 10**77 < 2**256: more would not fit a uint256 amount
 MAX_APPROVALS_PER_ROLE = 64
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SELECTOR = re.compile(r"0x[0-9a-fA-F]{8}")
+_KEY_ID = re.compile(r"[0-9a-f]{64}")
+MAX_PATH_INDEX = 2**31 - 1  # non-hardened BIP32 indices (public derivation)
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}")
 _USER_ID = re.compile(r"[a-z0-9][a-z0-9._@-]{0,63}")  # the approver registry's user ids
 _T = TypeVar("_T")
@@ -113,7 +115,13 @@ class Limit:
 @dataclass(frozen=True)
 class Rule:
     """One first-match rule. A condition left as None matches anything; ``raw_digest``
-    must equal the request's, so raw-digest signing only ever matches its own rules."""
+    must equal the request's, so raw-digest signing only ever matches its own rules.
+
+    A raw digest carries no transaction a node could read or value, so a raw-digest rule
+    that signs (DESIGN §4) names the one key (``key_id``) and derivation path (``path``)
+    it covers, states the USD value each signature counts against the limits
+    (``usd_value``), and requires the policy's highest approval quorum: at least as many
+    approvals of every role as any other rule asks for. The loader refuses it otherwise."""
 
     name: str
     action: Action
@@ -126,6 +134,9 @@ class Rule:
     destination: DestinationCondition = DestinationCondition.ANY
     within_limits: bool | None = None  # True: limits hold; False: a limit is exceeded
     raw_digest: bool = False
+    key_id: str | None = None  # raw-digest rules: the key (64 lower-case hex), else None
+    path: tuple[int, ...] | None = None  # raw-digest rules: the BIP32 path, else None
+    usd_value: Decimal | None = None  # raw-digest rules: what one signature counts
 
 
 @dataclass(frozen=True)
@@ -284,8 +295,26 @@ def _rules(tables: Sequence[_RuleTable], symbols: set[str], source: str) -> tupl
             initiator_users=_frozen(table.initiator_users),
             assets=_frozen(table.assets), min_usd=table.min_usd, max_usd=table.max_usd,
             destination=table.destination, within_limits=table.within_limits,
-            raw_digest=table.raw_digest))
+            raw_digest=table.raw_digest, key_id=table.key_id,
+            path=None if table.path is None else tuple(table.path),
+            usd_value=table.usd_value))
+    for rule in rules:
+        _check_raw_quorum(rule, rules, source)
     return tuple(rules)
+
+
+def _check_raw_quorum(rule: Rule, rules: Sequence[Rule], source: str) -> None:
+    """A signing raw-digest rule needs the highest approval quorum of the policy."""
+    if not rule.raw_digest or rule.action is Action.BLOCK:
+        return
+    for other in rules:
+        short = sorted(role.value for role, n in other.approvals.items()
+                       if rule.approvals.get(role, 0) < n)
+        if short:
+            raise PolicyDocumentError(
+                f'rule "{rule.name}", field "approvals"',
+                f"a raw-digest rule needs the policy's highest approval quorum: rule "
+                f'"{other.name}" asks for more {_listing(short)} approvals', source)
 
 
 def _frozen(values: list[_T] | None) -> frozenset[_T] | None:
@@ -322,6 +351,12 @@ def _address(value: str) -> str:
     if not is_checksum_consistent(value):
         raise ValueError(f'"{value}" has a bad EIP-55 checksum (a typo?)')
     return value.lower()
+
+
+def _key_id(value: str) -> str:
+    if not _KEY_ID.fullmatch(value):
+        raise ValueError(f'"{value}" is not a key id (64 lower-case hex digits)')
+    return value
 
 
 def _contract(value: str) -> str:
@@ -444,6 +479,31 @@ class _RuleTable(_Table):
     destination: Annotated[DestinationCondition, _Lenient] = DestinationCondition.ANY
     within_limits: bool | None = None
     raw_digest: bool = False
+    key_id: Annotated[str, AfterValidator(_key_id)] | None = None
+    path: list[Annotated[int, Field(ge=0, le=MAX_PATH_INDEX)]] | None = None
+    usd_value: _Usd | None = None
+
+    @model_validator(mode="after")
+    def _raw_digest_scope(self) -> _RuleTable:
+        scope = {"key_id": self.key_id, "path": self.path, "usd_value": self.usd_value}
+        if not self.raw_digest:
+            given = [name for name, value in scope.items() if value is not None]
+            if given:
+                raise ValueError(f'"{given[0]}" only goes with raw_digest = true')
+            return self
+        if self.action is Action.BLOCK:
+            return self
+        missing = [name for name, value in scope.items() if value is None]
+        if missing:
+            raise ValueError(f'a raw-digest rule that signs must name "key_id", "path" and '
+                             f'"usd_value" (missing "{missing[0]}"): it applies to one key '
+                             "and path, and its signatures count against the limits")
+        if self.action is not Action.REQUIRE_APPROVALS:
+            raise ValueError('a raw-digest rule that signs needs action "require_approvals" '
+                             "with the policy's highest approval quorum")
+        if self.destination is not DestinationCondition.ANY:
+            raise ValueError('a raw digest has no destination: leave "destination" out')
+        return self
 
     @model_validator(mode="after")
     def _consistent(self) -> _RuleTable:

@@ -35,8 +35,9 @@ from zero_trust.policy.usd import format_usd, usd_value, valuation_price
 @dataclass(frozen=True)
 class PolicyInput:
     """What the policy needs to know about one signing request. A raw-digest request
-    still names a listed asset and amount (what the requester declares); only rules with
-    ``raw_digest = true`` can match it."""
+    names the key and path it would sign with; only rules with ``raw_digest = true`` for
+    that key and path can match it, and it is valued at the matching rule's ``usd_value``
+    (its declared asset and amount are not read)."""
 
     request_id: str
     initiator: str  # user id
@@ -47,6 +48,8 @@ class PolicyInput:
     destination: str  # 0x address, compared lower-case
     function_selector: str | None  # 0x + 8 hex of a contract call; None for a transfer
     raw_digest: bool = False
+    key_id: str = ""  # hex; what raw-digest rules are scoped to
+    path: tuple[int, ...] = ()
 
     def __post_init__(self) -> None:
         for field, value in (("request_id", self.request_id), ("initiator", self.initiator),
@@ -115,9 +118,13 @@ class Decision:
 
 
 def evaluate(policy: Policy, request: PolicyInput, *, now: float,
-             usage_24h_usd: Decimal) -> Decision:
+             usage_24h_usd: Decimal, cooldown_from: Mapping[str, int] | None = None
+             ) -> Decision:
     """First matching rule wins; no match denies. ``usage_24h_usd`` is what the initiator
-    already signed for in the 24 hours before ``now`` (all assets, this request excluded)."""
+    already signed for in the 24 hours before ``now`` (all assets, this request excluded).
+    ``cooldown_from`` (address-book label → epoch seconds) is when the evaluator first
+    held each entry under an admin-signed policy: an entry's cool-down never starts before
+    it, whatever ``added_at`` the document states."""
     if not math.isfinite(now):
         raise PolicyInputError(f"now must be a finite epoch time, not {now!r}")
     if (not isinstance(usage_24h_usd, Decimal) or not usage_24h_usd.is_finite()
@@ -125,6 +132,8 @@ def evaluate(policy: Policy, request: PolicyInput, *, now: float,
         raise PolicyInputError(f"usage_24h_usd must be a non-negative amount, "
                                f"not {usage_24h_usd!r}")
     digest = policy_hash(policy)
+    if request.raw_digest:
+        return _evaluate_raw(policy, request, digest, usage_24h_usd)
     asset = policy.asset(request.asset)
     if asset is None:
         return Decision(request.request_id, Action.BLOCK, None,
@@ -134,7 +143,8 @@ def evaluate(policy: Policy, request: PolicyInput, *, now: float,
     usd = usd_value(request.amount, asset.decimals,
                     valuation_price(request.usd_price, asset.min_usd_price))
     dest = classify_destination(policy, asset.chain_id, request.destination,
-                                request.function_selector, now=now)
+                                request.function_selector, now=now,
+                                cooldown_from=cooldown_from)
     limits = check_limits(policy, request.initiator, request.initiator_roles, usd,
                           usage_24h_usd)
     for rule in policy.rules:
@@ -151,8 +161,42 @@ def evaluate(policy: Policy, request: PolicyInput, *, now: float,
                     digest, dest.kind)
 
 
+def _evaluate_raw(policy: Policy, request: PolicyInput, digest: str,
+                  usage_24h_usd: Decimal) -> Decision:
+    """A raw digest: the first raw-digest rule scoped to (or, for a block, not excluding)
+    this key and path decides, at the rule's stated USD value."""
+    for rule in policy.rules:
+        if not rule.raw_digest or (rule.key_id is not None and rule.key_id != request.key_id) \
+                or (rule.path is not None and rule.path != request.path):
+            continue
+        usd = rule.usd_value if rule.usd_value is not None else Decimal(0)
+        limits = check_limits(policy, request.initiator, request.initiator_roles, usd,
+                              usage_24h_usd)
+        if _matches(rule, request, usd, DestinationClass.UNKNOWN, limits.holds):
+            what = f"raw digest signing ({format_usd(usd)} USD counted)"
+            if rule.action is Action.ALLOW:
+                reason = f"allowed: {what}"
+            elif rule.action is Action.REQUIRE_APPROVALS:
+                why = what if limits.holds else f"{what}; {limits.reason}"
+                reason = f"needs approvals from {describe_approvals(rule.approvals)}: {why}"
+            else:
+                reason = (limits.reason if rule.within_limits is False
+                          else "raw digest signing is blocked")
+            return Decision(request.request_id, rule.action, rule.name, reason, usd,
+                            rule.approvals, digest, None)
+    where = f"key {request.key_id[:16] or '-'}…, path {_path_text(request.path)}"
+    return Decision(request.request_id, Action.BLOCK, None,
+                    f"no raw-digest rule covers {where} (default deny)", Decimal(0),
+                    MappingProxyType({}), digest, None)
+
+
+def _path_text(path: tuple[int, ...]) -> str:
+    return "/".join(["m", *(str(i) for i in path)])
+
+
 def classify_destination(policy: Policy, chain_id: int, destination: str,
-                         selector: str | None, *, now: float) -> DestinationVerdict:
+                         selector: str | None, *, now: float,
+                         cooldown_from: Mapping[str, int] | None = None) -> DestinationVerdict:
     """An address-book wallet, a whitelisted contract call, or unknown. A contract counts
     only when called with an allowed selector; any entry still in its cool-down counts as
     unknown, so a freshly added (possibly malicious) address cannot be used at once."""
@@ -160,7 +204,8 @@ def classify_destination(policy: Policy, chain_id: int, destination: str,
     entry = policy.entry(chain_id, address)
     if entry is None:
         return _unknown(f"destination {address} is not in the address book")
-    usable_at = entry.added_at + policy.cooldown_seconds
+    since = max(entry.added_at, (cooldown_from or {}).get(entry.label, entry.added_at))
+    usable_at = since + policy.cooldown_seconds
     if now < usable_at:
         return _unknown(f'destination {address} ("{entry.label}") is in cool-down until '
                         f"{_utc(usable_at)}")

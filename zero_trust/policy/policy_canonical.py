@@ -111,4 +111,10 @@ def _rule(rule: Rule) -> dict[str, JsonValue]:
         out["within_limits"] = rule.within_limits
     if rule.raw_digest:
         out["raw_digest"] = True
+    if rule.key_id is not None:
+        out["key_id"] = rule.key_id
+    if rule.path is not None:
+        out["path"] = list(rule.path)
+    if rule.usd_value is not None:
+        out["usd_value"] = decimal_text(rule.usd_value)
     return out

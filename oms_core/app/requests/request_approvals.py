@@ -27,7 +27,12 @@ def challenge_of(req: Request) -> bytes:
     """What the initiator's and the approvers' authenticators sign for ``req``."""
     if req.policy_hash is None:
         raise InvalidInputError(f"request {req.request_id} was never evaluated")
-    return SigningRequest.from_canonical(req.payload).challenge(req.policy_hash.hex())
+    signing = SigningRequest.from_canonical(req.payload)
+    if not signing.expires_at:
+        raise InvalidInputError(f"request {req.request_id} was recorded before approvals "
+                                "bound a deadline: no node signs it; it can only expire "
+                                "(submit it again)")
+    return signing.challenge(req.policy_hash.hex())
 
 
 class RequestApprovals:

@@ -6,6 +6,7 @@ one SQLite transaction with its audit entries. A blocked request is recorded as 
 
 from __future__ import annotations
 
+import math
 import uuid
 from decimal import Decimal
 
@@ -60,7 +61,9 @@ class RequestIntake:
         """A broadcast transaction that does not confirm: the same transaction with every
         fee raised ≥ 12.5 % (same nonce, so at most one of the two can ever be mined), as a
         new request of the same initiator. New fees mean a new digest, so it needs its own
-        confirmation and approvals, and the nodes check it like any other."""
+        confirmation and approvals, and the nodes check it like any other; its signed
+        request names the old one as replaced, so a node that signed the old one checks
+        that it is a replacement (same nonce, higher fees: ``zero_trust/request_binding``)."""
         ctx = self._ctx
         with ctx.lock:
             user = ctx.authenticate(token, Permission.SUBMIT_REQUEST)
@@ -75,29 +78,33 @@ class RequestIntake:
                       max_fee_cap=ctx.chain.settings.max_fee_cap)
             new_id = f"{request_id}.replacement-{uuid.uuid4().hex[:8]}"
             with transaction(ctx.conn):
-                req, decision = self.record(user, tx, new_id, ctx.bundle())
+                req, decision = self.record(user, tx, new_id, ctx.bundle(), replaces=request_id)
                 ctx.conn.execute("INSERT INTO replacements VALUES (?, ?)", (new_id, request_id))
             if decision.action is Action.BLOCK:
                 raise PolicyDenied(decision.rule, decision.reason)
             return req
 
-    def record(self, user: User, tx: UnsignedTx, request_id: str, bundle: PolicyBundle
-               ) -> tuple[Request, Decision]:
+    def record(self, user: User, tx: UnsignedTx, request_id: str, bundle: PolicyBundle,
+               replaces: str = "") -> tuple[Request, Decision]:
         """A new request for ``tx`` (nonce already assigned), evaluated under the policy;
-        the caller's transaction. A blocked one is rejected and its nonce released."""
+        the caller's transaction. A blocked one is rejected and its nonce released. Its
+        deadline, a whole epoch second, is bound by every approval: the nodes sign nothing
+        for it afterwards."""
         ctx = self._ctx
         now = ctx.clock()
+        expires_at = max(math.floor(now + ctx.config.request_ttl_s), math.floor(now) + 1)
         # Priced in what the transaction moves (a token call moves the token).
         intent = intent_of(tx, bundle.policy.assets)
         # Moving nothing of value (a contract call without ETH) needs no price.
         price = self._prices.usd_price(intent.asset) if intent.amount else Decimal(0)
         signing = SigningRequest(request_id, ctx.config.key_id, (), tx.encode(),
-                                 tx.signing_digest(), user.user_id, decimal_text(price))
+                                 tx.signing_digest(), user.user_id, decimal_text(price),
+                                 expires_at, replaces)
         ctx.requests.create(
             request_id=request_id, kind="contract_call" if intent.called_contract else
             "transfer", initiator=user.user_id, asset=intent.asset, amount=intent.amount,
             destination=intent.destination, chain_id=tx.chain_id,
-            payload=signing.canonical(), expires_at=now + ctx.config.request_ttl_s, at=now)
+            payload=signing.canonical(), expires_at=float(expires_at), at=now)
         decision = decide(ctx, bundle, signing, user)
         req = ctx.requests.transition(
             request_id, State.POLICY_EVALUATED, actor="policy", at=now,

@@ -68,7 +68,7 @@ def test_bare_and_authorized_signing_never_deadlock(
         tx = UnsignedTx(TYPE_EIP1559, 1, n, SINK, 10**15, b"", 21000, max_fee_per_gas=2,
                         max_priority_fee_per_gas=1)
         req = SigningRequest(f"a{n}", material.key_id, (), tx.encode(), tx.signing_digest(),
-                             "tina", "1000")
+                             "tina", "1000", int(time.time()) + 3600)
         authorized.append((req, [people["tina"].approve(RP, req, bundle.bundle_hash)]))
     errors: list[BaseException] = []
 

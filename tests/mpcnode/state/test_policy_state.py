@@ -4,6 +4,7 @@ when the node's own database lost them (crash before its non-fsynced write reach
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -17,12 +18,19 @@ from mpcnode.state.policy_state import PolicyState
 from oms_core.app.bundle_signing import make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import enrol
 from testing.transfer_policy import SINK, transfer_policy
-from zero_trust.authorization import RelyingParty, SigningRequest, Verdict
+from zero_trust.authorization import (
+    MAX_CLOCK_SKEW_S,
+    AuthorizationDenied,
+    RelyingParty,
+    SigningRequest,
+    Verdict,
+)
 from zero_trust.policy.document import load_policy
 from zero_trust.policy.policy_errors import PolicyDenied
 
 RP = RelyingParty("node.test", "https://node.test")
 POLICY = transfer_policy("ledger", max_single_usd=10000, max_daily_usd=15000)
+ADMIN = Ed25519PrivateKey.generate()
 
 
 World = tuple[PolicyState, Callable[..., tuple[SigningRequest, list[bytes]]], str]
@@ -46,16 +54,17 @@ class FakeStore:
 def world(tmp_path: Path) -> World:
     registry, people = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
     bundle = make_bundle(load_policy(POLICY), RP, registry)
-    admin = Ed25519PrivateKey.generate()
-    state = PolicyState(tmp_path, {"a": admin.public_key().public_bytes(
+    state = PolicyState(tmp_path, {"a": ADMIN.public_key().public_bytes(
         Encoding.Raw, PublicFormat.Raw)}, 1)
-    state.install(signed_bundle_json(bundle, {"a": admin}))
+    state.install(signed_bundle_json(bundle, {"a": ADMIN}))
 
-    def request(n: int, eth: int = 4) -> tuple[SigningRequest, list[bytes]]:
+    def request(n: int, eth: int = 4, *, expires_at: int | None = None,
+                request_id: str | None = None) -> tuple[SigningRequest, list[bytes]]:
         tx = UnsignedTx(TYPE_EIP1559, 1, n, SINK, eth * 10**18, b"", 21000,
                         max_fee_per_gas=2, max_priority_fee_per_gas=1)
-        req = SigningRequest(f"r{n}", b"k" * 32, (), tx.encode(), tx.signing_digest(),
-                             "tina", "1000")
+        req = SigningRequest(request_id or f"r{n}", b"k" * 32, (), tx.encode(),
+                             tx.signing_digest(), "tina", "1000",
+                             expires_at or int(time.time()) + 3600)
         return req, [people["tina"].approve(RP, req, bundle.bundle_hash)]
 
     return state, request, bundle.bundle_hash
@@ -152,16 +161,139 @@ def test_rolling_window_by_the_node_clock(tmp_path: Path, world: World) -> None:
     day = 86400.0
     t0 = 1_000_000_000.0
     for n in range(3):  # 12,000 signed 23 hours before the check below
-        r, a = request(n)
+        r, a = request(n, expires_at=int(t0) + 3600)
         state.sign_authorized(r, a, h, t0 + n, sign_ok)
-    r, a = request(3)
+    r, a = request(3, expires_at=int(t0 + 2 * day))
     with pytest.raises(PolicyDenied, match="daily limit"):
         state.sign_authorized(r, a, h, t0 + 23 * 3600, sign_ok)
     state.sign_authorized(r, a, h, t0 + day + 10, sign_ok)  # the window moved past them
     state.close()
     again = reopened(tmp_path, state)
     for n in range(4, 7):  # four days on: nothing of the old ledger counts (or is kept)
-        r, a = request(n)
+        r, a = request(n, expires_at=int(t0 + 5 * day))
         again.sign_authorized(r, a, h, t0 + 4 * day + n, sign_ok)
     assert again._ledger["tina"].ids() == ["r4", "r5", "r6"]
+    again.close()
+
+
+def test_one_request_id_binds_one_transaction_also_after_a_restart(
+        tmp_path: Path, world: World) -> None:
+    state, request, h = world
+    r, a = request(0)
+    state.sign_authorized(r, a, h, time.time(), sign_ok)
+    state.sign_authorized(r, a, h, time.time(), sign_ok)  # a retry: the same signature
+    other, a2 = request(1, request_id="r0")  # another transfer under the same id
+    with pytest.raises(AuthorizationDenied, match='request "r0" is bound to another '):
+        state.sign_authorized(other, a2, h, time.time(), sign_ok)
+    state.make_durable()
+    state.close()
+    again = reopened(tmp_path, state)
+    other, a2 = request(2, request_id="r0")
+    with pytest.raises(AuthorizationDenied, match="bound to another transaction"):
+        again.sign_authorized(other, a2, h, time.time(), sign_ok)
+    # beyond the in-memory window the binding is read from the database
+    again._bindings.clear()
+    with pytest.raises(AuthorizationDenied, match="bound to another transaction"):
+        again.sign_authorized(other, a2, h, time.time(), sign_ok)
+    again.close()
+
+
+def test_expired_approvals_are_refused_by_the_nodes_clock(world: World) -> None:
+    state, request, h = world
+    r, a = request(0, expires_at=1_000_000_000)
+    with pytest.raises(AuthorizationDenied, match="approvals expired"):
+        state.sign_authorized(r, a, h, 1_000_000_000 + MAX_CLOCK_SKEW_S + 1, sign_ok)
+    state.sign_authorized(r, a, h, 1_000_000_000 + MAX_CLOCK_SKEW_S, sign_ok)
+
+
+class _Announcing:
+    """A lock that says when another thread starts waiting for it."""
+
+    def __init__(self) -> None:
+        self.inner = threading.RLock()
+        self.waiting = threading.Event()
+
+    def __enter__(self) -> bool:
+        if not self.inner.acquire(blocking=False):
+            self.waiting.set()
+            self.inner.acquire()
+        return True
+
+    def __exit__(self, *exc: object) -> None:
+        self.inner.release()
+
+
+def test_a_concurrent_install_never_mixes_bundles_in_one_decision(
+        tmp_path: Path, world: World) -> None:
+    """A decision that started waiting while v2 was being installed decides under v2: a
+    request still naming v1 is refused as stale, never signed under the replaced bundle."""
+    state, request, h = world
+    registry, _ = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
+    v2 = make_bundle(load_policy(POLICY.replace("version = 1", "version = 2")), RP, registry)
+    lock = _Announcing()
+    state._lock = lock  # type: ignore[assignment]
+    outcome: list[object] = []
+    r, a = request(0)
+
+    def decide() -> None:
+        try:
+            outcome.append(state.sign_authorized(r, a, h, time.time(), sign_ok))
+        except AuthorizationDenied as exc:
+            outcome.append(exc)
+
+    with lock:
+        worker = threading.Thread(target=decide)
+        worker.start()
+        lock.waiting.wait()  # the decision now waits for the lock held here
+        state.install(signed_bundle_json(v2, {"a": ADMIN}))
+    worker.join()
+    [result] = outcome
+    assert isinstance(result, AuthorizationDenied) and "stale or unknown policy" in str(result)
+
+
+FRESH = bytes.fromhex("33" * 20)
+
+
+def test_a_back_dated_address_waits_its_cool_down_from_when_the_node_installed_it(
+        tmp_path: Path) -> None:
+    """v2 adds an entry whose ``added_at`` (proposed by the OMS) is 0: the node counts its
+    cool-down from its own clock at install, never from the document's time; the entry
+    v1 already had stays usable, and both survive a restart."""
+    clock = [1_900_000_000.0]
+    registry, people = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
+    admins = {"a": ADMIN.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)}
+    state = PolicyState(tmp_path, admins, 1, clock=lambda: clock[0])
+    v1_text = POLICY.replace("cooldown_seconds = 0", "cooldown_seconds = 3600")
+    v2_text = v1_text.replace("version = 1", "version = 2") + f"""
+[address_book.fresh]
+address = "0x{FRESH.hex()}"
+chain_id = 1
+added_at = 0
+kind = "wallet"
+"""
+    state.install(signed_bundle_json(make_bundle(load_policy(v1_text), RP, registry),
+                                     {"a": ADMIN}))  # the first bundle: taken as written
+    v2 = make_bundle(load_policy(v2_text), RP, registry)
+    clock[0] += 60
+    state.install(signed_bundle_json(v2, {"a": ADMIN}))
+    installed_at = int(clock[0])
+
+    def send(to: bytes, n: int, now: float, on: PolicyState) -> object:
+        tx = UnsignedTx(TYPE_EIP1559, 1, n, to, 10**18, b"", 21000, max_fee_per_gas=2,
+                        max_priority_fee_per_gas=1)
+        req = SigningRequest(f"c{n}", b"k" * 32, (), tx.encode(), tx.signing_digest(),
+                             "tina", "1000", int(now) + 60)
+        return on.sign_authorized(req, [people["tina"].approve(RP, req, v2.bundle_hash)],
+                                  v2.bundle_hash, now, sign_ok)
+
+    send(SINK, 0, clock[0], state)  # v1's entry: usable at once
+    with pytest.raises(PolicyDenied, match="in cool-down until"):
+        send(FRESH, 1, installed_at + 3599, state)
+    assert state.cooldown_from()["fresh"] == installed_at
+    state.close()
+    again = PolicyState(tmp_path, admins, 1, clock=lambda: clock[0])
+    assert again.cooldown_from() == {"sink": 0, "fresh": installed_at}
+    with pytest.raises(PolicyDenied, match="in cool-down until"):
+        send(FRESH, 2, installed_at + 3599, again)
+    send(FRESH, 3, installed_at + 3600, again)
     again.close()

@@ -46,7 +46,7 @@ def test_ledger_and_counters_of_the_old_release_still_bind(tmp_path: Path) -> No
     assert version_of(data_dir / DB) == 0
     state = PolicyState(data_dir, node_admins(), 1)
     try:
-        assert version_of(data_dir / DB) == SCHEMA.version == 1
+        assert version_of(data_dir / DB) == SCHEMA.version == 2
         assert state.bundle is not None
         policy_hash = state.bundle.bundle_hash
         key_id = key_id_of(data_dir)
@@ -67,16 +67,27 @@ def test_ledger_and_counters_of_the_old_release_still_bind(tmp_path: Path) -> No
             state.sign_authorized(over, approvals, policy_hash, now, note_only)
         within, approvals = request(2, 3)  # 12,000 + 3,000 = 15,000: exactly the limit
         state.sign_authorized(within, approvals, policy_hash, now, note_only)
+        # a request id the old release signed under is bound to a transaction it did not
+        # record: nothing more is signed under it
+        reused = node_request(LEDGER[0][0], 0, 20, key_id)
+        with pytest.raises(AuthorizationDenied, match="bound to another transaction"):
+            state.sign_authorized(reused, [tina.approve(NODE_RP, reused, policy_hash)],
+                                  policy_hash, now, note_only)
     finally:
         state.close()
     with sqlite3.connect(data_dir / DB) as conn:
         assert conn.execute("SELECT COUNT(*) FROM signed_requests").fetchone()[0] == 3
+        # the old release's requests are bound to transactions it did not record: nothing
+        # more is signed under their ids
+        assert conn.execute("SELECT COUNT(*) FROM signed_requests WHERE binds IS NULL"
+                            ).fetchone()[0] == 2
 
 
 def test_a_policy_state_of_a_newer_release_is_refused(tmp_path: Path) -> None:
     data_dir = copy_release(RELEASE, tmp_path) / "node1"
     with sqlite3.connect(data_dir / DB) as conn:
-        conn.execute("PRAGMA user_version = 2")
+        conn.execute(f"PRAGMA user_version = {SCHEMA.version + 1}")
     with pytest.raises(SchemaTooNew, match=r"policy\.sqlite3 \(node policy state\): schema "
-                                           r"version 2 is newer than this release knows"):
+                                           rf"version {SCHEMA.version + 1} is newer than "
+                                           "this release knows"):
         PolicyState(data_dir, node_admins(), 1)

@@ -12,7 +12,7 @@ import pytest
 from ethereum.transactions import decode_unsigned
 from mpcnode.state.schema_migrations import SchemaTooNew, schema_version
 from oms_core.app.oms_db import open_database
-from oms_core.app.oms_errors import AuthError, StorageError
+from oms_core.app.oms_errors import AuthError, InvalidInputError, StorageError
 from oms_core.app.oms_schema import OMS_SCHEMA
 from oms_core.app.requests.request_lifecycle import State
 from oms_core.app.requests.request_store import RequestStore
@@ -94,9 +94,12 @@ def test_the_oms_carries_on_with_an_old_database(db: Path) -> None:
         tina_token = tina.login(OMS_RP, core)
         rita_token = rita.login(OMS_RP, core)
         pending = core.get(rita_token, PENDING_REQUEST)
-        done = core.approve(rita_token, PENDING_REQUEST,
-                            rita.sign_challenge(OMS_RP, core.challenge_of(pending)))
-        assert done.state is State.SIGNED  # with tina's confirmation kept from before
+        # Its approvals (tina's confirmation kept from before) bind no deadline: no node
+        # would sign it, so the OMS asks for no more of them; it can only expire.
+        with pytest.raises(InvalidInputError, match="before approvals bound a deadline"):
+            core.challenge_of(pending)
+        with pytest.raises(InvalidInputError, match="before approvals bound a deadline"):
+            core.approve(rita_token, PENDING_REQUEST, rita.sign_challenge(OMS_RP, bytes(32)))
         clock[0] += 1
         new = core.submit(tina_token, Submission("ETH", "1", TREASURY), "after-upgrade")
         tx = decode_unsigned(SigningRequest.from_canonical(new.payload).transaction)

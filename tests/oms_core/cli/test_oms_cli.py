@@ -37,6 +37,7 @@ from testing.oms_rpc_support import (
     running_world,
 )
 from testing.production_process import without_test_only
+from zero_trust.authorization import SigningRequest
 
 
 @dataclasses.dataclass
@@ -254,12 +255,17 @@ def test_client_recomputes_the_challenge_and_refuses_a_tampered_view(cli: Cli) -
     with OmsClient(cli.world.target, ca_pem=None) as client:
         token = (cli.tmp / "tina.token").read_text().strip()
         view = client.get(token, rid)
-    assert challenge_to_sign(view, rid).challenge == view.challenge
+    to_sign = challenge_to_sign(view, rid)
+    assert to_sign.challenge == view.challenge
+    signing = SigningRequest.from_canonical(view.signing_request)
+    assert to_sign.expires_at == signing.expires_at and "valid until" in to_sign.describe()
+    later = dataclasses.replace(signing, expires_at=signing.expires_at + 86400).canonical()
     tampered = [
         (pb.RequestView(), "challenge", b"\x00" * 32),  # the server's word alone
         (pb.RequestView(), "destination", UNKNOWN),  # the view lies about the payee
         (pb.RequestView(), "policy_hash", "00" * 32),  # another policy
         (pb.RequestView(), "signing_request", b"{}"),
+        (pb.RequestView(), "signing_request", later),  # a deadline not the one approved
     ]
     for blank, field, value in tampered:
         blank.CopyFrom(view)

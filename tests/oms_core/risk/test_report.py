@@ -14,6 +14,7 @@ import pytest
 import zero_trust.policy
 from oms_core.risk import OracleSettings, RiskConfig, RiskConfigError, RiskReport, risk_report
 from zero_trust.policy.document import load_policy
+from zero_trust.policy.policy_errors import PolicyDocumentError
 
 EXAMPLE = (Path(zero_trust.policy.__file__).parent / "examples/default_policy.toml").read_text()
 WALLET = Decimal(10_000_000)
@@ -186,16 +187,17 @@ def test_missing_simulation_or_circuit_breaker_flags_contract_exploit() -> None:
            'contract "demo-dex-router" names no protocol')
 
 
-def test_weak_raw_digest_rule_is_flagged() -> None:
+def test_a_weak_raw_digest_rule_cannot_even_be_loaded() -> None:
+    """The policy loader refuses a raw-digest rule below the highest quorum (or one that
+    signs without approvals), so the risk row can only ever read "highest quorum"."""
     weak = _edit("approvals = { risk_officer = 2, approver = 2 }", "approvals = { approver = 1 }")
-    report = risk_report(_config(weak))
-    assert "raw-digest-signing" in [s.key for s in report.flagged]
-    assert ('rule "raw-digest" signs raw digests with 1 approval(s), fewer than the highest '
-            "quorum (3)") in report.scenario("raw-digest-signing").flags
-    allowed = _edit('raw_digest = true\naction = "require_approvals"\n'
-                    "approvals = { risk_officer = 2, approver = 2 }",
-                    'raw_digest = true\naction = "allow"')
-    assert risk_report(_config(allowed)).scenario("raw-digest-signing").flagged
+    with pytest.raises(PolicyDocumentError, match="highest approval quorum"):
+        _config(weak)
+    allowed = _edit('action = "require_approvals"\n'
+                    "approvals = { risk_officer = 2, approver = 2 }", 'action = "allow"')
+    with pytest.raises(PolicyDocumentError, match="require_approvals"):
+        _config(allowed)
+    assert not risk_report(_config()).scenario("raw-digest-signing").flagged
 
 
 # --------------------------------------------------------------------------- config

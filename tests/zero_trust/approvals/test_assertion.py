@@ -52,7 +52,8 @@ ORIGIN = "https://oms.example.com"
 REQUEST = b'{"asset":"ETH","amount":"1.5","to":"0x00000000000000000000000000000000000000aa"}'
 POLICY_HASH = hashlib.sha256(b"policy bundle v7").digest()
 REQUEST_ID = "req-0001"
-CHALLENGE = approval_challenge(REQUEST, POLICY_HASH, REQUEST_ID)
+EXPIRES_AT = 1_800_000_000
+CHALLENGE = approval_challenge(REQUEST, POLICY_HASH, REQUEST_ID, EXPIRES_AT)
 
 
 def _enrol(
@@ -112,46 +113,49 @@ def _verify(world: World, approval: Approval, **overrides: object) -> VerifiedAp
 
 
 def test_challenge_is_deterministic_and_32_bytes() -> None:
-    assert CHALLENGE == approval_challenge(REQUEST, POLICY_HASH, REQUEST_ID)
+    assert CHALLENGE == approval_challenge(REQUEST, POLICY_HASH, REQUEST_ID, EXPIRES_AT)
     assert len(CHALLENGE) == 32
 
 
 @pytest.mark.parametrize(
-    ("request_bytes", "policy_hash", "request_id"),
+    ("request_bytes", "policy_hash", "request_id", "expires_at"),
     [
-        (REQUEST, POLICY_HASH, "req-0002"),
-        (REQUEST, hashlib.sha256(b"policy bundle v8").digest(), REQUEST_ID),
-        (REQUEST.replace(b"1.5", b"15"), POLICY_HASH, REQUEST_ID),
+        (REQUEST, POLICY_HASH, "req-0002", EXPIRES_AT),
+        (REQUEST, hashlib.sha256(b"policy bundle v8").digest(), REQUEST_ID, EXPIRES_AT),
+        (REQUEST.replace(b"1.5", b"15"), POLICY_HASH, REQUEST_ID, EXPIRES_AT),
+        (REQUEST, POLICY_HASH, REQUEST_ID, EXPIRES_AT + 1),
     ],
-    ids=["other-request-id", "other-policy", "modified-request"],
+    ids=["other-request-id", "other-policy", "modified-request", "other-deadline"],
 )
 def test_challenge_binds_every_input(
-    request_bytes: bytes, policy_hash: bytes, request_id: str
+    request_bytes: bytes, policy_hash: bytes, request_id: str, expires_at: int
 ) -> None:
-    assert approval_challenge(request_bytes, policy_hash, request_id) != CHALLENGE
+    assert approval_challenge(request_bytes, policy_hash, request_id, expires_at) != CHALLENGE
 
 
 def test_challenge_fields_cannot_slide_into_each_other() -> None:
     # Both triples concatenate to the same bytes: b"ab" ‖ POLICY_HASH ‖ b"cd".
     shifted_policy = POLICY_HASH[1:] + b"c"
     assert b"ab" + POLICY_HASH + b"cd" == b"ab" + POLICY_HASH[:1] + shifted_policy + b"d"
-    assert approval_challenge(b"ab", POLICY_HASH, "cd") != approval_challenge(
-        b"ab" + POLICY_HASH[:1], shifted_policy, "d"
+    assert approval_challenge(b"ab", POLICY_HASH, "cd", EXPIRES_AT) != approval_challenge(
+        b"ab" + POLICY_HASH[:1], shifted_policy, "d", EXPIRES_AT
     )
 
 
 @pytest.mark.parametrize(
-    ("request_bytes", "policy_hash", "request_id"),
-    [(b"", POLICY_HASH, REQUEST_ID), (REQUEST, b"\x00" * 31, REQUEST_ID),
-     (REQUEST, POLICY_HASH, ""), (REQUEST, POLICY_HASH, "x" * 129),
-     (REQUEST, POLICY_HASH, "\ud800")],
-    ids=["empty-request", "short-policy-hash", "empty-id", "long-id", "unencodable-id"],
+    ("request_bytes", "policy_hash", "request_id", "expires_at"),
+    [(b"", POLICY_HASH, REQUEST_ID, EXPIRES_AT), (REQUEST, b"\x00" * 31, REQUEST_ID, EXPIRES_AT),
+     (REQUEST, POLICY_HASH, "", EXPIRES_AT), (REQUEST, POLICY_HASH, "x" * 129, EXPIRES_AT),
+     (REQUEST, POLICY_HASH, "\ud800", EXPIRES_AT), (REQUEST, POLICY_HASH, REQUEST_ID, 0),
+     (REQUEST, POLICY_HASH, REQUEST_ID, 2**63), (REQUEST, POLICY_HASH, REQUEST_ID, True)],
+    ids=["empty-request", "short-policy-hash", "empty-id", "long-id", "unencodable-id",
+         "no-deadline", "deadline-beyond-8-bytes", "deadline-not-an-integer"],
 )
 def test_challenge_refuses_malformed_inputs(
-    request_bytes: bytes, policy_hash: bytes, request_id: str
+    request_bytes: bytes, policy_hash: bytes, request_id: str, expires_at: int
 ) -> None:
     with pytest.raises(ChallengeInputError):
-        approval_challenge(request_bytes, policy_hash, request_id)
+        approval_challenge(request_bytes, policy_hash, request_id, expires_at)
 
 
 # -- registration -------------------------------------------------------------------------
@@ -262,11 +266,13 @@ def test_approval_survives_its_wire_form(world: World) -> None:
 
 @pytest.mark.parametrize(
     "signed_challenge",
-    [approval_challenge(REQUEST, POLICY_HASH, "req-0002"),
-     approval_challenge(REQUEST, hashlib.sha256(b"policy bundle v8").digest(), REQUEST_ID),
+    [approval_challenge(REQUEST, POLICY_HASH, "req-0002", EXPIRES_AT),
+     approval_challenge(REQUEST, hashlib.sha256(b"policy bundle v8").digest(), REQUEST_ID,
+                        EXPIRES_AT),
      approval_challenge(REQUEST.replace(b"0xaa", b"0xbb").replace(b"aa\"", b"bb\""),
-                        POLICY_HASH, REQUEST_ID)],
-    ids=["other-request-id", "other-policy-hash", "modified-request"],
+                        POLICY_HASH, REQUEST_ID, EXPIRES_AT),
+     approval_challenge(REQUEST, POLICY_HASH, REQUEST_ID, EXPIRES_AT + 3600)],
+    ids=["other-request-id", "other-policy-hash", "modified-request", "later-deadline"],
 )
 def test_wrong_challenge_is_refused(world: World, signed_challenge: bytes) -> None:
     alice = _fresh(world, "alice")

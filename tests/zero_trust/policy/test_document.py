@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 from pathlib import Path
 
@@ -245,3 +246,52 @@ def test_order_of_assets_entries_and_limits_means_nothing() -> None:
     assert reordered != HEADER
     assert policy_with(ALLOW_ALL, reordered) == policy_with(ALLOW_ALL)
     assert policy_hash(policy_with(ALLOW_ALL, reordered)) == policy_hash(policy_with(ALLOW_ALL))
+
+
+RAW = """
+[[rules]]
+name = "raw"
+raw_digest = true
+action = "require_approvals"
+approvals = { risk_officer = 2, approver = 2 }
+"""
+SCOPE = 'key_id = "' + "ab" * 32 + '"\npath = [0, 7]\nusd_value = 300000\n'
+OTHER = """
+[[rules]]
+name = "big"
+action = "require_approvals"
+approvals = { risk_officer = 1, approver = 3 }
+"""
+
+
+def test_a_scoped_raw_digest_rule_with_the_highest_quorum_loads() -> None:
+    (rule,) = load_policy(HEADER + RAW + SCOPE).rules
+    assert rule.key_id == "ab" * 32 and rule.path == (0, 7)
+    assert rule.usd_value == Decimal(300000)
+    policy = load_policy(HEADER + RAW + SCOPE)
+    assert parse_policy(policy_to_canonical(policy)) == policy  # the scope is hashed
+
+
+@pytest.mark.parametrize(("text", "message"), [
+    (RAW, 'must name "key_id", "path" and "usd_value" (missing "key_id")'),
+    (RAW + SCOPE.replace('path = [0, 7]\n', ""), '(missing "path")'),
+    (RAW + SCOPE.replace("usd_value = 300000\n", ""), '(missing "usd_value")'),
+    (RAW.replace('action = "require_approvals"\napprovals = { risk_officer = 2, approver = 2 }',
+                 'action = "allow"') + SCOPE, "needs action \"require_approvals\""),
+    (RAW + SCOPE + OTHER, 'rule "big" asks for more "approver" approvals'),
+    (RAW + SCOPE.replace("ab" * 32, "AB" * 32), "is not a key id"),
+    (RAW + SCOPE.replace("[0, 7]", "[2147483648]"), "path"),
+    (RAW + SCOPE + 'destination = "address_book"\n', "has no destination"),
+    (OTHER + 'key_id = "' + "ab" * 32 + '"\n', '"key_id" only goes with raw_digest'),
+], ids=["no-key", "no-path", "no-value", "allow", "lower-quorum", "bad-key-id",
+        "hardened-path", "destination", "scope-without-raw-digest"])
+def test_a_raw_digest_rule_without_its_scope_value_or_quorum_is_refused(
+        text: str, message: str) -> None:
+    with pytest.raises(PolicyDocumentError, match=re.escape(message)):
+        load_policy(HEADER + text)
+
+
+def test_a_blocking_raw_digest_rule_needs_no_scope() -> None:
+    (rule,) = load_policy(HEADER + '[[rules]]\nname = "no-raw"\nraw_digest = true\n'
+                          'action = "block"\n').rules
+    assert rule.raw_digest and rule.key_id is None

@@ -156,17 +156,41 @@ def test_within_limits_never_holds_without_a_limit() -> None:
     assert _matches(auditor, within_limits=False)
 
 
+KEY = "ab" * 32
+RAW_SCOPE = {"raw_digest": True, "key_id": KEY, "path": [0, 7], "usd_value": 300000,
+             "approvals": "{ risk_officer = 2, approver = 2 }"}
+
+
 def test_raw_digest_only_matches_its_own_rules() -> None:
-    raw = request(raw_digest=True)
+    raw = request(raw_digest=True, key_id=KEY, path=(0, 7))
     assert not _matches(raw)  # a generic allow never covers a raw digest
-    assert _matches(raw, raw_digest=True)
-    assert not _matches(raw_digest=True)
-    policy = policy_with(_rule("raw", "require_approvals", raw_digest=True,
-                               approvals="{ risk_officer = 2, approver = 2 }"))
+    policy = policy_with(_rule("raw", "require_approvals", **RAW_SCOPE))
+    assert _decide(policy, request()).rule is None  # nor a raw-digest rule a transaction
     decision = _decide(policy, raw)
-    assert decision.action is Action.REQUIRE_APPROVALS
+    assert decision.action is Action.REQUIRE_APPROVALS and decision.rule == "raw"
     assert dict(decision.required_approvals) == {Role.RISK_OFFICER: 2, Role.APPROVER: 2}
-    assert decision.reason.endswith(": raw digest signing")
+    assert decision.reason.endswith(": raw digest signing (300,000 USD counted)")
+
+
+def test_a_raw_digest_rule_applies_only_to_its_key_and_path() -> None:
+    policy = policy_with(_rule("raw", "require_approvals", **RAW_SCOPE))
+    for other in (request(raw_digest=True, key_id="cd" * 32, path=(0, 7)),
+                  request(raw_digest=True, key_id=KEY, path=(0, 8)),
+                  request(raw_digest=True, key_id=KEY, path=())):
+        decision = _decide(policy, other)
+        assert decision.action is Action.BLOCK and decision.rule is None
+        assert "no raw-digest rule covers key" in decision.reason
+
+
+def test_a_raw_digest_counts_its_stated_value_against_the_limits() -> None:
+    """300,000 USD per signature against alice's 1,000,000 USD a day: the fourth is over."""
+    rule = dict(RAW_SCOPE, within_limits=True)
+    policy = policy_with(_rule("raw", "require_approvals", **rule))
+    raw = request(raw_digest=True, key_id=KEY, path=(0, 7), amount=0)
+    assert _decide(policy, raw, usage=600_000).usd_amount == Decimal(300000)
+    assert _decide(policy, raw, usage=700_000).action is Action.REQUIRE_APPROVALS
+    over = _decide(policy, raw, usage=700_001)
+    assert over.action is Action.BLOCK and over.rule is None
 
 
 # --------------------------------------------------------------------------- limits
@@ -229,6 +253,22 @@ def test_cool_down_boundary() -> None:
     assert "in cool-down until 2023-11-25 21:13:20 UTC" in early.reason
     on_time = _decide(policy, fresh, now=usable_at)
     assert on_time.action is Action.ALLOW and on_time.destination is DestinationClass.ADDRESS_BOOK
+
+
+def test_the_cool_down_starts_when_the_evaluator_first_held_the_entry() -> None:
+    """A node that first held "treasury" at NOW counts its cool-down from then, whatever
+    older ``added_at`` the document states; a start earlier than ``added_at`` never
+    shortens it."""
+    policy = policy_with(_rule("book", destination="address_book"))
+    held = {"treasury": int(NOW)}
+    late = evaluate(policy, request(), now=NOW + COOLDOWN - 1, usage_24h_usd=Decimal(0),
+                    cooldown_from=held)
+    assert late.action is Action.BLOCK and "in cool-down until" in late.reason
+    assert evaluate(policy, request(), now=NOW + COOLDOWN, usage_24h_usd=Decimal(0),
+                    cooldown_from=held).action is Action.ALLOW
+    early = evaluate(policy, request(destination=FRESH), now=FRESH_ADDED_AT + COOLDOWN - 1,
+                     usage_24h_usd=Decimal(0), cooldown_from={"fresh": 0})
+    assert early.action is Action.BLOCK
 
 
 def test_old_entry_is_past_its_cool_down() -> None:
