@@ -1,0 +1,30 @@
+"""Big-integer helpers (mpcnode/crypto/bigint.py): the batched checks' multi-exponentiation."""
+
+from __future__ import annotations
+
+import gmpy2
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mpcnode.crypto import bigint
+from testing import fixture_keys
+
+N = fixture_keys.test_paillier_key(0).n
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.tuples(st.integers(1, N - 1), st.integers(0, (1 << 40) - 1)), max_size=40))
+def test_multi_powmod_is_the_product_of_powers(pairs: list[tuple[int, int]]) -> None:
+    bases, exps = [b for b, _ in pairs], [e for _, e in pairs]
+    expected = 1
+    for b, e in pairs:
+        expected = expected * int(gmpy2.powmod(b, e, N)) % N
+    assert bigint.multi_powmod(bases, exps, N) == expected
+
+
+def test_multi_powmod_refuses_negative_or_missing_exponents() -> None:
+    with pytest.raises(ValueError):
+        bigint.multi_powmod([2, 3], [1, -1], N)
+    with pytest.raises(ValueError):
+        bigint.multi_powmod([2, 3], [1], N)
