@@ -106,7 +106,8 @@ def _check_witness(stmt: Statement, wit: Witness) -> None:
 def prove(
     ctx: ProofContext, profile: Profile, stmt: Statement, wit: Witness, rng: RandomSource
 ) -> Proof:
-    """Every exponentiation runs modulo p and modulo q and is recombined by CRT."""
+    """Every exponentiation runs modulo p and modulo q and is recombined by CRT, with
+    constant-time exponentiation (the exponents derive from p and q)."""
     _check_witness(stmt, wit)
     n, p, q = stmt.n, wit.p, wit.q
     q_inv_p = bigint.invert(q, p)
@@ -136,11 +137,13 @@ def prove(
             y_p, y_q = y_p * w_p % p, y_q * w_q % q
         if a:
             y_p, y_q = p - y_p, q - y_q
+        # f_p, d_p are fixed functions of p, used 2m times: constant-time exponentiation.
         x = bigint.crt_pair(
-            bigint.powmod(y_p, f_p, p), bigint.powmod(y_q, f_q, q), p, q, q_inv_p
+            bigint.powmod_secret(y_p, f_p, p), bigint.powmod_secret(y_q, f_q, q), p, q, q_inv_p
         )
         z = bigint.crt_pair(
-            bigint.powmod(y % p, d_p, p), bigint.powmod(y % q, d_q, q), p, q, q_inv_p
+            bigint.powmod_secret(y % p, d_p, p), bigint.powmod_secret(y % q, d_q, q),
+            p, q, q_inv_p,
         )
         xs.append(x)
         a_s.append(a)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gmpy2
 import pytest
-from hypothesis import given, settings
+from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 from mpcnode.crypto import bigint
@@ -28,3 +28,15 @@ def test_multi_powmod_refuses_negative_or_missing_exponents() -> None:
         bigint.multi_powmod([2, 3], [1, -1], N)
     with pytest.raises(ValueError):
         bigint.multi_powmod([2, 3], [1], N)
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.integers(2, N - 1), st.integers(-(1 << 2100), 1 << 2100))
+def test_powmod_secret_agrees_with_powmod(base: int, exp: int) -> None:
+    assume(bigint.gcd(base, N) == 1)
+    assert bigint.powmod_secret(base, exp, N) == bigint.powmod(base, exp, N)
+
+
+def test_powmod_secret_zero_exponent() -> None:
+    assert bigint.powmod_secret(5, 0, N) == 1
+    assert bigint.powmod_secret(5, 0, 1) == 0
