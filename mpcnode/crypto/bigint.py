@@ -40,6 +40,21 @@ def gcd(a: int, b: int) -> int:
     return int(gmpy2.gcd(a, b))
 
 
+def all_units(xs: tuple[int, ...] | list[int], n: int) -> bool:
+    """Every x in xs lies in Z*_n, with one gcd instead of one per element.
+
+    Exact, not probabilistic: a prime r dividing n divides ∏ x mod n iff it divides ∏ x,
+    iff it divides some x; so gcd(∏ x mod n, n) = 1 iff every gcd(x, n) = 1.
+    """
+    if not all(0 < x < n for x in xs):
+        return False
+    m = gmpy2.mpz(n)
+    acc = gmpy2.mpz(1)
+    for x in xs:
+        acc = acc * x % m
+    return bool(gmpy2.gcd(acc, m) == 1)
+
+
 def is_probable_prime(n: int, reps: int = 40) -> bool:
     return bool(gmpy2.is_prime(n, reps))
 

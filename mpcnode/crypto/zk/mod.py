@@ -179,8 +179,8 @@ def verify(
     require(bigint.jacobi(proof.w, n) == -1, ctx, NAME, "Jacobi(w, N) != -1")
     require(all(a in (0, 1) for a in proof.a), ctx, NAME, "a_i is not a bit")
     require(all(b in (0, 1) for b in proof.b), ctx, NAME, "b_i is not a bit")
-    require(all(is_unit(x, n) for x in proof.xs), ctx, NAME, "x_i is not a unit mod N")
-    require(all(is_unit(z, n) for z in proof.zs), ctx, NAME, "z_i is not a unit mod N")
+    require(bigint.all_units(proof.xs, n), ctx, NAME, "x_i is not a unit mod N")
+    require(bigint.all_units(proof.zs, n), ctx, NAME, "z_i is not a unit mod N")
     # A prime N would pass every equation below; checked after the cheap checks.
     require(not bigint.is_probable_prime(n), ctx, NAME, "N is prime")
     ys = _challenges(ctx, profile, n, proof.w)

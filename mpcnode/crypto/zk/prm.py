@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpcnode.core.params import Profile
+from mpcnode.crypto import bigint
 from mpcnode.crypto.fixed_base import FixedBase
 from mpcnode.crypto.paillier import modulus_defect
 from mpcnode.crypto.random_source import RandomSource, randbelow
 from mpcnode.crypto.ring_pedersen import RingPedersenPublic, RingPedersenSecret
 from mpcnode.crypto.transcript import ProofContext
-from mpcnode.crypto.zk.checks import is_unit, require
+from mpcnode.crypto.zk.checks import require
 
 DOMAIN = "cggmp21/zk/prm/v1"
 NAME = "Π^prm"
@@ -72,7 +73,7 @@ def verify(ctx: ProofContext, profile: Profile, stmt: Statement, proof: Proof) -
         len(proof.A) == len(proof.z) == profile.m_prm,
         ctx, NAME, "wrong number of repetitions",
     )
-    require(all(is_unit(A_i, n) for A_i in proof.A), ctx, NAME, "A_i is not a unit mod N̂")
+    require(bigint.all_units(proof.A, n), ctx, NAME, "A_i is not a unit mod N̂")
     require(all(0 <= z_i < n for z_i in proof.z), ctx, NAME, "z_i out of range")
     e = _challenge(ctx, profile, params, proof.A)
     # All m exponentiations share the base t: one comb table makes each ~3× cheaper.

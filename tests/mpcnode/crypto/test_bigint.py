@@ -40,3 +40,19 @@ def test_powmod_secret_agrees_with_powmod(base: int, exp: int) -> None:
 def test_powmod_secret_zero_exponent() -> None:
     assert bigint.powmod_secret(5, 0, N) == 1
     assert bigint.powmod_secret(5, 0, 1) == 0
+
+
+P = fixture_keys.test_paillier_key(0).p
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.lists(st.one_of(st.integers(-3, N + 3), st.integers(1, N // P).map(lambda k: k * P)),
+                max_size=20))
+def test_all_units_is_each_element_a_unit(xs: list[int]) -> None:
+    assert bigint.all_units(xs, N) == all(0 < x < N and bigint.gcd(x, N) == 1 for x in xs)
+
+
+def test_all_units_sees_one_shared_factor_among_many() -> None:
+    units = [k * 7919 % N for k in range(1, 128)]
+    assert bigint.all_units(units, N)
+    assert not bigint.all_units([*units, 3 * P], N)
