@@ -54,10 +54,20 @@ def _challenge(
 
 
 def prove(ctx: ProofContext, profile: Profile, wit: Witness, rng: RandomSource) -> Proof:
-    """Proves Statement(wit.public); the owner's secret makes each t^a_i a CRT exponentiation."""
-    phi = wit.phi
+    """Proves Statement(wit.public).
+
+    The m commitments t^a_i share the base t, and the owner knows the factors: a comb
+    table for t modulo p and one modulo q make each a pair of 1024-bit fixed-base
+    exponentiations (~2× cheaper than CRT with ``powmod``, tables included). Like
+    ``powmod``'s sliding window, the table reads depend on a_i; each a_i is used once.
+    """
+    phi, p, q = wit.phi, wit.key.p, wit.key.q
     a = [randbelow(rng, phi) for _ in range(profile.m_prm)]
-    A = tuple(wit.pow(wit.t, a_i) for a_i in a)
+    t_p = FixedBase(wit.t % p, p, p.bit_length())
+    t_q = FixedBase(wit.t % q, q, q.bit_length())
+    q_inv_p = bigint.invert(q, p)
+    A = tuple(bigint.crt_pair(t_p.pow(a_i % (p - 1)), t_q.pow(a_i % (q - 1)), p, q, q_inv_p)
+              for a_i in a)
     e = _challenge(ctx, profile, wit.public, A)
     return Proof(A, tuple((a_i + e_i * wit.lam) % phi for a_i, e_i in zip(a, e, strict=True)))
 
