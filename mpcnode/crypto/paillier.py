@@ -124,9 +124,10 @@ class PaillierSecretKey:
         a short exponentiation mod p and one with a 1024-bit exponent mod p² — about
         40 % cheaper than CRT with the full exponent.
         """
-        n = self.n
-        y_p = bigint.powmod(bigint.powmod(r, n % (self.p - 1), self.p), self.p, self._p2)
-        y_q = bigint.powmod(bigint.powmod(r, n % (self.q - 1), self.q), self.q, self._q2)
+        n, p, q = self.n, self.p, self.q
+        # Both exponents are functions of p (or q), reused on every call: constant time.
+        y_p = bigint.powmod_secret(bigint.powmod_secret(r, n % (p - 1), p), p, self._p2)
+        y_q = bigint.powmod_secret(bigint.powmod_secret(r, n % (q - 1), q), q, self._q2)
         return bigint.crt_pair(y_p, y_q, self._p2, self._q2, self._q2_inv_p2)
 
     def encrypt_with(self, m: int, r: int) -> int:
@@ -152,7 +153,10 @@ class PaillierSecretKey:
     def decrypt_raw(self, c: int) -> int:
         """The plaintext in [0, N): L(c^φ mod N²) · φ^-1 mod N."""
         n = self.n
-        u = self.pow_n2(c, self.phi)
+        # The exponent φ is the key itself, reused on every decryption: constant time.
+        u_p = bigint.powmod_secret(c, self.phi % self._phi_p2, self._p2)
+        u_q = bigint.powmod_secret(c, self.phi % self._phi_q2, self._q2)
+        u = bigint.crt_pair(u_p, u_q, self._p2, self._q2, self._q2_inv_p2)
         return (u - 1) // n * self._mu % n
 
     def decrypt(self, c: int) -> int:
@@ -164,8 +168,11 @@ class PaillierSecretKey:
         """The r with c = enc(m; r): needed to prove facts about a received ciphertext."""
         n = self.n
         c0 = c * bigint.invert(1 + (m % n) * n, self.n2) % self.n2  # r^N mod N²
-        n_inv = bigint.invert(n, self.phi)
-        return self.pow_n(c0 % n, n_inv)
+        p, q = self.p, self.q
+        # N^-1 mod (p−1) and mod (q−1) derive from the factors: constant time.
+        r_p = bigint.powmod_secret(c0 % p, bigint.invert(n, p - 1), p)
+        r_q = bigint.powmod_secret(c0 % q, bigint.invert(n, q - 1), q)
+        return bigint.crt_pair(r_p, r_q, p, q, self._q_inv_p)
 
 
 def paillier_keypair(p: int, q: int, bits: int) -> PaillierSecretKey:

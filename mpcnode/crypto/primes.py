@@ -32,6 +32,30 @@ def _small_primes(limit: int) -> list[int]:
 _SMALL_PRIMES = _small_primes(_SIEVE_LIMIT)
 
 
+def _product(xs: list[int]) -> int:
+    """∏ xs by a product tree: balanced operands keep GMP's fast multiplication busy."""
+    while len(xs) > 1:
+        xs = [xs[i] * xs[i + 1] if i + 1 < len(xs) else xs[i] for i in range(0, len(xs), 2)]
+        xs = [int(x) for x in xs]
+    return xs[0] if xs else 1
+
+
+SMALL_FACTOR_BOUND = _SIEVE_LIMIT
+# ∏ of the odd primes below 2^16 (~94,000 bits): one gcd with it is the trial division.
+_SMALL_PRIMORIAL = _product(list(_SMALL_PRIMES))
+
+
+def has_small_factor(n: int) -> bool:
+    """Whether n has an odd prime factor below 2^16 (SMALL_FACTOR_BOUND), by one gcd.
+
+    The batched Π^mod check relies on it (docs/aux_info_batching.md): once N has no
+    prime factor below 2^16, every non-trivial element of Z*_N / (Z*_N)^N has order
+    above 2^16, so one random 16-bit linear combination misses a bad root with
+    probability at most 2^-16.
+    """
+    return bigint.gcd(n, _SMALL_PRIMORIAL) != 1
+
+
 def _sieve_window(q0: int, window: int) -> bytearray:
     """flags[k] = 1 iff q = q0 + 2k and 2q + 1 have no factor below the sieve limit."""
     flags = bytearray([1]) * window

@@ -118,7 +118,10 @@ def ring_pedersen_from_key(key: PaillierSecretKey, rng: RandomSource) -> RingPed
     tau = rand_unit(rng, n)
     t = key.pow_n(tau, 2)
     lam = randbelow(rng, key.phi)
-    s = key.pow_n(t, lam)
+    # λ is the trapdoor of every commitment made to this party: constant time.
+    s = bigint.crt_pair(bigint.powmod_secret(t % key.p, lam % (key.p - 1), key.p),
+                        bigint.powmod_secret(t % key.q, lam % (key.q - 1), key.q),
+                        key.p, key.q, bigint.invert(key.q, key.p))
     return RingPedersenSecret(RingPedersenPublic(n, s, t), lam, key)
 
 

@@ -226,7 +226,8 @@ class Round3:
                      AuxRound.REVEAL)
         for j in sorted(cfg.peers):
             n_j = self.decommitments[j].N
-            _check_mod(cfg.session + self.rid, cfg.profile, j, n_j, broadcasts[j].mod_proof)
+            _check_mod(cfg.session + self.rid, cfg.profile, j, n_j, broadcasts[j].mod_proof,
+                       rng)
             _check_fac(cfg.session + self.rid, cfg.profile, j, n_j, direct[j].fac_proof, own.rp)
         _check_distinct_moduli(self.decommitments)
         return Done(AuxInfo(cfg.party, cfg.profile.name, own.key, own.rp,
@@ -314,8 +315,12 @@ def _rid(decs: Mapping[int, Decommitment]) -> bytes:
     return rid
 
 
-def _check_mod(sid_rid: bytes, profile: Profile, j: int, n_j: int, proof: mod.Proof) -> None:
-    mod.verify(ProofContext(sid_rid, j, AuxRound.PROVE), profile, mod.Statement(n_j), proof)
+def _check_mod(sid_rid: bytes, profile: Profile, j: int, n_j: int, proof: mod.Proof,
+               rng: RandomSource | None = None) -> None:
+    """Party j's Π^mod; with ``rng`` (a live session) its N-th roots are checked in batch,
+    without (``audit``) one by one, so a replay is reproducible."""
+    mod.verify(ProofContext(sid_rid, j, AuxRound.PROVE), profile, mod.Statement(n_j), proof,
+               rng)
 
 
 def _check_fac(sid_rid: bytes, profile: Profile, j: int, n_j: int, proof: fac.Proof,

@@ -12,12 +12,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpcnode.core.params import Profile
+from mpcnode.crypto import bigint
 from mpcnode.crypto.fixed_base import FixedBase
 from mpcnode.crypto.paillier import modulus_defect
 from mpcnode.crypto.random_source import RandomSource, randbelow
 from mpcnode.crypto.ring_pedersen import RingPedersenPublic, RingPedersenSecret
 from mpcnode.crypto.transcript import ProofContext
-from mpcnode.crypto.zk.checks import is_unit, require
+from mpcnode.crypto.zk.checks import require
 
 DOMAIN = "cggmp21/zk/prm/v1"
 NAME = "Π^prm"
@@ -53,10 +54,20 @@ def _challenge(
 
 
 def prove(ctx: ProofContext, profile: Profile, wit: Witness, rng: RandomSource) -> Proof:
-    """Proves Statement(wit.public); the owner's secret makes each t^a_i a CRT exponentiation."""
-    phi = wit.phi
+    """Proves Statement(wit.public).
+
+    The m commitments t^a_i share the base t, and the owner knows the factors: a comb
+    table for t modulo p and one modulo q make each a pair of 1024-bit fixed-base
+    exponentiations (~2× cheaper than CRT with ``powmod``, tables included). Like
+    ``powmod``'s sliding window, the table reads depend on a_i; each a_i is used once.
+    """
+    phi, p, q = wit.phi, wit.key.p, wit.key.q
     a = [randbelow(rng, phi) for _ in range(profile.m_prm)]
-    A = tuple(wit.pow(wit.t, a_i) for a_i in a)
+    t_p = FixedBase(wit.t % p, p, p.bit_length())
+    t_q = FixedBase(wit.t % q, q, q.bit_length())
+    q_inv_p = bigint.invert(q, p)
+    A = tuple(bigint.crt_pair(t_p.pow(a_i % (p - 1)), t_q.pow(a_i % (q - 1)), p, q, q_inv_p)
+              for a_i in a)
     e = _challenge(ctx, profile, wit.public, A)
     return Proof(A, tuple((a_i + e_i * wit.lam) % phi for a_i, e_i in zip(a, e, strict=True)))
 
@@ -72,7 +83,7 @@ def verify(ctx: ProofContext, profile: Profile, stmt: Statement, proof: Proof) -
         len(proof.A) == len(proof.z) == profile.m_prm,
         ctx, NAME, "wrong number of repetitions",
     )
-    require(all(is_unit(A_i, n) for A_i in proof.A), ctx, NAME, "A_i is not a unit mod N̂")
+    require(bigint.all_units(proof.A, n), ctx, NAME, "A_i is not a unit mod N̂")
     require(all(0 <= z_i < n for z_i in proof.z), ctx, NAME, "z_i out of range")
     e = _challenge(ctx, profile, params, proof.A)
     # All m exponentiations share the base t: one comb table makes each ~3× cheaper.

@@ -131,3 +131,11 @@ def test_generate_real_1024_bit_safe_prime() -> None:
     assert is_safe_prime(p)
     assert gmpy2.is_prime((p - 1) // 2, 64)
     assert calls
+
+
+def test_has_small_factor_is_trial_division_below_2_16() -> None:
+    for p in (3, 5, 65521):  # 65521: the largest prime below 2^16
+        assert primes_mod.has_small_factor(p * 1000003)
+    assert not primes_mod.has_small_factor(65537 * 65539)  # the two primes above 2^16
+    assert not primes_mod.has_small_factor(RFC3526_1536)
+    assert not primes_mod.has_small_factor(1)

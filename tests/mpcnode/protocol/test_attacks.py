@@ -93,7 +93,7 @@ def test_bitforge_small_factor_modulus_is_rejected_by_fac(
     states2, outs2 = rerun_round(states1, outs1, rng)  # sizes and Π^prm pass
 
     with pytest.raises(ProofError) as exc:
-        deliver(states2[honest], honest, outs2)
+        deliver(states2[honest], honest, outs2, rng)
     assert (exc.value.culprit, exc.value.proof, exc.value.check) == (bad, "Π^fac",
                                                                      "z2 out of range")
     # Π^mod alone accepts this modulus: it is the pair that stops BitForge.
@@ -101,7 +101,7 @@ def test_bitforge_small_factor_modulus_is_rejected_by_fac(
     mod.verify(ctx, PROFILE, mod.Statement(n), outs2[bad].broadcast.mod_proof)
     # Without Π^fac's √N0 bound the malicious modulus would be accepted.
     monkeypatch.setattr(fac, "_factor_bound", lambda profile, n0: (1 << (768)) * n0)
-    accepted: AuxInfo = deliver(states2[honest], honest, outs2)
+    accepted: AuxInfo = deliver(states2[honest], honest, outs2, rng)
     assert accepted.peers[bad].paillier.n == n
 
 

@@ -191,7 +191,7 @@ def test_prm_proof_of_another_party_names_the_sender(aux3_trace: Trace) -> None:
 
 def _round3_proof_rejected(aux3_trace: Trace, outs2: Outputs, proof: str, check: str) -> None:
     with pytest.raises(ProofError) as exc:
-        deliver(aux3_trace.states[2][HONEST], HONEST, outs2)
+        deliver(aux3_trace.states[2][HONEST], HONEST, outs2, rng())
     assert (exc.value.culprit, exc.value.proof, exc.value.check) == (BAD, proof, check)
 
 
@@ -205,12 +205,23 @@ def test_bad_mod_proof_names_the_prover(aux3_trace: Trace) -> None:
     _round3_proof_rejected(tr, outs2, "Π^mod", "x_i^4 != (-1)^a_i·w^b_i·y_i mod N")
 
 
+def test_bad_mod_root_names_the_prover(aux3_trace: Trace) -> None:
+    """One wrong N-th root among 128 is caught by the batched check of a live session."""
+    tr = aux3_trace
+    out = tr.outputs[2][BAD]
+    mp = out.broadcast.mod_proof
+    n = tr.states[2][HONEST].decommitments[BAD].N
+    zs = (*mp.zs[:-1], mp.zs[-1] * 2 % n)
+    outs2 = {**tr.outputs[2], BAD: with_broadcast(out, mod_proof=dataclasses.replace(mp, zs=zs))}
+    _round3_proof_rejected(tr, outs2, "Π^mod", "z_i^N != y_i mod N")
+
+
 def test_mod_proof_of_another_party_names_the_sender(aux3_trace: Trace) -> None:
     tr = aux3_trace
     other = tr.outputs[2][3].broadcast.mod_proof
     outs2 = {**tr.outputs[2], BAD: with_broadcast(tr.outputs[2][BAD], mod_proof=other)}
     with pytest.raises(ProofError) as exc:
-        deliver(tr.states[2][HONEST], HONEST, outs2)
+        deliver(tr.states[2][HONEST], HONEST, outs2, rng())
     assert (exc.value.culprit, exc.value.proof) == (BAD, "Π^mod")
 
 
@@ -231,7 +242,7 @@ def test_fac_proof_made_for_another_verifier_names_the_prover(aux3_trace: Trace)
     for_3 = out.direct[3].fac_proof
     outs2 = {**tr.outputs[2], BAD: with_direct(out, HONEST, fac_proof=for_3)}
     with pytest.raises(ProofError) as exc:
-        deliver(tr.states[2][HONEST], HONEST, outs2)
+        deliver(tr.states[2][HONEST], HONEST, outs2, rng())
     assert (exc.value.culprit, exc.value.proof) == (BAD, "Π^fac")
 
 

@@ -11,7 +11,7 @@ import pytest
 
 from mpcnode.core.errors import ProofError, UsageError
 from mpcnode.core.params import DEFAULT_PROFILE
-from mpcnode.crypto import bigint
+from mpcnode.crypto import bigint, primes
 from mpcnode.crypto.paillier import PaillierSecretKey
 from mpcnode.crypto.random_source import rand_unit, randbits
 from mpcnode.crypto.transcript import ProofContext
@@ -40,10 +40,12 @@ def proof(key: PaillierSecretKey, stmt: mod.Statement) -> mod.Proof:
 
 
 def reject(check: str, stmt: mod.Statement, proof: mod.Proof, ctx: ProofContext = CTX) -> None:
-    with pytest.raises(ProofError) as exc:
-        mod.verify(ctx, PROFILE, stmt, proof)
-    assert exc.value.check == check
-    assert exc.value.culprit == ctx.prover
+    """The check fails in both verifiers: one by one (audit) and batched (live sessions)."""
+    for rng in (None, SeededRandom(b"batch")):
+        with pytest.raises(ProofError) as exc:
+            mod.verify(ctx, PROFILE, stmt, proof, rng)
+        assert exc.value.check == check
+        assert exc.value.culprit == ctx.prover
 
 
 def with_item(values: tuple[int, ...], i: int, v: int) -> tuple[int, ...]:
@@ -53,6 +55,8 @@ def with_item(values: tuple[int, ...], i: int, v: int) -> tuple[int, ...]:
 def test_honest_proof_verifies(stmt: mod.Statement, proof: mod.Proof) -> None:
     assert len(proof.xs) == M
     mod.verify(CTX, PROFILE, stmt, proof)
+    for seed in (b"a", b"b", b"c"):
+        mod.verify(CTX, PROFILE, stmt, proof, SeededRandom(seed))
 
 
 # --- one test per verifier check -------------------------------------------------------
@@ -82,6 +86,16 @@ def test_rejects_prime_n() -> None:
         lambda v: bigint.powmod(v, f, prime), lambda y: bigint.powmod(y, d, prime),
     )
     reject("N is prime", mod.Statement(prime), forged)
+
+
+def test_rejects_small_factor(stmt: mod.Statement, proof: mod.Proof) -> None:
+    # N = 3·M and N = 65521·M: odd, of the right size, not squares; only trial division
+    # tells (the batched N-th-root check needs N free of factors below 2^16).
+    for small in (3, 65521):
+        m = (1 << (PROFILE.paillier_bits - 1)) // small + 1
+        n = small * (m | 1)
+        assert n.bit_length() == PROFILE.paillier_bits and not bigint.is_perfect_square(n)
+        reject("N has a prime factor below 2^16", mod.Statement(n), proof)
 
 
 def test_rejects_too_few_repetitions(stmt: mod.Statement, proof: mod.Proof) -> None:
@@ -132,6 +146,34 @@ def test_rejects_forged_x(stmt: mod.Statement, proof: mod.Proof) -> None:
 def test_rejects_forged_z(stmt: mod.Statement, proof: mod.Proof) -> None:
     forged = with_item(proof.zs, 0, proof.zs[0] * 2 % stmt.n)
     reject("z_i^N != y_i mod N", stmt, dataclasses.replace(proof, zs=forged))
+    last = with_item(proof.zs, M - 1, proof.zs[M - 1] * 3 % stmt.n)
+    reject("z_i^N != y_i mod N", stmt, dataclasses.replace(proof, zs=last))
+
+
+def test_small_factor_defeats_batching_without_trial_division(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Why the batched check needs trial division: N = 9·q, y ≡ 2 mod 9 is no N-th power,
+    yet the best z leaves an error of order 3, so one batch round passes 1 time in 3."""
+    rng = SeededRandom(b"nine-q")
+    while True:  # q ≡ 2 mod 3, so N-th roots exist modulo q
+        q = int(gmpy2.next_prime(randbits(rng, 2044) | (0b111 << 2041)))
+        if q % 3 == 2 and (9 * q).bit_length() == PROFILE.paillier_bits:
+            break
+    n = 9 * q
+    y = _crt(2, 12345, 9, q)
+    z = _crt(2, bigint.powmod(12345, bigint.invert(n, q - 1), q), 9, q)
+    assert bigint.powmod(z, n, n) != y  # 2^N ≡ 8 mod 9, and 8/2 = 4 has order 3
+    monkeypatch.setattr(mod, "_BATCH_ROUNDS", 1)
+    passed = 0
+    for k in range(60):
+        try:
+            mod._check_nth_roots_batched(CTX, n, [y], (z,), SeededRandom(b"c%d" % k))
+            passed += 1
+        except ProofError:
+            pass
+    assert 5 < passed < 40
+    assert primes.has_small_factor(n)  # which verify checks first
 
 
 # --- replay (CVE-2022-47930) -----------------------------------------------------------
