@@ -24,7 +24,7 @@ from mpcnode.daemon import sign_identification
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
 from mpcnode.protocol.registry import session_protocol
-from mpcnode.protocol.session_params import SessionParams
+from mpcnode.protocol.session_params import ClusterView, SessionParams
 from mpcnode.protocol.sign import SignatureShare, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
@@ -37,7 +37,31 @@ from mpcnode.transport.system_random import SystemRandom
 from zero_trust.authorization import AuthorizationDenied, SigningRequest
 
 SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped
+NONCE_BYTES = 32  # a session nonce, as the coordinator draws it
+KEY_ID_BYTES = 32  # PublicKeyData.key_id
+MAX_NAME = 32  # protocol and profile names
+MAX_PATH_DEPTH = 255  # BIP32 depth is one byte
 PrimeSource = Callable[[Profile], tuple[int, int]]
+
+
+def check_start_request(req: pb.StartSessionRequest, nodes: int) -> None:
+    """Every field of a start request within its bounds, before anything is parsed, stored
+    or echoed in an error: a coordinator must not fill a node's disk or logs."""
+    if len(req.nonce) != NONCE_BYTES:
+        raise UsageError(f"a session nonce has exactly {NONCE_BYTES} bytes, got "
+                         f"{len(req.nonce)}")
+    if len(req.protocol) > MAX_NAME:
+        raise UsageError(f"a protocol name has at most {MAX_NAME} characters")
+    if len(req.profile) > MAX_NAME:
+        raise UsageError(f"a profile name has at most {MAX_NAME} characters")
+    if len(req.key_id) not in (0, KEY_ID_BYTES):
+        raise UsageError(f"a key id has {KEY_ID_BYTES} bytes, got {len(req.key_id)}")
+    if len(req.path) > MAX_PATH_DEPTH:
+        raise UsageError(f"a derivation path has at most {MAX_PATH_DEPTH} levels")
+    parties = list(req.parties)
+    if len(parties) > nodes or parties != sorted(set(parties)):
+        raise UsageError(f"the parties must be distinct ascending ids of the cluster's "
+                         f"{nodes} nodes, got {len(parties)} ids")
 
 
 def primes_from(pool: Path | None, rng: RandomSource) -> PrimeSource:
@@ -80,6 +104,7 @@ class _Holdings:
 
     store: NodeStore
     primes: PrimeSource
+    cluster: ClusterView
 
     def get_key_share(self, key_id: bytes) -> KeyShare:
         return self.store.get_key_share(key_id)
@@ -94,10 +119,15 @@ class _Holdings:
 class SignerNode:
     def __init__(self, party: int, keys: IdentityKeys, identities: dict[int, IdentityPublic],
                  store: NodeStore, primes: PrimeSource, rng: RandomSource | None = None, *,
-                 policy: PolicyState, clock: Callable[[], float] = time.time,
+                 threshold: int, policy: PolicyState, clock: Callable[[], float] = time.time,
                  unauthorized: UnauthorizedSigning | None = None) -> None:
+        """``identities`` are every node of the cluster and ``threshold`` its t, both from
+        cluster.toml: every session's parameters are checked against them."""
         if keys.public.party != party:
             raise UsageError("identity keys belong to another party")
+        if not 1 <= threshold <= len(identities):
+            raise UsageError(f"threshold {threshold} is not within 1..{len(identities)}")
+        self.cluster = ClusterView(threshold, tuple(sorted(identities)))
         self.party = party
         self.policy = policy
         self.clock = clock
@@ -117,19 +147,22 @@ class SignerNode:
     # --- sessions -------------------------------------------------------------------------
 
     def start(self, req: pb.StartSessionRequest) -> pb.RoundResponse:
-        if len(req.nonce) < 16:
-            raise UsageError("session nonce must be at least 16 bytes")
+        """Start a session, refused unless every field of the request is well-formed and
+        every parameter is what this node's cluster.toml and key share say (DESIGN §2).
+        Only then is the nonce stored, so a refused request leaves nothing behind."""
+        check_start_request(req, len(self.identities))
+        spec = session_protocol(req.protocol)  # the wire name; UnknownProtocol if none
         parties = tuple(req.parties)
         if self.party not in parties:
             raise UsageError(f"party {self.party} is not among the session's parties")
         unknown = set(parties) - set(self.identities)
         if unknown:
             raise UsageError(f"unknown parties {sorted(unknown)}")
-        self.store.claim_session_nonce(req.nonce, req.protocol)  # durable, atomic, forever
-        spec = session_protocol(req.protocol)  # the wire name; UnknownProtocol if none
         params = SessionParams(parties, req.nonce, req.threshold, req.key_id, tuple(req.path),
                                req.profile)
-        cfg = spec.configure(self.party, params, _Holdings(self.store, self.primes))
+        cfg = spec.configure(self.party, params,
+                             _Holdings(self.store, self.primes, self.cluster))
+        self.store.claim_session_nonce(req.nonce, spec.name.value)  # durable, atomic, forever
         peers = {j: self.identities[j] for j in parties if j != self.party}
         with self._lock:
             self._expire()

@@ -244,7 +244,8 @@ def build_node(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> tuple[SignerNode
     policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
     policy.attach(store)
     primes = hooks.primes or primes_from(cfg.prime_pool, rng)
-    node = SignerNode(cfg.node_id, keys, identities, store, primes, rng, policy=policy,
+    node = SignerNode(cfg.node_id, keys, identities, store, primes, rng,
+                      threshold=cluster.threshold, policy=policy,
                       unauthorized=hooks.unauthorized)
     return node, store
 

@@ -219,7 +219,8 @@ def nodes(tmp_path: Path) -> Iterator[Nodes]:
         policy.attach(store)
         made[i] = SignerNode(i, keys[i], {j: k.public for j, k in keys.items()}, store,
                              functools.partial(_primes_of, i),
-                             SeededRandom(b"registry/node%d" % i), policy=policy)
+                             SeededRandom(b"registry/node%d" % i), threshold=2,
+                             policy=policy)
     yield Nodes(made)
     for node in made.values():
         node.store.close()
