@@ -28,9 +28,12 @@ from mpcnode.protocol.session_params import ClusterView, SessionParams
 from mpcnode.protocol.sign import SignatureShare, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
+from mpcnode.state.ceremony_log import CeremonyLog
 from mpcnode.state.consumption_journal import MAX_REQUEST_ID
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import PolicyState
+from mpcnode.transport import ceremony_closing
+from mpcnode.transport.ceremony_closing import SessionRef
 from mpcnode.transport.identity import IdentityKeys, IdentityPublic
 from mpcnode.transport.sessions import Session, start_session
 from mpcnode.transport.system_random import SystemRandom
@@ -135,6 +138,7 @@ class SignerNode:
         self.keys = keys
         self.identities = identities
         self.store = store
+        self.ceremony_log = CeremonyLog(store.data_dir)
         self.primes = primes
         self.rng = rng or SystemRandom()
         # Sessions of every protocol at once, so their outputs' types differ (Any).
@@ -214,6 +218,9 @@ class SignerNode:
         else:
             assert isinstance(out, Presignature)
             self.store.add_presignature(out)
+        if spec.ceremony is not None:  # what this node's closing record will sign
+            key_id = out.public.key_id if isinstance(out, KeyShare) else session.key_id
+            self.ceremony_log.append(key_id, SessionRef(spec.name.value, session.session_id))
         return codec.to_bytes(spec.public_result(out, session.key_id))
 
     def _touch(self, nonce: bytes) -> None:
@@ -270,6 +277,15 @@ class SignerNode:
         return self.policy.sign_authorized(request, list(auth.approvals),
                                            auth.policy_hash.hex(), self.clock(),
                                            lambda verdict, note: sign(verdict.digest, note))
+
+    def close_transcript(self, key_id: bytes) -> pb.CloseTranscriptResponse:
+        """This node's signed list of the key's ceremony sessions (ceremony_closing.py)."""
+        self._key_share(key_id)  # UnknownKey unless this node holds the key
+        sessions = self.ceremony_log.sessions(key_id)
+        return pb.CloseTranscriptResponse(
+            party=self.party, signature=ceremony_closing.sign(self.keys, key_id, sessions),
+            sessions=[pb.CeremonySession(protocol=s.protocol, session_id=s.session_id)
+                      for s in sessions])
 
     def install_policy(self, raw: bytes) -> pb.InstallPolicyResponse:
         bundle = self.policy.install(raw)

@@ -228,6 +228,15 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
 
         return self._call("IdentifySigners", context, run)
 
+    def CloseTranscript(self, request: pb.CloseTranscriptRequest,
+                        context: grpc.ServicerContext) -> pb.CloseTranscriptResponse:
+        def run() -> pb.CloseTranscriptResponse:
+            resp = self.node.close_transcript(request.key_id)
+            _log("transcript_closed", key_id=request.key_id.hex(), sessions=len(resp.sessions))
+            return resp
+
+        return self._call("CloseTranscript", context, run)
+
 
 def build_node(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> tuple[SignerNode, NodeStore]:
     cluster = load_cluster_config(cfg.cluster_file)
