@@ -20,6 +20,7 @@ from mpcnode.daemon.production_fence import FenceError, refuse_test_only
 from mpcnode.state.schema_migrations import SchemaError
 from mpcnode.state.seal import SealError
 from mpcnode.transport.identity import IdentityError
+from mpcnode.transport.net_address import ListenError
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -34,7 +35,7 @@ def main(argv: list[str] | None = None) -> int:
         from mpcnode.daemon.node_server import serve as run
 
         return run(cfg)
-    except (ConfigError, FenceError, SealError, IdentityError, SchemaError) as exc:
+    except (ConfigError, FenceError, SealError, IdentityError, SchemaError, ListenError) as exc:
         print(f"mpcnode: {exc}", file=sys.stderr)
         return 2
 
