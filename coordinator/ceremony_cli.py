@@ -4,7 +4,7 @@
     mpc-ceremony up DIR [--test-only-nodes]               start DIR's nodes on loopback
     mpc-ceremony down DIR                                 stop them
     mpc-ceremony keygen DIR --key-id ID                   keygen + aux info; DIR/transcripts/ID.json
-    mpc-ceremony verify FILE                              re-verify a transcript offline
+    mpc-ceremony verify FILE [--cluster cluster.toml]     re-verify a transcript offline
     mpc-ceremony refresh DIR --key-id ID                  proactive refresh of the key ID
 """
 
@@ -150,11 +150,12 @@ def cmd_keygen(args: argparse.Namespace) -> int:
         kg, rec1 = coordinator.keygen(progress=_say)
         _say("aux info: each node makes its Paillier key (safe primes) and proofs …")
         _, rec2 = coordinator.aux_info(kg.key_id, progress=_say)
+        t = transcript.close(transcript.from_records(
+            config.cluster, kg.key_id, kg.public_key.to_bytes(), [rec1, rec2], kg.threshold),
+            coordinator.close_transcript(kg.key_id))
     keys = _keys(root)
     keys[label] = kg.key_id.hex()
     (root / KEYS_FILE).write_text(json.dumps(keys, indent=1) + "\n")
-    t = transcript.from_records(config.cluster, kg.key_id, kg.public_key.to_bytes(),
-                                [rec1, rec2], kg.threshold)
     out = root / "transcripts" / f"{label}.json"
     transcript.write(out, t)
     return _report(out, t)
@@ -172,16 +173,22 @@ def _report(out: Path, t: transcript.Transcript) -> int:
 
 
 def cmd_verify(args: argparse.Namespace) -> int:
-    from coordinator.transcript_verify import verify
+    from coordinator.transcript_verify import check_cluster, verify
 
     t = transcript.load(args.file)
     v = verify(t)
-    print(f"transcript {args.file}: OK")
+    if args.cluster is not None:
+        check_cluster(t, v, load_cluster_config(args.cluster))
+    print(f"transcript {args.file}: OK" + (f", matches {args.cluster}" if args.cluster else ""))
     print(f"  key id:           {v.key_id.hex()}")
     print(f"  public key:       {v.public_key.to_bytes().hex()}")
     print(f"  ethereum address: {v.ethereum_address}")
     print(f"  threshold:        {v.threshold}-of-{len(v.parties)} (parties {list(v.parties)})")
     print(f"  sessions: {v.sessions}, messages: {v.messages}, every signature and proof checked")
+    print("  closing record signed by every node; node identity key fingerprints "
+          "(compare them with what each operator reports):")
+    for i, identity in sorted(t.identities.items()):
+        print(f"    node {i}: {identity.fingerprint}")
     return 0
 
 
@@ -189,13 +196,14 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     root: Path = args.dir
     key_id = _key_id(root, args.key_id)
     config = load_coordinator_config(root)
+    prior = transcript.load(root / "transcripts" / f"{args.key_id}.json")
     with Coordinator(config) as coordinator:
         result, records = coordinator.refresh(key_id, progress=_say)
-    prior = transcript.load(root / "transcripts" / f"{args.key_id}.json")
-    t = transcript.Transcript(prior.cluster_name, prior.threshold, prior.identities,
-                              prior.key_id, prior.public_key,
-                              prior.sessions + tuple(transcript.from_records(
-                                  config.cluster, key_id, prior.public_key, records).sessions))
+        t = transcript.close(transcript.Transcript(
+            prior.cluster_name, prior.threshold, prior.identities, prior.key_id,
+            prior.public_key, prior.sessions + transcript.from_records(
+                config.cluster, key_id, prior.public_key, records).sessions),
+            coordinator.close_transcript(key_id))
     out = root / "transcripts" / f"{args.key_id}.json"
     transcript.write(out, t)
     _say(f"refreshed: epoch {result.epoch}, public key unchanged")
@@ -231,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_keygen)
     p = sub.add_parser("verify", help="re-verify every proof and signature of a transcript")
     p.add_argument("file", type=Path)
+    p.add_argument("--cluster", type=Path, default=None,
+                   help="cluster.toml to compare the identities, threshold and parties with")
     p.set_defaults(fn=cmd_verify)
     p = sub.add_parser("refresh", help="proactive refresh: new shares, same public key")
     p.add_argument("dir", type=Path)

@@ -3,14 +3,17 @@
 A transcript holds the cluster's identity keys and, per session (keygen, aux info,
 refresh), the broadcasts as the coordinator relayed them and the non-secret direct
 messages the recipients disclosed (with the sender's inner signature). Secret direct
-messages (VSS shares) are never in it. ``mpc-ceremony verify`` re-checks all of it
-offline (see transcript_verify.py).
+messages (VSS shares) are never in it. It ends with a closing record: every node's
+identity signature over the list of the key's ceremony sessions it took part in
+(``mpcnode/transport/ceremony_closing.py``), so that a transcript cut short or reordered
+fails. ``mpc-ceremony verify`` re-checks all of it offline (see transcript_verify.py).
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -20,9 +23,10 @@ from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from mpcnode.protocol.registry import ProtocolName, UnknownProtocol
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.atomic_file import write_atomic
+from mpcnode.transport.ceremony_closing import SessionRef
 from mpcnode.transport.identity import IdentityError, IdentityPublic
 
-FORMAT = "mpc-ceremony-transcript/v1"
+FORMAT = "mpc-ceremony-transcript/v2"  # v2: the closing record
 
 
 class TranscriptError(CoordinatorError, ValueError):
@@ -71,6 +75,15 @@ class TranscriptSession:
 
 
 @dataclass(frozen=True)
+class Closing:
+    """The transcript's last record: the sessions every node says it took part in, in
+    order, and each node's identity signature over them."""
+
+    sessions: tuple[SessionRef, ...]
+    signatures: dict[int, bytes]  # party id → Ed25519 signature (ceremony_closing.sign)
+
+
+@dataclass(frozen=True)
 class Transcript:
     cluster_name: str
     threshold: int
@@ -78,6 +91,26 @@ class Transcript:
     key_id: bytes
     public_key: bytes  # compressed SEC1
     sessions: tuple[TranscriptSession, ...]
+    closing: Closing | None = None  # None until ``close``; verify refuses an open one
+
+    @property
+    def session_refs(self) -> tuple[SessionRef, ...]:
+        return tuple(SessionRef(s.protocol.value, s.session_id) for s in self.sessions)
+
+
+def close(t: Transcript, signed: Mapping[int, pb.CloseTranscriptResponse]) -> Transcript:
+    """``t`` with its closing record, from every node's ``CloseTranscript`` answer; refused
+    when a node's own list of the key's sessions is not the transcript's."""
+    ours = t.session_refs
+    signatures = {}
+    for party, resp in sorted(signed.items()):
+        theirs = tuple(SessionRef(s.protocol, s.session_id) for s in resp.sessions)
+        if resp.party != party or theirs != ours:
+            raise TranscriptError(f"node {party} took part in other sessions of the key than "
+                                  f"the transcript holds ({len(theirs)} against {len(ours)})",
+                                  party=party)
+        signatures[party] = resp.signature
+    return replace(t, closing=Closing(ours, signatures))
 
 
 def _msg_json(m: TranscriptMessage) -> dict[str, Any]:
@@ -103,6 +136,10 @@ def to_json(t: Transcript) -> str:
              "results": {str(i): r for i, r in sorted(s.results.items())}}
             for s in t.sessions
         ],
+        "closing": None if t.closing is None else {
+            "sessions": [[r.protocol, r.session_id.hex()] for r in t.closing.sessions],
+            "signatures": {str(i): sig.hex() for i, sig in sorted(t.closing.signatures.items())},
+        },
     }
     return json.dumps(doc, indent=1, sort_keys=True) + "\n"
 
@@ -169,7 +206,7 @@ def load(path: Path) -> Transcript:
         raise TranscriptError(f"{path}: {exc}") from exc
 
 
-_DOC_KEYS = {"format", "cluster", "key_id", "public_key", "sessions"}
+_DOC_KEYS = {"format", "cluster", "key_id", "public_key", "sessions", "closing"}
 _SESSION_KEYS = {"protocol", "nonce", "session_id", "parties", "params", "messages", "results"}
 _MESSAGE_KEYS = {"session_id", "round", "sender", "recipient", "body", "signature"}
 
@@ -195,7 +232,23 @@ def parse(doc: Any) -> Transcript:
     return Transcript(_str(cl["name"], "cluster.name"),
                       _int(cl["threshold"], "cluster.threshold"), identities,
                       _hex(doc["key_id"], "key_id"), _hex(doc["public_key"], "public_key"),
-                      sessions)
+                      sessions, _parse_closing(doc["closing"]))
+
+
+def _parse_closing(doc: Any) -> Closing | None:
+    if doc is None:
+        return None
+    c = _obj(doc, "closing", {"sessions", "signatures"})
+    refs = []
+    for n, entry in enumerate(_list(c["sessions"], "closing.sessions")):
+        at = f"closing.sessions[{n}]"
+        pair = _list(entry, at)
+        if len(pair) != 2:
+            raise TranscriptError(f"{at}: expected [protocol, session id]")
+        refs.append(SessionRef(_str(pair[0], at), _hex(pair[1], at)))
+    signatures = {_id(i, "closing.signatures"): _hex(sig, f"closing.signatures.{i}")
+                  for i, sig in _obj(c["signatures"], "closing.signatures").items()}
+    return Closing(tuple(refs), signatures)
 
 
 def _parse_session(k: int, doc: Any) -> TranscriptSession:

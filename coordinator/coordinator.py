@@ -253,6 +253,11 @@ class Coordinator:
         _, aux_rec = self.aux_info(key_id, parties=parties, progress=progress)
         return result, [rec, aux_rec]
 
+    def close_transcript(self, key_id: bytes) -> dict[int, pb.CloseTranscriptResponse]:
+        """Every node's signed list of the key's ceremony sessions: a transcript's closing
+        record (``ceremony_transcript.close``)."""
+        return self._parallel(self.clients, lambda c: c.close_transcript(key_id))
+
     def key_info(self, key_id: bytes) -> pb.KeyInfo:
         for i in self.healthy():
             for k in self.clients[i].info().keys:

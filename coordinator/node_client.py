@@ -130,3 +130,10 @@ class NodeClient:
     def identify_signers(self, req: pb.IdentifySignersRequest) -> pb.IdentifySignersResponse:
         resp: pb.IdentifySignersResponse = self.stub.IdentifySigners(req, timeout=self.timeout)
         return resp
+
+    @_idempotent
+    def close_transcript(self, key_id: bytes) -> pb.CloseTranscriptResponse:
+        """The node's signed list of the key's ceremony sessions (read-only): retried."""
+        resp: pb.CloseTranscriptResponse = self.stub.CloseTranscript(
+            pb.CloseTranscriptRequest(key_id=key_id), timeout=self.timeout)
+        return resp

@@ -14,15 +14,21 @@ party at fault otherwise:
    key id, public key and threshold are the outcome;
 3. at least one aux-info session, and in each every Π^prm, Π^mod and Π^fac
    (``aux_info.replay``) — the expensive part, so it runs last;
-4. each node's reported result is exactly what the replay derived.
+4. each node's reported result is exactly what the replay derived;
+5. the closing record: every party of the key signed exactly the transcript's sessions,
+   in its order, so a transcript cut short or reordered fails.
+
+The identity keys are the transcript's own: a transcript whose node was given a fresh
+identity, with that node's messages re-signed, verifies on its own. ``check_cluster``
+compares them (and the threshold and parties) with the cluster.toml an auditor trusts,
+and ``mpc-ceremony verify`` prints each key's fingerprint for comparison with what the
+operators report.
 
 Each protocol's part comes from its registry entry (``ProtocolSpec.ceremony``): its
 rounds, how its session changes the key, and what its parties must have reported.
 
-The transcript as a whole is not signed. A refresh's session id binds the shares it
-refreshes, so the key's history cannot be reordered, but a refresh left out with no later
-refresh is not noticed (aux-info session ids bind only the key id): the epoch reported
-says which shares the transcript shows.
+A refresh's session id binds the shares it refreshes; the closing record binds the
+whole list, aux-info sessions included.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from coordinator.ceremony_transcript import Transcript, TranscriptError, TranscriptSession
 from ethereum.addresses import ethereum_address
+from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.core.errors import ProtocolError
 from mpcnode.crypto import codec
 from mpcnode.crypto.group import Point
@@ -45,7 +52,7 @@ from mpcnode.protocol.registry import (
     ceremony_protocols,
 )
 from mpcnode.protocol.session_params import PublicRecord, RecordError, SessionParams
-from mpcnode.transport import envelope
+from mpcnode.transport import ceremony_closing, envelope
 from mpcnode.transport.identity import IdentityPublic
 
 CEREMONY_PROTOCOLS = ceremony_protocols()
@@ -120,6 +127,7 @@ def verify(t: Transcript) -> VerifiedCeremony:
             raise TranscriptError(required)
     for k, s in enumerate(t.sessions):  # the expensive checks (aux info's proofs) last
         _check_results(k, s, _replayed(k, s, _role(s).result, records[k], keys[k]))
+    _check_closing(t, public.parties)
     return VerifiedCeremony(public.key_id, public.public_key,
                             ethereum_address(public.public_key), public.threshold,
                             public.parties, public.epoch, len(t.sessions),
@@ -280,3 +288,56 @@ def _check_results(k: int, s: TranscriptSession, expected: object) -> None:
     extra = sorted(set(s.results) - set(s.parties))
     if extra:
         raise _error(k, s, "a result from a non-party", party=extra[0])
+
+
+# --- 5. the closing record --------------------------------------------------------------
+
+
+def _check_closing(t: Transcript, parties: tuple[int, ...]) -> None:
+    """Every party of the key signed the transcript's own list of sessions, in order."""
+    if t.closing is None:
+        raise TranscriptError("the transcript has no closing record: it may have been cut "
+                              "short")
+    listed, held = t.closing.sessions, t.session_refs
+    if listed != held:
+        at = next((k for k, (a, b) in enumerate(zip(listed, held, strict=False)) if a != b),
+                  min(len(listed), len(held)))
+        raise TranscriptError(
+            f"the nodes signed {len(listed)} sessions, the transcript holds {len(held)}; "
+            f"they differ from session {at} on (cut short or reordered)", session=at)
+    for party in parties:
+        signature = t.closing.signatures.get(party)
+        if signature is None:
+            raise TranscriptError(f"party {party} did not sign the closing record",
+                                  party=party)
+        if not ceremony_closing.verify(t.identities[party], t.key_id, listed, signature):
+            raise TranscriptError(f"party {party}'s closing signature does not verify",
+                                  party=party)
+    extra = sorted(set(t.closing.signatures) - set(parties))
+    if extra:
+        raise TranscriptError(f"a closing signature from party {extra[0]}, not a party of "
+                              "the key", party=extra[0])
+
+
+def check_cluster(t: Transcript, proved: VerifiedCeremony, cluster: ClusterConfig) -> None:
+    """The transcript's identities, threshold and parties are those of ``cluster``: what
+    binds a verified transcript to the nodes an auditor knows."""
+    nodes = {i: e.identity for i, e in cluster.nodes.items()}
+    for party in sorted(set(nodes) | set(t.identities)):
+        if party not in nodes:
+            raise TranscriptError(f"node {party} of the transcript is not in {cluster.path}",
+                                  party=party)
+        if party not in t.identities:
+            raise TranscriptError(f"node {party} of {cluster.path} is not in the transcript",
+                                  party=party)
+        if t.identities[party] != nodes[party]:
+            raise TranscriptError(
+                f"node {party}'s identity key in the transcript "
+                f"({t.identities[party].fingerprint}) is not the one in {cluster.path} "
+                f"({nodes[party].fingerprint})", party=party)
+    if proved.threshold != cluster.threshold:
+        raise TranscriptError(f"the key's threshold is {proved.threshold}, {cluster.path} "
+                              f"says {cluster.threshold}")
+    if proved.parties != tuple(sorted(nodes)):
+        raise TranscriptError(f"the key's parties are {list(proved.parties)}, {cluster.path} "
+                              f"has nodes {sorted(nodes)}")

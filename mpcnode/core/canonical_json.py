@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Mapping
 from typing import NoReturn
 
@@ -44,6 +45,12 @@ JSONValue = None | bool | int | float | str | list["JSONValue"] | dict[str, "JSO
 
 MAX_SAFE_INTEGER = 2**53 - 1
 """The largest integer every JSON reader holds exactly (an IEEE 754 double)."""
+
+MAX_DEPTH = 64
+"""The deepest nesting of arrays and objects ``parse_json`` reads. No format here needs a
+tenth of it; a deeper document would only reach a recursion limit somewhere downstream."""
+
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
 
 
 class CanonicalJSONError(MpcnodeError, ValueError):
@@ -78,11 +85,12 @@ def legacy_canonical_json(value: object) -> bytes:
                                  "encode") from None
 
 
-def parse_json(data: bytes | str, *, floats: bool = True) -> object:
-    """Parse JSON strictly: invalid UTF-8, a duplicate key (two readers could keep different
-    values), NaN or ±Infinity, and with ``floats=False`` any non-integer number are refused
-    with ``CanonicalJSONError``. Callers that need the canonical spelling compare the
-    re-encoding with ``data``."""
+def parse_json(data: bytes | str, *, floats: bool = True, max_depth: int = MAX_DEPTH
+               ) -> object:
+    """Parse JSON strictly: invalid UTF-8, nesting deeper than ``max_depth``, a duplicate
+    key (two readers could keep different values), NaN or ±Infinity, and with
+    ``floats=False`` any non-integer number are refused with ``CanonicalJSONError``.
+    Callers that need the canonical spelling compare the re-encoding with ``data``."""
 
     def no_duplicates(pairs: list[tuple[str, object]]) -> dict[str, object]:
         out: dict[str, object] = {}
@@ -100,13 +108,30 @@ def parse_json(data: bytes | str, *, floats: bool = True) -> object:
 
     try:
         text = data.decode("utf-8") if isinstance(data, bytes | bytearray) else data
+    except UnicodeDecodeError as exc:
+        raise CanonicalJSONError(f"not UTF-8 JSON: {exc}") from None
+    _check_depth(text, max_depth)
+    try:
         return json.loads(text, object_pairs_hook=no_duplicates,
                           parse_float=float if floats else no_float,
                           parse_constant=no_constant)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except json.JSONDecodeError as exc:
         raise CanonicalJSONError(f"not UTF-8 JSON: {exc}") from None
-    except RecursionError:
-        raise CanonicalJSONError("the JSON is nested too deeply") from None
+
+
+def _check_depth(text: str, max_depth: int) -> None:
+    """Refuse nesting deeper than ``max_depth`` before any parser recurses into it. Strings
+    are skipped whole, so brackets inside them do not count; malformed text is left for
+    the parser to refuse."""
+    depth = 0
+    for match in _STRING_OR_BRACKET.finditer(text):
+        token = match.group()
+        if token in ("[", "{"):
+            depth += 1
+            if depth > max_depth:
+                raise CanonicalJSONError(f"the JSON is nested more than {max_depth} deep")
+        elif token in ("]", "}"):
+            depth -= 1
 
 
 def _checked(value: object, *, strict: bool, ascii_only: bool) -> JSONValue:

@@ -5,23 +5,32 @@ consistency. Encoding is driven by the dataclass field types, so decoding never
 evaluates or unpickles anything: only the declared types can come back.
 Ints are hex strings with a sign, points are compressed hex, bytes are hex; the bytes are
 ``canonical_json`` (RFC 8785) with ASCII text only, as they always were.
+
+Decoding accepts only the forms encoding writes: ``0x`` + lower-case hex without leading
+zeros, underscores or spaces (``-0x`` for negatives, never ``-0x0``), lower-case hex of
+whole bytes, decimal integer keys without sign or leading zeros, and JSON without
+duplicate keys, floats or deep nesting (``parse_json``). One value has one encoding, so
+what two parties hash or sign about it cannot differ.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import json
+import re
 import types
 import typing
 from functools import cache
 from typing import Any, TypeVar, Union, cast, get_args, get_origin
 
-from mpcnode.core.canonical_json import canonical_json
+from mpcnode.core.canonical_json import CanonicalJSONError, canonical_json, parse_json
 from mpcnode.core.errors import MpcnodeError
 from mpcnode.crypto.group import Point
 
 T = TypeVar("T")
+_INT = re.compile(r"-?0x(?:0|[1-9a-f][0-9a-f]*)")
+_HEX = re.compile(r"(?:[0-9a-f]{2})*")
+_KEY = re.compile(r"0|-?[1-9][0-9]*")
 
 
 class DecodeError(MpcnodeError, ValueError):
@@ -74,8 +83,9 @@ def _dec(tp: Any, v: Any) -> Any:
             raise DecodeError(f"ambiguous union {tp}")
         return _dec(args[0], v)
     if tp is int:
-        if not isinstance(v, str) or not (v.startswith("0x") or v.startswith("-0x")):
-            raise DecodeError(f"expected hex int, got {v!r}")
+        if not isinstance(v, str) or not _INT.fullmatch(v) or v == "-0x0":
+            raise DecodeError(f"expected a canonical hex int, got {v[:40]!r}"
+                              if isinstance(v, str) else "expected a hex int")
         return int(v, 16)
     if tp is bool:
         if not isinstance(v, bool):
@@ -86,10 +96,12 @@ def _dec(tp: Any, v: Any) -> Any:
             raise DecodeError("expected an ASCII str")
         return v
     if tp is bytes:
-        return bytes.fromhex(v)
+        return _bytes(v)
     if tp is Point:
         try:
-            return Point.from_bytes(bytes.fromhex(v))
+            return Point.from_bytes(_bytes(v))
+        except DecodeError:
+            raise
         except ValueError as exc:
             raise DecodeError(str(exc)) from exc
     if origin is tuple:
@@ -105,10 +117,22 @@ def _dec(tp: Any, v: Any) -> Any:
         kt, vt = get_args(tp)
         if not isinstance(v, dict):
             raise DecodeError("expected object")
-        return {(int(k) if kt is int else k): _dec(vt, x) for k, x in v.items()}
+        return {(_int_key(k) if kt is int else k): _dec(vt, x) for k, x in v.items()}
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return from_jsonable(tp, v)
     raise DecodeError(f"unsupported type {tp}")
+
+
+def _bytes(v: Any) -> bytes:
+    if not isinstance(v, str) or not _HEX.fullmatch(v):
+        raise DecodeError("expected lower-case hex of whole bytes")
+    return bytes.fromhex(v)
+
+
+def _int_key(k: str) -> int:
+    if not _KEY.fullmatch(k):
+        raise DecodeError(f"expected a decimal integer key, got {k[:40]!r}")
+    return int(k)
 
 
 def from_jsonable(cls: type[T], data: Any) -> T:
@@ -131,7 +155,7 @@ def from_jsonable(cls: type[T], data: Any) -> T:
 
 def from_bytes(cls: type[T], raw: bytes) -> T:
     try:
-        data = json.loads(raw)
-    except ValueError as exc:
+        data = parse_json(raw, floats=False)
+    except CanonicalJSONError as exc:
         raise DecodeError(f"not JSON: {exc}") from exc
     return from_jsonable(cls, data)

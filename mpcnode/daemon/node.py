@@ -24,20 +24,47 @@ from mpcnode.daemon import sign_identification
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
 from mpcnode.protocol.registry import session_protocol
-from mpcnode.protocol.session_params import SessionParams
+from mpcnode.protocol.session_params import ClusterView, SessionParams
 from mpcnode.protocol.sign import SignatureShare, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
+from mpcnode.state.ceremony_log import CeremonyLog
 from mpcnode.state.consumption_journal import MAX_REQUEST_ID
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import PolicyState
+from mpcnode.transport import ceremony_closing
+from mpcnode.transport.ceremony_closing import SessionRef
 from mpcnode.transport.identity import IdentityKeys, IdentityPublic
 from mpcnode.transport.sessions import Session, start_session
 from mpcnode.transport.system_random import SystemRandom
 from zero_trust.authorization import AuthorizationDenied, SigningRequest
 
 SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped
+NONCE_BYTES = 32  # a session nonce, as the coordinator draws it
+KEY_ID_BYTES = 32  # PublicKeyData.key_id
+MAX_NAME = 32  # protocol and profile names
+MAX_PATH_DEPTH = 255  # BIP32 depth is one byte
 PrimeSource = Callable[[Profile], tuple[int, int]]
+
+
+def check_start_request(req: pb.StartSessionRequest, nodes: int) -> None:
+    """Every field of a start request within its bounds, before anything is parsed, stored
+    or echoed in an error: a coordinator must not fill a node's disk or logs."""
+    if len(req.nonce) != NONCE_BYTES:
+        raise UsageError(f"a session nonce has exactly {NONCE_BYTES} bytes, got "
+                         f"{len(req.nonce)}")
+    if len(req.protocol) > MAX_NAME:
+        raise UsageError(f"a protocol name has at most {MAX_NAME} characters")
+    if len(req.profile) > MAX_NAME:
+        raise UsageError(f"a profile name has at most {MAX_NAME} characters")
+    if len(req.key_id) not in (0, KEY_ID_BYTES):
+        raise UsageError(f"a key id has {KEY_ID_BYTES} bytes, got {len(req.key_id)}")
+    if len(req.path) > MAX_PATH_DEPTH:
+        raise UsageError(f"a derivation path has at most {MAX_PATH_DEPTH} levels")
+    parties = list(req.parties)
+    if len(parties) > nodes or parties != sorted(set(parties)):
+        raise UsageError(f"the parties must be distinct ascending ids of the cluster's "
+                         f"{nodes} nodes, got {len(parties)} ids")
 
 
 def primes_from(pool: Path | None, rng: RandomSource) -> PrimeSource:
@@ -80,6 +107,7 @@ class _Holdings:
 
     store: NodeStore
     primes: PrimeSource
+    cluster: ClusterView
 
     def get_key_share(self, key_id: bytes) -> KeyShare:
         return self.store.get_key_share(key_id)
@@ -94,10 +122,15 @@ class _Holdings:
 class SignerNode:
     def __init__(self, party: int, keys: IdentityKeys, identities: dict[int, IdentityPublic],
                  store: NodeStore, primes: PrimeSource, rng: RandomSource | None = None, *,
-                 policy: PolicyState, clock: Callable[[], float] = time.time,
+                 threshold: int, policy: PolicyState, clock: Callable[[], float] = time.time,
                  unauthorized: UnauthorizedSigning | None = None) -> None:
+        """``identities`` are every node of the cluster and ``threshold`` its t, both from
+        cluster.toml: every session's parameters are checked against them."""
         if keys.public.party != party:
             raise UsageError("identity keys belong to another party")
+        if not 1 <= threshold <= len(identities):
+            raise UsageError(f"threshold {threshold} is not within 1..{len(identities)}")
+        self.cluster = ClusterView(threshold, tuple(sorted(identities)))
         self.party = party
         self.policy = policy
         self.clock = clock
@@ -105,6 +138,7 @@ class SignerNode:
         self.keys = keys
         self.identities = identities
         self.store = store
+        self.ceremony_log = CeremonyLog(store.data_dir)
         self.primes = primes
         self.rng = rng or SystemRandom()
         # Sessions of every protocol at once, so their outputs' types differ (Any).
@@ -117,19 +151,22 @@ class SignerNode:
     # --- sessions -------------------------------------------------------------------------
 
     def start(self, req: pb.StartSessionRequest) -> pb.RoundResponse:
-        if len(req.nonce) < 16:
-            raise UsageError("session nonce must be at least 16 bytes")
+        """Start a session, refused unless every field of the request is well-formed and
+        every parameter is what this node's cluster.toml and key share say (DESIGN §2).
+        Only then is the nonce stored, so a refused request leaves nothing behind."""
+        check_start_request(req, len(self.identities))
+        spec = session_protocol(req.protocol)  # the wire name; UnknownProtocol if none
         parties = tuple(req.parties)
         if self.party not in parties:
             raise UsageError(f"party {self.party} is not among the session's parties")
         unknown = set(parties) - set(self.identities)
         if unknown:
             raise UsageError(f"unknown parties {sorted(unknown)}")
-        self.store.claim_session_nonce(req.nonce, req.protocol)  # durable, atomic, forever
-        spec = session_protocol(req.protocol)  # the wire name; UnknownProtocol if none
         params = SessionParams(parties, req.nonce, req.threshold, req.key_id, tuple(req.path),
                                req.profile)
-        cfg = spec.configure(self.party, params, _Holdings(self.store, self.primes))
+        cfg = spec.configure(self.party, params,
+                             _Holdings(self.store, self.primes, self.cluster))
+        self.store.claim_session_nonce(req.nonce, spec.name.value)  # durable, atomic, forever
         peers = {j: self.identities[j] for j in parties if j != self.party}
         with self._lock:
             self._expire()
@@ -181,6 +218,9 @@ class SignerNode:
         else:
             assert isinstance(out, Presignature)
             self.store.add_presignature(out)
+        if spec.ceremony is not None:  # what this node's closing record will sign
+            key_id = out.public.key_id if isinstance(out, KeyShare) else session.key_id
+            self.ceremony_log.append(key_id, SessionRef(spec.name.value, session.session_id))
         return codec.to_bytes(spec.public_result(out, session.key_id))
 
     def _touch(self, nonce: bytes) -> None:
@@ -238,6 +278,15 @@ class SignerNode:
         return self.policy.sign_authorized(request, list(auth.approvals),
                                            auth.policy_hash.hex(), self.clock(),
                                            lambda verdict, note: sign(verdict.digest, note))
+
+    def close_transcript(self, key_id: bytes) -> pb.CloseTranscriptResponse:
+        """This node's signed list of the key's ceremony sessions (ceremony_closing.py)."""
+        self._key_share(key_id)  # UnknownKey unless this node holds the key
+        sessions = self.ceremony_log.sessions(key_id)
+        return pb.CloseTranscriptResponse(
+            party=self.party, signature=ceremony_closing.sign(self.keys, key_id, sessions),
+            sessions=[pb.CeremonySession(protocol=s.protocol, session_id=s.session_id)
+                      for s in sessions])
 
     def install_policy(self, raw: bytes) -> pb.InstallPolicyResponse:
         bundle = self.policy.install(raw)

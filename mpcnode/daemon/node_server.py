@@ -1,9 +1,11 @@
 """The signer node daemon: gRPC over mutual TLS around ``SignerNode`` (DESIGN §1, §3).
 
 Only a client whose certificate chains to the cluster CA and names the coordinator
-role is served. Every error reaches the caller as a gRPC status with a clear message;
-protocol aborts carry the culprit in trailing metadata. Logs are JSON lines without
-secrets. SIGTERM stops accepting calls, lets running calls finish, closes the store.
+role is served. Every typed refusal reaches the caller as its gRPC status with a clear
+message (``status_of``); protocol aborts carry the culprit in trailing metadata; anything
+else is a bug, answered INTERNAL with an error id that the node logs with the traceback.
+Logs are JSON lines without secrets. SIGTERM stops accepting calls, lets running calls
+finish, closes the store.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import secrets
 import signal
 import sys
 import threading
@@ -31,22 +34,27 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import start_http_server
 
+from ethereum.ethereum_errors import EthereumError
 from mpcnode.ceremony import pki
 from mpcnode.ceremony.cluster_file import load_cluster_config
 from mpcnode.ceremony.node_config import NodeConfig, load_identity_keys
+from mpcnode.ceremony.prime_pool import PrimePoolError
+from mpcnode.core.canonical_json import CanonicalJSONError
 from mpcnode.core.errors import PresignatureError, ProtocolError, UsageError, culprit_name
 from mpcnode.crypto import codec
+from mpcnode.crypto.codec import DecodeError
 from mpcnode.daemon.metrics import NodeMetrics
 from mpcnode.daemon.node import PrimeSource, SignerNode, UnauthorizedSigning, primes_from
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.rpc import node_pb2_grpc
-from mpcnode.state.node_store import NodeStore
+from mpcnode.state.node_store import NodeStore, StoreError
 from mpcnode.state.policy_state import NoPolicyInstalled, PolicyState
 from mpcnode.state.seal import Sealer, load_or_create_salt
-from mpcnode.transport.net_address import parse_address
+from mpcnode.transport.net_address import GRPC_SERVER_OPTIONS, bind_port, parse_address
 from mpcnode.transport.system_random import SystemRandom
 from zero_trust.authorization import AuthorizationDenied
 from zero_trust.policy.policy_errors import PolicyError
+from zero_trust.zero_trust_errors import ZeroTrustError
 
 log = logging.getLogger("mpcnode")
 SERVICE_NAME = "mpc.v1.SignerNode"
@@ -88,7 +96,8 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
 
     # --- plumbing ---------------------------------------------------------------------------
 
-    def _authorise(self, context: grpc.ServicerContext) -> None:
+    def authorise(self, context: grpc.ServicerContext) -> None:
+        """Abort the call unless the client is the coordinator (health checks included)."""
         certs = context.auth_context().get("x509_pem_cert") or []
         pem = certs[0] if certs else b""
         verdict = self._verdicts.get(pem)
@@ -111,7 +120,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
             context.abort(*verdict)
 
     def _call(self, method: str, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
-        self._authorise(context)
+        self.authorise(context)
         t0 = time.perf_counter()
         try:
             return fn()
@@ -120,21 +129,23 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
             _log("protocol_abort", method=method, culprit=exc.culprit, reason=exc.reason)
             context.set_trailing_metadata((("culprit", str(exc.culprit)),))
             context.abort(grpc.StatusCode.ABORTED, str(exc))
-        except PresignatureError as exc:
-            _log("refused", method=method, reason=str(exc))
-            context.abort(grpc.StatusCode.FAILED_PRECONDITION, f"PresignatureError: {exc}")
         except (AuthorizationDenied, PolicyError, NoPolicyInstalled) as exc:
             # The node's own policy check said no: never retried, never another presignature.
             self.metrics.refusals.inc()
             _log("policy_refused", method=method, reason=str(exc)[:500])
             context.abort(grpc.StatusCode.PERMISSION_DENIED, f"{type(exc).__name__}: {exc}")
-        except KeyError as exc:
-            context.abort(grpc.StatusCode.NOT_FOUND, str(exc.args[0] if exc.args else exc))
-        except (UsageError, ValueError) as exc:
-            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(exc))
-        except Exception as exc:  # never leak internals (or secrets) to the caller
-            log.exception("internal error in %s", method)
-            context.abort(grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})")
+        except Exception as exc:
+            code, message = status_of(exc)
+            if code == grpc.StatusCode.INTERNAL:
+                # A bug, never the caller's fault: the id ties the answer to the log entry,
+                # and nothing of the exception (which may hold secrets) leaves the node.
+                error_id = secrets.token_hex(8)
+                log.exception(json.dumps({"event": "internal_error", "method": method,
+                                          "error_id": error_id}))
+                message = f"internal error {error_id} (the node's log has the details)"
+            else:
+                _log("refused", method=method, code=code.name, reason=message[:500])
+            context.abort(code, message)
         finally:
             self.metrics.latency.labels(method=method).observe(time.perf_counter() - t0)
             self.metrics.active.set(self.node.session_count)
@@ -228,6 +239,57 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
 
         return self._call("IdentifySigners", context, run)
 
+    def CloseTranscript(self, request: pb.CloseTranscriptRequest,
+                        context: grpc.ServicerContext) -> pb.CloseTranscriptResponse:
+        def run() -> pb.CloseTranscriptResponse:
+            resp = self.node.close_transcript(request.key_id)
+            _log("transcript_closed", key_id=request.key_id.hex(), sessions=len(resp.sessions))
+            return resp
+
+        return self._call("CloseTranscript", context, run)
+
+
+class AuthorisedHealth(health.HealthServicer):  # type: ignore[misc]
+    """The standard health service, answering only the clients the node itself serves: a
+    node's liveness is no business of other certificate holders (DESIGN §1)."""
+
+    def __init__(self, authorise: Callable[[grpc.ServicerContext], None]) -> None:
+        super().__init__()
+        self._authorise = authorise
+
+    def Check(self, request: health_pb2.HealthCheckRequest,
+              context: grpc.ServicerContext) -> health_pb2.HealthCheckResponse:
+        self._authorise(context)
+        response: health_pb2.HealthCheckResponse = super().Check(request, context)
+        return response
+
+    def Watch(self, request: health_pb2.HealthCheckRequest,
+              context: grpc.ServicerContext, send_response_callback: Any = None) -> Any:
+        self._authorise(context)
+        return super().Watch(request, context, send_response_callback)
+
+
+_CLIENT_ERRORS: tuple[tuple[type[Exception], grpc.StatusCode], ...] = (
+    (PresignatureError, grpc.StatusCode.FAILED_PRECONDITION),
+    (StoreError, grpc.StatusCode.NOT_FOUND),  # UnknownKey, UnknownPresignature
+    (UsageError, grpc.StatusCode.INVALID_ARGUMENT),  # the request is at fault
+    (DecodeError, grpc.StatusCode.INVALID_ARGUMENT),
+    (CanonicalJSONError, grpc.StatusCode.INVALID_ARGUMENT),
+    (ZeroTrustError, grpc.StatusCode.INVALID_ARGUMENT),  # malformed approvals or intents
+    (EthereumError, grpc.StatusCode.INVALID_ARGUMENT),  # a transaction that does not decode
+    (PrimePoolError, grpc.StatusCode.FAILED_PRECONDITION),  # the operator must refill it
+)
+
+
+def status_of(exc: Exception) -> tuple[grpc.StatusCode, str]:
+    """The status a typed refusal is answered with, its first matching entry above; any
+    other exception (a KeyError or ValueError of a bug included) is INTERNAL."""
+    for kind, code in _CLIENT_ERRORS:
+        if isinstance(exc, kind) and (kind is not StoreError or isinstance(exc, KeyError)):
+            prefix = f"{type(exc).__name__}: " if kind is PresignatureError else ""
+            return code, f"{prefix}{exc}"
+    return grpc.StatusCode.INTERNAL, ""
+
 
 def build_node(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> tuple[SignerNode, NodeStore]:
     cluster = load_cluster_config(cfg.cluster_file)
@@ -244,7 +306,8 @@ def build_node(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> tuple[SignerNode
     policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
     policy.attach(store)
     primes = hooks.primes or primes_from(cfg.prime_pool, rng)
-    node = SignerNode(cfg.node_id, keys, identities, store, primes, rng, policy=policy,
+    node = SignerNode(cfg.node_id, keys, identities, store, primes, rng,
+                      threshold=cluster.threshold, policy=policy,
                       unauthorized=hooks.unauthorized)
     return node, store
 
@@ -256,21 +319,28 @@ def running_server(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS
         log.warning(json.dumps({"event": "TEST_ONLY_switch", "switch": switch,
                                 "warning": "a protection is switched off: never in "
                                            "production"}))
-    node, store = build_node(cfg, hooks)
-    metrics = NodeMetrics()
     ca_pem = cfg.tls_ca.read_bytes()
     creds = grpc.ssl_server_credentials(
         [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())],
         root_certificates=ca_pem, require_client_auth=True)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
                          options=[("grpc.max_receive_message_length", 64 << 20),
-                                  ("grpc.max_send_message_length", 64 << 20)])
+                                  ("grpc.max_send_message_length", 64 << 20),
+                                  *GRPC_SERVER_OPTIONS])
+    # The port first: a second node started on the same config by mistake stops here,
+    # before it opens (and replays the journal of) the running node's store.
+    host, port = parse_address(cfg.listen)
+    bind_port(lambda address: server.add_secure_port(address, creds), host, port)
+    try:
+        node, store = build_node(cfg, hooks)
+    except BaseException:
+        server.stop(None)  # release the port
+        raise
+    metrics = NodeMetrics()
     service = SignerNodeService(node, ca_pem, metrics, hooks.switches)
     node_pb2_grpc.add_SignerNodeServicer_to_server(service, server)  # type: ignore[no-untyped-call]
-    health_servicer = health.HealthServicer()
+    health_servicer = AuthorisedHealth(service.authorise)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    host, port = parse_address(cfg.listen)
-    server.add_secure_port(f"{host}:{port}" if ":" not in host else f"[{host}]:{port}", creds)
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -58,6 +58,8 @@ from mpcnode.protocol.session_params import (
     SessionParams,
     check_params,
     check_session_id,
+    require_key_of_cluster,
+    require_params,
 )
 
 PROTOCOL = "cggmp21/aux-info/v1"
@@ -144,7 +146,10 @@ class _Own:
 
 def configure(party: int, params: SessionParams, held: Holdings) -> AuxConfig:
     """A node's aux-info config: for a key it holds, with two fresh safe primes."""
-    held.get_key_share(params.key_id)  # aux info serves a key this node holds
+    key = held.get_key_share(params.key_id).public  # aux info serves a key this node holds
+    require_key_of_cluster("aux_info", key, held.cluster)
+    require_params("aux_info", params, uses=("key_id", "profile"), parties=key.parties,
+                   source="the parties of the key")
     profile = params.resolve_profile()
     return AuxConfig(party, params.parties, params.key_id, params.nonce, profile,
                      held.take_primes(profile))

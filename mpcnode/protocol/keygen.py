@@ -42,6 +42,7 @@ from mpcnode.protocol.session_params import (
     SessionParams,
     check_params,
     check_session_id,
+    require_cluster_keygen,
 )
 
 PROTOCOL = "cggmp21/keygen/v1"
@@ -127,7 +128,9 @@ class _Round1State:
 
 
 def configure(party: int, params: SessionParams, held: Holdings) -> KeygenConfig:
-    """A node's keygen config: the threshold is the request's, checked against the parties."""
+    """A node's keygen config: the threshold and parties of the node's cluster.toml, which
+    the request must repeat (a coordinator never picks them)."""
+    require_cluster_keygen(params, held.cluster)
     return KeygenConfig(party, params.parties, params.threshold, params.nonce)
 
 

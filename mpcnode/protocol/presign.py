@@ -46,7 +46,13 @@ from mpcnode.protocol.rounds import (
     echo_hash,
     require_from,
 )
-from mpcnode.protocol.session_params import Holdings, SessionParams
+from mpcnode.protocol.session_params import (
+    Holdings,
+    ParameterRefused,
+    SessionParams,
+    require_key_of_cluster,
+    require_params,
+)
 from mpcnode.protocol.signer_set import SignerSet
 
 PROTOCOL = "cggmp21/presign/v1"
@@ -163,7 +169,14 @@ class _Own:
 def configure(party: int, params: SessionParams, held: Holdings) -> PresignConfig:
     """A node's presign config: its share and aux info of the key, for the signer set
     ``params.parties`` (party is the share's)."""
-    share, aux = held.get_key_share(params.key_id), held.get_aux_info(params.key_id)
+    share = held.get_key_share(params.key_id)
+    key = share.public
+    require_key_of_cluster("presign", key, held.cluster)
+    require_params("presign", params, uses=("key_id", "path"))
+    if len(params.parties) != key.threshold or not set(params.parties) <= set(key.parties):
+        raise ParameterRefused("presign", "parties", params.parties,
+                               f"are not {key.threshold} of the key's parties {key.parties}")
+    aux = held.get_aux_info(params.key_id)
     return PresignConfig(share, aux, params.parties, params.path, params.nonce)
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from mpcnode.core.errors import ProtocolError, UsageError
+from mpcnode.core.errors import ProtocolError
 from mpcnode.crypto import hash_commitment
 from mpcnode.crypto.group import Point, Q, commitment_eval, poly_eval
 from mpcnode.crypto.random_source import RandomSource, rand_scalar
@@ -41,6 +41,8 @@ from mpcnode.protocol.session_params import (
     SessionParams,
     check_params,
     check_session_id,
+    require_key_of_cluster,
+    require_params,
 )
 
 PROTOCOL = "cggmp21/refresh/v1"
@@ -130,8 +132,9 @@ class _Own:
 def configure(party: int, params: SessionParams, held: Holdings) -> RefreshConfig:
     """A node's refresh config: the share it holds, refreshed by every party of the key."""
     share = held.get_key_share(params.key_id)
-    if params.parties != share.public.parties:
-        raise UsageError("refresh runs with every party of the key")
+    require_key_of_cluster("refresh", share.public, held.cluster)
+    require_params("refresh", params, uses=("key_id",), parties=share.public.parties,
+                   source="the parties of the key (refresh runs with all of them)")
     return RefreshConfig(share, params.nonce)
 
 

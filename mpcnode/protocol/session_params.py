@@ -17,7 +17,7 @@ from typing import Protocol, TypeVar
 
 from mpcnode.core.errors import UsageError
 from mpcnode.core.params import DEFAULT_PROFILE, PROFILES, Profile
-from mpcnode.protocol.key_share import AuxInfo, KeyShare
+from mpcnode.protocol.key_share import AuxInfo, KeyShare, PublicKeyData
 
 T = TypeVar("T")
 
@@ -41,8 +41,23 @@ class SessionParams:
         return profile
 
 
+@dataclass(frozen=True)
+class ClusterView:
+    """What a node's own cluster.toml fixes for every session: the coordinator only
+    repeats these values, and a node refuses a session that asks for others (DESIGN §2)."""
+
+    threshold: int  # t of t-of-n
+    parties: tuple[int, ...]  # every node id, ascending
+
+
 class Holdings(Protocol):
-    """What a signer node holds that a new session may need (its store, its primes)."""
+    """What a signer node holds that a new session may need (its cluster's
+    configuration, its store, its primes)."""
+
+    @property
+    def cluster(self) -> ClusterView:
+        """The threshold and party set of the node's cluster.toml."""
+        ...
 
     def get_key_share(self, key_id: bytes) -> KeyShare:
         """The share of ``key_id``; KeyError if this node holds none."""
@@ -60,6 +75,50 @@ class Holdings(Protocol):
 class RecordError(UsageError):
     """A session's parameters or session id are not what the protocol allows (no party
     is named: the record, or the request, is at fault)."""
+
+
+class ParameterRefused(RecordError):  # noqa: N818 - the node's verdict, as operators read it
+    """A start request asks for a parameter that the node's own configuration or key share
+    contradicts: the coordinator is at fault, and the node names the parameter."""
+
+    def __init__(self, protocol: str, name: str, asked: object, reason: str) -> None:
+        self.protocol = protocol
+        self.name = name
+        self.asked = asked
+        super().__init__(f"{protocol} refused: {name} {asked!r} {reason}")
+
+
+_UNSET = {"threshold": 0, "key_id": b"", "path": (), "profile": ""}
+
+
+def require_params(protocol: str, params: SessionParams, *, uses: tuple[str, ...] = (),
+                   parties: tuple[int, ...] | None = None, source: str = "") -> None:
+    """Refuse ``params`` unless every field ``protocol`` does not use is unset and its
+    party set is ``parties`` (given by ``source``, the node's own record of it)."""
+    for name, unset in _UNSET.items():
+        value = getattr(params, name)
+        if name not in uses and value != unset:
+            raise ParameterRefused(protocol, name, value, f"is not a parameter of {protocol}")
+    if parties is not None and params.parties != parties:
+        raise ParameterRefused(protocol, "parties", params.parties,
+                               f"differ from {source}: {parties}")
+
+
+def require_cluster_keygen(params: SessionParams, cluster: ClusterView) -> None:
+    """A keygen makes a key of the cluster itself: its threshold and all of its nodes."""
+    require_params("keygen", params, uses=("threshold",), parties=cluster.parties,
+                   source="the nodes of cluster.toml")
+    if params.threshold != cluster.threshold:
+        raise ParameterRefused("keygen", "threshold", params.threshold,
+                               f"differs from cluster.toml's threshold {cluster.threshold}")
+
+
+def require_key_of_cluster(protocol: str, key: PublicKeyData, cluster: ClusterView) -> None:
+    """A key this node holds, made for this cluster (its threshold and node ids)."""
+    if key.threshold != cluster.threshold or key.parties != cluster.parties:
+        raise ParameterRefused(protocol, "key_id", key.key_id.hex(),
+                               f"names a {key.threshold}-of-{key.parties} key, not one of "
+                               f"this cluster ({cluster.threshold} of {cluster.parties})")
 
 
 @dataclass(frozen=True)

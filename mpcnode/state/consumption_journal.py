@@ -25,7 +25,7 @@ import struct
 from dataclasses import dataclass
 from pathlib import Path
 
-from mpcnode.core.errors import MpcnodeError
+from mpcnode.core.errors import MpcnodeError, UsageError
 
 _LEN = struct.Struct(">I")
 _PARTY = struct.Struct(">I")
@@ -55,12 +55,12 @@ class Consumption:
     def encode(self) -> bytes:
         pid = self.presignature_id
         if not 0 < len(pid) < 256:
-            raise ValueError("presignature id must have 1..255 bytes")
+            raise UsageError("presignature id must have 1..255 bytes")
         rid = self.request_id.encode()
         if len(rid) > MAX_REQUEST_ID:
-            raise ValueError(f"request id longer than {MAX_REQUEST_ID} bytes")
+            raise UsageError(f"request id longer than {MAX_REQUEST_ID} bytes")
         if len(self.note) > MAX_NOTE:
-            raise ValueError(f"note longer than {MAX_NOTE} bytes")
+            raise UsageError(f"note longer than {MAX_NOTE} bytes")
         payload = (bytes([len(pid)]) + pid + _PARTY.pack(self.party)
                    + self.sigma.to_bytes(_SIGMA, "big") + _RID_LEN.pack(len(rid)) + rid
                    + self.note)

@@ -268,6 +268,10 @@ class NodeStore:
                  tb: TracebackType | None) -> None:
         self.close()
 
+    @property
+    def data_dir(self) -> Path:
+        return self._dir
+
     def __repr__(self) -> str:
         return f"NodeStore({str(self._dir)!r})"
 

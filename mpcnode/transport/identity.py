@@ -10,6 +10,7 @@ cannot be replayed under another session, round, sender or recipient.
 
 from __future__ import annotations
 
+import hashlib
 import os
 import re
 from dataclasses import dataclass
@@ -70,6 +71,13 @@ class IdentityPublic:
     @property
     def kex_key_hex(self) -> str:
         return self.kex_key.hex()
+
+    @property
+    def fingerprint(self) -> str:
+        """What operators and auditors compare by eye: SHA-256 of both public keys, the
+        first 16 bytes in groups of four hex digits."""
+        h = hashlib.sha256(b"mpc-identity/v1" + self.signing_key + self.kex_key).hexdigest()
+        return ":".join(h[i:i + 4] for i in range(0, 32, 4))
 
     @classmethod
     def from_hex(cls, party: int, signing_key_hex: str, kex_key_hex: str) -> IdentityPublic:

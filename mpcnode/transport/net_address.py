@@ -6,8 +6,22 @@ cluster.toml, oms.toml), so a value one of them accepts the others accept too.
 
 from __future__ import annotations
 
+import errno
 import ipaddress
 import re
+import socket
+from collections.abc import Callable
+
+from mpcnode.core.errors import MpcnodeError
+
+GRPC_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.so_reuseport", 0),)
+"""Options of every gRPC server: gRPC's default SO_REUSEPORT would let a second daemon
+bind a port that a running one holds, and both would then answer on it."""
+
+
+class ListenError(MpcnodeError, OSError):
+    """A daemon cannot listen on its configured address (taken, or not this host's)."""
+
 
 _HOST_LABEL = re.compile(r"(?!-)[A-Za-z0-9-]{1,63}(?<!-)")
 
@@ -48,3 +62,41 @@ def valid_host(host: str) -> bool:
         pass
     labels = host.split(".")
     return 0 < len(host) <= 253 and all(_HOST_LABEL.fullmatch(x) for x in labels)
+
+
+def bind_port(add_port: Callable[[str], int], host: str, port: int) -> int:
+    """Bind a gRPC server (``add_port``: its ``add_secure_port`` or ``add_insecure_port``)
+    to ``host:port``; the port bound. A taken or foreign address raises ``ListenError``
+    naming it, one line for the operator: the address is probed first, because gRPC
+    reports a failed bind only as a generic RuntimeError."""
+    address = format_address(host, port)
+    refuse_taken(host, port)
+    try:
+        bound = add_port(address)
+    except RuntimeError:
+        bound = 0
+    if not bound:
+        raise ListenError(f"cannot listen on {address}")
+    return bound
+
+
+def refuse_taken(host: str, port: int) -> None:
+    """``ListenError`` naming ``host:port`` unless this host could listen there now (port
+    0, any free port, always can): a daemon calls it before it opens its state, so that a
+    second copy started by mistake touches nothing of the running one's."""
+    if not port:
+        return
+    address = format_address(host, port)
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    try:
+        infos = socket.getaddrinfo(host, port, family, socket.SOCK_STREAM)
+    except OSError as exc:
+        raise ListenError(f"cannot listen on {address}: {exc.strerror or exc}") from None
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as gRPC binds
+        try:
+            probe.bind(infos[0][4])
+        except OSError as exc:
+            why = ("the address is already in use (is another daemon running?)"
+                   if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc))
+            raise ListenError(f"cannot listen on {address}: {why}") from None

@@ -19,9 +19,10 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> N
 def _serve(args: argparse.Namespace) -> int:
     refuse_test_only("oms serve")  # the demo may use test_only; the daemon never
     # Imported here: the daemon (gRPC, the coordinator) loads only for the command that runs it.
+    from mpcnode.transport.net_address import ListenError
     from oms_core.daemon.runtime import StartupError, serve
 
     try:
         return serve(load_settings(args.config))
-    except StartupError as exc:
+    except (StartupError, ListenError) as exc:
         return fail(one_line(exc), EXIT_REFUSED)

@@ -25,7 +25,12 @@ from typing import Any, TypeVar
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from mpcnode.transport.net_address import format_address, parse_address
+from mpcnode.transport.net_address import (
+    GRPC_SERVER_OPTIONS,
+    bind_port,
+    format_address,
+    parse_address,
+)
 from oms_core.app.oms_errors import AuthError
 from oms_core.app.requests.request_store import Request
 from oms_core.app.service import OmsCore
@@ -269,18 +274,16 @@ def running_server(service: OmsService, listen: str, tls: ServerTls | None, *,
     stop that lets running calls finish within ``grace_s``."""
     host, port = check_listen(listen, tls=tls is not None)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
-                                                    thread_name_prefix="oms-rpc"))
+                                                    thread_name_prefix="oms-rpc"),
+                         options=list(GRPC_SERVER_OPTIONS))
     oms_pb2_grpc.add_OmsServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    address = format_address(host, port)
     if tls is None:
-        bound = server.add_insecure_port(address)
+        bound = bind_port(server.add_insecure_port, host, port)
     else:
-        bound = server.add_secure_port(address, grpc.ssl_server_credentials(
-            [(tls.key_pem, tls.cert_pem)]))
-    if not bound:
-        raise OSError(f"cannot listen on {listen}")
+        creds = grpc.ssl_server_credentials([(tls.key_pem, tls.cert_pem)])
+        bound = bind_port(lambda address: server.add_secure_port(address, creds), host, port)
     server.start()
     for name in ("", SERVICE_NAME):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)

@@ -21,6 +21,7 @@ import grpc
 from coordinator.coordinator import Coordinator
 from coordinator.oms_signer import CoordinatorSigner
 from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.transport.net_address import parse_address, refuse_taken
 from oms_core.app.oms_config import OmsSettings
 from oms_core.app.oms_errors import NotFound
 from oms_core.app.service import OmsCore
@@ -90,6 +91,7 @@ def serve(settings: OmsSettings, *, stop: threading.Event | None = None,
     """Serve until ``stop`` is set, or (without one) until SIGTERM/SIGINT."""
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     tls = server_tls(settings)
+    refuse_taken(*parse_address(settings.listen))  # before a second copy opens the state
     with _stop_event(stop) as event, open_core(settings) as core, \
             running_server(OmsService(core), settings.listen, tls) as (_server, port):
         if on_ready is not None:

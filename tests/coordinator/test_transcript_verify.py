@@ -20,14 +20,15 @@ from Crypto.Hash import keccak
 
 from coordinator import ceremony_transcript as transcript
 from coordinator.ceremony_transcript import Transcript, TranscriptError
-from coordinator.transcript_verify import VerifiedCeremony, verify
+from coordinator.transcript_verify import VerifiedCeremony, check_cluster, verify
 from ethereum.addresses import eip55, ethereum_address
+from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.ceremony.node_config import load_identity_keys
 from mpcnode.crypto import codec
 from mpcnode.crypto.group import Point
 from mpcnode.protocol import aux_info, keygen, refresh
 from mpcnode.protocol.results import AuxResult, KeygenResult
-from mpcnode.transport import envelope
+from mpcnode.transport import ceremony_closing, envelope
 from mpcnode.transport.identity import IdentityKeys
 from test_only.node_switches import load_test_node_config
 from testing.cluster_harness import in_process_cluster
@@ -45,23 +46,28 @@ class Ceremony:
     initial_json: str
     refreshed_json: str
     keys: dict[int, IdentityKeys]  # TEST ONLY: to play a malicious node
+    cluster: ClusterConfig  # the cluster.toml an auditor trusts
 
 
 @pytest.fixture(scope="module")
 def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Ceremony:
     root = tmp_path_factory.mktemp("cluster")
     with in_process_cluster(root, 3, 2) as coordinator:
+        cluster = coordinator.config.cluster
         kg, rec1 = coordinator.keygen()
         _, rec2 = coordinator.aux_info(kg.key_id)
+        pub = kg.public_key.to_bytes()
+        initial = transcript.close(transcript.from_records(cluster, kg.key_id, pub,
+                                                           [rec1, rec2]),
+                                   coordinator.close_transcript(kg.key_id))
         refreshed_key, recs = coordinator.refresh(kg.key_id)
-        cluster = coordinator.config.cluster
+        refreshed = transcript.close(transcript.from_records(cluster, kg.key_id, pub,
+                                                             [rec1, rec2, *recs]),
+                                     coordinator.close_transcript(kg.key_id))
     keys = {i: load_identity_keys(load_test_node_config(root / f"node{i}" / "node.toml")[0])
             for i in (1, 2, 3)}
-    pub = kg.public_key.to_bytes()
-    initial = transcript.from_records(cluster, kg.key_id, pub, [rec1, rec2])
-    refreshed = transcript.from_records(cluster, kg.key_id, pub, [rec1, rec2, *recs])
     return Ceremony(kg, refreshed_key, initial, refreshed, transcript.to_json(initial),
-                    transcript.to_json(refreshed), keys)
+                    transcript.to_json(refreshed), keys, cluster)
 
 
 @pytest.fixture(scope="module")
@@ -485,3 +491,98 @@ def test_duplicate_json_key_is_rejected(tmp_path: Path) -> None:
     path.write_text('{"format": "x", "format": "y"}')
     with pytest.raises(TranscriptError, match="duplicate JSON key 'format'"):
         transcript.load(path)
+
+
+# --- the closing record and the cluster ---------------------------------------------------------
+
+
+def test_a_transcript_without_its_closing_record_is_rejected(ceremony: Ceremony,
+                                                             tmp_path: Path) -> None:
+    doc = _doc(ceremony)
+    doc["closing"] = None
+    assert "no closing record" in str(_rejected(tmp_path, doc))
+
+
+def test_a_transcript_cut_short_is_rejected(ceremony: Ceremony, tmp_path: Path) -> None:
+    doc = _doc(ceremony, refreshed=True)
+    del doc["sessions"][AUX2]  # what is left verifies session by session
+    err = _rejected(tmp_path, doc)
+    assert "the nodes signed 4 sessions, the transcript holds 3" in str(err)
+    assert "cut short or reordered" in str(err)
+
+
+def test_a_cut_transcript_with_a_cut_closing_list_is_rejected(ceremony: Ceremony,
+                                                               tmp_path: Path) -> None:
+    doc = _doc(ceremony, refreshed=True)
+    del doc["sessions"][AUX2]
+    del doc["closing"]["sessions"][AUX2]  # the nodes signed the full list
+    err = _rejected(tmp_path, doc)
+    assert "party 1's closing signature does not verify" in str(err)
+
+
+def test_reordered_sessions_are_rejected(ceremony: Ceremony, tmp_path: Path) -> None:
+    doc = _doc(ceremony, refreshed=True)
+    sessions = doc["sessions"]
+    sessions[AUX], sessions[AUX2] = sessions[AUX2], sessions[AUX]
+    err = _rejected(tmp_path, doc)
+    assert "differ from session 1 on (cut short or reordered)" in str(err)
+
+
+def test_a_missing_closing_signature_is_rejected(ceremony: Ceremony, tmp_path: Path) -> None:
+    doc = _doc(ceremony)
+    del doc["closing"]["signatures"]["3"]
+    assert "party 3 did not sign the closing record" in str(_rejected(tmp_path, doc))
+
+
+def _with_new_identity(c: Ceremony, party: int) -> Doc:
+    """The transcript as a forger makes it: ``party`` given a fresh identity key, and every
+    message and closing signature of that party signed anew with it."""
+    doc = _doc(c)
+    fake = IdentityKeys.generate(party)
+    keys = {**c.keys, party: fake}
+    doc["cluster"]["nodes"][str(party)] = {"signing_key": fake.public.signing_key.hex(),
+                                           "kex_key": fake.public.kex_key.hex()}
+    for session in doc["sessions"]:
+        for m in session["messages"]:
+            if m["sender"] != party:
+                continue
+            sid, body = bytes.fromhex(m["session_id"]), bytes.fromhex(m["body"])
+            if m["recipient"] == envelope.BROADCAST:
+                sig = envelope.seal_broadcast(fake, sid, m["round"], body).signature
+            else:
+                reader = keys[m["recipient"]]
+                env = envelope.seal_direct(fake, reader.public, sid, m["round"], body)
+                sig = envelope.open_envelope(reader, {party: fake.public}, sid, m["round"],
+                                             env).inner_signature
+            m["signature"] = sig.hex()
+    refs = [ceremony_closing.SessionRef(p, bytes.fromhex(sid))
+            for p, sid in doc["closing"]["sessions"]]
+    doc["closing"]["signatures"][str(party)] = ceremony_closing.sign(
+        fake, bytes.fromhex(doc["key_id"]), refs).hex()
+    return doc
+
+
+def test_a_replaced_identity_verifies_alone_but_not_against_the_cluster(
+        ceremony: Ceremony, tmp_path: Path) -> None:
+    path = tmp_path / "forged.json"
+    path.write_text(json.dumps(_with_new_identity(ceremony, 2)))
+    forged = transcript.load(path)
+    proved = verify(forged)  # self-consistent: only the cluster's own keys tell
+    with pytest.raises(TranscriptError) as exc:
+        check_cluster(forged, proved, ceremony.cluster)
+    assert exc.value.party == 2
+    assert "node 2's identity key in the transcript" in str(exc.value)
+    assert ceremony.cluster.nodes[2].identity.fingerprint in str(exc.value)
+    check_cluster(ceremony.initial, verify(ceremony.initial), ceremony.cluster)
+
+
+def test_another_threshold_or_node_set_than_the_cluster_is_rejected(ceremony: Ceremony
+                                                                     ) -> None:
+    proved = verify(ceremony.initial)
+    other_t = dataclasses.replace(ceremony.cluster, threshold=3)
+    with pytest.raises(TranscriptError, match=r"the key's threshold is 2, .* says 3"):
+        check_cluster(ceremony.initial, proved, other_t)
+    fewer = dataclasses.replace(ceremony.cluster, nodes={
+        i: e for i, e in ceremony.cluster.nodes.items() if i != 3})
+    with pytest.raises(TranscriptError, match="node 3 of the transcript is not in"):
+        check_cluster(ceremony.initial, proved, fewer)

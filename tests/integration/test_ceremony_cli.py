@@ -165,6 +165,25 @@ def test_verify_accepts_the_transcript(ceremony: Ceremony) -> None:
     assert ": OK" in out
     assert ceremony.keygen["ethereum_address"] in out
     assert ceremony.keygen["public_key"] in out
+    cluster = load_cluster_config(ceremony.root / "cluster.toml")
+    for i, node in cluster.nodes.items():  # what an auditor compares with the operators'
+        assert f"node {i}: {node.identity.fingerprint}" in out
+
+
+def test_verify_against_the_cluster_file(ceremony: Ceremony, tmp_path: Path) -> None:
+    cluster_file = ceremony.root / "cluster.toml"
+    code, out, err = run("verify", ceremony.transcript, "--cluster", cluster_file)
+    assert code == 0, err
+    assert f"matches {cluster_file}" in out
+    # The same transcript against a cluster.toml whose node 2 has another identity.
+    other = tmp_path / "other"
+    base = free_port_base(NODES)
+    code, _, err = run("init", "--nodes", NODES, "--threshold", THRESHOLD, "--out", other,
+                       "--base-port", base, "--metrics-base-port", base + 1000)
+    assert code == 0, err
+    code, out, err = run("verify", ceremony.transcript, "--cluster", other / "cluster.toml")
+    assert code != 0 and ": OK" not in out
+    assert "REJECTED" in err and "node 1's identity key in the transcript" in err
 
 
 def flip_one_byte(body: bytes, anchor: str) -> bytes:

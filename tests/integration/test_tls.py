@@ -146,6 +146,14 @@ def test_a_client_with_the_node_role_is_denied(setup: Setup) -> None:
         assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
 
+def test_the_health_service_answers_only_the_coordinator(setup: Setup) -> None:
+    cert, key = rogue_client_cert(setup, pki.ROLE_NODE, "rogue-node-health")
+    with channel(setup, cert, key) as ch, pytest.raises(grpc.RpcError) as exc:
+        health_pb2_grpc.HealthStub(ch).Check(health_pb2.HealthCheckRequest(), timeout=10)
+    assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED
+    assert repr(pki.ROLE_NODE) in exc.value.details()
+
+
 def test_a_client_without_a_known_role_is_denied(setup: Setup) -> None:
     cert, key = rogue_client_cert(setup, "mpc-auditor", "rogue-auditor")
     with channel(setup, cert, key) as ch, pytest.raises(grpc.RpcError) as exc:

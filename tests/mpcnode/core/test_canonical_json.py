@@ -13,6 +13,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mpcnode.core.canonical_json import (
+    MAX_DEPTH,
     MAX_SAFE_INTEGER,
     CanonicalJSONError,
     canonical_json,
@@ -156,3 +157,17 @@ def test_parse_json_reads_what_canonical_json_writes() -> None:
     assert parse_json(canonical_json(value)) == value
     assert parse_json(canonical_json(value).decode()) == value
     assert parse_json(b'{"at":1.5}') == {"at": 1.5}
+
+
+def test_parse_json_refuses_nesting_beyond_its_limit() -> None:
+    assert parse_json(b"[" * MAX_DEPTH + b"]" * MAX_DEPTH) is not None
+    for deep in (b"[" * (MAX_DEPTH + 1) + b"]" * (MAX_DEPTH + 1),
+                 b'{"a":' * (MAX_DEPTH + 1) + b"1" + b"}" * (MAX_DEPTH + 1),
+                 b"[" * 100_000):  # refused before any parser recurses into it
+        with pytest.raises(CanonicalJSONError, match=f"nested more than {MAX_DEPTH} deep"):
+            parse_json(deep)
+    # Brackets inside strings (escaped quotes and backslashes included) are text.
+    value = ["[" * 100 + "\\", '"' + "{" * 100 + '\\"[']
+    assert parse_json(json.dumps(value)) == value
+    with pytest.raises(CanonicalJSONError, match="nested more than 2 deep"):
+        parse_json(b"[[[1]]]", max_depth=2)

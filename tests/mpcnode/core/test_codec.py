@@ -66,6 +66,45 @@ def test_ints_must_be_hex_strings() -> None:
         codec.from_jsonable(Outer, bad)
 
 
+@pytest.mark.parametrize("field, value", [
+    ("x", "0x_1"), ("x", "0x01"), ("x", "0X1"), ("x", "0xA"), ("x", " 0x1"), ("x", "0x1 "),
+    ("x", "-0x0"), ("x", "+0x1"), ("x", "0x"), ("x", "0x1_0"),
+])
+def test_only_the_canonical_spelling_of_an_int_is_read(field: str, value: str) -> None:
+    bad = codec.to_jsonable(SAMPLE)
+    bad[field] = value
+    with pytest.raises(codec.DecodeError, match="canonical hex int"):
+        codec.from_jsonable(Outer, bad)
+
+
+@pytest.mark.parametrize("value", ["00FF", "00 ff", "0", "0x00ff", "00ff\n"])
+def test_only_lower_case_hex_of_whole_bytes_is_read(value: str) -> None:
+    bad = codec.to_jsonable(SAMPLE)
+    bad["d"]["3"]["b"] = value
+    with pytest.raises(codec.DecodeError, match="lower-case hex"):
+        codec.from_jsonable(Outer, bad)
+    bad = codec.to_jsonable(SAMPLE)
+    bad["d"]["3"]["p"] = value
+    with pytest.raises(codec.DecodeError, match="lower-case hex"):
+        codec.from_jsonable(Outer, bad)
+
+
+@pytest.mark.parametrize("key", ["03", "+3", " 3", "3_0", "0x3", "-0"])
+def test_only_decimal_int_keys_are_read(key: str) -> None:
+    bad = codec.to_jsonable(SAMPLE)
+    bad["d"] = {key: bad["d"]["3"]}
+    with pytest.raises(codec.DecodeError, match="decimal integer key"):
+        codec.from_jsonable(Outer, bad)
+
+
+def test_duplicate_keys_and_deep_nesting_are_refused() -> None:
+    raw = codec.to_bytes(SAMPLE)
+    with pytest.raises(codec.DecodeError, match="duplicate JSON key 'x'"):
+        codec.from_bytes(Outer, raw[:-1] + b',"x":"0x1"}')
+    with pytest.raises(codec.DecodeError, match="nested more than"):
+        codec.from_bytes(Outer, b"[" * 1000 + b"]" * 1000)
+
+
 def test_text_is_ascii_only_both_ways() -> None:
     """Text was written with \\u escapes, which RFC 8785 does not write: refused instead."""
     with pytest.raises(CanonicalJSONError, match="only ASCII"):

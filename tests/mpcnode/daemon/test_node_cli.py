@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from mpcnode.ceremony.cluster_file import load_cluster_config
 from mpcnode.ceremony.cluster_init import ClusterLayout, init_cluster
 from mpcnode.daemon.node_cli import main
 
@@ -42,3 +43,10 @@ def test_serve_refuses_to_run_beside_test_only(layout: ClusterLayout,
     assert err.count("\n") == 1
     assert err.startswith("mpcnode: mpcnode serve refuses to run: the TEST ONLY package "
                           "'test_only' is loaded")
+
+
+def test_fingerprint_prints_the_identity_the_transcript_names(
+        layout: ClusterLayout, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["fingerprint", "--config", str(layout.nodes[1].node_toml)]) == 0
+    published = load_cluster_config(layout.cluster_file).nodes[1].identity.fingerprint
+    assert capsys.readouterr().out == f"node 1: {published}\n"

@@ -56,7 +56,7 @@ def test_bare_and_authorized_signing_never_deadlock(
     store.put_key_share(material.shares[1])
     keys = {i: IdentityKeys.generate(i) for i in (1, 2)}
     node = SignerNode(1, keys[1], {i: k.public for i, k in keys.items()}, store,
-                      lambda profile: (0, 0), SystemRandom(), policy=policy,
+                      lambda profile: (0, 0), SystemRandom(), threshold=2, policy=policy,
                       unauthorized=sign_bare_digest)
     pids = []
     for n in range(ROUNDS):

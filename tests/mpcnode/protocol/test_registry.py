@@ -23,7 +23,12 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from coordinator.ceremony_transcript import Transcript, TranscriptMessage, TranscriptSession
+from coordinator.ceremony_transcript import (
+    Transcript,
+    TranscriptMessage,
+    TranscriptSession,
+    close,
+)
 from coordinator.transcript_verify import verify
 from mpcnode.core.params import DEFAULT_PROFILE, Profile
 from mpcnode.crypto import codec
@@ -219,7 +224,8 @@ def nodes(tmp_path: Path) -> Iterator[Nodes]:
         policy.attach(store)
         made[i] = SignerNode(i, keys[i], {j: k.public for j, k in keys.items()}, store,
                              functools.partial(_primes_of, i),
-                             SeededRandom(b"registry/node%d" % i), policy=policy)
+                             SeededRandom(b"registry/node%d" % i), threshold=2,
+                             policy=policy)
     yield Nodes(made)
     for node in made.values():
         node.store.close()
@@ -237,8 +243,11 @@ def test_every_protocol_runs_through_the_node_and_the_verifier(nodes: Nodes) -> 
     assert {s.protocol for s in nodes.sessions} == set(REGISTRY)  # a new entry: run it here
 
     ceremony = tuple(s for s in nodes.sessions if REGISTRY[s.protocol].ceremony is not None)
-    proved = verify(Transcript("registry", 2, {i: n.keys.public for i, n in nodes.nodes.items()},
-                               key.key_id, key.public_key.to_bytes(), ceremony))
+    open_transcript = Transcript("registry", 2,
+                                 {i: n.keys.public for i, n in nodes.nodes.items()},
+                                 key.key_id, key.public_key.to_bytes(), ceremony)
+    proved = verify(close(open_transcript, {i: n.close_transcript(key.key_id)
+                                            for i, n in nodes.nodes.items()}))
     assert (proved.key_id, proved.public_key, proved.epoch) == (key.key_id, key.public_key, 1)
 
     with pytest.raises(UnknownProtocol, match="unknown protocol 'reshare'"):
