@@ -3,6 +3,7 @@ section, and refuses to run beside the ``test_only`` package; both on one line, 
 
 from __future__ import annotations
 
+import importlib
 import subprocess
 import sys
 from pathlib import Path
@@ -36,8 +37,9 @@ def test_serve_refuses_a_testing_section(layout: ClusterLayout, tmp_path: Path) 
 
 def test_serve_refuses_to_run_beside_test_only(layout: ClusterLayout,
                                                capsys: pytest.CaptureFixture[str]) -> None:
-    # The test process has test_only loaded: a production node must not start in it,
-    # even with a clean config.
+    # With test_only loaded in this process, a production node must not start in it,
+    # even with a clean config. Load it here, so the test does not depend on what ran before.
+    importlib.import_module("test_only.seeded_random")
     assert main(["serve", "--config", str(layout.nodes[1].node_toml)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1
