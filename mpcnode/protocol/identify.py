@@ -186,6 +186,8 @@ def sign_culprits(
 ) -> list[int]:
     """The signers whose σ_j is inconsistent with their presignature share, for the
     re-randomized signature ``rr``."""
+    if rr.session != presig.session:
+        raise UsageError("re-randomized for another presignature")
     R = presig.R
     delta_inv = scalar_inv(presig.delta)
     culprits = []

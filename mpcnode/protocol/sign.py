@@ -34,14 +34,14 @@ RERANDOMIZE_DOMAIN = "cggmp21/sign/rerandomize/v1"
 class SignatureShare:
     party: int
     session: bytes  # the presigning session the share came from
-    sigma: int  # σ_i = k_i·m + r·χ_i mod q
+    sigma: int  # σ_i = τ^{-1}·(k_i·m + r·(χ_i + e_P·k_i)) mod q, r = (τ·R).x
 
 
 @dataclass(frozen=True)
 class Signature:
     r: int
     s: int  # low-s: s ≤ q/2
-    recovery_id: int  # y-parity of R (+2 if R.x ≥ q), adjusted for the low-s flip
+    recovery_id: int  # y-parity of R' (+2 if R'.x ≥ q), adjusted for the low-s flip
 
     def compact(self) -> bytes:
         return self.r.to_bytes(32, "big") + self.s.to_bytes(32, "big")
@@ -71,6 +71,7 @@ class Rerandomized:
     """The public values of one signature from a presignature, which every signer and the
     combiner derive alike from (presignature, path, digest)."""
 
+    session: bytes  # the presignature's session id: τ and R' belong to it alone
     digest: bytes
     m: int  # the digest as a scalar
     path: tuple[int, ...]  # BIP32 non-hardened path; () for the root key
@@ -110,7 +111,8 @@ def rerandomize(pub: PresignaturePublic, chain_code: bytes, path: tuple[int, ...
         derived = bip32.derive(pub.public_key, chain_code, path)
     tau = rerandomizer(pub, derived, path, digest)
     R = pub.R * tau
-    return Rerandomized(digest, m, path, derived.tweak, derived.public_key, tau, R, R.x % Q)
+    return Rerandomized(pub.session, digest, m, path, derived.tweak, derived.public_key, tau, R,
+                        R.x % Q)
 
 
 def sign_share(presig: Presignature, sset: SignerSet, rr: Rerandomized) -> SignatureShare:
@@ -124,6 +126,8 @@ def sign_share(presig: Presignature, sset: SignerSet, rr: Rerandomized) -> Signa
         raise PresignatureError(f"presignature was made for signers {pub.signers}")
     if pub.binding != sset.binding:
         raise PresignatureError("presignature was made with other key shares (before a refresh)")
+    if rr.session != pub.session:
+        raise UsageError("re-randomized for another presignature")
     secret = presig.consume()
     chi = secret.chi + rr.tweak * secret.k
     sigma = scalar_inv(rr.tau) * (secret.k * rr.m + rr.r * chi) % Q
@@ -136,6 +140,8 @@ def combine(pub: PresignaturePublic, shares: dict[int, SignatureShare],
     if invalid."""
     if set(shares) != set(pub.signers):
         raise UsageError(f"need exactly the shares of {pub.signers}, got {sorted(shares)}")
+    if rr.session != pub.session:
+        raise UsageError("re-randomized for another presignature")
     for j, sh in shares.items():
         if sh.party != j or sh.session != pub.session:
             raise ProtocolError(j, "signature share from another presigning session")
@@ -162,6 +168,8 @@ def share_fits(presig: PresignaturePublic, party: int, rr: Rerandomized, sigma: 
     CGGMP21 §4.3, with the re-randomization applied to public values only.)"""
     if presig.view is None:
         raise ValueError("the presignature's view is needed")
+    if rr.session != presig.session:
+        raise UsageError("re-randomized for another presignature")
     R = presig.R
     k_R = presig.view.Delta[party] * scalar_inv(presig.delta)
     return bool(R * (rr.tau * sigma % Q) == k_R * ((rr.m + rr.r * rr.tweak) % Q) + S * rr.r)

@@ -9,7 +9,7 @@ import hashlib
 
 import pytest
 
-from mpcnode.core.errors import PresignatureError, ProtocolError
+from mpcnode.core.errors import PresignatureError, ProtocolError, UsageError
 from mpcnode.crypto.group import Q
 from mpcnode.protocol import sign
 from mpcnode.protocol.presignature import Presignature
@@ -177,3 +177,17 @@ def test_shares_for_one_path_do_not_verify_under_another(
     for other in [(), (0, 8)]:
         with pytest.raises(SignatureCheckError):
             combine(presigs[1].public, shares, rr(presigs[1], key23, other))
+
+
+def test_values_re_randomized_for_another_presignature_are_refused(
+        presigs: dict[int, Presignature], sset: SignerSet, key23: Key) -> None:
+    """τ and R' belong to one presignature: handing a signer (or the combiner) those of
+    another is a caller's bug, refused before anything is consumed."""
+    other = dataclasses.replace(presigs[1].public, session=b"\x09" * 32)
+    foreign = rerandomize(other, key23.public.chain_code, (), DIGEST)
+    with pytest.raises(UsageError, match="another presignature"):
+        sign_share(presigs[1], sset, foreign)
+    assert not presigs[1].consumed
+    shares = signature_shares(presigs, sset)
+    with pytest.raises(UsageError, match="another presignature"):
+        combine(presigs[1].public, shares, foreign)
