@@ -8,7 +8,11 @@ measures, in the same run:
   * online sign latency (p50, p99) with a warm pool, both for the bare protocol (TEST
     ONLY setting: nodes sign a digest without a policy check) and for the production
     zero-trust path (each node decodes the transaction, verifies the initiator's WebAuthn
-    assertion and re-evaluates the signed policy, then journals),
+    assertion and re-evaluates the signed policy, then journals); every signature is
+    re-randomized (docs/rerandomization.md), and the same pool serves a BIP32 child and
+    a never-used path each time (first signature of a fresh deposit address),
+  * the re-randomization's own cost per node, in process: the hash τ, the scalar
+    multiplication τ·R, both with the share adjustment, and a fresh path's derivation,
   * a plain coincurve single-key sign, one bare mTLS gRPC round trip (health check) and
     three at once (one per signer, with the coordinator's own fan-out),
   * a repeat of an answered sign request (the same calls, answered from each node's record
@@ -45,6 +49,10 @@ from coordinator.authorization_proto import to_proto
 from coordinator.coordinator import Coordinator
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.crypto import bip32
+from mpcnode.crypto.group import Point, Q
+from mpcnode.protocol.presignature import PresignaturePublic
+from mpcnode.protocol.sign import rerandomize, rerandomizer
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import enrol
 from testing.cluster_harness import ProcessCluster, make_cluster
@@ -92,11 +100,11 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
     presign_times = []
     for _ in range(args.presigs):
         t0 = time.perf_counter()
-        co.presign(kg.key_id, signers)
+        [sample] = co.presign(kg.key_id, signers)
         presign_times.append(time.perf_counter() - t0)
-    # Fill the pool for the signing runs (not timed): bare and zero-trust, warm-ups, and
-    # the concurrent run.
-    need = 3 * args.signs + 20 - co.pool_level(kg.key_id, signers)
+    # Fill the pool for the signing runs (not timed): bare (root, child, fresh path) and
+    # zero-trust, warm-ups, and the concurrent run.
+    need = 5 * args.signs + 20 - co.pool_level(kg.key_id, signers)
     print(f"filling the pool with {need} more presignatures …", file=sys.stderr)
     co.presign(kg.key_id, signers, count=max(0, need))
 
@@ -129,13 +137,16 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
             raise AssertionError("a repeated request got another signature")
 
     key = PrivateKey(secrets.token_bytes(32))
-    rows: dict[str, list[float]] = {n: [] for n in ("rtt", "rtt3", "single", "sign", "zt",
-                                                    "repeat")}
+    fresh = iter(range(1, 1 << 30))  # m/9/n: a path nobody signed under before
+    rows: dict[str, list[float]] = {n: [] for n in ("rtt", "rtt3", "single", "sign", "child",
+                                                    "fresh", "zt", "repeat")}
     steps: list[tuple[str, Callable[[], object]]] = [
         ("rtt", lambda: co.clients[1].healthy(timeout=5)),
         ("rtt3", three_round_trips),
         ("single", lambda: key.sign(digest, hasher=None)),
         ("sign", lambda: co.sign(kg.key_id, digest, healthy=healthy)),
+        ("child", lambda: co.sign(kg.key_id, digest, path=(0, 7), healthy=healthy)),
+        ("fresh", lambda: co.sign(kg.key_id, digest, path=(9, next(fresh)), healthy=healthy)),
         ("zt", lambda: zero_trust.sign_next(healthy)),
         ("repeat", repeated_sign),
     ]
@@ -148,6 +159,7 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
             print(f"  {n + 1}/{args.signs} rounds", file=sys.stderr)
     fan_out.shutdown()
 
+    cost = rerandomization_cost(sample, kg.public_key, kg.chain_code, digest, args.signs)
     alone, together = durable_writes(args.root, len(signers), args.signs)
     concurrent_rate = concurrent_signing(co, kg.key_id, digest, healthy, args.signs,
                                          args.callers)
@@ -161,6 +173,8 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
         ("3 bare round trips at once (1/signer)", rows["rtt3"], "floor of a 3-signer round"),
         ("coincurve single-key sign", rows["single"], ""),
         ("threshold sign, 3-of-5, warm pool", rows["sign"], rate("sign")),
+        ("  same, BIP32 child m/0/7 (same pool)", rows["child"], "re-randomized + tweak"),
+        ("  same, a never-used path m/9/n", rows["fresh"], "first sign of an address"),
         ("  same, zero-trust (tx + WebAuthn + policy)", rows["zt"], rate("zt")),
         ("  repeat of an answered request", rows["repeat"], "no journal write"),
     ]
@@ -168,6 +182,13 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
     print("-" * 82)
     for name, samples, note in table:
         print(f"{name:<44}{pct(samples, 50) * ms:>9.2f}{pct(samples, 99) * ms:>9.2f}  {note}")
+    us = 1e6
+    for name, samples, note in (
+            ("re-randomization per node: hash τ", cost["hash"], "µs, in process"),
+            ("  scalar multiplication τ·R", cost["mul"], "µs, in process"),
+            ("  all of it: τ, R', r, σ_i adjustment", cost["all"], "µs, per node and signature"),
+            ("  BIP32 derivation of a new 2-level path", cost["derive"], "µs, then cached")):
+        print(f"{name:<44}{pct(samples, 50) * us:>9.1f}{pct(samples, 99) * us:>9.1f}  {note}")
     for name, samples, note in (
             ("journal write + fdatasync, one node alone", alone, "this machine's disk"),
             (f"  same, {len(signers)} nodes at once (slowest)", together, "one shared disk")):
@@ -183,6 +204,34 @@ def run(co: Coordinator, args: argparse.Namespace) -> int:
           f"(target: <= 4x), {pct(rows['sign'], 50) / pct(rows['rtt3'], 50):.1f} x three bare "
           f"round trips at once; zero-trust path {pct(rows['zt'], 50) / rtt:.1f} x")
     return 0
+
+
+def rerandomization_cost(pub: PresignaturePublic, root: Point, chain_code: bytes,
+                         digest: bytes, count: int) -> dict[str, list[float]]:
+    """What re-randomizing adds to a node's signing step (docs/rerandomization.md): the
+    hash τ, the multiplication R' = τ·R, and the whole ``rerandomize`` plus the share
+    adjustment (an inversion and a few products mod q); and what a path costs the first
+    time (its BIP32 derivation; nodes and coordinator cache it afterwards)."""
+    path = (0, 7)
+    derived = bip32.derive(root, chain_code, path)
+    tau = rerandomizer(pub, derived, path, digest)
+    out: dict[str, list[float]] = {"hash": [], "mul": [], "all": [], "derive": []}
+    k, chi = 3, 5  # stand-ins: the adjustment's cost does not depend on the values
+    for n in range(count):
+        t0 = time.perf_counter()
+        rerandomizer(pub, derived, path, digest)
+        t1 = time.perf_counter()
+        _ = pub.R * tau
+        t2 = time.perf_counter()
+        rr = rerandomize(pub, chain_code, path, digest, derived)
+        _ = pow(rr.tau, -1, Q) * (k * rr.m + rr.r * (chi + rr.tweak * k)) % Q
+        t3 = time.perf_counter()
+        bip32.derive(root, chain_code, (8, n))
+        t4 = time.perf_counter()
+        for name, dt in (("hash", t1 - t0), ("mul", t2 - t1), ("all", t3 - t2),
+                         ("derive", t4 - t3)):
+            out[name].append(dt)
+    return out
 
 
 def durable_writes(root: Path, nodes: int, count: int) -> tuple[list[float], list[float]]:

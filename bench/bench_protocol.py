@@ -60,11 +60,11 @@ def main(argv: list[str] | None = None) -> int:
     digest = hashlib.sha256(b"bench").digest()
     for run in range(args.presign_runs):
         clock = CpuClock()
-        pre = run_presign(shares, aux, parties, (), secrets.token_bytes(32), rng, clock)
+        pre = run_presign(shares, aux, parties, secrets.token_bytes(32), rng, clock)
         # The first presign of an aux info builds the peers' fixed-base tables (once per
         # node lifetime); it is reported on its own row.
         record("presign" if run else "presign (first)", clock, "presign")
-        run_sign(pre, shares, digest, clock)  # each presignature signs exactly once
+        run_sign(pre, shares, digest, (), clock)  # each presignature signs exactly once
         record("sign", clock)
         print(f"presign + sign run {run + 1}/{args.presign_runs} done", file=sys.stderr)
 

@@ -29,7 +29,8 @@ from coordinator.node_client import NodeClient
 from mpcnode.ceremony.cluster_file import CoordinatorConfig
 from mpcnode.core.errors import ProtocolError, culprit_name
 from mpcnode.core.params import DEFAULT_PROFILE
-from mpcnode.crypto import codec
+from mpcnode.crypto import bip32, codec
+from mpcnode.crypto.group import Point
 from mpcnode.protocol.presignature import PresignaturePublic
 from mpcnode.protocol.registry import (
     AUX_INFO,
@@ -40,7 +41,13 @@ from mpcnode.protocol.registry import (
     ProtocolName,
 )
 from mpcnode.protocol.results import AuxResult, KeygenResult
-from mpcnode.protocol.sign import Signature, SignatureCheckError, SignatureShare, combine
+from mpcnode.protocol.sign import (
+    Signature,
+    SignatureCheckError,
+    SignatureShare,
+    combine,
+    rerandomize,
+)
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport.identity import IdentityPublic
 
@@ -110,9 +117,10 @@ class Coordinator:
                         for i, e in sorted(config.cluster.nodes.items())}
         self._pool = ThreadPoolExecutor(max_workers=max(4, 2 * len(self.clients)))
         self._lock = threading.Lock()
-        # Ready presignatures by (key id, signer set, path), oldest first.
-        self._ready: dict[tuple[bytes, tuple[int, ...], tuple[int, ...]],
-                          list[PresignaturePublic]] = {}
+        # Ready presignatures by (key id, signer set), oldest first: one pool per signer
+        # set serves every derivation path (they are re-randomized at signing).
+        self._ready: dict[tuple[bytes, tuple[int, ...]], list[PresignaturePublic]] = {}
+        self._roots: dict[bytes, tuple[Point, bytes]] = {}  # root key, chain code
         self._thresholds: dict[bytes, int] = {}
         # The presign/2 messages of each ready presignature, by its id: what the
         # identification step needs if a signature made from it does not verify.
@@ -268,13 +276,14 @@ class Coordinator:
 
     # --- presignatures and signing ----------------------------------------------------------
 
-    def presign(self, key_id: bytes, signers: Sequence[int], path: Sequence[int] = (),
-                count: int = 1) -> list[PresignaturePublic]:
-        """Run ``count`` presigning sessions; their public parts join the local pool."""
+    def presign(self, key_id: bytes, signers: Sequence[int], count: int = 1
+                ) -> list[PresignaturePublic]:
+        """Run ``count`` presigning sessions; their public parts join the signer set's
+        pool, which serves every derivation path."""
         out = []
         signers = tuple(sorted(signers))
         for _ in range(count):
-            rec = self.run_session(PRESIGN.name, signers, key_id=key_id, path=path)
+            rec = self.run_session(PRESIGN.name, signers, key_id=key_id)
             publics = {i: codec.from_bytes(PRESIGN.result_type, r)
                        for i, r in rec.results.items()}
             _check_same_presignature(publics)
@@ -286,30 +295,31 @@ class Coordinator:
                 raise SessionAbortedError(PRESIGN.name, exc.culprit, exc.reason) from exc
             with self._lock:
                 self._transcripts[public.session] = transcript
-                self._ready.setdefault((key_id, signers, tuple(path)), []).append(public)
+                self._ready.setdefault((key_id, signers), []).append(public)
             out.append(public)
         return out
 
-    def pool_level(self, key_id: bytes, signers: Sequence[int], path: Sequence[int] = ()) -> int:
+    def pool_level(self, key_id: bytes, signers: Sequence[int]) -> int:
+        """Ready presignatures of one signer set (for every path)."""
         with self._lock:
-            return len(self._ready.get((key_id, tuple(sorted(signers)), tuple(path)), []))
+            return len(self._ready.get((key_id, tuple(sorted(signers))), []))
 
     def sync_pool(self, key_id: bytes) -> int:
         """Rebuild the local pool from the nodes (after a coordinator restart): a
         presignature is usable when every signer of its set still holds it unused."""
         infos = self._parallel(self.healthy(), lambda c: c.info())
-        held: dict[tuple[tuple[int, ...], tuple[int, ...]], dict[bytes, int]] = {}
+        held: dict[tuple[int, ...], dict[bytes, int]] = {}
         for info in infos.values():
             for k in info.keys:
                 if k.key_id == key_id:
                     for lvl in k.pool:
-                        ids = held.setdefault((tuple(lvl.signers), tuple(lvl.path)), {})
+                        ids = held.setdefault(tuple(lvl.signers), {})
                         for pid in lvl.ids:
                             ids[pid] = ids.get(pid, 0) + 1
         added = 0
         with self._lock:
-            for (signers, path), ids in held.items():
-                queue = self._ready.setdefault((key_id, signers, path), [])
+            for signers, ids in held.items():
+                queue = self._ready.setdefault((key_id, signers), [])
                 known = {p.session for p in queue}
                 for pid, n in ids.items():
                     if n == len(signers) and pid not in known:
@@ -318,11 +328,12 @@ class Coordinator:
                         added += 1
         return added
 
-    def _take_presignature(self, key_id: bytes, path: Sequence[int], healthy: set[int]
+    def _take_presignature(self, key_id: bytes, healthy: set[int]
                            ) -> PresignaturePublic | None:
+        """The oldest ready presignature of a healthy signer set, whatever the path."""
         with self._lock:
-            for (kid, signers, p), queue in self._ready.items():
-                if kid == key_id and p == tuple(path) and queue and set(signers) <= healthy:
+            for (kid, signers), queue in self._ready.items():
+                if kid == key_id and queue and set(signers) <= healthy:
                     return queue.pop(0)
         return None
 
@@ -365,6 +376,8 @@ class Coordinator:
             raise CoordinatorError("the digest must be 32 bytes")
         up = set(healthy if healthy is not None else self.healthy())
         request_id = request_id or secrets.token_hex(16)
+        root, chain_code = self._key_root(key_id)
+        derived = bip32.derive(root, chain_code, tuple(path))  # a bad path fails here
         with self._lock:
             prior = self._assigned.get((key_id, request_id))
         next_attempt = prior.attempt + 1 if prior else 0
@@ -374,8 +387,8 @@ class Coordinator:
                 attempt, public, transcript = prior.attempt, prior.public, prior.transcript
             else:
                 attempt, next_attempt = next_attempt, next_attempt + 1
-                public = self._take_presignature(key_id, path, up) or self._fresh_presignature(
-                    key_id, path, up)
+                public = self._take_presignature(key_id, up) or self._fresh_presignature(
+                    key_id, up)
                 transcript = self._take_transcript(public.session)
                 with self._lock:
                     self._assigned[(key_id, request_id)] = _Assignment(
@@ -402,12 +415,17 @@ class Coordinator:
                             exc.details())
         shares = {i: SignatureShare(r.party, public.session, int.from_bytes(r.sigma, "big"))
                   for i, r in responses.items()}
+        if public.public_key != root:
+            raise CoordinatorError(f"presignature {public.session.hex()[:16]} was made for "
+                                   "another root key")
+        # The coordinator re-randomizes as every signer does: R' = τ·R, key X + e_P·G.
+        rr = rerandomize(public, chain_code, tuple(path), digest, derived)
         try:
-            return combine(public, shares, digest)
+            return combine(public, shares, rr)
         except SignatureCheckError as exc:
             # CGGMP21 §4.3: every signer reopens χ_j, every signer checks the others.
             culprit, reason = identify_bad_share(
-                self._attempt_all, public, req.request_id, digest,
+                self._attempt_all, public, req.request_id, digest, tuple(path),
                 {i: r.sigma for i, r in responses.items()}, transcript, self._identities())
             raise SessionAbortedError(ProtocolName.SIGN, culprit, reason) from exc
 
@@ -420,12 +438,26 @@ class Coordinator:
     def _identities(self) -> dict[int, IdentityPublic]:
         return {i: e.identity for i, e in self.config.cluster.nodes.items()}
 
-    def _fresh_presignature(self, key_id: bytes, path: Sequence[int], up: set[int]
-                            ) -> PresignaturePublic:
-        public = self.presign(key_id, self.pick_signers(key_id, sorted(up)), path)[0]
+    def _fresh_presignature(self, key_id: bytes, up: set[int]) -> PresignaturePublic:
+        public = self.presign(key_id, self.pick_signers(key_id, sorted(up)))[0]
         with self._lock:
-            self._ready[(key_id, public.signers, tuple(path))].remove(public)
+            self._ready[(key_id, public.signers)].remove(public)
         return public
+
+    def _key_root(self, key_id: bytes) -> tuple[Point, bytes]:
+        """The key's root public key and BIP32 chain code, asked once of a node: a path's
+        key is derived from them as every signer derives it."""
+        with self._lock:
+            known = self._roots.get(key_id)
+        if known is None:
+            info = self.key_info(key_id)
+            if len(info.chain_code) != 32:
+                raise CoordinatorError(f"the nodes report no chain code for key "
+                                       f"{key_id.hex()}")
+            known = (Point.from_bytes(info.public_key), bytes(info.chain_code))
+            with self._lock:
+                self._roots[key_id] = known
+        return known
 
     def _sign_at(self, signers: Sequence[int], req: pb.SignRequest) -> dict[int, pb.SignResponse]:
         """One Sign call to every signer at once: all but the last on the coordinator's
@@ -441,18 +473,18 @@ class Coordinator:
 
     # --- background pool keeper -------------------------------------------------------------
 
-    def keep_pool(self, key_id: bytes, signers: Sequence[int], path: Sequence[int] = (),
-                  target: int = 4, interval: float = 1.0) -> threading.Event:
+    def keep_pool(self, key_id: bytes, signers: Sequence[int], target: int = 4,
+                  interval: float = 1.0) -> threading.Event:
         """Keep ``target`` presignatures ready for one signer set, in a background thread;
-        set the returned event to stop it."""
+        set the returned event to stop it. The pool serves every derivation path."""
         stop = threading.Event()
         signers = tuple(sorted(signers))
 
         def loop() -> None:
             while not stop.is_set():
                 try:
-                    if self.pool_level(key_id, signers, path) < target:
-                        self.presign(key_id, signers, path)
+                    if self.pool_level(key_id, signers) < target:
+                        self.presign(key_id, signers)
                         continue
                 except (CoordinatorError, grpc.RpcError) as exc:
                     log.warning("pool top-up for %s failed: %s", signers, exc)

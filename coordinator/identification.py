@@ -59,19 +59,21 @@ def mta_transcript(signers: Sequence[int], session_id: bytes,
 
 def identify_bad_share(
     attempt: Attempt[object], public: PresignaturePublic, request_id: str, digest: bytes,
-    released: Mapping[int, bytes], transcript: Sequence[pb.Envelope] | None,
+    path: tuple[int, ...], released: Mapping[int, bytes],
+    transcript: Sequence[pb.Envelope] | None,
     identities: Mapping[int, IdentityPublic],
 ) -> tuple[int | None, str]:
     """(culprit, reason) after ``combine`` found the signature invalid. ``released`` is
     each signer's σ_j as it answered Sign; ``attempt`` runs a call at several nodes and
-    returns each answer or gRPC error."""
+    returns each answer or gRPC error. ``path`` is the BIP32 path signed under: with the
+    digest it fixes the re-randomized nonce every node re-derives itself."""
     head = "combined signature does not verify"
     if transcript is None:
         return None, (f"{head}; this coordinator does not hold the presigning transcript of "
                       "the presignature (pool rebuilt after a restart), so the signer at "
                       "fault cannot be identified")
     ereq = pb.SignEvidenceRequest(presignature_id=public.session, request_id=request_id,
-                                  digest=digest)
+                                  digest=digest, path=list(path))
     answers = attempt(public.signers, lambda c: c.sign_evidence(ereq))
     entries: list[pb.SignedEvidence] = []
     for i in public.signers:
@@ -80,7 +82,7 @@ def identify_bad_share(
             return i, (f"{head}, and party {i} did not back its σ_{i} with evidence: "
                        f"{got.details()}")
         assert isinstance(got, pb.SignEvidenceResponse)
-        bad = _unsigned_entry(i, got, public, request_id, digest, identities)
+        bad = _unsigned_entry(i, got, public, request_id, digest, path, identities)
         if bad:
             return i, f"{head}, and party {i} {bad}"
         entries.extend(got.evidence)
@@ -88,7 +90,8 @@ def identify_bad_share(
     def ask(c: NodeClient) -> pb.IdentifySignersResponse:
         return c.identify_signers(pb.IdentifySignersRequest(
             presignature_id=public.session, request_id=request_id, digest=digest,
-            evidence=[e for e in entries if e.verifier == c.party], disclosed=transcript))
+            path=list(path), evidence=[e for e in entries if e.verifier == c.party],
+            disclosed=transcript))
 
     verdicts = attempt(public.signers, ask)
     verdict = majority({v: _named(r) for v, r in verdicts.items()})
@@ -106,14 +109,14 @@ def identify_bad_share(
 
 
 def _unsigned_entry(i: int, got: pb.SignEvidenceResponse, public: PresignaturePublic,
-                    request_id: str, digest: bytes,
+                    request_id: str, digest: bytes, path: tuple[int, ...],
                     identities: Mapping[int, IdentityPublic]) -> str:
     """Why party i's evidence is not its signed evidence for every other signer, or ""."""
     verifiers = sorted(e.verifier for e in got.evidence)
     if verifiers != [j for j in public.signers if j != i]:
         return f"gave evidence for verifiers {verifiers}"
     for e in got.evidence:
-        if not entry_signed(identities[i], public.session, request_id, digest, e):
+        if not entry_signed(identities[i], public.session, request_id, digest, path, e):
             return f"gave evidence for party {e.verifier} that it did not sign"
     return ""
 

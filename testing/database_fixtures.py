@@ -36,7 +36,7 @@ from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from mpcnode.core.params import DEFAULT_PROFILE
 from mpcnode.protocol.key_share import KeyShare
 from mpcnode.protocol.presignature import Presignature
-from mpcnode.protocol.sign import SignatureShare, sign_share
+from mpcnode.protocol.sign import SignatureShare, rerandomize, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.sim.simulator import run_aux_info, run_keygen, run_presign
 from mpcnode.state.node_store import NodeStore
@@ -127,10 +127,11 @@ def node_request(request_id: str, eth: int, nonce: int, key_id: bytes) -> Signin
 def signing(store: NodeStore, share: KeyShare, presig_id: bytes, request: SigningRequest,
             note: bytes = b"") -> SignatureShare:
     """σ_i of this node for ``request`` from one presignature (journaled, at most once)."""
-    sset = SignerSet(share.public, PARTIES, ROOT)
+    sset = SignerSet(share.public, PARTIES)
 
     def compute(p: Presignature) -> SignatureShare:
-        return sign_share(p, sset, request.digest)
+        return sign_share(p, sset, rerandomize(p.public, share.public.chain_code,
+                                               request.path, request.digest))
 
     return store.sign_once(presig_id, request.request_id, compute, note)
 
@@ -152,7 +153,7 @@ def write_nodes(out: Path) -> None:
     aux = run_aux_info(PARTIES, key_id, DEFAULT_PROFILE,
                        {i: (primes[2 * i], primes[2 * i + 1]) for i in PARTIES},
                        b"database-fixtures/aux".ljust(32, b"\0"), rng)
-    pools = [run_presign(shares, aux, PARTIES, ROOT, f"database-fixtures/p{n}".encode()
+    pools = [run_presign(shares, aux, PARTIES, f"database-fixtures/p{n}".encode()
                          .ljust(32, b"\0"), rng) for n in range(PRESIGNATURES)]
     registry, people = enrol(NODE_RP, [("tina", ["trader"])], seed=NODE_PEOPLE_SEED)
     bundle = make_bundle(load_policy(transfer_policy(

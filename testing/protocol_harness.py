@@ -137,13 +137,11 @@ class Key:
         return next(iter(self.shares.values())).public
 
 
-def presign_traced(key: Key, signers: tuple[int, ...], path: tuple[int, ...],
-                   tag: bytes) -> Trace:
+def presign_traced(key: Key, signers: tuple[int, ...], tag: bytes) -> Trace:
     rng = SeededRandom(b"presign/" + tag)
     nonce = tag.ljust(32, b"\0")
     starts = {
-        i: presign.start(presign.PresignConfig(key.shares[i], key.aux[i], signers, path, nonce),
-                         rng)
+        i: presign.start(presign.PresignConfig(key.shares[i], key.aux[i], signers, nonce), rng)
         for i in signers
     }
     return run_traced(starts, rng)

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from mpcnode.core.params import DEFAULT_PROFILE
 from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
-from mpcnode.protocol.sign import SignatureShare, sign_share
+from mpcnode.protocol.sign import SignatureShare, rerandomize, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.sim.simulator import run_aux_info, run_keygen, run_presign
 from test_only.seeded_random import SeededRandom
@@ -26,31 +26,34 @@ DIGEST = hashlib.sha256(b"a transaction").digest()
 
 @dataclass(frozen=True)
 class Material:
-    """A 2-of-2 key with aux info, and one real presignature per party and path whose
-    parts are reused under fresh session ids. TEST ONLY: copies share k, which in real
-    use would reveal the key; here each copy just stands for another pool entry."""
+    """A 2-of-2 key with aux info, and one real presignature per party whose parts are
+    reused under fresh session ids. TEST ONLY: copies share k, which in real use would
+    reveal the key; here each copy just stands for another pool entry."""
 
     shares: dict[int, KeyShare]
     aux: dict[int, AuxInfo]
-    templates: dict[tuple[int, tuple[int, ...]], tuple[PresignaturePublic, PresignatureSecret]]
+    templates: dict[int, tuple[PresignaturePublic, PresignatureSecret]]
 
     @property
     def key_id(self) -> bytes:
         return self.shares[1].public.key_id
 
-    def presig(self, party: int, tag: str, path: tuple[int, ...] = ROOT) -> Presignature:
-        pub, secret = self.templates[(party, path)]
+    def presig(self, party: int, tag: str) -> Presignature:
+        pub, secret = self.templates[party]
         session = hashlib.sha256(tag.encode()).digest()
         return Presignature(party, dataclasses.replace(pub, session=session), secret)
 
     def compute(self, path: tuple[int, ...] = ROOT, digest: bytes = DIGEST,
                 calls: list[bytes] | None = None) -> Callable[[Presignature], SignatureShare]:
-        sset = SignerSet(self.shares[1].public, PARTIES, path)
+        """σ_i of a presignature for ``digest`` under ``path`` (any presignature serves
+        any path)."""
+        public = self.shares[1].public
+        sset = SignerSet(public, PARTIES)
 
         def run(p: Presignature) -> SignatureShare:
             if calls is not None:
                 calls.append(p.public.session)
-            return sign_share(p, sset, digest)
+            return sign_share(p, sset, rerandomize(p.public, public.chain_code, path, digest))
 
         return run
 
@@ -63,8 +66,7 @@ def make_material() -> Material:
                        {i: (primes[2 * i], primes[2 * i + 1]) for i in PARTIES},
                        b"test_store/aux".ljust(32, b"\0"), rng)
     templates = {}
-    for path in (ROOT, CHILD):
-        tag = b"test_store/presign" + bytes(path)
-        for i, p in run_presign(shares, aux, PARTIES, path, tag.ljust(32, b"\0"), rng).items():
-            templates[(i, path)] = (p.public, p.consume())
+    for i, p in run_presign(shares, aux, PARTIES, b"test_store/presign".ljust(32, b"\0"),
+                            rng).items():
+        templates[i] = (p.public, p.consume())
     return Material(shares, aux, templates)

@@ -1,8 +1,9 @@
 """BIP32 non-hardened (public) derivation of child keys of the threshold key.
 
 Only public derivation is possible for a key nobody holds: child = X + I_L·G with
-I_L from HMAC-SHA512(chain code, ser_P(X) ‖ ser_32(i)). The summed tweak Σ I_L is
-then added to exactly one signer's additive share at presign time.
+I_L from HMAC-SHA512(chain code, ser_P(X) ‖ ser_32(i)). The summed tweak e_P = Σ I_L
+enters at signing, not at presigning: each signer adds e_P·k_i to its χ_i
+(``sign.sign_share``, docs/rerandomization.md), so one presignature serves every path.
 """
 
 from __future__ import annotations

@@ -17,7 +17,7 @@ from typing import Any, Protocol
 from mpcnode.ceremony.prime_pool import take_primes
 from mpcnode.core.errors import PresignatureError, UsageError
 from mpcnode.core.params import Profile
-from mpcnode.crypto import codec
+from mpcnode.crypto import bip32, codec
 from mpcnode.crypto.primes import generate_safe_prime
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.daemon import sign_identification
@@ -25,7 +25,7 @@ from mpcnode.protocol.key_share import AuxInfo, KeyShare
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
 from mpcnode.protocol.registry import session_protocol
 from mpcnode.protocol.session_params import ClusterView, SessionParams
-from mpcnode.protocol.sign import SignatureShare, sign_share
+from mpcnode.protocol.sign import Rerandomized, SignatureShare, rerandomize, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.ceremony_log import CeremonyLog
@@ -144,8 +144,8 @@ class SignerNode:
         # Sessions of every protocol at once, so their outputs' types differ (Any).
         self._sessions: dict[bytes, tuple[Session[Any], threading.Lock, float]] = {}
         self._shares: dict[bytes, KeyShare] = {}
-        self._signer_sets: dict[tuple[bytes, int, tuple[int, ...], tuple[int, ...]],
-                                SignerSet] = {}
+        self._signer_sets: dict[tuple[bytes, int, tuple[int, ...]], SignerSet] = {}
+        self._derived: dict[tuple[bytes, tuple[int, ...]], bip32.DerivedKey] = {}
         self._lock = threading.Lock()
 
     # --- sessions -------------------------------------------------------------------------
@@ -258,8 +258,9 @@ class SignerNode:
         def sign(digest: bytes, note: bytes = b"") -> SignatureShare:
             return self.store.sign_once(
                 req.presignature_id, req.request_id,
-                lambda p: sign_share(p, self._signer_set(share, p.public.signers, path),
-                                     digest), note)
+                lambda p: sign_share(p, self._signer_set(share, p.public.signers),
+                                     self._rerandomized(share, p.public, path, digest)),
+                note)
 
         if not req.HasField("authorization"):
             if self.unauthorized is None:
@@ -293,20 +294,35 @@ class SignerNode:
         return pb.InstallPolicyResponse(policy_hash=bytes.fromhex(bundle.bundle_hash),
                                         version=bundle.version)
 
-    def _signer_set(self, share: KeyShare, signers: tuple[int, ...],
-                    path: tuple[int, ...]) -> SignerSet:
+    def _signer_set(self, share: KeyShare, signers: tuple[int, ...]) -> SignerSet:
         """Signer sets are cached per key epoch: building one costs point multiplications
         the hot path need not repeat."""
-        key = (share.public.key_id, share.public.epoch, signers, path)
+        key = (share.public.key_id, share.public.epoch, signers)
         with self._lock:
             sset = self._signer_sets.get(key)
         if sset is None:
-            sset = SignerSet(share.public, signers, path)
+            sset = SignerSet(share.public, signers)
             with self._lock:
                 if len(self._signer_sets) > 256:
                     self._signer_sets.clear()
                 self._signer_sets[key] = sset
         return sset
+
+    def _rerandomized(self, share: KeyShare, public: PresignaturePublic,
+                      path: tuple[int, ...], digest: bytes) -> Rerandomized:
+        """This node's own derivation of the signature's τ, R' and path key: it takes
+        none of them from the coordinator. BIP32 derivations are cached per key and path
+        (a refresh keeps the public key and chain code, so they outlive an epoch)."""
+        key = (share.public.key_id, path)
+        with self._lock:
+            derived = self._derived.get(key)
+        if derived is None:
+            derived = bip32.derive(share.public.public_key, share.public.chain_code, path)
+            with self._lock:
+                if len(self._derived) > 4096:
+                    self._derived.clear()
+                self._derived[key] = derived
+        return rerandomize(public, share.public.chain_code, path, digest, derived)
 
     def _key_share(self, key_id: bytes) -> KeyShare:
         """The key share, unsealed once and kept in memory (the hot path signs with it)."""
@@ -327,12 +343,13 @@ class SignerNode:
                 has_aux = True
             except KeyError:
                 has_aux = False
-            pool = [pb.PoolLevel(signers=list(s), path=list(p), available=n,
-                                 ids=self.store.available(key_id, s, p))
-                    for (s, p), n in sorted(self.store.count_available(key_id).items())]
+            pool = [pb.PoolLevel(signers=list(s), available=n,
+                                 ids=self.store.available(key_id, s))
+                    for s, n in sorted(self.store.count_available(key_id).items())]
             keys.append(pb.KeyInfo(key_id=key_id, public_key=pub.public_key.to_bytes(),
                                    threshold=pub.threshold, parties=list(pub.parties),
-                                   epoch=pub.epoch, has_aux_info=has_aux, pool=pool))
+                                   epoch=pub.epoch, has_aux_info=has_aux, pool=pool,
+                                   chain_code=pub.chain_code))
         bundle = self.policy.bundle
         return pb.InfoResponse(
             party=self.party, keys=keys, version="0.1.0",
@@ -350,16 +367,18 @@ class SignerNode:
                 f"presignature {req.presignature_id.hex()[:16]} has not signed request "
                 f"{req.request_id!r}: its identification evidence comes only after σ_i")
         public, aux, sset, key_share = self._identification_material(req.presignature_id)
+        rr = self._rerandomized(key_share, public, tuple(req.path), req.digest)
         entries = sign_identification.evidence_for_share(
             self.keys, public, aux, sset.effective_secret(key_share), share, req.request_id,
-            req.digest, self.rng)
+            rr, self.rng)
         return pb.SignEvidenceResponse(party=self.party, evidence=entries)
 
     def identify_signers(self, req: pb.IdentifySignersRequest) -> pb.IdentifySignersResponse:
         """This node's verdict: the signers whose σ_j contradicts their evidence."""
-        public, aux, sset, _ = self._identification_material(req.presignature_id)
+        public, aux, sset, key_share = self._identification_material(req.presignature_id)
+        rr = self._rerandomized(key_share, public, tuple(req.path), req.digest)
         culprits = sign_identification.identify_signers(
-            self.party, self.identities, public, aux, sset.effective_shares, req)
+            self.party, self.identities, public, aux, sset.effective_shares, req, rr)
         return pb.IdentifySignersResponse(culprits=culprits)
 
     def _identification_material(
@@ -367,7 +386,7 @@ class SignerNode:
     ) -> tuple[PresignaturePublic, AuxInfo, SignerSet, KeyShare]:
         public = self.store.load_public(presig_id)
         share = self._key_share(public.key_id)
-        sset = self._signer_set(share, public.signers, public.path)
+        sset = self._signer_set(share, public.signers)
         if sset.binding != public.binding:
             raise PresignatureError(
                 f"presignature {presig_id.hex()[:16]} was made with other key shares "

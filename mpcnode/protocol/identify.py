@@ -9,8 +9,11 @@ those are sums of decrypted values. Then each signer i reopens the sum homomorph
       U_i = H_i · Π_j D_{i,j} · F_{j,i}^{-1} encrypts the integer δ_i (Π^{log*}: U_i and
       δ_i·G share the plaintext);
   σ:  Ĥ_i = K_i^{x'_i}·ρ^{N_i} (Π^{mul*} against X'_i), Û_i likewise encrypts χ_i, and
-      S_i = χ_i·R is shown to share Û_i's plaintext; then σ_i·R = m·k_i·R + r·S_i with
-      k_i·R = δ^{-1}·Δ_i (Δ_i was proven in round 3).
+      S_i = χ_i·R is shown to share Û_i's plaintext; then, for the re-randomized
+      signature (τ, r, e_P; sign.py), τ·σ_i·R = (m + r·e_P)·k_i·R + r·S_i with
+      k_i·R = δ^{-1}·Δ_i (Δ_i was proven in round 3). The evidence is about the
+      presignature's own shares; τ and e_P are public, so re-randomization changes
+      only the last equation.
 
 Every verifier recomputes U_j and Û_j from the public ciphertexts of the session, so a
 signer can only pass by telling the truth. Nothing secret is revealed: only group
@@ -33,7 +36,7 @@ from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import log_star, mul_star
 from mpcnode.protocol.key_share import AuxInfo
 from mpcnode.protocol.presignature import MtaCiphertexts, PresignaturePublic, PresignView
-from mpcnode.protocol.sign import SignatureShare, message_scalar
+from mpcnode.protocol.sign import Rerandomized, SignatureShare
 
 _DELTA_ROUND = "presign/identify-delta"
 _SIGN_ROUND = "sign/identify"
@@ -180,11 +183,13 @@ def sign_evidence(
 def sign_culprits(
     verifier: AuxInfo, presig: PresignaturePublic, effective_shares: Mapping[int, Point],
     view: PresignView, shares: Mapping[int, SignatureShare], evidence: Mapping[int, Evidence],
-    digest: bytes,
+    rr: Rerandomized,
 ) -> list[int]:
-    """The signers whose σ_j is inconsistent with their presignature share."""
-    m, R = message_scalar(digest), presig.R
-    r = R.x % Q
+    """The signers whose σ_j is inconsistent with their presignature share, for the
+    re-randomized signature ``rr``."""
+    if rr.session != presig.session:
+        raise UsageError("re-randomized for another presignature")
+    R = presig.R
     delta_inv = scalar_inv(presig.delta)
     culprits = []
     for j in presig.signers:
@@ -202,6 +207,6 @@ def sign_culprits(
             culprits.append(j)
             continue
         k_j_R = view.Delta[j] * delta_inv
-        if R * sh.sigma != k_j_R * m + ev.S * r:
+        if R * (rr.tau * sh.sigma % Q) != k_j_R * ((rr.m + rr.r * rr.tweak) % Q) + ev.S * rr.r:
             culprits.append(j)
     return culprits

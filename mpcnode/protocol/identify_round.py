@@ -30,14 +30,12 @@ from dataclasses import dataclass, field
 from typing import NoReturn
 
 from mpcnode.core.errors import ProtocolError
-from mpcnode.crypto.group import Point, Q, scalar_inv
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.protocol import identify, presign
 from mpcnode.protocol.identify import Evidence
 from mpcnode.protocol.key_share import AuxInfo
-from mpcnode.protocol.presignature import MtaCiphertexts, PresignaturePublic, PresignView
+from mpcnode.protocol.presignature import MtaCiphertexts, PresignView
 from mpcnode.protocol.rounds import Inbound, Next, RoundOutput
-from mpcnode.protocol.sign import message_scalar
 
 
 @dataclass(frozen=True)
@@ -147,14 +145,3 @@ def start_delta(
     out = RoundOutput(DisclosureBcast(tuple(received)),
                       {k: EvidenceDirect(ev) for k, ev in sorted(evidence.items())})
     return Next(DeltaIdentification(me, state.own.sid, cfg.aux, view), out)
-
-
-def share_consistent(presig: PresignaturePublic, party: int, digest: bytes, sigma: int,
-                     S: Point) -> bool:
-    """σ_i·R = m·k_i·R + r·S_i, with k_i·R = δ^{-1}·Δ_i: does σ_i fit this digest, given
-    S_i = χ_i·R? (A signer checks its own share before it vouches for a digest.)"""
-    if presig.view is None:
-        raise ValueError("the presignature's view is needed")
-    R = presig.R
-    k_R = presig.view.Delta[party] * scalar_inv(presig.delta)
-    return bool(R * sigma == k_R * message_scalar(digest) + S * (R.x % Q))

@@ -72,7 +72,6 @@ class PresignConfig:
     share: KeyShare = field(repr=False)
     aux: AuxInfo = field(repr=False)
     signers: tuple[int, ...]
-    path: tuple[int, ...]
     nonce: bytes  # fresh per session
 
     def __post_init__(self) -> None:
@@ -94,7 +93,7 @@ class PresignConfig:
         return set(self.signers) - {self.party}
 
     def signer_set(self) -> SignerSet:
-        return SignerSet(self.share.public, self.signers, self.path)
+        return SignerSet(self.share.public, self.signers)
 
     def session(self, sset: SignerSet) -> bytes:
         params = codec.to_bytes((sset.binding, self.aux.digest, self.profile.name))
@@ -168,16 +167,17 @@ class _Own:
 
 def configure(party: int, params: SessionParams, held: Holdings) -> PresignConfig:
     """A node's presign config: its share and aux info of the key, for the signer set
-    ``params.parties`` (party is the share's)."""
+    ``params.parties`` (party is the share's). A presignature serves every derivation
+    path (docs/rerandomization.md), so a session that names one is refused."""
     share = held.get_key_share(params.key_id)
     key = share.public
     require_key_of_cluster("presign", key, held.cluster)
-    require_params("presign", params, uses=("key_id", "path"))
+    require_params("presign", params, uses=("key_id",))
     if len(params.parties) != key.threshold or not set(params.parties) <= set(key.parties):
         raise ParameterRefused("presign", "parties", params.parties,
                                f"are not {key.threshold} of the key's parties {key.parties}")
     aux = held.get_aux_info(params.key_id)
-    return PresignConfig(share, aux, params.parties, params.path, params.nonce)
+    return PresignConfig(share, aux, params.parties, params.nonce)
 
 
 def session_id_of(cfg: PresignConfig) -> bytes:
@@ -365,7 +365,6 @@ class Round3:
             binding=own.sset.binding,
             key_id=cfg.share.public.key_id,
             signers=cfg.signers,
-            path=cfg.path,
             session=own.sid,
             R=R,
             public_key=own.sset.public_key,

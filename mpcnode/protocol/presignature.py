@@ -1,5 +1,8 @@
 """A presignature (R, k_i, χ_i) and the rule that it is used at most once.
 
+A presignature serves every derivation path of its key: signing re-randomizes it
+(``sign.rerandomize``), so neither its R nor any signer's χ_i depends on a path.
+
 Two signatures from one presignature reveal the key (two equations σ = k·m + r·χ in the
 same k), so the secret part can be taken exactly once: ``consume`` hands it out and
 forgets it, and a second call raises. Durable single use across crashes is the node
@@ -39,13 +42,12 @@ class PresignView:
 
 @dataclass(frozen=True)
 class PresignaturePublic:
-    binding: bytes  # digest of (key id, share epoch, signer set, path)
+    binding: bytes  # digest of (key id, share epoch, signer set): no derivation path
     key_id: bytes
     signers: tuple[int, ...]
-    path: tuple[int, ...]
     session: bytes  # the presigning session id
-    R: Point  # R = δ^{-1}·Γ = k^{-1}·G
-    public_key: Point  # the (derived) key the signature must verify under
+    R: Point  # R = δ^{-1}·Γ = k^{-1}·G, never a signature's nonce point (sign.rerandomize)
+    public_key: Point  # the root key X; a path's key is X + e_P·G
     delta: int  # δ = kγ
     view: PresignView | None = None  # the session's ciphertexts, for identification only
 

@@ -87,11 +87,11 @@ def simulate(n: int, t: int, digest: bytes, profile: Profile, path: tuple[int, .
         signers.append(pool_ids.pop(randbelow(rng, len(pool_ids))))
     signer_set = tuple(sorted(signers))
     t0 = phase(f"presign with signers {signer_set}")
-    presigs = run_presign(shares, aux, signer_set, path, secrets.token_bytes(32), rng, clock)
+    presigs = run_presign(shares, aux, signer_set, secrets.token_bytes(32), rng, clock)
     wall[ProtocolName.PRESIGN] = time.perf_counter() - t0
 
     t0 = phase("sign")
-    sig = run_sign(presigs, shares, digest, clock)
+    sig = run_sign(presigs, shares, digest, path, clock)
     wall[ProtocolName.SIGN] = time.perf_counter() - t0
     key = bip32.derive(public.public_key, public.chain_code, path).public_key
     if not verify(key.to_bytes(), digest, sig):  # run_sign already verified; say it twice

@@ -103,24 +103,34 @@ def run_aux_info(parties: tuple[int, ...], key_id: bytes, profile: Profile,
 
 
 def run_presign(shares: Mapping[int, KeyShare], aux: Mapping[int, AuxInfo],
-                signers: tuple[int, ...], path: tuple[int, ...], nonce: bytes,
-                rng: RandomSource, clock: CpuClock | None = None) -> dict[int, Presignature]:
-    configs = {i: presign.PresignConfig(shares[i], aux[i], signers, path, nonce)
-               for i in signers}
+                signers: tuple[int, ...], nonce: bytes, rng: RandomSource,
+                clock: CpuClock | None = None) -> dict[int, Presignature]:
+    """Presignatures of ``signers``: bound to the key and signer set, they serve every
+    derivation path."""
+    configs = {i: presign.PresignConfig(shares[i], aux[i], signers, nonce) for i in signers}
     return run_protocol(PRESIGN, configs, rng, clock)
 
 
 def run_sign(presigs: Mapping[int, Presignature], shares: Mapping[int, KeyShare],
-             digest: bytes, clock: CpuClock | None = None) -> sign.Signature:
-    """σ_i of every signer (one local step each, no messages), combined and verified."""
+             digest: bytes, path: tuple[int, ...] = (), clock: CpuClock | None = None
+             ) -> sign.Signature:
+    """σ_i of every signer for ``digest`` under ``path`` (one local step each, no
+    messages: each re-randomizes the presignature itself), combined and verified."""
     clock = clock or CpuClock()
     phase = ProtocolName.SIGN.value
     any_pre = next(iter(presigs.values()))
     signers = any_pre.public.signers
-    sset = SignerSet(next(iter(shares.values())).public, signers, any_pre.public.path)
-    sig_shares = {i: clock.run(phase, i, sign.sign_share, presigs[i], sset, digest)
-                  for i in signers}
-    return clock.run(phase, 0, sign.combine, any_pre.public, sig_shares, digest)
+    public = next(iter(shares.values())).public
+    sset = SignerSet(public, signers)
+
+    def share_of(i: int) -> sign.SignatureShare:
+        rr = sign.rerandomize(presigs[i].public, public.chain_code, path, digest)
+        return sign.sign_share(presigs[i], sset, rr)
+
+    sig_shares = {i: clock.run(phase, i, share_of, i) for i in signers}
+    rr = clock.run(phase, 0, sign.rerandomize, any_pre.public, public.chain_code, path,
+                   digest)
+    return clock.run(phase, 0, sign.combine, any_pre.public, sig_shares, rr)
 
 
 def run_refresh(shares: Mapping[int, KeyShare], nonce: bytes, rng: RandomSource,

@@ -10,7 +10,8 @@ Layout under ``data_dir`` (directories 0700, files 0600):
   newer epoch first discards the key's presignatures (they belong to the old shares).
 - ``presignatures.sqlite3`` (WAL, synchronous=FULL, secure_delete): one row per
   presignature; its secret (k_i, χ_i) sealed with associated data binding the row's id,
-  party and public part.
+  party and public part. The pool is per (key, signer set): a presignature serves every
+  derivation path (re-randomized at signing, docs/rerandomization.md).
 
 - ``consumed.journal``: the consumption journal (consumption_journal.py).
 
@@ -91,6 +92,17 @@ SCHEMA = Schema("node presignature store", (
     public     BLOB NOT NULL                -- codec bytes of PresignaturePublic with view
 )""",
     )),
+    Migration(2, "one pool per signer set: presignatures are re-randomized at signing "
+              "(CVE-2025-66017) and serve every derivation path, so the path column and its "
+              "place in the pool index go. Unused presignatures of older releases, root "
+              "ones included, were bound to one path and carry its binding: they are "
+              "discarded (secrets erased), and used ones keep their σ_i for retries", (
+        """UPDATE presignatures SET status = 'discarded', secret = NULL,
+    consumed = CAST(strftime('%s', 'now') AS REAL) WHERE status = 'available'""",
+        "DROP INDEX presignatures_pool",
+        "ALTER TABLE presignatures DROP COLUMN path",
+        "CREATE INDEX presignatures_pool ON presignatures (key_id, status, signers)",
+    )),
 ))
 """Migrations of ``presignatures.sqlite3`` (schema_migrations.py), applied when it opens."""
 
@@ -117,16 +129,8 @@ def signers_text(signers: tuple[int, ...]) -> str:
     return ",".join(str(i) for i in signers)
 
 
-def path_text(path: tuple[int, ...]) -> str:
-    return "/".join(["m", *(str(i) for i in path)])
-
-
 def _parse_signers(text: str) -> tuple[int, ...]:
     return tuple(int(i) for i in text.split(","))
-
-
-def _parse_path(text: str) -> tuple[int, ...]:
-    return tuple(int(i) for i in text.split("/")[1:])
 
 
 def _secret_aad(presig_id: bytes, party: int, public_raw: bytes) -> bytes:
@@ -344,11 +348,11 @@ class NodeStore:
             try:
                 self._db.execute("BEGIN IMMEDIATE")
                 self._db.execute(
-                    "INSERT INTO presignatures (id, key_id, party, signers, path, "
+                    "INSERT INTO presignatures (id, key_id, party, signers, "
                     "core, secret, status, created) "
-                    "VALUES (?, ?, ?, ?, ?, ?, ?, 'available', ?)",
+                    "VALUES (?, ?, ?, ?, ?, ?, 'available', ?)",
                     (pub.session, pub.key_id, p.party, signers_text(pub.signers),
-                     path_text(pub.path), core_raw, sealed, time.time()))
+                     core_raw, sealed, time.time()))
                 self._db.execute("INSERT INTO presignature_public (id, public) VALUES (?, ?)",
                                  (pub.session, public_raw))
                 self._db.execute("COMMIT")
@@ -370,26 +374,26 @@ class NodeStore:
                 raise ProtocolError(COORDINATOR, "session nonce reused (replay of an old "
                                     "session)") from None
 
-    def available(self, key_id: bytes, signers: tuple[int, ...],
-                  path: tuple[int, ...]) -> list[bytes]:
-        """Ids of unused presignatures for this key, signer set and path, oldest first."""
+    def available(self, key_id: bytes, signers: tuple[int, ...]) -> list[bytes]:
+        """Ids of unused presignatures for this key and signer set (they serve every
+        derivation path), oldest first."""
         with self._lock:
             self._apply_journaled()
             rows = self._db.execute(
                 "SELECT id FROM presignatures WHERE key_id = ? AND status = 'available' "
-                "AND signers = ? AND path = ? ORDER BY rowid",
-                (key_id, signers_text(signers), path_text(path))).fetchall()
+                "AND signers = ? ORDER BY rowid",
+                (key_id, signers_text(signers))).fetchall()
         return [bytes(r[0]) for r in rows]
 
-    def count_available(self, key_id: bytes) -> dict[tuple[tuple[int, ...], tuple[int, ...]], int]:
-        """Unused presignatures of a key per (signer set, path)."""
+    def count_available(self, key_id: bytes) -> dict[tuple[int, ...], int]:
+        """Unused presignatures of a key per signer set."""
         with self._lock:
             self._apply_journaled()
             rows = self._db.execute(
-                "SELECT signers, path, COUNT(*) FROM presignatures "
-                "WHERE key_id = ? AND status = 'available' GROUP BY signers, path",
+                "SELECT signers, COUNT(*) FROM presignatures "
+                "WHERE key_id = ? AND status = 'available' GROUP BY signers",
                 (key_id,)).fetchall()
-        return {(_parse_signers(s), _parse_path(p)): int(c) for s, p, c in rows}
+        return {_parse_signers(s): int(c) for s, c in rows}
 
     def load_public(self, presig_id: bytes) -> PresignaturePublic:
         with self._lock:

@@ -109,7 +109,7 @@ def test_a_repeated_request_gets_the_same_signature_from_the_same_presignature(
     # ... and no presignature was burnt on the way: the nodes hold exactly the rest.
     held = sum(lvl.available for k in c.coordinator.clients[1].info().keys
                if k.key_id == key_id for lvl in k.pool
-               if tuple(lvl.signers) == signers and not lvl.path)
+               if tuple(lvl.signers) == signers)
     assert held == level - 2
 
 
@@ -146,6 +146,32 @@ def test_bip32_path_signs_under_the_derived_key(c: Cluster) -> None:
     sig = c.coordinator.sign(c.key.key_id, d, path=path)
     assert openssl_verifies(derived, d, sig)
     assert not openssl_verifies(c.public_key, d, sig)
+
+
+def pool_ids(c: Cluster, node: int, signers: tuple[int, ...]) -> list[bytes]:
+    """The unused presignatures ``node`` holds for ``signers`` (its one pool for them)."""
+    return [pid for k in c.coordinator.clients[node].info().keys if k.key_id == c.key.key_id
+            for lvl in k.pool if tuple(lvl.signers) == signers for pid in lvl.ids]
+
+
+def test_a_never_used_path_signs_from_the_signer_sets_pool(c: Cluster) -> None:
+    """One pool per signer set serves every path: the first signature on a fresh deposit
+    address takes a presignature made before anyone named that path, and no presigning
+    session runs. Each node's pool shrinks by exactly the presignature used."""
+    signers = (2, 3, 4)
+    key_id = c.key.key_id
+    made = [p.session for p in c.coordinator.presign(key_id, signers, count=2)]
+    before = {i: pool_ids(c, i, signers) for i in signers}
+    assert all(ids == made for ids in before.values())  # nothing else in this pool
+    for n, path in enumerate([(5, 31337), (5, 31338)]):  # two siblings, never used before
+        derived = derive(c.key.public_key, c.key.chain_code, path).public_key.to_bytes()
+        d = digest_of(f"first deposit sweep {path}")
+        sig = c.coordinator.sign(key_id, d, path=path, healthy=signers)
+        assert openssl_verifies(derived, d, sig)
+        assert not openssl_verifies(c.public_key, d, sig)
+        for i in signers:
+            assert pool_ids(c, i, signers) == before[i][n + 1:]  # the oldest, and only it
+    assert c.coordinator.pool_level(key_id, signers) == 0
 
 
 def test_pool_keeper_and_a_restarted_coordinator_resyncing_its_pool(c: Cluster) -> None:
@@ -205,3 +231,28 @@ def test_refresh_keeps_the_public_key_and_signing_works(c: Cluster) -> None:
     sig = c.coordinator.sign(key_id, d, healthy=signers)
     assert openssl_verifies(c.public_key, d, sig)
     assert c.coordinator.pool_level(key_id, signers) == 0
+
+
+@pytest.mark.parametrize("target_path", [(), (7, 43)], ids=["root", "sibling"])
+def test_the_cve_2025_66017_forgery_fails_against_the_nodes(
+        c: Cluster, target_path: tuple[int, ...]) -> None:
+    """A hostile coordinator holds a pooled presignature and its R before it names a
+    digest. It asks for a raw digest (TEST ONLY bare-digest switch: any raw-digest rule
+    would do) on the child m/7/42, chosen as d = h* − R.x·(e_P − e_P*) so that, with the
+    old nonce R, the signature would be one on its hash h* under the root or a sibling.
+    The nodes re-randomize: the signature fits d under the child and nothing chosen."""
+    signers = (1, 2, 4)
+    key_id, path = c.key.key_id, (7, 42)
+    [public] = c.coordinator.presign(key_id, signers)
+    target = digest_of("the attacker's chosen hash")
+    e = derive(c.key.public_key, c.key.chain_code, path).tweak
+    e_star = derive(c.key.public_key, c.key.chain_code, target_path).tweak
+    r_known = public.R.x % Q
+    d = ((int.from_bytes(target, "big") - r_known * (e - e_star)) % Q).to_bytes(32, "big")
+    sig = c.coordinator.sign(key_id, d, path=path, healthy=signers)
+    child = derive(c.key.public_key, c.key.chain_code, path).public_key.to_bytes()
+    target_key = derive(c.key.public_key, c.key.chain_code, target_path).public_key.to_bytes()
+    assert openssl_verifies(child, d, sig)
+    assert sig.r != r_known
+    assert not openssl_verifies(target_key, target, sig)
+

@@ -12,7 +12,7 @@ import pytest
 
 from coordinator.coordinator import SessionAbortedError
 from mpcnode.crypto.group import Q
-from mpcnode.protocol.sign import SignatureShare, combine
+from mpcnode.protocol.sign import SignatureShare, combine, rerandomize
 from mpcnode.rpc import node_pb2 as pb
 from test_only.crash_hook import CRASH_EXIT_CODE
 from test_only.node_switches import dump_test_node_config, load_test_node_config
@@ -70,7 +70,7 @@ def test_crash_after_consume_keeps_the_presignature_used(
         sigma2 = coordinator.clients[2].sign(request("crash/0"))
         shares = {r.party: SignatureShare(r.party, first.session, int.from_bytes(r.sigma, "big"))
                   for r in (again[0], sigma2)}
-        sig = combine(first, shares, digest)
+        sig = combine(first, shares, rerandomize(first, key.chain_code, (), digest))
         assert openssl_verifies(pub, digest, sig)
 
         # The pool on node 1 no longer offers the used presignature, only the second one.
@@ -83,4 +83,4 @@ def test_crash_after_consume_keeps_the_presignature_used(
         sig2 = coordinator.sign(key.key_id, digest2, healthy=SIGNERS)
         assert openssl_verifies(pub, digest2, sig2)
         assert coordinator.pool_level(key.key_id, SIGNERS) == 0
-        assert sig2.r == second.R.x % Q
+        assert sig2.r == rerandomize(second, key.chain_code, (), digest2).r != second.R.x % Q

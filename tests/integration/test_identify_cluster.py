@@ -9,6 +9,7 @@ Cheaters are honest nodes with one behaviour patched (TEST ONLY).
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
@@ -28,9 +29,9 @@ from mpcnode.daemon import sign_identification
 from mpcnode.daemon.node import SignerNode
 from mpcnode.protocol import identify, presign
 from mpcnode.protocol.identify import Evidence
-from mpcnode.protocol.presignature import Presignature
+from mpcnode.protocol.presignature import Presignature, PresignaturePublic
 from mpcnode.protocol.rounds import RoundOutput
-from mpcnode.protocol.sign import SignatureShare
+from mpcnode.protocol.sign import SignatureShare, rerandomize
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport.sessions import Session
 from mpcnode.transport.system_random import SystemRandom
@@ -47,6 +48,10 @@ class Cluster:
     root: Path
     key_id: bytes
     nodes: dict[int, SignerNode]
+
+    @property
+    def chain_code(self) -> bytes:
+        return self.nodes[1].store.get_key_share(self.key_id).public.chain_code
 
     def coordinator(self, cls: type[Coordinator] = Coordinator) -> Coordinator:
         """A fresh coordinator (an empty presignature pool) on the running nodes."""
@@ -150,7 +155,15 @@ def test_presigning_still_works_after_the_aborts(cluster: Cluster) -> None:
     with cluster.coordinator() as c:
         [public] = c.presign(cluster.key_id, SIGNERS)
         sig = c.sign(cluster.key_id, DIGEST, healthy=SIGNERS)
-    assert sig.r == public.R.x % Q
+    assert sig.r == nonce_r(cluster, public)
+
+
+USED_PATH = (0, 7)  # the path the ``used`` presignature signed under
+
+
+def nonce_r(cluster: Cluster, public: PresignaturePublic) -> int:
+    """The r of the root signature on DIGEST from ``public``: R'.x with R' = τ·R."""
+    return rerandomize(public, cluster.chain_code, (), DIGEST).r
 
 
 # --- σ: a lie in the signing round ---------------------------------------------------------------
@@ -185,20 +198,24 @@ def stand_by_the_lie(monkeypatch: pytest.MonkeyPatch, node: SignerNode) -> None:
         evidence = identify.sign_evidence(node.party, aux, public,
                                           sset.effective_secret(key_share), public.view,
                                           SystemRandom())
+        rr = node._rerandomized(key_share, public, tuple(req.path), req.digest)  # TEST ONLY
         return pb.SignEvidenceResponse(party=node.party, evidence=sign_identification.sign_entries(
-            node.keys, public.session, req.request_id, req.digest, share.sigma, evidence))
+            node.keys, public.session, req.request_id, rr, share.sigma, evidence))
 
     monkeypatch.setattr(node, "sign_evidence", sign_evidence)
 
 
+@pytest.mark.parametrize("path", [(), USED_PATH], ids=["root", "bip32"])
 def test_sigma_liar_is_named_by_both_honest_verifiers(cluster: Cluster,
-                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+                                                      monkeypatch: pytest.MonkeyPatch,
+                                                      path: tuple[int, ...]) -> None:
     """Node 3 releases a wrong σ_3 and signs evidence on it: the evidence shows χ_3·R,
-    and σ_3·R ≠ m·k_3·R + r·χ_3·R, so nodes 1 and 2 each name it."""
+    and τ·σ_3·R ≠ (m + r·e_P)·k_3·R + r·χ_3·R, so nodes 1 and 2 each name it, for a
+    root signature and for a re-randomized, tweaked one under a BIP32 path."""
     make_sigma_liar(monkeypatch, cluster.nodes[3])
     stand_by_the_lie(monkeypatch, cluster.nodes[3])
     with cluster.coordinator() as c:
-        err = aborted(lambda: c.sign(cluster.key_id, DIGEST, healthy=SIGNERS))
+        err = aborted(lambda: c.sign(cluster.key_id, DIGEST, path=path, healthy=SIGNERS))
     assert (err.protocol, err.culprit) == ("sign", 3)
     assert "party 3's σ contradicts its presignature share" in err.reason
     assert "accusations: {3: [1, 2]}" in err.reason
@@ -259,22 +276,23 @@ def used(cluster: Cluster) -> Used:
     with cluster.coordinator() as c:
         [public] = c.presign(cluster.key_id, SIGNERS)
         transcript = list(c._transcripts[public.session])  # TEST ONLY
-        c.sign(cluster.key_id, DIGEST, healthy=SIGNERS, request_id="used")
+        c.sign(cluster.key_id, DIGEST, path=USED_PATH, healthy=SIGNERS, request_id="used")
     return Used(public.session, "used/0", transcript)
 
 
-def evidence_from(c: Coordinator, used: Used, digest: bytes = DIGEST
-                  ) -> list[pb.SignedEvidence]:
+def evidence_from(c: Coordinator, used: Used, digest: bytes = DIGEST,
+                  path: tuple[int, ...] = USED_PATH) -> list[pb.SignedEvidence]:
     req = pb.SignEvidenceRequest(presignature_id=used.presig_id, request_id=used.request_id,
-                                 digest=digest)
+                                 digest=digest, path=list(path))
     return [e for i in SIGNERS for e in c.clients[i].sign_evidence(req).evidence]
 
 
 def identify_at(c: Coordinator, used: Used, verifier: int, evidence: list[pb.SignedEvidence],
-                transcript: list[pb.Envelope] | None = None) -> list[int]:
+                transcript: list[pb.Envelope] | None = None,
+                path: tuple[int, ...] = USED_PATH) -> list[int]:
     resp = c.clients[verifier].identify_signers(pb.IdentifySignersRequest(
         presignature_id=used.presig_id, request_id=used.request_id, digest=DIGEST,
-        evidence=[e for e in evidence if e.verifier == verifier],
+        path=list(path), evidence=[e for e in evidence if e.verifier == verifier],
         disclosed=used.transcript if transcript is None else transcript))
     return list(resp.culprits)
 
@@ -311,6 +329,29 @@ def test_a_wrong_digest_is_refused_by_the_signer(cluster: Cluster, used: Used) -
     assert "did not sign this digest" in str(exc.details())
 
 
+def test_a_wrong_path_is_refused_by_the_signer(cluster: Cluster, used: Used) -> None:
+    """The path fixes τ and the tweak as much as the digest does: asked about the root
+    (or a sibling) for a σ_i released under m/0/7, no node vouches."""
+    with cluster.coordinator() as c:
+        for path in [(), (0, 8)]:
+            exc = rpc_error(functools.partial(evidence_from, c, used, path=path))
+            assert exc.code() == grpc.StatusCode.ABORTED
+            assert culprit_of(exc) == "0"
+            assert "did not sign this digest under this path" in str(exc.details())
+
+
+def test_a_path_changed_on_the_way_to_a_verifier_names_the_relay(cluster: Cluster,
+                                                                 used: Used) -> None:
+    """Evidence is signed over the path: relayed to a verifier with another path, it is
+    not the prover's word, and the relay is named, not the prover."""
+    with cluster.coordinator() as c:
+        evidence = evidence_from(c, used)
+        exc = rpc_error(lambda: identify_at(c, used, 1, evidence, path=()))
+    assert exc.code() == grpc.StatusCode.ABORTED
+    assert culprit_of(exc) == "0"
+    assert "did not sign for this presignature, request, digest and path" in str(exc.details())
+
+
 def test_a_dropped_transcript_message_names_the_relay(cluster: Cluster, used: Used) -> None:
     with cluster.coordinator() as c:
         evidence = evidence_from(c, used)
@@ -331,4 +372,4 @@ def test_no_evidence_before_the_share_is_released(cluster: Cluster) -> None:
         assert exc.code() == grpc.StatusCode.FAILED_PRECONDITION
         assert "comes only after σ_i" in str(exc.details())
         sig = c.sign(cluster.key_id, DIGEST, healthy=SIGNERS)
-    assert sig.r == public.R.x % Q
+    assert sig.r == nonce_r(cluster, public)

@@ -22,6 +22,7 @@ from mpcnode.ceremony.node_config import load_identity_keys
 from mpcnode.crypto import codec
 from mpcnode.crypto.group import Q
 from mpcnode.protocol import keygen
+from mpcnode.protocol.sign import rerandomize
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport import envelope
 from test_only.node_switches import load_test_node_config
@@ -319,4 +320,6 @@ def test_nodes_still_work_after_the_attacks(setup: Setup) -> None:
         [public] = honest_relay.presign(setup.key_id, SIGNERS)
         assert public.signers == SIGNERS
         sig = honest_relay.sign(setup.key_id, b"\x07" * 32, healthy=SIGNERS)
-    assert sig.r == public.R.x % Q
+        chain_code = honest_relay.key_info(setup.key_id).chain_code
+    # The nonce point is the presignature's, re-randomized for this digest (R' = τ·R).
+    assert sig.r == rerandomize(public, chain_code, (), b"\x07" * 32).r != public.R.x % Q

@@ -23,7 +23,10 @@ from coordinator.authorization_proto import to_proto
 from coordinator.coordinator import Coordinator, SigningRefused
 from ethereum.addresses import ethereum_address
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
+from mpcnode.crypto.bip32 import derive
+from mpcnode.crypto.group import Q
 from mpcnode.protocol.results import KeygenResult
+from mpcnode.protocol.sign import rerandomize
 from mpcnode.rpc import node_pb2 as pb
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import Person, enrol
@@ -307,3 +310,34 @@ def test_rolling_daily_limit_is_the_nodes_own_ledger(world: World) -> None:
     reasons = world.refused_by_every_node(req, world.approvals(req, "tess"))
     assert all('rule "trader-over-limit"' in r and "daily limit" in r for r in reasons), reasons
     world.sign(req, world.approvals(req, "tess", "rita"))
+
+
+def test_a_transaction_on_a_never_used_path_signs_with_a_nonce_nobody_knew(
+        world: World) -> None:
+    """Transactions from a fresh deposit address (a BIP32 child) sign from the signer
+    set's one pool, and the nonce is R' = τ·R with τ from the transaction's hash and the
+    path: a coordinator holding every pooled R in advance predicts none of the r's, and
+    the root-key message the signature also fits (keccak(tx) + r·e_P, additive
+    derivation) is not the one R alone would have fixed (CVE-2025-66017, Groth–Shoup)."""
+    path = (5, 4242)
+    child = derive(world.key.public_key, world.key.chain_code, path)
+    pooled = world.coordinator.presign(world.key.key_id, (1, 2), count=1)[0]
+    ready = list(world.coordinator._ready[(world.key.key_id, (1, 2))])  # TEST ONLY
+    assert pooled in ready
+    tx = transfer(WHITELISTED, 0.01, nonce=7)
+    req = SigningRequest(f"req-{secrets.token_hex(8)}", world.key.key_id, path, tx.encode(),
+                         tx.signing_digest(), "tina", "2000", int(time.time()) + 3600)
+    sig = world.coordinator.sign(world.key.key_id, req.digest, path=path,
+                                 request_id=req.request_id, healthy=(1, 2),
+                                 authorization=to_proto(req, world.bundle.bundle_hash,
+                                                        # rita: other tests may have used
+                                                        # tina's daily limit by now
+                                                        world.approvals(req, "tina", "rita")))
+    raw = tx.signed_raw(sig.r, sig.s, sig.recovery_id)
+    assert Account.recover_transaction(raw) == ethereum_address(child.public_key)
+    [used] = [p for p in ready if rerandomize(p, world.key.chain_code, path, req.digest).r
+              == sig.r]
+    assert sig.r not in {p.R.x % Q for p in ready}
+    # The root-key digest this signature also fits is keccak(tx) + r'·e_P, not + R.x·e_P.
+    d = int.from_bytes(req.digest, "big")
+    assert (d + sig.r * child.tweak) % Q != (d + used.R.x * child.tweak) % Q

@@ -81,7 +81,7 @@ def start_presign(m: Material, nonce: bytes, rng: RandomSource,
     """Sessions as ``SignerNode.start`` makes them (``start_session``)."""
     sessions, out = {}, {}
     for i in SIGNERS:
-        cfg = presign.PresignConfig(m.shares[i], m.aux[i], SIGNERS, (), nonce)
+        cfg = presign.PresignConfig(m.shares[i], m.aux[i], SIGNERS, nonce)
         s, out[i] = start_session(PRESIGN, nonce, m.keys[i], m.peers(i), cfg, rng)
         if i == liar:
             s.__class__ = DeltaLiar

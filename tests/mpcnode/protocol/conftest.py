@@ -75,10 +75,10 @@ def key55(aux5: dict[int, AuxInfo]) -> Key:
 @pytest.fixture(scope="session")
 def presign23_trace(key23: Key) -> Trace:
     """A recorded 2-of-3 presigning run, signers (1, 2), root key."""
-    return presign_traced(key23, (1, 2), (), b"conftest/presign23")
+    return presign_traced(key23, (1, 2), b"conftest/presign23")
 
 
 @pytest.fixture(scope="session")
 def presign35_trace(key35: Key) -> Trace:
     """A recorded 3-of-5 presigning run, signers (1, 3, 4), root key."""
-    return presign_traced(key35, (1, 3, 4), (), b"conftest/presign35")
+    return presign_traced(key35, (1, 3, 4), b"conftest/presign35")

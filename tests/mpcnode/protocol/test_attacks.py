@@ -26,7 +26,7 @@ from mpcnode.crypto.transcript import ProofContext
 from mpcnode.crypto.zk import enc, fac, mod
 from mpcnode.protocol import aux_info, presign
 from mpcnode.protocol.key_share import AuxInfo
-from mpcnode.protocol.sign import Signature, combine, message_scalar, sign_share
+from mpcnode.protocol.sign import Signature, combine, message_scalar, rerandomize, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
@@ -111,7 +111,7 @@ def test_bitforge_small_factor_modulus_is_rejected_by_fac(
 def presign_round1(key: Key, signers: tuple[int, ...], tag: bytes) -> tuple[dict[int, Any],
                                                                              Outputs]:
     rng = SeededRandom(tag)
-    starts = {i: presign.start(presign.PresignConfig(key.shares[i], key.aux[i], signers, (),
+    starts = {i: presign.start(presign.PresignConfig(key.shares[i], key.aux[i], signers,
                                                      tag.ljust(32, b"\0")), rng)
               for i in signers}
     return {i: s for i, (s, _) in starts.items()}, {i: o for i, (_, o) in starts.items()}
@@ -215,34 +215,41 @@ def test_equivocated_presign_broadcast_is_caught_by_the_echo(
 
 def test_presignature_reuse_is_refused(key23: Key, presign23_trace: Trace) -> None:
     presigs = fresh_presignatures(presign23_trace)
-    sset = SignerSet(key23.public, (1, 2), ())
+    sset = SignerSet(key23.public, (1, 2))
     m1, m2 = hashlib.sha256(b"pay 1").digest(), hashlib.sha256(b"pay 2").digest()
-    shares = {i: sign_share(p, sset, m1) for i, p in presigs.items()}
-    combine(presigs[1].public, shares, m1)
+    code = key23.public.chain_code
+    shares = {i: sign_share(p, sset, rerandomize(p.public, code, (), m1))
+              for i, p in presigs.items()}
+    combine(presigs[1].public, shares, rerandomize(presigs[1].public, code, (), m1))
     for p in presigs.values():
         with pytest.raises(PresignatureError, match="already used"):
-            sign_share(p, sset, m2)
+            sign_share(p, sset, rerandomize(p.public, code, (0, 1), m2))
 
 
 def test_presignature_reuse_would_reveal_the_key(key23: Key, presign23_trace: Trace) -> None:
-    """Why single use matters: two signatures from one presignature (here, two copies of
-    it, as after a crash that lost the 'consumed' mark) give the private key."""
-    sset = SignerSet(key23.public, (1, 2), ())
+    """Why single use matters, re-randomization or not: two signatures from one
+    presignature (here, two copies of it, as after a crash that lost the 'consumed' mark)
+    give the private key. Their r differ (τ differs), but τ is public, so
+    τ_i·s_i = ±k(z_i + r_i·x) are two linear equations in k and x."""
+    sset = SignerSet(key23.public, (1, 2))
+    code = key23.public.chain_code
     m1, m2 = hashlib.sha256(b"pay 1").digest(), hashlib.sha256(b"pay 2").digest()
 
-    def signature(digest: bytes) -> Signature:
+    def signature(digest: bytes) -> tuple[Signature, int]:
         presigs = fresh_presignatures(presign23_trace)
-        shares = {i: sign_share(p, sset, digest) for i, p in presigs.items()}
-        return combine(presigs[1].public, shares, digest)
+        shares = {i: sign_share(p, sset, rerandomize(p.public, code, (), digest))
+                  for i, p in presigs.items()}
+        rr = rerandomize(presigs[1].public, code, (), digest)
+        return combine(presigs[1].public, shares, rr), rr.tau
 
-    s1, s2 = signature(m1), signature(m2)
-    assert s1.r == s2.r
-    r, z1, z2 = s1.r, message_scalar(m1), message_scalar(m2)
-    # s_i = ±k(z_i + r·x) (low-s may flip a sign): solve for x under each sign choice.
+    (s1, t1), (s2, t2) = signature(m1), signature(m2)
+    assert s1.r != s2.r  # re-randomized nonces differ ...
+    z1, z2 = message_scalar(m1), message_scalar(m2)
+    u1, u2 = t1 * s1.s % Q, t2 * s2.s % Q  # ... but τ_i·s_i = ±k(z_i + r_i·x)
     candidates = []
     for e1 in (1, -1):
         for e2 in (1, -1):
-            den = r * (e2 * s1.s - e1 * s2.s) % Q
+            den = (e2 * u1 * s2.r - e1 * u2 * s1.r) % Q
             if den:
-                candidates.append((e1 * s2.s * z1 - e2 * s1.s * z2) * scalar_inv(den) % Q)
+                candidates.append((e1 * u2 * z1 - e2 * u1 * z2) * scalar_inv(den) % Q)
     assert key23.public.public_key in {Point.base_mul(x) for x in candidates}

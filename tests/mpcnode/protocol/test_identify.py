@@ -19,7 +19,14 @@ from mpcnode.protocol import identify
 from mpcnode.protocol.identify import Evidence
 from mpcnode.protocol.presign import DeltaCheckError
 from mpcnode.protocol.presignature import Presignature, PresignView
-from mpcnode.protocol.sign import SignatureCheckError, SignatureShare, combine, sign_share
+from mpcnode.protocol.sign import (
+    Rerandomized,
+    SignatureCheckError,
+    SignatureShare,
+    combine,
+    rerandomize,
+    sign_share,
+)
 from mpcnode.protocol.signer_set import SignerSet
 from test_only.seeded_random import SeededRandom
 from testing.protocol_harness import (
@@ -34,6 +41,7 @@ SIGNERS = (1, 3, 4)
 BAD = 3
 HONEST = (1, 4)
 DIGEST = hashlib.sha256(b"test_identify").digest()
+CHILD = (0, 7)  # the σ step signs under a BIP32 child: shares are re-randomized and tweaked
 
 AllEvidence = dict[int, dict[int, Evidence]]  # [prover][verifier]
 
@@ -193,13 +201,15 @@ class SignAbort:
     shares: dict[int, SignatureShare]  # the liar's share is σ + 1
     view: PresignView
     evidence: AllEvidence
+    rr: Rerandomized  # the re-randomized signature (child path CHILD) they sign
 
 
 @pytest.fixture(scope="module")
 def sign_abort(key35: Key, presign35_trace: Trace) -> SignAbort:
     presigs = fresh_presignatures(presign35_trace)
-    sset = SignerSet(key35.public, SIGNERS, ())
-    shares = {i: sign_share(p, sset, DIGEST) for i, p in presigs.items()}
+    sset = SignerSet(key35.public, SIGNERS)
+    rr = rerandomize(presigs[1].public, key35.public.chain_code, CHILD, DIGEST)
+    shares = {i: sign_share(p, sset, rr) for i, p in presigs.items()}
     shares[BAD] = dataclasses.replace(shares[BAD], sigma=(shares[BAD].sigma + 1) % Q)
     view = identify.merge_views(view_of(presigs[i]) for i in HONEST)
     rng = SeededRandom(b"sign-evidence")
@@ -208,19 +218,19 @@ def sign_abort(key35: Key, presign35_trace: Trace) -> SignAbort:
                                   sset.effective_secret(key35.shares[j]), view, rng)
         for j in SIGNERS
     }
-    return SignAbort(presigs, sset, shares, view, evidence)
+    return SignAbort(presigs, sset, shares, view, evidence, rr)
 
 
 def culprits(key35: Key, a: SignAbort, v: int, shares: dict[int, SignatureShare],
              evidence: dict[int, Evidence]) -> list[int]:
     return identify.sign_culprits(key35.aux[v], a.presigs[v].public, a.sset.effective_shares,
-                                  a.view, shares, evidence, DIGEST)
+                                  a.view, shares, evidence, a.rr)
 
 
 def test_sigma_lie_fails_the_signature_check(sign_abort: SignAbort) -> None:
     a = sign_abort
     with pytest.raises(SignatureCheckError, match="does not verify"):
-        combine(a.presigs[1].public, a.shares, DIGEST)
+        combine(a.presigs[1].public, a.shares, a.rr)
 
 
 def test_every_honest_signer_names_the_sigma_liar(key35: Key, sign_abort: SignAbort) -> None:
@@ -237,17 +247,17 @@ def test_honest_sigma_shares_name_nobody(key35: Key, sign_abort: SignAbort) -> N
                    BAD: dataclasses.replace(a.shares[BAD], sigma=(a.shares[BAD].sigma - 1) % Q)}
     for v in SIGNERS:
         assert culprits(key35, a, v, true_shares, evidence_for(a.evidence, v)) == []
-    combine(a.presigs[1].public, true_shares, DIGEST)
+    combine(a.presigs[1].public, true_shares, a.rr)
 
 
 def test_sigma_liar_forging_its_evidence_is_still_named(key35: Key,
                                                         sign_abort: SignAbort) -> None:
     """The liar shifts S_j = χ_j·R so that its σ + 1 would check out: Π^{log*} fails."""
     a = sign_abort
-    R, r = a.presigs[1].public.R, a.presigs[1].public.R.x % Q
+    R, r, tau = a.presigs[1].public.R, a.rr.r, a.rr.tau
     for v in HONEST:
         evidence = evidence_for(a.evidence, v)
-        shift = R * pow(r, -1, Q)  # (σ+1)·R = m·k·R + r·(S + r^-1·R)
+        shift = R * (tau * pow(r, -1, Q))  # τ(σ+1)·R = (m + r·e)·k·R + r·(S + τ·r^-1·R)
         evidence[BAD] = dataclasses.replace(evidence[BAD], S=evidence[BAD].S + shift)
         assert culprits(key35, a, v, a.shares, evidence) == [BAD]
 
@@ -292,4 +302,16 @@ def test_an_incomplete_view_accuses_nobody(key35: Key, delta_abort: DeltaAbort,
     with pytest.raises(UsageError, match="transcript lacks the MtA messages"):
         identify.sign_culprits(key35.aux[1], a.presigs[1].public, a.sset.effective_shares,
                                view_of(a.presigs[1]), a.shares,
-                               evidence_for(a.evidence, 1), DIGEST)
+                               evidence_for(a.evidence, 1), a.rr)
+
+
+def test_identification_uses_the_signed_path(key35: Key, sign_abort: SignAbort) -> None:
+    """The honest σ_j of a child-path signature checked as if for the root (another τ and
+    no tweak) all look wrong: a verifier must re-derive the path that was signed."""
+    a = sign_abort
+    root = rerandomize(a.presigs[1].public, key35.public.chain_code, (), DIGEST)
+    honest = {j: sh for j, sh in a.shares.items() if j != BAD}
+    v = HONEST[0]
+    named = identify.sign_culprits(key35.aux[v], a.presigs[v].public, a.sset.effective_shares,
+                                   a.view, honest, evidence_for(a.evidence, v), root)
+    assert set(named) == set(SIGNERS) - {v}

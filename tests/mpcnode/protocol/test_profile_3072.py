@@ -21,7 +21,7 @@ def test_2_of_2_signs_with_3072_bit_paillier() -> None:
                        {1: (primes[0], primes[1]), 2: (primes[2], primes[3])}, b"a" * 32, rng)
     assert all(a.paillier.n.bit_length() == 3072 for a in aux.values())
     assert {a.profile_name for a in aux.values()} == {PROFILE_3072.name}
-    presigs = run_presign(shares, aux, parties, (), b"p" * 32, rng)
+    presigs = run_presign(shares, aux, parties, b"p" * 32, rng)
     digest = hashlib.sha256(b"3072").digest()
     sig = run_sign(presigs, shares, digest)
     pk = PublicKey(shares[1].public.public_key.to_bytes())

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from mpcnode.core.errors import ProofError, ProtocolError
-from mpcnode.crypto import hash_commitment
+from mpcnode.crypto import bip32, hash_commitment
 from mpcnode.crypto.group import Point, Q
 from mpcnode.protocol import presign, refresh
 from mpcnode.protocol.key_share import KeyShare
@@ -100,12 +100,12 @@ def test_old_and_new_shares_do_not_interpolate(key23: Key,
 
 def test_new_shares_sign(key23: Key, refreshed: dict[int, KeyShare]) -> None:
     digest = hashlib.sha256(b"after refresh").digest()
-    presigs = run_presign(refreshed, key23.aux, (1, 3), (0, 7), b"after".ljust(32, b"\0"),
+    presigs = run_presign(refreshed, key23.aux, (1, 3), b"after".ljust(32, b"\0"),
                           SeededRandom(b"after refresh"))
-    sig = run_sign(presigs, refreshed, digest)
-    child = presigs[1].public.public_key
-    assert child == presign.PresignConfig(refreshed[1], key23.aux[1], (1, 3), (0, 7),
-                                          b"").signer_set().public_key
+    sig = run_sign(presigs, refreshed, digest, (0, 7))
+    public = refreshed[1].public
+    assert presigs[1].public.public_key == public.public_key == key23.public.public_key
+    child = bip32.derive(public.public_key, public.chain_code, (0, 7)).public_key
     assert verify(child.to_bytes(), digest, sig)
 
 
@@ -116,7 +116,7 @@ def test_presign_refuses_old_and_new_shares_mixed(key23: Key,
     rng = SeededRandom(b"mixed")
     nonce = b"mixed".ljust(32, b"\0")
     mixed = {1: key23.shares[1], 2: refreshed[2]}
-    starts = {i: presign.start(presign.PresignConfig(s, key23.aux[i], (1, 2), (), nonce), rng)
+    starts = {i: presign.start(presign.PresignConfig(s, key23.aux[i], (1, 2), nonce), rng)
               for i, s in mixed.items()}
     assert starts[1][0].own.sid != starts[2][0].own.sid
     outs = {i: o for i, (_, o) in starts.items()}

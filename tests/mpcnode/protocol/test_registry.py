@@ -237,7 +237,7 @@ def test_every_protocol_runs_through_the_node_and_the_verifier(nodes: Nodes) -> 
     key = codec.from_bytes(keygen.result_type, nodes.run(ProtocolName.KEYGEN, threshold=2))
     nodes.run(ProtocolName.AUX_INFO, key_id=key.key_id, profile=DEFAULT_PROFILE.name)
     nodes.run(ProtocolName.PRESIGN, (1, 3), key_id=key.key_id)
-    assert nodes.nodes[1].store.count_available(key.key_id) == {((1, 3), ()): 1}
+    assert nodes.nodes[1].store.count_available(key.key_id) == {(1, 3): 1}
     nodes.run(ProtocolName.REFRESH, key_id=key.key_id)
     assert nodes.nodes[1].store.count_available(key.key_id) == {}  # made with old shares
     assert {s.protocol for s in nodes.sessions} == set(REGISTRY)  # a new entry: run it here

@@ -74,10 +74,11 @@ def signed(request: pytest.FixtureRequest) -> Signed:
     key: Key = request.getfixturevalue(case.key)
     tag = case.id.encode()
     digest = hashlib.sha256(b"test_signing/" + tag).digest()
-    presigs = run_presign(key.shares, key.aux, case.signers, case.path,
-                          hashlib.sha256(tag).digest(), SeededRandom(tag))
-    sig = run_sign(presigs, key.shares, digest)
-    signing_key = SignerSet(key.public, case.signers, case.path).public_key
+    presigs = run_presign(key.shares, key.aux, case.signers, hashlib.sha256(tag).digest(),
+                          SeededRandom(tag))  # bound to no path: the pool serves them all
+    sig = run_sign(presigs, key.shares, digest, case.path)
+    signing_key = bip32.derive(key.public.public_key, key.public.chain_code,
+                               case.path).public_key
     return Signed(case, key, digest, sig, signing_key)
 
 
@@ -179,10 +180,8 @@ def test_derivation_agrees_with_bip_utils(
     child = Bip32Secp256k1.FromExtendedKey(xpub.PublicKey().ToExtended()).DerivePath(
         bip32.format_path(path))
     assert bytes(child.ChainCode().ToBytes()) == ours.chain_code
-    # The tweak is what the first signer adds: root + tweak·G is the child.
+    # The tweak is what signing adds (e_P·k_i to each χ_i): root + tweak·G is the child.
     assert public.public_key + Point.base_mul(ours.tweak) == ours.public_key
-    signers = tuple(public.parties[: public.threshold])
-    assert SignerSet(public, signers, path).public_key == ours.public_key
 
 
 # --- fewer than t cannot sign ---------------------------------------------------------------
@@ -194,10 +193,9 @@ def test_signer_set_refuses_t_minus_1(request: pytest.FixtureRequest, key_name: 
     t = key.public.threshold
     short = key.public.parties[: t - 1]
     with pytest.raises(UsageError, match=f"exactly t = {t} parties, got {t - 1}"):
-        SignerSet(key.public, short, ())
+        SignerSet(key.public, short)
     if short:
-        cfg = presign.PresignConfig(key.shares[short[0]], key.aux[short[0]], short, (),
-                                    b"\0" * 32)
+        cfg = presign.PresignConfig(key.shares[short[0]], key.aux[short[0]], short, b"\0" * 32)
         with pytest.raises(UsageError, match=f"exactly t = {t} parties"):
             presign.start(cfg, SeededRandom(b"t-1"))
 

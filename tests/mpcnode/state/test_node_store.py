@@ -13,12 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from mpcnode.core.errors import PresignatureError
+from mpcnode.core.errors import PresignatureError, UsageError
 from mpcnode.core.params import DEFAULT_PROFILE
 from mpcnode.crypto import codec
 from mpcnode.protocol.presignature import Presignature
-from mpcnode.protocol.sign import SignatureShare, combine, sign_share
-from mpcnode.protocol.signer_set import SignerSet
+from mpcnode.protocol.sign import SignatureShare, combine, rerandomize
 from mpcnode.sim.simulator import run_keygen, run_refresh
 from mpcnode.state.consumption_journal import parse
 from mpcnode.state.node_store import (
@@ -38,7 +37,6 @@ from testing.store_material import (
     DIGEST,
     KEK,
     PARTIES,
-    ROOT,
     Material,
     make_material,
 )
@@ -151,7 +149,7 @@ def test_refreshed_share_replaces_and_discards_presignatures(
     assert refreshed[1].public.epoch == 1 and refreshed[1].public.key_id == kid
     store.put_key_share(refreshed[1])
     assert store.get_key_share(kid) == refreshed[1]
-    assert store.available(kid, PARTIES, ROOT) == []
+    assert store.available(kid, PARTIES) == []
     assert len(list((tmp_path / KEYS_DIR).iterdir())) == 1
     with pytest.raises(StoreError, match="older epoch"):
         store.put_key_share(material.shares[1])
@@ -175,16 +173,14 @@ def test_pool_add_list_count_load(tmp_path: Path, store: NodeStore, material: Ma
         store.add_presignature(p)
         assert p.consumed  # the secret moved into the store
         ids.append(p.public.session)
-    child = material.presig(1, "child-0", CHILD)
-    store.add_presignature(child)
-    assert store.available(kid, PARTIES, ROOT) == ids
-    assert store.available(kid, PARTIES, CHILD) == [child.public.session]
-    assert store.available(kid, (1, 3), ROOT) == []
-    assert store.count_available(kid) == {(PARTIES, ROOT): 3, (PARTIES, CHILD): 1}
+    assert store.available(kid, PARTIES) == ids  # one pool per signer set, every path
+    assert store.available(kid, (1, 3)) == []
+    assert store.count_available(kid) == {PARTIES: 3}
     assert store.count_available(b"\0" * 32) == {}
     assert store.load_public(ids[1]) == material.presig(1, "root-1").public
-    r = row(tmp_path, child.public.session)
-    assert (r["signers"], r["path"], r["status"]) == ("1,2", "m/0/7", "available")
+    r = row(tmp_path, ids[0])
+    assert (r["signers"], r["status"]) == ("1,2", "available")
+    assert "path" not in set(r.keys())  # migration 2 dropped the column
     with pytest.raises(StoreError, match="already stored"):
         store.add_presignature(material.presig(1, "root-0"))
     with pytest.raises(UnknownPresignature):
@@ -194,11 +190,11 @@ def test_pool_add_list_count_load(tmp_path: Path, store: NodeStore, material: Ma
 def test_presignature_secret_sealed_in_db(tmp_path: Path, store: NodeStore,
                                           material: Material) -> None:
     store.add_presignature(material.presig(1, "sealed"))
-    _, secret = material.templates[(1, ROOT)]
+    _, secret = material.templates[1]
     db_bytes = b"".join(p.read_bytes() for p in tmp_path.glob(DB_NAME + "*"))
     for v in (secret.k, secret.chi):
         assert format(v, "x").encode() not in db_bytes
-    assert format(material.templates[(1, ROOT)][0].delta, "x").encode() in db_bytes
+    assert format(material.templates[1][0].delta, "x").encode() in db_bytes
 
 
 def test_sqlite_settings(tmp_path: Path, store: NodeStore) -> None:
@@ -224,7 +220,7 @@ def test_sign_once_single_use(tmp_path: Path, store: NodeStore, material: Materi
     with pytest.raises(PresignatureError, match="already used"):
         store.sign_once(pid, "req-2", compute)
     assert calls == [pid]
-    assert store.available(material.key_id, PARTIES, ROOT) == []
+    assert store.available(material.key_id, PARTIES) == []
 
     store.close()
     with reopen(tmp_path) as again:
@@ -245,16 +241,16 @@ def test_request_id_bound_to_one_presignature(store: NodeStore, material: Materi
     store.sign_once(a.public.session, "req", compute)
     with pytest.raises(PresignatureError, match="another presignature"):
         store.sign_once(b.public.session, "req", compute)
-    assert store.available(material.key_id, PARTIES, ROOT) == [b.public.session]
+    assert store.available(material.key_id, PARTIES) == [b.public.session]
 
 
 def test_failed_compute_rolls_back(store: NodeStore, material: Material) -> None:
     p = material.presig(1, "rollback")
     pid = p.public.session
     store.add_presignature(p)
-    with pytest.raises(PresignatureError, match="another derivation path"):
-        store.sign_once(pid, "req-bad", material.compute(path=CHILD))
-    assert store.available(material.key_id, PARTIES, ROOT) == [pid]
+    with pytest.raises(UsageError, match="non-hardened"):
+        store.sign_once(pid, "req-bad", material.compute(path=(1 << 31,)))
+    assert store.available(material.key_id, PARTIES) == [pid]
     share = store.sign_once(pid, "req-bad", material.compute())  # the id was not recorded
     assert share.session == pid
 
@@ -264,7 +260,7 @@ def test_compute_returning_another_share_refused(store: NodeStore, material: Mat
     store.add_presignature(p)
     with pytest.raises(ValueError, match="another presignature"):
         store.sign_once(p.public.session, "req", lambda q: SignatureShare(2, b"x", 1))
-    assert store.available(material.key_id, PARTIES, ROOT) == [p.public.session]
+    assert store.available(material.key_id, PARTIES) == [p.public.session]
 
 
 def test_unknown_presignature(store: NodeStore, material: Material) -> None:
@@ -277,11 +273,11 @@ def test_tampered_public_part_refused(tmp_path: Path, store: NodeStore,
     p = material.presig(1, "tampered")
     pid = p.public.session
     store.add_presignature(p)
-    child_pub = codec.to_bytes(dataclasses.replace(material.presig(1, "tampered", CHILD).public,
-                                                  view=None))
+    other_pub = codec.to_bytes(dataclasses.replace(material.presig(1, "tampered").public,
+                                                  view=None, R=material.templates[1][0].R * 2))
     db = sqlite3.connect(tmp_path / DB_NAME)
     with db:
-        db.execute("UPDATE presignatures SET core = ? WHERE id = ?", (child_pub, pid))
+        db.execute("UPDATE presignatures SET core = ? WHERE id = ?", (other_pub, pid))
     db.close()
     with pytest.raises(SealError):
         store.sign_once(pid, "req", material.compute(path=CHILD))
@@ -290,12 +286,14 @@ def test_tampered_public_part_refused(tmp_path: Path, store: NodeStore,
 def test_two_nodes_shares_combine(tmp_path: Path, material: Material) -> None:
     stores = {i: NodeStore(tmp_path / f"node{i}", Sealer(KEK)) for i in PARTIES}
     for i, s in stores.items():
-        s.add_presignature(material.presig(i, "combine", CHILD))
-    pid = material.presig(1, "combine", CHILD).public.session
+        s.add_presignature(material.presig(i, "combine"))
+    pid = material.presig(1, "combine").public.session
     compute = material.compute(path=CHILD)
     shares = {i: s.sign_once(pid, "req-combine", compute) for i, s in stores.items()}
-    sig = combine(stores[1].load_public(pid), shares, DIGEST)
-    assert sig.r == material.templates[(1, CHILD)][0].R.x % DEFAULT_PROFILE.q
+    public = stores[1].load_public(pid)
+    rr = rerandomize(public, material.shares[1].public.chain_code, CHILD, DIGEST)
+    sig = combine(public, shares, rr)
+    assert sig.r == rr.r != public.R.x % DEFAULT_PROFILE.q  # the nonce is R' = τ·R
     for s in stores.values():
         s.close()
 
@@ -303,16 +301,16 @@ def test_two_nodes_shares_combine(tmp_path: Path, material: Material) -> None:
 def test_discard_for_key(tmp_path: Path, store: NodeStore, material: Material) -> None:
     kid = material.key_id
     used, left = material.presig(1, "used"), material.presig(1, "left")
-    child = material.presig(1, "left-child", CHILD)
-    for p in (used, left, child):
+    left2 = material.presig(1, "left-2")
+    for p in (used, left, left2):
         store.add_presignature(p)
     other_key = dataclasses.replace(material.presig(1, "other key").public, key_id=b"\7" * 32)
-    store.add_presignature(Presignature(1, other_key, material.templates[(1, ROOT)][1]))
+    store.add_presignature(Presignature(1, other_key, material.templates[1][1]))
     first = store.sign_once(used.public.session, "req-used", material.compute())
 
     assert store.discard_for_key(kid) == 2
     assert store.count_available(kid) == {}
-    assert store.count_available(b"\7" * 32) == {(PARTIES, ROOT): 1}
+    assert store.count_available(b"\7" * 32) == {PARTIES: 1}
     with pytest.raises(PresignatureError, match="discarded"):
         store.sign_once(left.public.session, "req-left", material.compute())
     assert store.sign_once(used.public.session, "req-used", material.compute()) == first
@@ -328,7 +326,7 @@ CRASH_SCRIPT = textwrap.dedent(f"""
     import os
     import sys
     from pathlib import Path
-    from mpcnode.protocol.sign import sign_share
+    from mpcnode.protocol.sign import rerandomize, sign_share
     from mpcnode.protocol.signer_set import SignerSet
     from mpcnode.state.seal import Sealer
     from mpcnode.state.node_store import NodeStore
@@ -338,10 +336,11 @@ CRASH_SCRIPT = textwrap.dedent(f"""
     store = NodeStore(Path(data_dir), Sealer(bytes.fromhex(kek)), after_consume=crash)
     share = store.get_key_share(bytes.fromhex(key_id))
     pub = store.load_public(bytes.fromhex(pid))
-    sset = SignerSet(share.public, pub.signers, pub.path)
+    sset = SignerSet(share.public, pub.signers)
 
     def compute(p):
-        sigma = sign_share(p, sset, bytes.fromhex(digest))
+        rr = rerandomize(p.public, share.public.chain_code, (), bytes.fromhex(digest))
+        sigma = sign_share(p, sset, rr)
         if when == "before-commit":
             os._exit({BEFORE_COMMIT_EXIT})
         return sigma
@@ -378,15 +377,14 @@ def test_crash_after_consume(tmp_path: Path, store: NodeStore, material: Materia
         assert [r.presignature_id for r in parse((tmp_path / JOURNAL_NAME).read_bytes())[0]
                 ] == [pid]
         assert row(tmp_path, pid)["status"] == "consumed"
-        assert again.available(material.key_id, PARTIES, ROOT) == []
+        assert again.available(material.key_id, PARTIES) == []
         calls: list[bytes] = []
         with pytest.raises(PresignatureError, match="already used"):
             again.sign_once(pid, "req-new", material.compute(calls=calls))
         repeat = again.sign_once(pid, "req-crash", material.compute(calls=calls))
         assert calls == []
     assert parse((tmp_path / JOURNAL_NAME).read_bytes())[0] == []
-    expected = sign_share(material.presig(1, "crash"), SignerSet(
-        material.shares[1].public, PARTIES, ROOT), DIGEST)
+    expected = material.compute()(material.presig(1, "crash"))
     assert repeat == expected
 
 
@@ -399,7 +397,7 @@ def test_crash_before_commit_leaves_presignature_unused(
     store.close()
     assert run_crashing_signer(tmp_path, material, pid, "before-commit") == BEFORE_COMMIT_EXIT
     with reopen(tmp_path) as again:
-        assert again.available(material.key_id, PARTIES, ROOT) == [pid]
+        assert again.available(material.key_id, PARTIES) == [pid]
         assert row(tmp_path, pid)["request_id"] is None
         share = again.sign_once(pid, "req-crash", material.compute())
         assert share.session == pid
@@ -423,7 +421,7 @@ def test_checkpoint_empties_journal_and_keeps_single_use(
     for pid in pids[:2]:
         with pytest.raises(PresignatureError, match="already used"):
             store.sign_once(pid, "again", compute)
-    assert store.available(material.key_id, PARTIES, ROOT) == [pids[2]]
+    assert store.available(material.key_id, PARTIES) == [pids[2]]
 
 
 def test_failed_table_update_still_refuses_reuse(
@@ -442,13 +440,13 @@ def test_failed_table_update_still_refuses_reuse(
     monkeypatch.setattr(store, "_mark_consumed", broken)
     first = store.sign_once(pid, "r1", material.compute())  # the journal made it durable
     with pytest.raises(sqlite3.OperationalError):
-        store.available(material.key_id, PARTIES, ROOT)  # the table update runs first
+        store.available(material.key_id, PARTIES)  # the table update runs first
     with pytest.raises(PresignatureError, match="already used"):
         store.sign_once(pid, "r2", material.compute())
     assert store.sign_once(pid, "r1", material.compute()) == first  # the repeat gets its σ_i
     assert row(tmp_path, pid)["status"] == "available"  # the table has not caught up yet
     monkeypatch.undo()
-    assert store.available(material.key_id, PARTIES, ROOT) == [other.public.session]
+    assert store.available(material.key_id, PARTIES) == [other.public.session]
     assert (row(tmp_path, pid)["status"], row(tmp_path, pid)["request_id"]) == ("consumed", "r1")
 
 
