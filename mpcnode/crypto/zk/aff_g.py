@@ -2,8 +2,9 @@
 
 Proves that D = C^x · enc_N0(y; ρ) was formed from the verifier's ciphertext C with the x
 behind X = x·G and the y behind the prover's own ciphertext Y = enc_N1(y; ρ_y), with
-x ∈ ±2^{ℓ+ε} and y ∈ ±2^{ℓ'+ε}. Presigning's MtA (CGGMP21 Fig. 8, round 2) needs it: without
-the ranges a peer can wrap around N0 and learn the verifier's nonce k or share (Alpha-Rays).
+x ∈ ±2^{ℓ+ε} and y ∈ ±2^{ℓ'+ε}. Presigning's MtA (CGGMP21 pre-2024 Fig. 7, round 2)
+needs it: without the ranges a peer can wrap around N0 and learn the verifier's nonce k or
+share (Alpha-Rays).
 """
 
 from __future__ import annotations
