@@ -127,8 +127,9 @@ def _play(root: Path, co: Coordinator, config: Any, progress: Callable[[str], No
     progress("   aux info: each node generates two safe primes and proves its Paillier key "
              "(the slow step, ~30 s) …")
     _, rec2 = co.aux_info(kg.key_id, progress=progress)
-    t = transcript.from_records(config.cluster, kg.key_id, kg.public_key.to_bytes(),
-                                [rec1, rec2], kg.threshold)
+    t = transcript.close(transcript.from_records(
+        config.cluster, kg.key_id, kg.public_key.to_bytes(), [rec1, rec2], kg.threshold),
+        co.close_transcript(kg.key_id))
     transcript.write(root / "transcripts" / "demo.json", t)
     checked = verify(transcript.load(root / "transcripts" / "demo.json"))
     address = ethereum_address(kg.public_key)

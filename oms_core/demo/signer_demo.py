@@ -72,8 +72,9 @@ def run(root: Path, nodes: int, threshold: int) -> dict[str, Any]:
             t0 = time.perf_counter()
             _, rec2 = co.aux_info(kg.key_id, progress=_say)
             timings["aux_info"] = time.perf_counter() - t0
-            t = transcript.from_records(config.cluster, kg.key_id, kg.public_key.to_bytes(),
-                                        [rec1, rec2], kg.threshold)
+            t = transcript.close(transcript.from_records(
+                config.cluster, kg.key_id, kg.public_key.to_bytes(), [rec1, rec2],
+                kg.threshold), co.close_transcript(kg.key_id))
             transcript.write(root / "transcripts" / "demo.json", t)
             checked = verify(transcript.load(root / "transcripts" / "demo.json"))
             _say(f"ceremony transcript verified: {checked.messages} signed messages")
@@ -142,7 +143,7 @@ def _sign_under_policy(co: Coordinator, root: Path, kg: KeygenResult) -> list[di
 
 
 def main(argv: list[str] | None = None) -> int:
-    ap = argparse.ArgumentParser(prog="python -m coordinator.signer_demo", description=__doc__)
+    ap = argparse.ArgumentParser(prog="python -m oms_core.demo.signer_demo", description=__doc__)
     ap.add_argument("--nodes", type=int, default=3)
     ap.add_argument("--threshold", type=int, default=2)
     ap.add_argument("--dir", type=Path, default=None,
