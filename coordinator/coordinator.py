@@ -50,6 +50,7 @@ from mpcnode.protocol.sign import (
 )
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.transport.identity import IdentityPublic
+from zero_trust import spend_quorum
 
 log = logging.getLogger("coordinator")
 T = TypeVar("T")
@@ -381,6 +382,11 @@ class Coordinator:
         with self._lock:
             prior = self._assigned.get((key_id, request_id))
         next_attempt = prior.attempt + 1 if prior else 0
+        receipts: list[pb.SignedStatement] = []
+        views: list[pb.SignedStatement] = []
+        if authorization is not None:
+            receipts, views = self.record_and_read_spend(key_id, tuple(path), digest,
+                                                       authorization, up)
         for n in range(2):
             if (n == 0 and prior is not None and (prior.digest, prior.path) == (digest, tuple(path))
                     and set(prior.public.signers) <= up):
@@ -399,7 +405,8 @@ class Coordinator:
             req = pb.SignRequest(key_id=key_id, path=list(path), digest=digest,
                                  presignature_id=public.session,
                                  request_id=f"{request_id}/{attempt}",
-                                 authorization=authorization)
+                                 authorization=authorization, spend_receipts=receipts,
+                                 spend_views=views)
             try:
                 responses = self._sign_at(public.signers, req)
                 break
@@ -428,6 +435,46 @@ class Coordinator:
                 self._attempt_all, public, req.request_id, digest, tuple(path),
                 {i: r.sigma for i, r in responses.items()}, transcript, self._identities())
             raise SessionAbortedError(ProtocolName.SIGN, culprit, reason) from exc
+
+    def record_and_read_spend(self, key_id: bytes, path: tuple[int, ...], digest: bytes,
+                              auth: pb.Authorization, up: set[int]
+                              ) -> tuple[list[pb.SignedStatement], list[pb.SignedStatement]]:
+        """The spend recorded by a write quorum, then read by a read quorum
+        (``zero_trust/spend_quorum.py``): what every signer needs before it releases σ_i,
+        so that limits hold whichever signer subsets sign. Nodes that do not answer are
+        replaced by other healthy ones; a node's refusal is the request's refusal."""
+        n, t = len(self.clients), self.threshold
+        reserve = pb.ReserveSpendRequest(key_id=key_id, path=list(path), digest=digest,
+                                         authorization=auth)
+        receipts = self._quorum_of(spend_quorum.write_quorum(n, t), up,
+                                   lambda c: c.reserve_spend(reserve), "record the spend")
+        read = pb.ReadSpendsRequest(
+            key_id=key_id, digest=digest,
+            request_id=auth.request_id, initiator=auth.initiator, receipts=receipts)
+        views = self._quorum_of(t, up, lambda c: c.read_spends(read), "read the ledgers")
+        return receipts, views
+
+    def _quorum_of(self, size: int, up: set[int], fn: Callable[[NodeClient], T],
+                   what: str) -> list[T]:
+        """``fn`` answered by ``size`` distinct healthy nodes, asked in parallel (more
+        asked when some fail to answer)."""
+        answers: dict[int, T] = {}
+        candidates = sorted(up)
+        while len(answers) < size:
+            ask = [i for i in candidates if i not in answers][:size - len(answers)]
+            if not ask:
+                raise CoordinatorError(f"only {len(answers)} healthy node(s) could {what}; "
+                                       f"{size} are needed")
+            candidates = [i for i in candidates if i not in ask or i in answers]
+            for i, got in self._attempt_all(ask, fn).items():
+                if not isinstance(got, grpc.RpcError):
+                    answers[i] = got
+                    continue
+                if got.code() == grpc.StatusCode.PERMISSION_DENIED:
+                    raise SigningRefused(str(got.details())) from got
+                log.warning("node %d could not %s: %s", i, what, got.details())
+                candidates.remove(i)
+        return [answers[i] for i in sorted(answers)]
 
     def _take_transcript(self, presig_id: bytes) -> list[pb.Envelope] | None:
         """The kept presign/2 messages of a presignature being used (None if this

@@ -109,6 +109,17 @@ class NodeClient:
         return resp
 
     @_idempotent
+    def reserve_spend(self, req: pb.ReserveSpendRequest) -> pb.SignedStatement:
+        """Recording the same spend again changes nothing at the node: retried."""
+        resp: pb.SignedStatement = self.stub.ReserveSpend(req, timeout=self.timeout)
+        return resp
+
+    @_idempotent
+    def read_spends(self, req: pb.ReadSpendsRequest) -> pb.SignedStatement:
+        resp: pb.SignedStatement = self.stub.ReadSpends(req, timeout=self.timeout)
+        return resp
+
+    @_idempotent
     def install_policy(self, bundle_json: bytes) -> pb.InstallPolicyResponse:
         resp: pb.InstallPolicyResponse = self.stub.InstallPolicy(
             pb.InstallPolicyRequest(bundle=bundle_json), timeout=self.timeout)

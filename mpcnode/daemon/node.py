@@ -9,7 +9,7 @@ from __future__ import annotations
 import secrets
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -32,12 +32,18 @@ from mpcnode.state.ceremony_log import CeremonyLog
 from mpcnode.state.consumption_journal import MAX_REQUEST_ID
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import PolicyState
-from mpcnode.transport import ceremony_closing
+from mpcnode.transport import ceremony_closing, identity
 from mpcnode.transport.ceremony_closing import SessionRef
 from mpcnode.transport.identity import IdentityKeys, IdentityPublic
 from mpcnode.transport.sessions import Session, start_session
 from mpcnode.transport.system_random import SystemRandom
-from zero_trust.authorization import AuthorizationDenied, SigningRequest
+from zero_trust import spend_quorum
+from zero_trust.authorization import (
+    AuthorizationDenied,
+    SigningRequest,
+    Verdict,
+    signing_digest,
+)
 
 SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped
 NONCE_BYTES = 32  # a session nonce, as the coordinator draws it
@@ -271,14 +277,102 @@ class SignerNode:
         prior = self.store.answered(req.request_id, req.presignature_id)
         if prior is not None:
             return prior  # a retry: the same σ_i, and no second policy decision
-        auth = req.authorization
-        request = SigningRequest(auth.request_id, req.key_id, path, auth.transaction,
-                                 req.digest, auth.initiator, auth.usd_price, auth.expires_at,
-                                 auth.replaces)
-        # The ledger note is journaled with σ_i, durable before σ_i can leave the node.
-        return self.policy.sign_authorized(request, list(auth.approvals),
-                                           auth.policy_hash.hex(), self.clock(),
-                                           lambda verdict, note: sign(verdict.digest, note))
+        request = _signing_request(req.key_id, path, req.digest, req.authorization)
+        subject = self._spend_subject(request)
+        receipts = self._verified_receipts(req.spend_receipts, subject)
+        views = [self._verified_view(v, subject) for v in req.spend_views]
+
+        def sign_in_quorum(verdict: Verdict, note: bytes) -> SignatureShare:
+            # After the policy check (whose refusal says more), before σ_i exists.
+            spend_quorum.check_quorum(len(self.identities), self.cluster.threshold,
+                                      self.party, receipts, views, subject)
+            # The ledger note is journaled with σ_i, durable before σ_i can leave the node.
+            return sign(verdict.digest, note)
+
+        return self.policy.sign_authorized(request, list(req.authorization.approvals),
+                                           req.authorization.policy_hash.hex(), self.clock(),
+                                           sign_in_quorum, views)
+
+    # --- limits across signer subsets (zero_trust/spend_quorum.py) ----------------------
+
+    def reserve_spend(self, req: pb.ReserveSpendRequest) -> pb.SignedStatement:
+        """Record the spend in this node's ledger (authorized against it, fsynced), then
+        sign the receipt that says so. Repeating it for the same request is harmless."""
+        self._key_share(req.key_id)  # UnknownKey unless this node holds the key
+        request = _signing_request(req.key_id, tuple(req.path), req.digest, req.authorization)
+        subject = self._spend_subject(request)  # bounded before anything is stored
+        self.policy.reserve(request, list(req.authorization.approvals),
+                            req.authorization.policy_hash.hex(), self.clock())
+        return self._signed(spend_quorum.receipt_statement(self.party, subject))
+
+    def read_spends(self, req: pb.ReadSpendsRequest) -> pb.SignedStatement:
+        """This node's ledger entries of the initiator, signed, for a spend that a write
+        quorum has recorded (never before: a read must follow the write it is counted
+        with)."""
+        subject = spend_quorum.SpendSubject(req.key_id, req.request_id, req.digest,
+                                            req.initiator)
+        _check_subject(subject)
+        receipts = self._verified_receipts(req.receipts, subject)
+        needed = spend_quorum.write_quorum(len(self.identities), self.cluster.threshold)
+        if len(receipts) < needed:
+            raise spend_quorum.SpendQuorumError(
+                f"a ledger read needs receipts from {needed} nodes that recorded the spend, "
+                f"got {len(receipts)}")
+        entries = self.policy.spend_entries(req.initiator, self.clock())
+        return self._signed(spend_quorum.view_statement(self.party, subject, receipts,
+                                                        entries))
+
+    def _spend_subject(self, request: SigningRequest) -> spend_quorum.SpendSubject:
+        digest, _ = signing_digest(request.transaction, request.digest)
+        subject = spend_quorum.SpendSubject(request.key_id, request.request_id, digest,
+                                            request.initiator)
+        _check_subject(subject)
+        return subject
+
+    def _signed(self, statement: bytes) -> pb.SignedStatement:
+        return pb.SignedStatement(party=self.party, statement=statement,
+                                  signature=self.keys.sign(statement))
+
+    def _verified_receipts(self, receipts: Sequence[pb.SignedStatement],
+                           subject: spend_quorum.SpendSubject) -> list[int]:
+        """The distinct cluster nodes whose receipt for ``subject`` verifies."""
+        if len(receipts) > len(self.identities):
+            raise spend_quorum.SpendQuorumError(
+                f"more spend receipts than the cluster's {len(self.identities)} nodes")
+        parties = []
+        for r in receipts:
+            public = self.identities.get(r.party)
+            if public is None:
+                raise spend_quorum.SpendQuorumError(f"a spend receipt names unknown node "
+                                                    f"{r.party}")
+            if r.statement != spend_quorum.receipt_statement(r.party, subject) \
+                    or not identity.verify(public, r.statement, r.signature):
+                raise spend_quorum.SpendQuorumError(
+                    f"node {r.party}'s spend receipt is not its signature over this request")
+            parties.append(r.party)
+        if len(set(parties)) != len(parties):
+            raise spend_quorum.SpendQuorumError("a node's spend receipt is presented twice")
+        return parties
+
+    def _verified_view(self, view: pb.SignedStatement,
+                       subject: spend_quorum.SpendSubject) -> spend_quorum.SpendView:
+        """A view signed by the node it names, about ``subject`` (refused before any of
+        its entries is counted)."""
+        public = self.identities.get(view.party)
+        if public is None:
+            raise spend_quorum.SpendQuorumError(f"a ledger view names unknown node "
+                                                f"{view.party}")
+        if len(view.statement) > spend_quorum.MAX_STATEMENT_BYTES \
+                or not identity.verify(public, view.statement, view.signature):
+            raise spend_quorum.SpendQuorumError(
+                f"node {view.party}'s ledger view is not its signature")
+        parsed = spend_quorum.parse_view(view.statement)
+        if parsed.party != view.party:
+            raise spend_quorum.SpendQuorumError(f"node {view.party} signed another node's view")
+        if parsed.subject != subject:
+            raise spend_quorum.SpendQuorumError(
+                f"node {view.party}'s ledger view is for another request")
+        return parsed
 
     def close_transcript(self, key_id: bytes) -> pb.CloseTranscriptResponse:
         """This node's signed list of the key's ceremony sessions (ceremony_closing.py)."""
@@ -392,6 +486,24 @@ class SignerNode:
                 f"presignature {presig_id.hex()[:16]} was made with other key shares "
                 "(before a refresh): its evidence cannot be made or checked any more")
         return public, self.store.get_aux_info(public.key_id), sset, share
+
+
+def _signing_request(key_id: bytes, path: tuple[int, ...], digest: bytes,
+                     auth: pb.Authorization) -> SigningRequest:
+    return SigningRequest(auth.request_id, key_id, path, auth.transaction, digest,
+                          auth.initiator, auth.usd_price, auth.expires_at, auth.replaces)
+
+
+def _check_subject(subject: spend_quorum.SpendSubject) -> None:
+    """Bounds on what a receipt or view echoes, before it is signed or stored."""
+    if len(subject.key_id) != KEY_ID_BYTES:
+        raise UsageError(f"a key id has {KEY_ID_BYTES} bytes, got {len(subject.key_id)}")
+    if not subject.request_id or len(subject.request_id.encode()) > MAX_REQUEST_ID:
+        raise UsageError(f"a request id has 1 to {MAX_REQUEST_ID} bytes")
+    if len(subject.initiator.encode()) > MAX_REQUEST_ID:
+        raise UsageError(f"an initiator id has at most {MAX_REQUEST_ID} bytes")
+    if len(subject.digest) != 32:
+        raise UsageError("a digest has 32 bytes")
 
 
 def new_nonce() -> bytes:

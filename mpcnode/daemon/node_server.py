@@ -204,6 +204,19 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
 
         return self._call("Sign", context, run)
 
+    def ReserveSpend(self, request: pb.ReserveSpendRequest,
+                     context: grpc.ServicerContext) -> pb.SignedStatement:
+        def run() -> pb.SignedStatement:
+            receipt = self.node.reserve_spend(request)
+            _log("spend_reserved", request_id=request.authorization.request_id[:256])
+            return receipt
+
+        return self._call("ReserveSpend", context, run)
+
+    def ReadSpends(self, request: pb.ReadSpendsRequest,
+                   context: grpc.ServicerContext) -> pb.SignedStatement:
+        return self._call("ReadSpends", context, lambda: self.node.read_spends(request))
+
     def InstallPolicy(self, request: pb.InstallPolicyRequest,
                       context: grpc.ServicerContext) -> pb.InstallPolicyResponse:
         def run() -> pb.InstallPolicyResponse:

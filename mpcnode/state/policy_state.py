@@ -37,7 +37,7 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Protocol, TypeVar
@@ -47,15 +47,23 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from mpcnode.core.canonical_json import canonical_json, legacy_canonical_json
 from mpcnode.core.errors import MpcnodeError
 from mpcnode.state.atomic_file import write_atomic
-from mpcnode.state.rolling_window import RollingWindow
 from mpcnode.state.schema_migrations import Migration, Schema, migrate
+from mpcnode.state.spend_ledger import SpendLedger
 from zero_trust.authorization import SigningRequest, Verdict, authorize
 from zero_trust.policy.bundle import PolicyBundle, bundle_from_json, check_upgrade, verify_bundle
 from zero_trust.policy.document import AddressBookEntry
 from zero_trust.policy.policy_canonical import decimal_text
 from zero_trust.request_binding import RequestBinding
+from zero_trust.spend_quorum import (
+    VIEW_MARGIN_S,
+    WINDOW_S,
+    SpendEntry,
+    SpendView,
+    entry_at,
+    union_usage,
+)
 
-DAY_S = 86400.0
+DAY_S = float(WINDOW_S)
 KEEP_S = 2 * DAY_S  # ledger entries kept in memory: the 24-hour window with a day's margin
 UNKNOWN_BINDING = RequestBinding("", (), "")
 """A request id signed before bindings were recorded: no new request matches it."""
@@ -120,7 +128,7 @@ class PolicyState:
         # The in-memory view the checks read: per initiator the signed USD amounts by
         # request id and time, and credential id → (counter, request id, counter before
         # that request).
-        self._ledger: dict[str, RollingWindow] = {}
+        self._ledger: dict[str, SpendLedger] = {}
         self._counters: dict[bytes, tuple[int, str, int | None]] = {}
         # Request id → (time, what it is bound to), for the last KEEP_S; older ones are
         # looked up in the database.
@@ -168,10 +176,10 @@ class PolicyState:
                                           None if prev is None else int(prev))
 
     def _remember(self, request_id: str, initiator: str, usd: Decimal, at: float) -> None:
-        window = self._ledger.get(initiator)
-        if window is None:
-            window = self._ledger[initiator] = RollingWindow(DAY_S)
-        window.add(request_id, at, usd)
+        ledger = self._ledger.get(initiator)
+        if ledger is None:
+            ledger = self._ledger[initiator] = SpendLedger()
+        ledger.add(request_id, at, usd)
         if at > self._latest + DAY_S / 24:  # prune at most hourly (by the ledger's clock)
             self._latest = at
             for w in self._ledger.values():
@@ -240,24 +248,58 @@ class PolicyState:
                 for e in bundle.policy.address_book}
 
     def sign_authorized(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
-                        now: float, sign: Callable[[Verdict, bytes], T]) -> T:
+                        now: float, sign: Callable[[Verdict, bytes], T],
+                        views: Sequence[SpendView] = ()) -> T:
         """Authorize, then ``sign(verdict, note)`` (which journals the note durably with
         σ_i), then record the note here; all under one lock, under which the installed
-        bundle is read as well (an install waits for the decision, or the decision for it)."""
+        bundle is read as well (an install waits for the decision, or the decision for it).
+        The usage counted is the union of this node's ledger and the read quorum's
+        ``views`` (``zero_trust/spend_quorum.py``; the caller has checked the quorum)."""
         with self._lock:
-            bundle = self._bundle
-            if bundle is None:
-                raise NoPolicyInstalled("no signed policy bundle is installed on this node")
-            verdict = authorize(bundle, request, approvals, policy_hash=policy_hash, now=now,
-                                usage_24h_usd=self._usage(request.initiator,
-                                                          request.request_id, now),
-                                last_counters=self._last_counters(request.request_id),
-                                bound=self._bound(request.request_id, request.replaces),
-                                cooldown_from=self.cooldown_from())
+            verdict = self._authorize(request, approvals, policy_hash, now, views)
             note = ledger_note(request, verdict, now)
             result = sign(verdict, note)
             self.apply(note)
             return result
+
+    def reserve(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
+                now: float) -> Verdict:
+        """Record a spend before it may be signed anywhere (the write of
+        ``zero_trust/spend_quorum.py``): authorized against this node's own ledger, then
+        written to the database with an fsync before this returns, since the receipt the
+        caller signs next promises that any later read of this node reports it."""
+        with self._lock:
+            verdict = self._authorize(request, approvals, policy_hash, now, ())
+            self.apply(ledger_note(request, verdict, now))
+            self._db.execute("PRAGMA synchronous=FULL")
+            try:
+                self._write_pending()
+            finally:
+                self._db.execute("PRAGMA synchronous=NORMAL")
+            return verdict
+
+    def spend_entries(self, initiator: str, now: float) -> list[SpendEntry]:
+        """This node's recorded spends of ``initiator`` that a read must report: those a
+        signer's window may still hold (``VIEW_MARGIN_S`` allows for its clock)."""
+        with self._lock:
+            ledger = self._ledger.get(initiator)
+            if ledger is None:
+                return []
+            return [SpendEntry(rid, usd, entry_at(at))
+                    for rid, at, usd in ledger.entries(after=now - WINDOW_S - VIEW_MARGIN_S)]
+
+    def _authorize(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
+                   now: float, views: Sequence[SpendView]) -> Verdict:
+        bundle = self._bundle
+        if bundle is None:
+            raise NoPolicyInstalled("no signed policy bundle is installed on this node")
+        usage = union_usage(views, self.spend_entries(request.initiator, now), now=now,
+                            excluding=request.request_id)
+        return authorize(bundle, request, approvals, policy_hash=policy_hash, now=now,
+                         usage_24h_usd=usage,
+                         last_counters=self._last_counters(request.request_id),
+                         bound=self._bound(request.request_id, request.replaces),
+                         cooldown_from=self.cooldown_from())
 
     def apply(self, note: bytes) -> None:
         """Record one signature's ledger entry and counters (idempotent): in memory at
@@ -311,10 +353,6 @@ class PolicyState:
         with self._lock:
             self._write_pending()
             self._db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-
-    def _usage(self, initiator: str, request_id: str, now: float) -> Decimal:
-        window = self._ledger.get(initiator)
-        return window.total(now, excluding=request_id) if window else Decimal(0)
 
     def _bound(self, *request_ids: str) -> dict[str, RequestBinding]:
         """What this node signed under each of ``request_ids`` ("" is no request)."""
