@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
+
+from ethereum.addresses import parse_address
+from ethereum.amounts import parse_amount
 
 
 def hex_arg(option: str, text: str) -> bytes:
@@ -14,13 +17,20 @@ def hex_arg(option: str, text: str) -> bytes:
 
 
 def usd_arg(option: str, text: str) -> Decimal:
-    try:
-        value = Decimal(text)
-    except InvalidOperation:
-        raise ValueError(f"{option} {text!r} is not a number") from None
-    if not value.is_finite() or value < 0:
-        raise ValueError(f"{option} must be a non-negative number")
-    return value
+    return parse_amount(text, option)
+
+
+def amount_arg(option: str, text: str) -> str:
+    """An amount of an asset, checked here with the server's own parser so a typo is
+    refused before anything is sent; the text goes on unchanged."""
+    parse_amount(text, option)
+    return text
+
+
+def address_arg(option: str, text: str) -> str:
+    """A ``0x`` address whose EIP-55 checksum (if mixed case) holds; sent unchanged."""
+    parse_address(text, option)
+    return text
 
 
 def price_args(items: list[str]) -> dict[str, Decimal]:

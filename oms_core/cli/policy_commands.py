@@ -13,6 +13,7 @@ from oms_core.app.bundle_signing import load_admin_key
 from oms_core.cli.client_connection import open_client, token_path
 from oms_core.cli.client_output import print_json, print_proposal, proposal_dict
 from oms_core.cli.exit_status import EXIT_OK
+from oms_core.cli.option_values import address_arg
 from oms_core.cli.token_file import load_token
 from oms_core.rpc import oms_pb2 as pb
 from zero_trust.policy.bundle import signed_message
@@ -87,8 +88,9 @@ def _policy_get(args: argparse.Namespace) -> int:
 
 
 def _address_book_add(args: argparse.Namespace) -> int:
-    request = pb.AddressBookAddRequest(label=args.label, address=args.address, kind=args.kind,
-                                       allowed_selectors=args.selector,
+    request = pb.AddressBookAddRequest(label=args.label,
+                                       address=address_arg("--address", args.address),
+                                       kind=args.kind, allowed_selectors=args.selector,
                                        protocol=args.protocol)
     with open_client(args) as client:
         view = client.add_address(load_token(token_path(args)), request)

@@ -144,6 +144,35 @@ def test_unknown_destination_prints_the_policy_denial_on_one_line(cli: Cli) -> N
     assert run.err.count("\n") == 1 and f"{UNKNOWN}" in run.err
 
 
+@pytest.mark.parametrize("args,message", [
+    (("--amount", "1e1000000"), "AmountError: --amount '1e1000000' must be ASCII digits"),
+    (("--amount", "\uff11"), "AmountError: --amount '\\uff11' must be ASCII digits"),
+    (("--amount", "9" * 200_000), "AmountError: --amount '9999"),
+    (("--amount", "1", "--value", "-1"), "AmountError: --value '-1' must be ASCII digits"),
+    (("--amount", "1", "--to", "0x7e5F4552091A69125d5DfCb7b8C2659029395Bdf"),
+     "AddressError: --to '0x7e5F4552091A69125d5DfCb7b8C2659029395Bdf' has a bad EIP-55"),
+    (("--amount", "1", "--to", "0x7e5f"), "AddressError: --to '0x7e5f' is not a 0x address"),
+])
+def test_submit_refuses_bad_input_on_one_line_before_sending(
+        cli: Cli, args: tuple[str, ...], message: str) -> None:
+    cli.login("tina")
+    argv = ["submit", "--asset", "ETH", "--to", TREASURY, *args]
+    run = cli(*argv)
+    assert run.code == 2 and run.out == "" and run.err.count("\n") == 1, run.err
+    assert run.err.startswith(message), run.err
+    assert cli.world.core.run(lambda c: c.requests.list()) == ()
+
+
+def test_address_book_add_refuses_a_bad_checksum(cli: Cli) -> None:
+    cli.login("admin1")
+    typo = "0xABaBaBaBABabABabAbAbABAbABabababaBaBABab"  # the last letter's case flipped
+    run = cli("address-book", "add", "--label", "x", "--address", typo, "--kind", "wallet",
+              user="admin1")
+    assert run.code == 2 and run.err == (f"AddressError: --address '{typo}' has a bad EIP-55 "
+                                         "checksum (a typo?); give the address exactly as "
+                                         "its owner wrote it\n")
+
+
 def test_initiator_approving_own_request_is_refused(cli: Cli) -> None:
     cli.login("tom")
     rid = request_id(cli.submit("6", user="tom"))
