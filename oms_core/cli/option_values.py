@@ -1,8 +1,10 @@
-"""Option values the ``oms`` commands parse; each error names the option and its value."""
+"""Option values the ``oms`` commands parse, and the files they read; each error names the
+option and its value (or the file)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
+from pathlib import Path
 
 from ethereum.addresses import parse_address
 from ethereum.amounts import parse_amount
@@ -42,3 +44,27 @@ def price_args(items: list[str]) -> dict[str, Decimal]:
             raise ValueError(f"--price {item!r} must be SYMBOL=USD")
         out[symbol] = usd_arg(f"--price {symbol}", price)
     return out
+
+
+class InputFileError(ValueError):
+    """A file given to a command cannot be read, or is not what the option expects."""
+
+    def __init__(self, option: str, path: Path, problem: str) -> None:
+        super().__init__(f"{option} {path}: {problem}")
+
+
+def read_input(option: str, path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise InputFileError(option, path, f"cannot read: {exc.strerror or exc}") from None
+
+
+def read_text_input(option: str, path: Path) -> str:
+    """The file as UTF-8 text; a binary file is refused naming the first bad byte."""
+    data = read_input(option, path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise InputFileError(option, path, f"not UTF-8 text (byte 0x{data[exc.start]:02x} "
+                                           f"at offset {exc.start})") from None
