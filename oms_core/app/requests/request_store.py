@@ -197,6 +197,11 @@ class RequestStore:
             "SELECT 1 FROM request_events e WHERE e.request_id = requests.request_id "
             "AND e.to_state = 'signing' AND e.at > ?)))", (initiator, since))
 
+    def count_by_state(self) -> dict[str, int]:
+        """How many requests are in each state (states without any are left out)."""
+        return {str(state): int(n) for state, n in self._conn.execute(
+            "SELECT state, COUNT(*) FROM requests GROUP BY state")}
+
     def events(self, request_id: str) -> tuple[RequestEvent, ...]:
         """The request's history, creation first."""
         rows = self._conn.execute(f"SELECT {_EVENT_COLUMNS} FROM request_events "
