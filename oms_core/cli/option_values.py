@@ -8,6 +8,7 @@ from pathlib import Path
 
 from ethereum.addresses import parse_address
 from ethereum.amounts import parse_amount
+from oms_core.oms_core_errors import OmsCoreError
 
 
 def hex_arg(option: str, text: str) -> bytes:
@@ -46,7 +47,7 @@ def price_args(items: list[str]) -> dict[str, Decimal]:
     return out
 
 
-class InputFileError(ValueError):
+class InputFileError(OmsCoreError, ValueError):
     """A file given to a command cannot be read, or is not what the option expects."""
 
     def __init__(self, option: str, path: Path, problem: str) -> None:
