@@ -7,12 +7,41 @@ child's address without any node's help."""
 
 from __future__ import annotations
 
+import re
+
 from eth_typing import ChecksumAddress
 from eth_utils.address import to_checksum_address
 
+from ethereum.amounts import shown
+from ethereum.ethereum_errors import EthereumError
 from ethereum.hashing import keccak256
 from mpcnode.crypto import bip32
 from mpcnode.crypto.group import Point
+
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}", re.ASCII)
+
+
+class AddressError(EthereumError, ValueError):
+    """An address given as text is malformed or fails its EIP-55 checksum; the message
+    names the field it came in."""
+
+    def __init__(self, field: str, text: object, reason: str) -> None:
+        self.field = field
+        super().__init__(f"{field} {shown(text)} {reason}")
+
+
+def parse_address(text: object, field: str) -> bytes:
+    """The 20 bytes of a ``0x`` address given as text by a person or a file.
+
+    Mixed case is an EIP-55 checksum and must hold (a typo in a mixed-case address is
+    caught here, before it is evaluated as somebody else's address); all-lower or
+    all-upper hex carries no checksum and is accepted as it is."""
+    if not isinstance(text, str) or not _ADDRESS.fullmatch(text):
+        raise AddressError(field, text, "is not a 0x address of 40 hex digits")
+    if not is_checksum_consistent(text):
+        raise AddressError(field, text, "has a bad EIP-55 checksum (a typo?); give the "
+                                        "address exactly as its owner wrote it")
+    return bytes.fromhex(text[2:])
 
 
 def eip55(address: bytes) -> str:

@@ -210,8 +210,10 @@ def admin_public(key: Ed25519PrivateKey) -> bytes:
 
 @contextlib.contextmanager
 def running_world(tmp: Path, *, tls: ServerTls | None = None,
-                  people: Sequence[tuple[str, Sequence[str]]] = PEOPLE) -> Iterator[World]:
-    """Bootstrapped OMS (policy v1 signed by admin1 + admin2) served on a free port."""
+                  people: Sequence[tuple[str, Sequence[str]]] = PEOPLE,
+                  policy: str | None = None) -> Iterator[World]:
+    """Bootstrapped OMS (policy v1 — ``policy_text(1)`` unless given — signed by admin1 +
+    admin2) served on a free port."""
     clock = Clock()
     admin_keys = {f"admin{i}": Ed25519PrivateKey.from_private_bytes(bytes([i]) * 32)
                   for i in (1, 2, 3)}
@@ -223,7 +225,7 @@ def running_world(tmp: Path, *, tls: ServerTls | None = None,
     core = CoreThread(lambda: OmsCore(OmsConfig(db, KEY_ID, RP, admins, 2), signer,
                                       FixedPrices({"ETH": "2000"}), audit_key, clock))
     try:
-        bundle = make_bundle(load_policy(policy_text(1)), RP, registry)
+        bundle = make_bundle(load_policy(policy or policy_text(1)), RP, registry)
         signed = signed_bundle_json(bundle, {a: admin_keys[a] for a in ("admin1", "admin2")})
         core.run(lambda c: c.bootstrap_policy(signed))
         listen = "127.0.0.1:0" if tls is None else "localhost:0"

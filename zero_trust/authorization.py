@@ -29,7 +29,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from functools import lru_cache
 
 from ethereum.transactions import TransactionError, UnsignedTx, decode_unsigned, keccak_digest
@@ -44,6 +44,7 @@ from zero_trust.policy.bundle import PolicyBundle
 from zero_trust.policy.document import Action
 from zero_trust.policy.evaluate import Decision, PolicyInput, evaluate
 from zero_trust.policy.policy_errors import PolicyDenied, PolicyError
+from zero_trust.policy.usd import parse_usd
 from zero_trust.request_binding import RequestBinding, binding_of, binding_refusal
 from zero_trust.zero_trust_errors import ZeroTrustError
 
@@ -268,10 +269,10 @@ def _verified(approvals: Sequence[bytes], registry: ApproverRegistry, rp: Relyin
 
 def _policy_input(bundle: PolicyBundle, request: SigningRequest, tx: UnsignedTx | None,
                   roles: frozenset[str]) -> PolicyInput:
-    try:
-        price = Decimal(request.usd_price or "0")
-    except InvalidOperation:
-        raise AuthorizationDenied(f"usd price {request.usd_price!r} is not a number") from None
+    try:  # the OMS's text, read like any amount: no exponent to overflow the valuation
+        price = parse_usd(request.usd_price or "0")
+    except ValueError as exc:
+        raise AuthorizationDenied(f"usd price {exc}") from None
     policy = bundle.policy
     if tx is None:
         native = policy.assets[0].symbol if policy.assets else "-"

@@ -24,11 +24,10 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-# grpcio has no API for a minimum TLS version (grpc/grpc#37305). Restricting the TLS 1.2
-# cipher list to a PSK-only suite, which no peer here can negotiate, leaves TLS 1.3 (whose
-# suites this variable does not govern) as the only handshake that completes. Must be set
-# before gRPC's core reads its configuration.
-os.environ["GRPC_SSL_CIPHER_SUITES"] = "PSK-AES128-CBC-SHA"  # overrides any inherited value
+from mpcnode.transport.net_address import TLS13_ONLY_CIPHER_SUITES
+
+# TLS 1.3 only; before gRPC is imported (see TLS13_ONLY_CIPHER_SUITES).
+os.environ["GRPC_SSL_CIPHER_SUITES"] = TLS13_ONLY_CIPHER_SUITES  # overrides inherited values
 
 import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc

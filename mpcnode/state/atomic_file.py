@@ -31,7 +31,7 @@ def write_atomic(path: Path, data: bytes, mode: int = PRIVATE) -> None:
     except BaseException:
         os.unlink(tmp)
         raise
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def write_new(path: Path, data: bytes, mode: int = PRIVATE) -> bool:
@@ -44,7 +44,7 @@ def write_new(path: Path, data: bytes, mode: int = PRIVATE) -> bool:
         return False
     finally:
         os.unlink(tmp)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
     return True
 
 
@@ -73,7 +73,8 @@ def _write_temp(path: Path, data: bytes, mode: int) -> str:
     return tmp
 
 
-def _fsync_dir(directory: Path) -> None:
+def fsync_dir(directory: Path) -> None:
+    """Make a rename or a new entry in ``directory`` durable."""
     fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(fd)

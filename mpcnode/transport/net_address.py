@@ -14,6 +14,13 @@ from collections.abc import Callable
 
 from mpcnode.core.errors import MpcnodeError
 
+TLS13_ONLY_CIPHER_SUITES = "PSK-AES128-CBC-SHA"
+"""For ``GRPC_SSL_CIPHER_SUITES``. grpcio has no API for a minimum TLS version
+(grpc/grpc#37305). Restricting the TLS 1.2 cipher list to a PSK-only suite, which no peer
+here can negotiate, leaves TLS 1.3 (whose suites this variable does not govern) as the only
+handshake that completes. gRPC's core reads the variable when ``grpc`` is first imported,
+so a daemon sets it before that (``mpcnode serve``: node_server; ``oms``: oms_cli)."""
+
 GRPC_SERVER_OPTIONS: tuple[tuple[str, int], ...] = (("grpc.so_reuseport", 0),)
 """Options of every gRPC server: gRPC's default SO_REUSEPORT would let a second daemon
 bind a port that a running one holds, and both would then answer on it."""

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
@@ -30,10 +31,14 @@ def signed_bundle_json(bundle: PolicyBundle,
                                    for admin_id, key in sorted(admin_keys.items())])
 
 
-def load_admin_key(path: Path) -> Ed25519PrivateKey:
-    key = load_pem_private_key(path.read_bytes(), None)
+def load_admin_key(path: Path, pem: bytes | None = None) -> Ed25519PrivateKey:
+    """The admin key in ``path`` (or its ``pem``, already read); errors name the file."""
+    try:
+        key = load_pem_private_key(path.read_bytes() if pem is None else pem, None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        key = None
     if not isinstance(key, Ed25519PrivateKey):
-        raise ValueError(f"{path} is not an Ed25519 private key")
+        raise ValueError(f"{path} is not an unencrypted Ed25519 private key (PEM)")
     return key
 
 

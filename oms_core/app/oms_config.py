@@ -11,6 +11,10 @@
     [policy]    bootstrap_bundle: an admin-signed bundle adopted when the OMS has none
     [sessions]  idle_timeout_seconds, absolute_timeout_seconds, max_per_user
     [risk]      wallet_value_usd: what the threshold key controls (for ``oms risk report``)
+    [logging]   format ("text" or "json": one JSON object a line with ts, level, logger,
+                request_id where known), grpc_core_log (a file for gRPC's C-core lines,
+                which bypass Python logging; default: stderr)
+    [metrics]   listen ("host:port"): Prometheus metrics over HTTP; off when left out
 
 Relative paths are relative to the file's directory. The file is checked against a strict
 schema: unknown sections and keys are refused, so a misspelt setting never falls back to a
@@ -26,7 +30,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
@@ -74,6 +78,9 @@ class OmsSettings:
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
     request_ttl_s: float = DAY_S
     wallet_value_usd: Decimal = Decimal(0)
+    log_format: str = "text"  # or "json"
+    grpc_core_log: Path | None = None
+    metrics_listen: str | None = None
 
     def read_audit_passphrase(self) -> bytes:
         """The audit key's passphrase; the file must be private to its owner."""
@@ -137,6 +144,12 @@ def dump_settings(settings: OmsSettings) -> str:
                        "absolute_timeout_seconds": int(s.absolute_timeout_s),
                        "max_per_user": s.max_sessions_per_user}
     doc["risk"] = {"wallet_value_usd": decimal_text(settings.wallet_value_usd)}
+    logging_doc: dict[str, str] = {"format": settings.log_format}
+    if settings.grpc_core_log is not None:
+        logging_doc["grpc_core_log"] = rel(settings.grpc_core_log)
+    doc["logging"] = logging_doc
+    if settings.metrics_listen is not None:
+        doc["metrics"] = {"listen": settings.metrics_listen}
     return dumps(doc, header=_HEADER)
 
 
@@ -222,8 +235,18 @@ class _RiskSection(StrictConfig):
     wallet_value_usd: _Usd = Decimal(0)
 
 
+class _LoggingSection(StrictConfig):
+    format: Literal["text", "json"] = "text"
+    grpc_core_log: _Text | None = None
+
+
+class _MetricsSection(StrictConfig):
+    listen: Address
+
+
 class _OmsToml(StrictConfig):
-    """The whole file; [tls], [policy], [sessions], [risk] and [prices] may be left out."""
+    """The whole file; [tls], [policy], [sessions], [risk], [prices], [logging] and
+    [metrics] may be left out."""
 
     oms: _OmsSection
     cluster: _ClusterSection
@@ -236,6 +259,8 @@ class _OmsToml(StrictConfig):
     policy: _PolicySection = _PolicySection()
     sessions: _SessionsSection = _SessionsSection()
     risk: _RiskSection = _RiskSection()
+    logging: _LoggingSection = _LoggingSection()
+    metrics: _MetricsSection | None = None
 
 
 def _settings(path: Path, doc: _OmsToml) -> OmsSettings:
@@ -258,4 +283,7 @@ def _settings(path: Path, doc: _OmsToml) -> OmsSettings:
         sessions=SessionPolicy(float(sessions.idle_timeout_seconds),
                                float(sessions.absolute_timeout_seconds), sessions.max_per_user),
         request_ttl_s=float(doc.oms.request_ttl_seconds),
-        wallet_value_usd=doc.risk.wallet_value_usd)
+        wallet_value_usd=doc.risk.wallet_value_usd, log_format=doc.logging.format,
+        grpc_core_log=(None if doc.logging.grpc_core_log is None
+                       else at(doc.logging.grpc_core_log)),
+        metrics_listen=None if doc.metrics is None else doc.metrics.listen)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from ethereum.addresses import AddressError, parse_address
 from oms_core.app.bundle_signing import make_bundle
 from oms_core.app.core_context import CoreContext
 from oms_core.app.oms_db import transaction
@@ -46,7 +47,11 @@ class PolicyAdministration:
         """An address-book addition is a new policy version; the cool-down runs from now."""
         current = self._ctx.bundle().policy
         now = int(self._ctx.clock())
-        entry = AddressBookEntry(label, address.lower(), current.assets[0].chain_id, now,
+        try:
+            parsed = parse_address(address, "address")
+        except AddressError as exc:
+            raise InvalidInputError(str(exc)) from None
+        entry = AddressBookEntry(label, f"0x{parsed.hex()}", current.assets[0].chain_id, now,
                                  EntryKind(kind), frozenset(s.lower() for s in selectors),
                                  protocol or None)
         if any(e.label == label for e in current.address_book):

@@ -8,10 +8,13 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from cryptography import x509
+
 from mpcnode.transport.net_address import parse_address
 from oms_core.app.oms_config import OmsSettings, load_settings
 from oms_core.cli.instance_setup import DEMO_RP
 from oms_core.cli.oms_client import DEFAULT_TIMEOUT_S, OmsClient
+from oms_core.cli.option_values import InputFileError, read_input
 from oms_core.cli.token_file import default_token_path
 from zero_trust.authorization import RelyingParty
 
@@ -50,8 +53,18 @@ def open_client(args: argparse.Namespace) -> OmsClient:
         server = f"127.0.0.1:{port}" if host in ("0.0.0.0", "::") else settings.listen
     ca_path = args.ca or (settings.tls.ca if settings and settings.tls else None)
     return OmsClient(server or DEFAULT_SERVER,
-                     ca_pem=ca_path.read_bytes() if ca_path is not None else None,
+                     ca_pem=_ca_pem(ca_path) if ca_path is not None else None,
                      timeout=args.timeout)
+
+
+def _ca_pem(path: Path) -> bytes:
+    """The CA certificate, checked here: gRPC would only say the handshake failed."""
+    pem = read_input("--ca", path)
+    try:
+        x509.load_pem_x509_certificates(pem)
+    except ValueError:
+        raise InputFileError("--ca", path, "not a PEM certificate") from None
+    return pem
 
 
 def relying_party(args: argparse.Namespace) -> RelyingParty:

@@ -24,6 +24,9 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -31,7 +34,7 @@ from pathlib import Path
 
 import zero_trust.policy
 from mpcnode.ceremony.cluster_file import ClusterConfig, load_cluster_config
-from mpcnode.state.atomic_file import write_private, write_public
+from mpcnode.state.atomic_file import fsync_dir, write_private, write_public
 from mpcnode.transport.net_address import parse_address
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.oms_config import OmsSettings, TlsFiles, dump_settings
@@ -78,24 +81,43 @@ def init_instance(options: InitOptions, *, random_bytes: RandomBytes,
     except ValueError as exc:
         raise SetupError(f"--listen {options.listen}: {exc}") from None
     out = options.out.absolute()
-    if out.exists() and any(out.iterdir()):
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise SetupError(f"{out} is not empty; choose a new directory")
-    out.mkdir(mode=0o700, parents=True, exist_ok=True)
+    out.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    # Built beside OUT and renamed into place at the end: a refusal or a crash half-way
+    # leaves no keys behind, and the same command can simply be run again.
+    work = Path(tempfile.mkdtemp(prefix=f".{out.name}.init-", dir=out.parent))
+    try:
+        settings = _write_instance(options, cluster, work, out, random_bytes, now)
+        os.chmod(work, 0o700)
+        os.replace(work, out)  # an empty OUT is replaced; a non-empty one fails here
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise
+    fsync_dir(out.parent)
+    return settings
+
+
+def _write_instance(options: InitOptions, cluster: ClusterConfig, work: Path, out: Path,
+                    random_bytes: RandomBytes, now: dt.datetime) -> OmsSettings:
+    """Write every file into ``work``; the settings name them where they will be, in
+    ``out`` (oms.toml holds paths relative to its own directory, so they stay right)."""
     passphrase = base64.urlsafe_b64encode(random_bytes(32)).rstrip(b"=")
-    write_private(out / "audit.passphrase", passphrase + b"\n")
+    write_private(work / "audit.passphrase", passphrase + b"\n")
     audit = AuditSigner.from_seed(random_bytes(32))
-    write_signing_key(out / "audit.key", audit, passphrase)
-    write_public_key(out / "audit.pub.pem", audit.public_key)
-    tls = _issue_tls(options, out, now) if options.tls else None
-    bundle = _demo_bootstrap(options, cluster, out, random_bytes)
+    write_signing_key(work / "audit.key", audit, passphrase)
+    write_public_key(work / "audit.pub.pem", audit.public_key)
+    tls = _issue_tls(options, work, out, now) if options.tls else None
+    bundle = _demo_bootstrap(options, cluster, work, random_bytes)
     settings = OmsSettings(
         path=out / "oms.toml", db=out / "oms.sqlite3", listen=options.listen,
         key_id=options.key_id, cluster_dir=options.cluster_dir.absolute(), rp=options.rp,
         prices=dict(options.prices), audit_key=out / "audit.key",
         audit_passphrase_file=out / "audit.passphrase",
-        audit_public_key=out / "audit.pub.pem", tls=tls, bootstrap_bundle=bundle,
+        audit_public_key=out / "audit.pub.pem", tls=tls,
+        bootstrap_bundle=None if bundle is None else out / bundle,
         wallet_value_usd=options.wallet_value_usd)
-    write_public(settings.path, dump_settings(settings).encode("utf-8"))
+    write_public(work / "oms.toml", dump_settings(settings).encode("utf-8"))
     return settings
 
 
@@ -106,7 +128,7 @@ def _load_cluster(cluster_dir: Path) -> ClusterConfig:
         raise SetupError(f"not a usable cluster directory: {exc}") from None
 
 
-def _issue_tls(options: InitOptions, out: Path, now: dt.datetime) -> TlsFiles:
+def _issue_tls(options: InitOptions, work: Path, out: Path, now: dt.datetime) -> TlsFiles:
     ca_cert = options.cluster_dir.absolute() / "ca" / "ca.pem"
     ca_key = options.cluster_dir.absolute() / "ca" / "ca.key"
     if not ca_key.is_file():
@@ -118,15 +140,16 @@ def _issue_tls(options: InitOptions, out: Path, now: dt.datetime) -> TlsFiles:
              if h not in ("0.0.0.0", "::")]
     key_pem, cert_pem = issue_oms_certificate(ca_key.read_bytes(), ca_cert.read_bytes(),
                                               list(dict.fromkeys(hosts)), now=now)
-    (out / "tls").mkdir(mode=0o700)
-    write_private(out / "tls" / "oms.key", key_pem)
-    write_public(out / "tls" / "oms.pem", cert_pem)
+    (work / "tls").mkdir(mode=0o700)
+    write_private(work / "tls" / "oms.key", key_pem)
+    write_public(work / "tls" / "oms.pem", cert_pem)
     return TlsFiles(out / "tls" / "oms.pem", out / "tls" / "oms.key", ca_cert)
 
 
-def _demo_bootstrap(options: InitOptions, cluster: ClusterConfig, out: Path,
-                    random_bytes: RandomBytes) -> Path | None:
-    """DEMO ONLY: software authenticators and the first bundle, signed by local admins."""
+def _demo_bootstrap(options: InitOptions, cluster: ClusterConfig, work: Path,
+                    random_bytes: RandomBytes) -> str | None:
+    """DEMO ONLY: software authenticators and the first bundle, signed by local admins;
+    returns the bundle's file name."""
     # Imported here: they load the TEST AND DEMO ONLY package, which ``oms serve`` refuses.
     from oms_core.cli.authenticator_file import save_authenticator
     from oms_core.demo.demo_people import enrol
@@ -143,13 +166,13 @@ def _demo_bootstrap(options: InitOptions, cluster: ClusterConfig, out: Path,
                          f"keys; the bootstrap bundle needs {cluster.admin_quorum}")
     policy = read_policy_file(options.policy_file or EXAMPLE_POLICY)
     registry, people = enrol(options.rp, list(options.demo_people), seed=random_bytes(32))
-    (out / "people").mkdir(mode=0o700)
+    (work / "people").mkdir(mode=0o700)
     for user_id, person in people.items():
-        save_authenticator(out / "people" / f"{user_id}.authenticator.json",
+        save_authenticator(work / "people" / f"{user_id}.authenticator.json",
                            person.authenticator)
     signed = signed_bundle_json(make_bundle(policy, options.rp, registry), admin_keys)
-    write_public(out / "bootstrap-bundle.json", signed)
-    return out / "bootstrap-bundle.json"
+    write_public(work / "bootstrap-bundle.json", signed)
+    return "bootstrap-bundle.json"
 
 
 def _check_admins(people: Sequence[tuple[str, Sequence[str]]], cluster: ClusterConfig) -> None:

@@ -26,6 +26,14 @@ Exit status: 0 done; 1 the OMS refused or failed (its one-line message on stderr
 
 from __future__ import annotations
 
+import os
+
+from mpcnode.transport.net_address import TLS13_ONLY_CIPHER_SUITES
+
+# The OMS speaks TLS 1.3 only, as the nodes do: set before anything imports gRPC (see
+# TLS13_ONLY_CIPHER_SUITES). Its clients (the nodes, the OMS itself) all speak TLS 1.3.
+os.environ["GRPC_SSL_CIPHER_SUITES"] = TLS13_ONLY_CIPHER_SUITES  # overrides inherited values
+
 import argparse
 import sys
 from collections.abc import Callable

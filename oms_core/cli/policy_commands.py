@@ -13,6 +13,7 @@ from oms_core.app.bundle_signing import load_admin_key
 from oms_core.cli.client_connection import open_client, token_path
 from oms_core.cli.client_output import print_json, print_proposal, proposal_dict
 from oms_core.cli.exit_status import EXIT_OK
+from oms_core.cli.option_values import address_arg, read_input, read_text_input
 from oms_core.cli.token_file import load_token
 from oms_core.rpc import oms_pb2 as pb
 from zero_trust.policy.bundle import signed_message
@@ -50,7 +51,7 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _policy_propose(args: argparse.Namespace) -> int:
-    text = args.file.read_text(encoding="utf-8")
+    text = read_text_input("policy file", args.file)
     with open_client(args) as client:
         view = client.propose_policy(load_token(token_path(args)), text)
     print_proposal(view, args.json)
@@ -60,7 +61,8 @@ def _policy_propose(args: argparse.Namespace) -> int:
 def _policy_approve(args: argparse.Namespace) -> int:
     if not _BUNDLE_HASH.fullmatch(args.bundle_hash):
         raise ValueError(f"{args.bundle_hash!r} is not a bundle hash (64 lower-case hex)")
-    signature = load_admin_key(args.admin_key).sign(signed_message(args.bundle_hash))
+    key = load_admin_key(args.admin_key, read_input("--admin-key", args.admin_key))
+    signature = key.sign(signed_message(args.bundle_hash))
     with open_client(args) as client:
         view = client.approve_policy(load_token(token_path(args)), args.bundle_hash,
                                      signature)
@@ -87,8 +89,9 @@ def _policy_get(args: argparse.Namespace) -> int:
 
 
 def _address_book_add(args: argparse.Namespace) -> int:
-    request = pb.AddressBookAddRequest(label=args.label, address=args.address, kind=args.kind,
-                                       allowed_selectors=args.selector,
+    request = pb.AddressBookAddRequest(label=args.label,
+                                       address=address_arg("--address", args.address),
+                                       kind=args.kind, allowed_selectors=args.selector,
                                        protocol=args.protocol)
     with open_client(args) as client:
         view = client.add_address(load_token(token_path(args)), request)

@@ -13,7 +13,7 @@ from oms_core.cli.client_challenge import challenge_to_sign
 from oms_core.cli.client_connection import open_client, relying_party, token_path
 from oms_core.cli.client_output import print_json, print_request, request_dict
 from oms_core.cli.exit_status import EXIT_OK
-from oms_core.cli.option_values import hex_arg
+from oms_core.cli.option_values import address_arg, amount_arg, hex_arg
 from oms_core.cli.token_file import load_token
 from oms_core.rpc import oms_pb2 as pb
 
@@ -47,9 +47,11 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 def _submit(args: argparse.Namespace) -> int:
     call_data = hex_arg("--call-data", args.call_data) if args.call_data else b""
+    value = amount_arg("--value", args.value) if args.value else ""
     request = pb.SubmitRequest(client_request_id=args.request_id, asset=args.asset,
-                               amount=args.amount, destination=args.to, call_data=call_data,
-                               value=args.value)
+                               amount=amount_arg("--amount", args.amount),
+                               destination=address_arg("--to", args.to), call_data=call_data,
+                               value=value)
     with open_client(args) as client:
         view = client.submit(load_token(token_path(args)), request)
     print_request(view, args.json)

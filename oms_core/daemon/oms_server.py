@@ -38,6 +38,7 @@ from oms_core.app.tx_builder import Submission
 from oms_core.app.users import Permission, check_user_id
 from oms_core.daemon.core_thread import CoreThread
 from oms_core.daemon.loopback import is_loopback_host
+from oms_core.daemon.observability import OmsMetrics
 from oms_core.daemon.rpc_status import status_of
 from oms_core.daemon.rpc_views import AWAITING_ASSERTION, policy_view, proposal_view, request_view
 from oms_core.oms_core_errors import OmsCoreError
@@ -64,28 +65,40 @@ class ServerTls:
     key_pem: bytes
 
 
-def _log(event: str, **fields: Any) -> None:
-    log.info(json.dumps({"event": event, **fields}, default=str))
+def _log(event: str, extra: dict[str, str] | None = None, **fields: Any) -> None:
+    log.info(json.dumps({"event": event, **fields}, default=str), extra=extra)
 
 
 class OmsService(oms_pb2_grpc.OmsServicer):
-    def __init__(self, core: CoreThread) -> None:
+    def __init__(self, core: CoreThread, metrics: OmsMetrics | None = None) -> None:
         self.core = core
+        self.metrics = metrics
 
     # --- plumbing ---------------------------------------------------------------------
 
     def _call(self, method: str, context: grpc.ServicerContext,
-              fn: Callable[[OmsCore], T]) -> T:
+              fn: Callable[[OmsCore], T], request_id: str = "") -> T:
+        """Run ``fn`` on the core; a refusal is logged (with the request id where the call
+        names one) and answered with its status; every call is counted."""
+        extra = {"request_id": request_id[:128]}
         try:
-            return self.core.run(fn)
+            result = self.core.run(fn)
         except Exception as exc:
             code, message = status_of(exc)
             if code is grpc.StatusCode.INTERNAL:
-                log.exception("internal error in %s", method)
+                log.exception("internal error in %s", method, extra=extra)
             else:
-                _log("refused", method=method, code=code.name, reason=message[:300])
+                _log("refused", method=method, code=code.name, reason=message[:300],
+                     extra=extra)
+            self._count(method, code)
             context.abort(code, message)
-        raise AssertionError("unreachable")  # context.abort raises
+            raise AssertionError("unreachable") from None  # context.abort raises
+        self._count(method, grpc.StatusCode.OK)
+        return result
+
+    def _count(self, method: str, code: grpc.StatusCode) -> None:
+        if self.metrics is not None:
+            self.metrics.calls.labels(method=method, code=code.name).inc()
 
     @staticmethod
     def _token(context: grpc.ServicerContext) -> str:
@@ -141,30 +154,31 @@ class OmsService(oms_pb2_grpc.OmsServicer):
         sub = Submission(request.asset, request.amount, request.destination,
                          request.call_data, request.value or "0")
         return self._call("Submit", context, lambda core: self._view(
-            core, core.submit(token, sub, request.client_request_id)))
+            core, core.submit(token, sub, request.client_request_id)),
+            request.client_request_id)
 
     def Confirm(self, request: pb.ConfirmRequest,
                 context: grpc.ServicerContext) -> pb.RequestView:
         token = self._token(context)
         return self._call("Confirm", context, lambda core: self._view(
-            core, core.confirm(token, request.request_id, request.assertion)))
+            core, core.confirm(token, request.request_id, request.assertion)), request.request_id)
 
     def Approve(self, request: pb.ApproveRequest,
                 context: grpc.ServicerContext) -> pb.RequestView:
         token = self._token(context)
         return self._call("Approve", context, lambda core: self._view(
-            core, core.approve(token, request.request_id, request.assertion)))
+            core, core.approve(token, request.request_id, request.assertion)), request.request_id)
 
     def Reject(self, request: pb.RejectRequest,
                context: grpc.ServicerContext) -> pb.RequestView:
         token = self._token(context)
         return self._call("Reject", context, lambda core: self._view(
-            core, core.reject(token, request.request_id, request.reason)))
+            core, core.reject(token, request.request_id, request.reason)), request.request_id)
 
     def Get(self, request: pb.GetRequest, context: grpc.ServicerContext) -> pb.RequestView:
         token = self._token(context)
         return self._call("Get", context, lambda core: self._view(
-            core, core.get(token, request.request_id)))
+            core, core.get(token, request.request_id)), request.request_id)
 
     def ListPending(self, request: pb.ListPendingRequest,
                     context: grpc.ServicerContext) -> pb.ListResponse:

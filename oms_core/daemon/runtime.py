@@ -9,9 +9,9 @@ finish, close the core and the coordinator.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -24,10 +24,12 @@ from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.transport.net_address import parse_address, refuse_taken
 from oms_core.app.oms_config import OmsSettings
 from oms_core.app.oms_errors import NotFound
+from oms_core.app.requests.request_signing import Signer
 from oms_core.app.service import OmsCore
 from oms_core.audit.signing_key import load_signer
 from oms_core.chain.prices import FixedPrices
 from oms_core.daemon.core_thread import CoreThread
+from oms_core.daemon.observability import OmsMetrics, TimedSigner, configure_logging
 from oms_core.daemon.oms_server import OmsService, ServerTls, running_server
 from oms_core.daemon.rpc_status import status_of
 from oms_core.oms_core_errors import OmsCoreError
@@ -36,15 +38,17 @@ log = logging.getLogger("oms")
 
 
 @contextmanager
-def open_core(settings: OmsSettings) -> Iterator[CoreThread]:
-    """The core over the cluster of ``settings``, with its bootstrap policy adopted."""
+def open_core(settings: OmsSettings, wrap: Callable[[Signer], Signer] = lambda s: s
+              ) -> Iterator[CoreThread]:
+    """The core over the cluster of ``settings``, with its bootstrap policy adopted;
+    ``wrap`` decorates the signer (the metrics time it)."""
     coordinator_config = load_coordinator_config(settings.cluster_dir)
     audit_signer = load_signer(settings.audit_key, settings.read_audit_passphrase())
     prices = FixedPrices(settings.prices)
     bootstrap = (settings.bootstrap_bundle.read_bytes()
                  if settings.bootstrap_bundle is not None else None)
     with Coordinator(coordinator_config) as coordinator:
-        signer = CoordinatorSigner(coordinator, settings.key_id)
+        signer = wrap(CoordinatorSigner(coordinator, settings.key_id))
         core = CoreThread(lambda: OmsCore(settings.core_config(coordinator_config.cluster),
                                           signer, prices, audit_signer))
         try:
@@ -89,11 +93,20 @@ def server_tls(settings: OmsSettings) -> ServerTls | None:
 def serve(settings: OmsSettings, *, stop: threading.Event | None = None,
           on_ready: Callable[[int], None] | None = None) -> int:
     """Serve until ``stop`` is set, or (without one) until SIGTERM/SIGINT."""
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
+    configure_logging(settings.log_format, settings.grpc_core_log)
     tls = server_tls(settings)
     refuse_taken(*parse_address(settings.listen))  # before a second copy opens the state
-    with _stop_event(stop) as event, open_core(settings) as core, \
-            running_server(OmsService(core), settings.listen, tls) as (_server, port):
+    if settings.metrics_listen is not None:
+        refuse_taken(*parse_address(settings.metrics_listen))
+    holder: list[CoreThread] = []
+    metrics = OmsMetrics(lambda fn: holder[0].run(fn))
+    with _stop_event(stop) as event, \
+            open_core(settings, lambda s: TimedSigner(s, metrics)) as core, \
+            running_server(OmsService(core, metrics), settings.listen, tls) as (_server, port):
+        holder.append(core)
+        if settings.metrics_listen is not None:
+            metrics.serve(settings.metrics_listen)
+            log.info(json.dumps({"event": "metrics", "listen": settings.metrics_listen}))
         if on_ready is not None:
             on_ready(port)
         event.wait()

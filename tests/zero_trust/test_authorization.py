@@ -84,7 +84,7 @@ def test_too_many_approvals_refused() -> None:
 
 def test_malformed_price_refused() -> None:
     req = dataclasses.replace(REQ, usd_price="two thousand")
-    with pytest.raises(AuthorizationDenied, match="is not a number"):
+    with pytest.raises(AuthorizationDenied, match=r"usd price .*must be a non-negative USD amount"):
         check(req, [PEOPLE["tina"].approve(RP, req, BUNDLE.bundle_hash)])
 
 

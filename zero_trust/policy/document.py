@@ -23,7 +23,7 @@ from typing import Annotated, TypeVar
 from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, model_validator
 from pydantic_core import ErrorDetails
 
-from ethereum.addresses import is_checksum_consistent
+from ethereum.addresses import is_checksum_consistent, parse_address
 from mpcnode.core.config_schema import StrictConfig
 from zero_trust.policy.policy_errors import PolicyDocumentError
 from zero_trust.policy.usd import parse_usd
@@ -346,11 +346,7 @@ def _user_id(value: str) -> str:
 
 def _address(value: str) -> str:
     """The address in lower case, after its EIP-55 checksum (if mixed case) held."""
-    if not _ADDRESS.fullmatch(value):
-        raise ValueError(f'"{value}" is not a 0x address of 40 hex digits')
-    if not is_checksum_consistent(value):
-        raise ValueError(f'"{value}" has a bad EIP-55 checksum (a typo?)')
-    return value.lower()
+    return f"0x{parse_address(value, 'address').hex()}"
 
 
 def _key_id(value: str) -> str:

@@ -8,15 +8,16 @@ make a large transfer look small enough to slip under a limit or an approval thr
 
 from __future__ import annotations
 
-import re
 from decimal import ROUND_UP, Context, Decimal, DivisionByZero, InvalidOperation, Overflow
+
+from ethereum.amounts import MAX_AMOUNT_CHARS, AmountError, parse_amount, shown
 
 _MONEY = Context(prec=160, traps=[InvalidOperation, DivisionByZero, Overflow])
 """Explicit arithmetic context (never the thread-global one): 160 digits hold a uint256
 amount (78 digits) times any sensible price without rounding."""
 
 _CENT = Decimal("0.01")
-_DECIMAL_TEXT = re.compile(r"[0-9]+(\.[0-9]+)?")
+_MAX_DIGITS = MAX_AMOUNT_CHARS
 
 
 def parse_usd(value: object) -> Decimal:
@@ -24,18 +25,25 @@ def parse_usd(value: object) -> Decimal:
     exactly) or plain decimal text such as ``"123.45"``; raises ``ValueError`` otherwise.
 
     Never a binary float: ``0.1`` must stay exactly one tenth, and text such as ``"1e3"``
-    or ``"NaN"`` is refused so that an amount reads the same to a person and to the code.
+    or ``"NaN"`` is refused so that an amount reads the same to a person and to the code
+    (text is read by ``ethereum.amounts``, the one amount parser). A number is bounded
+    like text (at most 100 digits, exponent included), so ``1e1000000`` written as a TOML
+    float cannot overflow the arithmetic that values requests.
     """
     amount: Decimal | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         amount = Decimal(value)
     elif isinstance(value, Decimal):
         amount = value
-    elif isinstance(value, str) and _DECIMAL_TEXT.fullmatch(value):
-        amount = Decimal(value)
-    if amount is None or not amount.is_finite() or amount < 0:
+    elif isinstance(value, str):
+        try:
+            amount = parse_amount(value, "USD amount")
+        except AmountError:
+            amount = None
+    if (amount is None or not amount.is_finite() or amount < 0
+            or not -_MAX_DIGITS <= amount.adjusted() < _MAX_DIGITS):
         raise ValueError(f'must be a non-negative USD amount (integer, decimal or "123.45"), '
-                         f"not {value!r}")
+                         f"not {shown(value) if isinstance(value, str) else repr(value)[:40]}")
     return amount
 
 

@@ -14,13 +14,13 @@ from oms_core.app.core_context import CoreContext
 from oms_core.app.oms_db import transaction
 from oms_core.app.oms_errors import InvalidInputError, SeparationOfDuties
 from oms_core.app.requests.request_lifecycle import State
-from oms_core.app.requests.request_policy import decide
+from oms_core.app.requests.request_policy import Reevaluation, decision_json, reevaluate
 from oms_core.app.requests.request_signing import RequestSigning
 from oms_core.app.requests.request_store import Request
 from oms_core.app.users import Permission, Role
 from zero_trust.authorization import SigningRequest
-from zero_trust.policy.approval_quorum import approvals_satisfied
 from zero_trust.policy.document import Action
+from zero_trust.policy.policy_errors import PolicyDenied
 
 
 def challenge_of(req: Request) -> bytes:
@@ -57,14 +57,18 @@ class RequestApprovals:
             with transaction(ctx.conn):
                 verify_assertion(ctx, assertion, challenge_of(req), user.user_id)
                 self._keep_assertion(request_id, user.user_id, assertion)
-                decision = req.decision or {}
-                if decision.get("action") == Action.ALLOW.value:
-                    ctx.requests.transition(request_id, State.APPROVED, actor=user.user_id,
-                                            at=now, reason="allowed by the policy")
-                else:
-                    ctx.requests.transition(request_id, State.PENDING_APPROVAL,
-                                            actor=user.user_id, at=now,
-                                            reason="waiting for approvals")
+                # Against the usage of now, not of the submission: other requests may have
+                # been confirmed meanwhile under the same daily limit.
+                now_is = reevaluate(ctx, req)
+                target, reason = _after_confirmation(now_is)
+                if now_is.changed(req):
+                    reason = f"re-evaluated at confirmation: {reason}"
+                ctx.requests.transition(request_id, target, actor=user.user_id, at=now,
+                                        reason=reason, decision=decision_json(now_is.decision))
+                if target is State.REJECTED:
+                    self._release_nonce(req)
+            if now_is.blocked:
+                raise PolicyDenied(now_is.decision.rule, now_is.decision.reason)
         return self._signing.sign_if_approved(request_id)
 
     def approve(self, token: str, request_id: str, assertion: bytes) -> Request:
@@ -83,10 +87,11 @@ class RequestApprovals:
                                           credential_id=verified.credential_id,
                                           sign_count=verified.new_counter, at=now)
                 self._keep_assertion(request_id, user.user_id, assertion)
-                ok, why = self._approvals_met(req)
-                if ok:
+                now_is = reevaluate(ctx, req)
+                if now_is.satisfied:
                     ctx.requests.transition(request_id, State.APPROVED, actor=user.user_id,
-                                            at=now, reason=why)
+                                            at=now, reason=now_is.why,
+                                            decision=decision_json(now_is.decision))
         return self._signing.sign_if_approved(request_id)
 
     def reject(self, token: str, request_id: str, reason: str) -> Request:
@@ -122,18 +127,18 @@ class RequestApprovals:
         self._ctx.conn.execute("INSERT OR REPLACE INTO assertions VALUES (?, ?, ?)",
                                (request_id, user_id, assertion))
 
-    def _approvals_met(self, req: Request) -> tuple[bool, str]:
-        ctx = self._ctx
-        bundle = ctx.bundle()
-        user = ctx.users.get(req.initiator)
-        decision = decide(ctx, bundle, SigningRequest.from_canonical(req.payload), user)
-        people = [(a.approver, frozenset(r.value for r in ctx.users.get(a.approver).roles))
-                  for a in ctx.requests.approvals(req.request_id)]
-        return approvals_satisfied(decision, people, req.initiator)
-
     def _release_nonce(self, req: Request) -> None:
         """A request that will never be signed gives its nonce back: left reserved, it
         would be a gap that every later transaction of the address waits behind."""
         if self._ctx.chain is not None:
             signing = SigningRequest.from_canonical(req.payload)
             self._ctx.chain.release(decode_unsigned(signing.transaction))
+
+
+def _after_confirmation(now_is: Reevaluation) -> tuple[State, str]:
+    """Where a confirmed request goes under the decision of now, and why."""
+    if now_is.blocked:
+        return State.REJECTED, now_is.decision.reason
+    if now_is.decision.action is Action.ALLOW:
+        return State.APPROVED, "allowed by the policy"
+    return State.PENDING_APPROVAL, f"waiting for approvals: {now_is.decision.reason}"

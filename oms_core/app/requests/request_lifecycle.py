@@ -3,22 +3,24 @@
     initiated → policy_evaluated → pending_approval → approved → signing → signed
               → broadcast → confirmed
 
-with the shortcut policy_evaluated → approved when the policy needs no approval, and the
-endings (``TRANSITIONS`` is the reference):
+with the shortcut policy_evaluated → approved when the policy needs no approval, the step
+back approved → pending_approval when the re-evaluation just before signing finds that the
+request now needs approvals it lacks (other requests used the daily limit meanwhile), and
+the endings (``TRANSITIONS`` is the reference):
 
-- rejected: from policy_evaluated (the policy blocks it) or pending_approval (an approver
-  rejects it);
+- rejected: from policy_evaluated or approved (the policy blocks it) or pending_approval
+  (an approver rejects it);
 - expired: from pending_approval or approved, once the request's deadline has passed (the
   store checks the deadline; this module knows no clock);
 - failed: from signing (the signers refused or aborted), signed (every broadcast attempt
   was refused, e.g. a stale nonce) or broadcast (dropped, replaced or reverted);
 - confirmed, rejected, failed and expired are terminal.
 
-No move leads back to approved or signing: once a request is claimed for signing it is
-never signed a second time by a retry of the state machine. A request found in signing,
-signed or broadcast after a restart is reconciled by the caller (ask the signers, which
-answer a repeated request id with the same signature share, or the chain) and moved
-forward to signed, broadcast, confirmed or failed.
+No move leads back to signing, nor out of it but forward: once a request is claimed for
+signing it is never signed a second time by a retry of the state machine. A request found
+in signing, signed or broadcast after a restart is reconciled by the caller (ask the
+signers, which answer a repeated request id with the same signature share, or the chain)
+and moved forward to signed, broadcast, confirmed or failed.
 """
 
 from __future__ import annotations
@@ -50,7 +52,8 @@ TRANSITIONS: Mapping[State, frozenset[State]] = MappingProxyType({
     State.INITIATED: frozenset({State.POLICY_EVALUATED}),
     State.POLICY_EVALUATED: frozenset({State.PENDING_APPROVAL, State.APPROVED, State.REJECTED}),
     State.PENDING_APPROVAL: frozenset({State.APPROVED, State.REJECTED, State.EXPIRED}),
-    State.APPROVED: frozenset({State.SIGNING, State.EXPIRED}),
+    State.APPROVED: frozenset({State.SIGNING, State.PENDING_APPROVAL, State.REJECTED,
+                               State.EXPIRED}),
     State.SIGNING: frozenset({State.SIGNED, State.FAILED}),
     State.SIGNED: frozenset({State.BROADCAST, State.FAILED}),
     State.BROADCAST: frozenset({State.CONFIRMED, State.FAILED}),

@@ -14,6 +14,7 @@ from ethereum.transactions import decode_unsigned
 from oms_core.app.core_context import CoreContext
 from oms_core.app.oms_db import transaction
 from oms_core.app.requests.request_lifecycle import State
+from oms_core.app.requests.request_policy import decision_json, reevaluate
 from oms_core.app.requests.request_store import Request
 from oms_core.chain.node_manager import Confirmed, NodeManagerError, WaitProgress
 from zero_trust.authorization import SigningRequest
@@ -40,6 +41,9 @@ class RequestSigning:
             req = ctx.requests.get(request_id)
             if req.state is not State.APPROVED:
                 return req
+            held = self._still_allowed(req)
+            if held is not None:
+                return held
             ctx.requests.claim_for_signing(request_id, now=ctx.clock())
             signing = SigningRequest.from_canonical(req.payload)
             tx = decode_unsigned(signing.transaction)
@@ -70,6 +74,29 @@ class RequestSigning:
                     signature=r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v]),
                     signed_tx=raw, tx_hash=keccak256(raw))
             return self._broadcast(req)
+
+    def _still_allowed(self, req: Request) -> Request | None:
+        """The last re-evaluation, just before the claim: ``None`` if the request may be
+        signed now, else the request moved back to the approvals it now needs (or to
+        rejected, if the policy now blocks it) — never to failed, which would waste it."""
+        ctx = self._ctx
+        now_is = reevaluate(ctx, req)
+        if now_is.satisfied:
+            return None
+        decision = now_is.decision
+        with transaction(ctx.conn):
+            if now_is.blocked:
+                if ctx.chain is not None:
+                    ctx.chain.release(decode_unsigned(
+                        SigningRequest.from_canonical(req.payload).transaction))
+                return ctx.requests.transition(
+                    req.request_id, State.REJECTED, actor="policy", at=ctx.clock(),
+                    reason=f"re-evaluated before signing: {decision.reason}",
+                    decision=decision_json(decision))
+            return ctx.requests.transition(
+                req.request_id, State.PENDING_APPROVAL, actor="policy", at=ctx.clock(),
+                reason=f"re-evaluated before signing: {now_is.why}",
+                decision=decision_json(decision))
 
     def recover(self) -> list[Request]:
         """After a restart: finish requests that were signed or broadcast (the same bytes

@@ -117,12 +117,18 @@ class Approval:
 
 _FIELD_STATES: Mapping[str, frozenset[State]] = {
     "policy_hash": frozenset({State.POLICY_EVALUATED}),
-    "decision": frozenset({State.POLICY_EVALUATED}),
+    # Re-evaluated at confirmation and before signing: the latest decision is kept, each
+    # earlier one stays in the audit entry of the move that replaced it.
+    "decision": frozenset({State.POLICY_EVALUATED, State.PENDING_APPROVAL, State.APPROVED,
+                           State.REJECTED}),
     "signature": frozenset({State.SIGNED}),
     "signed_tx": frozenset({State.SIGNED}),
     "tx_hash": frozenset({State.SIGNED, State.BROADCAST}),
 }
-"""The states whose entry may set each field. Fields are written once, never changed."""
+"""The states whose entry may set each field. Fields are written once, never changed, except
+the decision, which each re-evaluation replaces (``_REWRITABLE``)."""
+
+_REWRITABLE = frozenset({"decision"})
 
 _REQUIRED: Mapping[State, tuple[str, ...]] = {
     State.POLICY_EVALUATED: ("policy_hash", "decision"),
@@ -176,6 +182,25 @@ class RequestStore:
             where.append("initiator = ?")
             args.append(initiator)
         return self._select(" AND ".join(where) or "1", args)
+
+    def spending(self, initiator: str, since: float) -> tuple[Request, ...]:
+        """The initiator's requests that count against a rolling limit from ``since``: every
+        approved one (it is about to be signed), and every one that entered signing after
+        ``since`` and may have spent — still in flight, confirmed, or failed after it was
+        signed (the nodes released σ and count it in their ledgers). A request refused
+        while signing released nothing and does not count."""
+        _check_time("since", since)
+        return self._select(
+            "initiator = ? AND (state = 'approved' OR ("
+            "(state IN ('signing', 'signed', 'broadcast', 'confirmed') "
+            " OR (state = 'failed' AND signature IS NOT NULL)) AND EXISTS ("
+            "SELECT 1 FROM request_events e WHERE e.request_id = requests.request_id "
+            "AND e.to_state = 'signing' AND e.at > ?)))", (initiator, since))
+
+    def count_by_state(self) -> dict[str, int]:
+        """How many requests are in each state (states without any are left out)."""
+        return {str(state): int(n) for state, n in self._conn.execute(
+            "SELECT state, COUNT(*) FROM requests GROUP BY state")}
 
     def events(self, request_id: str) -> tuple[RequestEvent, ...]:
         """The request's history, creation first."""
@@ -419,10 +444,12 @@ def _check_fields(target: State, **given: object) -> dict[str, object]:
 
 
 def _check_fields_fit(current: Request, target: State, fields: Mapping[str, object]) -> None:
-    """Fields are written once, and a state's required fields are present on entering it."""
+    """Fields are written once (but the decision), and a state's required fields are
+    present on entering it."""
     for name, value in fields.items():
         old = getattr(current, name)
-        if old is not None and _column_value(old) != _column_value(value):
+        if (name not in _REWRITABLE and old is not None
+                and _column_value(old) != _column_value(value)):
             raise InvalidInputError(f"request {current.request_id}: {name} is already set "
                                     "and is written only once")
     missing = [name for name in _REQUIRED.get(target, ())

@@ -144,6 +144,35 @@ def test_unknown_destination_prints_the_policy_denial_on_one_line(cli: Cli) -> N
     assert run.err.count("\n") == 1 and f"{UNKNOWN}" in run.err
 
 
+@pytest.mark.parametrize("args,message", [
+    (("--amount", "1e1000000"), "AmountError: --amount '1e1000000' must be ASCII digits"),
+    (("--amount", "\uff11"), "AmountError: --amount '\\uff11' must be ASCII digits"),
+    (("--amount", "9" * 200_000), "AmountError: --amount '9999"),
+    (("--amount", "1", "--value", "-1"), "AmountError: --value '-1' must be ASCII digits"),
+    (("--amount", "1", "--to", "0x7e5F4552091A69125d5DfCb7b8C2659029395Bdf"),
+     "AddressError: --to '0x7e5F4552091A69125d5DfCb7b8C2659029395Bdf' has a bad EIP-55"),
+    (("--amount", "1", "--to", "0x7e5f"), "AddressError: --to '0x7e5f' is not a 0x address"),
+])
+def test_submit_refuses_bad_input_on_one_line_before_sending(
+        cli: Cli, args: tuple[str, ...], message: str) -> None:
+    cli.login("tina")
+    argv = ["submit", "--asset", "ETH", "--to", TREASURY, *args]
+    run = cli(*argv)
+    assert run.code == 2 and run.out == "" and run.err.count("\n") == 1, run.err
+    assert run.err.startswith(message), run.err
+    assert cli.world.core.run(lambda c: c.requests.list()) == ()
+
+
+def test_address_book_add_refuses_a_bad_checksum(cli: Cli) -> None:
+    cli.login("admin1")
+    typo = "0xABaBaBaBABabABabAbAbABAbABabababaBaBABab"  # the last letter's case flipped
+    run = cli("address-book", "add", "--label", "x", "--address", typo, "--kind", "wallet",
+              user="admin1")
+    assert run.code == 2 and run.err == (f"AddressError: --address '{typo}' has a bad EIP-55 "
+                                         "checksum (a typo?); give the address exactly as "
+                                         "its owner wrote it\n")
+
+
 def test_initiator_approving_own_request_is_refused(cli: Cli) -> None:
     cli.login("tom")
     rid = request_id(cli.submit("6", user="tom"))
@@ -343,6 +372,70 @@ def test_init_refusals(cluster: Path, tmp_path: Path,
     assert main([*base, "--out", str(tmp_path / "c")]) == 2
     assert "--no-tls" in capsys.readouterr().err
     assert main([*base, "--out", str(tmp_path / "d"), "--no-tls"]) == 0
+
+
+def test_a_refused_init_leaves_nothing_behind_and_can_be_run_again(
+        cluster: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """Refused after the audit key and the TLS key were made (a stranger with the admin
+    role): neither OUT nor any half-written directory remains, and the corrected command
+    succeeds."""
+    out = tmp_path / "deep" / "oms"
+    base = ["init", "--cluster", str(cluster), "--key-id", "ab" * 32, "--out", str(out)]
+    assert main([*base, *DEMO, "--demo-person", "mallory:admin"]) == 2
+    assert "must be the cluster's admins" in capsys.readouterr().err
+    assert not out.exists() and list((tmp_path / "deep").iterdir()) == []
+    for admin in ("admin2", "admin3"):  # one key short of the quorum of 2
+        (cluster / "admins" / f"{admin}.key").rename(tmp_path / f"{admin}.key")
+    assert main([*base, *DEMO]) == 2
+    assert "the bootstrap bundle needs 2" in capsys.readouterr().err
+    assert list((tmp_path / "deep").iterdir()) == []
+    (tmp_path / "admin2.key").rename(cluster / "admins" / "admin2.key")
+    out.mkdir()  # an empty OUT is fine
+    assert main([*base, *DEMO]) == 0, capsys.readouterr().err
+    assert sorted(p.name for p in (tmp_path / "deep").iterdir()) == ["oms"]
+    assert stat.S_IMODE(out.stat().st_mode) == 0o700
+    settings = load_settings(out / "oms.toml")
+    assert settings.tls is not None and settings.tls.key == out / "tls" / "oms.key"
+    assert settings.bootstrap_bundle == out / "bootstrap-bundle.json"
+    assert settings.bootstrap_bundle.is_file() and settings.tls.key.is_file()
+    load_signer(settings.audit_key, settings.read_audit_passphrase())
+
+
+BINARY = bytes(range(256)) * 4  # not UTF-8, not PEM, not JSON, not TOML
+
+
+def test_every_unreadable_input_file_is_one_line_naming_it(
+        cli: Cli, cluster: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """A careless operator passes a binary file (or a directory) where a file is read: each
+    command ends with exit 2 and one line that names the file, never a traceback."""
+    cli.login("admin1")
+    bad = tmp_path / "garbage.bin"
+    bad.write_bytes(BINARY)
+    os.chmod(bad, 0o600)
+    server = ["--server", cli.world.target, "--token-file", str(cli.tmp / "admin1.token")]
+    commands = [
+        ["policy", "propose", str(bad), *server],
+        ["policy", "approve", "ab" * 32, "--admin-key", str(bad), *server],
+        ["get", "x", "--server", cli.world.target, "--token-file", str(bad)],
+        ["get", "x", "--ca", str(bad), *server],
+        ["get", "x", "--config", str(bad), *server],
+        ["confirm", "x", "--authenticator", str(bad), *server],
+        ["risk", "report", "--config", str(bad)],
+        ["audit", "verify", "--db", str(cli.world.db), "--public-key", str(bad)],
+        ["audit", "check-proof", str(bad), "--public-key", str(bad)],
+        ["init", "--cluster", str(cluster), "--key-id", "ab" * 32, "--out",
+         str(tmp_path / "new"), "--policy", str(bad), "--demo-person", "admin1:admin",
+         "--demo-person", "admin2:admin"],
+        ["init", "--cluster", str(bad), "--key-id", "ab" * 32, "--out", str(tmp_path / "n2")],
+    ]
+    for argv in commands:
+        capsys.readouterr()
+        code = main(argv)
+        err = capsys.readouterr().err
+        assert code == 2 and err.count("\n") == 1, (argv, err)
+        assert str(bad) in err, (argv, err)
+        assert "Traceback" not in err
+    assert not (tmp_path / "new").exists()
 
 
 def test_settings_refuse_unknown_keys(cluster: Path, tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ from eth_account import Account
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from coordinator.coordinator import SessionAbortedError, SigningRefused
+from ethereum.addresses import eip55
+from ethereum.transactions import decode_unsigned
 from mpcnode.ceremony import pki
 from mpcnode.protocol.registry import ProtocolName
 from oms_core.app.bundle_signing import make_bundle, signed_bundle_json
@@ -205,10 +207,67 @@ def test_not_found_invalid_argument_and_price_unavailable(oms: Any, world: World
     err = refused(lambda: oms.Get(pb.GetRequest(request_id="nope"), metadata=tina))
     assert (err.code(), err.details()) == (Code.NOT_FOUND, "NotFound: request nope not found")
     err = refused(lambda: submit(oms, tina, "lots"))
-    assert err.code() == Code.INVALID_ARGUMENT and "'lots' is not a number" in err.details()
+    assert err.code() == Code.INVALID_ARGUMENT
+    assert "amount 'lots' must be ASCII digits" in err.details()
     err = refused(lambda: submit(oms, tina, "1", asset="USDC"))  # listed, but no price
     assert (err.code(), err.details()) == (Code.UNAVAILABLE,
                                            "PriceUnavailable: no USD price for USDC")
+
+
+BAD_AMOUNTS = ["1e1000000", "\uff11", "-1", "+1", "1e3", "NaN", "Infinity", "0x10", " 1",
+               "1,5", "1.", ".5", "1..2", "\u0661", "0.0000000000000000001", "9" * 200_000]
+
+
+@pytest.mark.parametrize("amount", BAD_AMOUNTS, ids=lambda a: ascii(a)[:24])
+def test_malformed_amount_is_invalid_argument_and_records_nothing(
+        oms: Any, world: World, amount: str) -> None:
+    tina = login(oms, world, "tina")
+    err = refused(lambda: submit(oms, tina, amount))
+    assert err.code() == Code.INVALID_ARGUMENT, err.details()
+    assert err.details().startswith("InvalidInputError: amount ")
+    assert "\n" not in err.details() and len(err.details()) < 200
+    assert world.core.run(lambda c: c.requests.list()) == ()
+    submit(oms, tina, "1")  # and no nonce was taken: the next request gets nonce 0
+    tx = world.core.run(lambda c: c.requests.list())[0]
+    assert decode_unsigned(SigningRequest.from_canonical(tx.payload).transaction).nonce == 0
+
+
+def test_value_of_a_contract_call_is_parsed_as_strictly(oms: Any, world: World) -> None:
+    tina = login(oms, world, "tina")
+    err = refused(lambda: oms.Submit(pb.SubmitRequest(
+        asset="ETH", amount="0", destination=TREASURY, call_data=b"\x12\x34\x56\x78",
+        value="1e1000000"), metadata=tina))
+    assert err.code() == Code.INVALID_ARGUMENT
+    assert err.details().startswith("InvalidInputError: value '1e1000000' must be ASCII")
+
+
+def test_destination_checksum_is_enforced_when_mixed_case(oms: Any, world: World) -> None:
+    """A typo in a checksummed address must not be evaluated as the (lower-case) treasury."""
+    tina = login(oms, world, "tina")
+    good = eip55(bytes.fromhex(TREASURY[2:]))
+    for accepted in (good, TREASURY, "0x" + TREASURY[2:].upper()):
+        assert submit(oms, tina, "1", to=accepted).rule == "trader-within-limits"
+    typo = good[:3] + good[3].swapcase() + good[4:]
+    assert typo.lower() == TREASURY and typo != good
+    err = refused(lambda: submit(oms, tina, "1", to=typo))
+    assert err.code() == Code.INVALID_ARGUMENT
+    assert err.details() == (f"InvalidInputError: destination '{typo}' has a bad EIP-55 "
+                             "checksum (a typo?); give the address exactly as its owner "
+                             "wrote it")
+    assert len(world.core.run(lambda c: c.requests.list())) == 3
+
+
+def test_address_book_checksum_is_enforced(oms: Any, world: World) -> None:
+    admin1 = login(oms, world, "admin1")
+    good = eip55(bytes.fromhex("ab" * 20))
+    typo = good[:-1] + good[-1].swapcase()  # 0xABaB…BaB: the last digit is a letter
+    err = refused(lambda: oms.AddressBookAdd(pb.AddressBookAddRequest(
+        label="newcomer", address=typo, kind="wallet"), metadata=admin1))
+    assert err.code() == Code.INVALID_ARGUMENT
+    assert err.details().startswith(f"InvalidInputError: address '{typo}' has a bad EIP-55")
+    view = oms.AddressBookAdd(pb.AddressBookAddRequest(label="newcomer", address=good,
+                                                       kind="wallet"), metadata=admin1)
+    assert view.version == 2
 
 
 def test_signer_refusal_names_the_nodes_reason(oms: Any, world: World) -> None:

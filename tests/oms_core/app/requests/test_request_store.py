@@ -215,7 +215,7 @@ def test_every_allowed_transition_is_stored_with_event_and_audit(
 @pytest.mark.parametrize(("source", "target"), [
     (State.SIGNED, State.APPROVED), (State.INITIATED, State.APPROVED),
     (State.PENDING_APPROVAL, State.SIGNED), (State.BROADCAST, State.SIGNED),
-    (State.APPROVED, State.REJECTED), (State.POLICY_EVALUATED, State.EXPIRED),
+    (State.APPROVED, State.CONFIRMED), (State.POLICY_EVALUATED, State.EXPIRED),
 ])
 def test_forbidden_transitions_change_nothing(store: RequestStore, conn: sqlite3.Connection,
                                               source: State, target: State) -> None:
