@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ethereum.addresses import ethereum_address
 from mpcnode.ceremony.prime_pool import take_primes
 from mpcnode.core.errors import PresignatureError, UsageError
 from mpcnode.core.params import Profile
@@ -274,11 +275,12 @@ class SignerNode:
         auth = req.authorization
         request = SigningRequest(auth.request_id, req.key_id, path, auth.transaction,
                                  req.digest, auth.initiator, auth.usd_price, auth.expires_at,
-                                 auth.replaces)
+                                 auth.replaces, auth.message)
         # The ledger note is journaled with σ_i, durable before σ_i can leave the node.
         return self.policy.sign_authorized(request, list(auth.approvals),
                                            auth.policy_hash.hex(), self.clock(),
-                                           lambda verdict, note: sign(verdict.digest, note))
+                                           lambda verdict, note: sign(verdict.digest, note),
+                                           wallet=self._wallet(share, path))
 
     def close_transcript(self, key_id: bytes) -> pb.CloseTranscriptResponse:
         """This node's signed list of the key's ceremony sessions (ceremony_closing.py)."""
@@ -308,11 +310,20 @@ class SignerNode:
                 self._signer_sets[key] = sset
         return sset
 
+    def _wallet(self, share: KeyShare, path: tuple[int, ...]) -> str:
+        """The address this node signs for at ``path``, derived from its own key share (a
+        call's recipient may be the wallet itself; nobody else names it)."""
+        return ethereum_address(self._derived_key(share, path).public_key)
+
     def _rerandomized(self, share: KeyShare, public: PresignaturePublic,
                       path: tuple[int, ...], digest: bytes) -> Rerandomized:
         """This node's own derivation of the signature's τ, R' and path key: it takes
         none of them from the coordinator. BIP32 derivations are cached per key and path
         (a refresh keeps the public key and chain code, so they outlive an epoch)."""
+        return rerandomize(public, share.public.chain_code, path, digest,
+                           self._derived_key(share, path))
+
+    def _derived_key(self, share: KeyShare, path: tuple[int, ...]) -> bip32.DerivedKey:
         key = (share.public.key_id, path)
         with self._lock:
             derived = self._derived.get(key)
@@ -322,7 +333,7 @@ class SignerNode:
                 if len(self._derived) > 4096:
                     self._derived.clear()
                 self._derived[key] = derived
-        return rerandomize(public, share.public.chain_code, path, digest, derived)
+        return derived
 
     def _key_share(self, key_id: bytes) -> KeyShare:
         """The key share, unsealed once and kept in memory (the hot path signs with it)."""

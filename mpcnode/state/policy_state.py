@@ -240,7 +240,8 @@ class PolicyState:
                 for e in bundle.policy.address_book}
 
     def sign_authorized(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
-                        now: float, sign: Callable[[Verdict, bytes], T]) -> T:
+                        now: float, sign: Callable[[Verdict, bytes], T], *,
+                        wallet: str = "") -> T:
         """Authorize, then ``sign(verdict, note)`` (which journals the note durably with
         σ_i), then record the note here; all under one lock, under which the installed
         bundle is read as well (an install waits for the decision, or the decision for it)."""
@@ -253,7 +254,7 @@ class PolicyState:
                                                           request.request_id, now),
                                 last_counters=self._last_counters(request.request_id),
                                 bound=self._bound(request.request_id, request.replaces),
-                                cooldown_from=self.cooldown_from())
+                                cooldown_from=self.cooldown_from(), wallet=wallet)
             note = ledger_note(request, verdict, now)
             result = sign(verdict, note)
             self.apply(note)
