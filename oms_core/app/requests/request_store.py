@@ -65,6 +65,8 @@ APPROVING_ROLES = frozenset({Role.APPROVER, Role.RISK_OFFICER})
 class RequestKind(StrEnum):
     TRANSFER = "transfer"
     CONTRACT_CALL = "contract_call"
+    TYPED_DATA = "typed_data"  # EIP-712: signed, never broadcast
+    PERSONAL_SIGN = "personal_sign"  # EIP-191: signed, never broadcast
 
 
 @dataclass(frozen=True)
