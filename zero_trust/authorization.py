@@ -330,7 +330,7 @@ def policy_input(policy: Policy, request: SigningRequest, what: Signable,
                            RAW_DIGEST_DESTINATION, None, raw_digest=True,
                            key_id=request.key_id.hex(), path=request.path)
     try:
-        intent = _intent(policy, what)
+        intent = intent_of_signable(policy, what)
         return PolicyInput(request.request_id, request.initiator, roles, intent.asset,
                            intent.amount, price, intent.destination, intent.function_selector,
                            key_id=request.key_id.hex(), path=request.path, kind=intent.kind,
@@ -342,7 +342,9 @@ def policy_input(policy: Policy, request: SigningRequest, what: Signable,
         raise AuthorizationDenied(str(exc)) from None
 
 
-def _intent(policy: Policy, what: Signable) -> Intent:
+def intent_of_signable(policy: Policy, what: Signable) -> Intent:
+    """What a transaction or a structured message does, as the policy reads it
+    (``IntentError`` when it cannot say)."""
     if what.tx is not None:
         return intent_of(what.tx, policy.assets, policy.address_book)
     assert what.message is not None
