@@ -53,6 +53,7 @@ PEOPLE = (("tina", ("trader",)), ("rita", ("risk_officer",)),
           ("tom", ("trader", "risk_officer")), ("andy", ("approver",)),
           ("admin1", ("admin",)), ("admin2", ("admin",)))
 POLICY = f"""
+format_version = 2
 version = @VERSION@
 name = "rpc-test"
 cooldown_seconds = 3600
@@ -102,6 +103,13 @@ approvals = {{ risk_officer = 1 }}
 name = "unknown-destination"
 destination = "unknown"
 action = "block"
+
+[[rules]]
+name = "trader-personal-message"
+kinds = ["personal_sign"]
+initiator_roles = ["trader"]
+action = "require_approvals"
+approvals = {{ risk_officer = 1 }}
 """
 
 

@@ -24,6 +24,7 @@ from oms_core.app.users import Permission, User
 from oms_core.chain.fees import bump
 from oms_core.chain.prices import PriceSource, PriceUnavailable
 from zero_trust.authorization import SigningRequest, intent_of_signable, signable
+from zero_trust.intent import IntentError
 from zero_trust.policy.bundle import PolicyBundle
 from zero_trust.policy.document import Action
 from zero_trust.policy.evaluate import Decision
@@ -79,12 +80,14 @@ class RequestIntake:
                 with transaction(ctx.conn):
                     req, decision = self._record(user, request_id, ctx.bundle(),
                                                  message=message)
-            except PriceUnavailable as exc:
+            except (IntentError, PriceUnavailable) as exc:
                 with transaction(ctx.conn):
                     ctx.audit.append(ctx.conn, actor=user.user_id, action="request.refused",
                                      subject=f"request:{request_id}", at=ctx.clock(),
                                      details={"reason": f"{type(exc).__name__}: {exc}",
                                               "kind": kind})
+                if isinstance(exc, IntentError):  # e.g. typed data no entry covers
+                    raise PolicyDenied(None, f"{kind} refused: {exc}") from None
                 raise
             if decision.action is Action.BLOCK:
                 raise PolicyDenied(decision.rule, decision.reason)
