@@ -107,6 +107,53 @@ def hash_struct(types: Types, name: str, value: Mapping[str, object]) -> bytes:
     return keccak256(type_hash(types, name) + data)
 
 
+_ENCODED_STRUCT = re.compile(r"([A-Za-z_$][A-Za-z0-9_$]{0,63})\(([^()]*)\)")
+
+
+def parse_encoded_type(text: str) -> dict[str, tuple[Field, ...]]:
+    """The struct types an encodeType string defines (``Permit(address owner,…)``,
+    referenced structs following); TypedDataError unless ``text`` is exactly the
+    encodeType of its first struct over those types."""
+    types: dict[str, list[dict[str, str]]] = {}
+    position = 0
+    while position < len(text):
+        match = _ENCODED_STRUCT.match(text, position)
+        if match is None:
+            raise TypedDataError(f"{text!r} is not an EIP-712 encodeType string")
+        fields = []
+        for member in match.group(2).split(",") if match.group(2) else []:
+            parts = member.split(" ")
+            if len(parts) != 2:
+                raise TypedDataError(f"{text!r}: {member!r} is not \"type name\"")
+            fields.append({"type": parts[0], "name": parts[1]})
+        types[match.group(1)] = fields
+        position = match.end()
+    parsed = _types(types) if types else {}
+    if not parsed or encode_type(parsed, next(iter(parsed))) != text:
+        raise TypedDataError(f"{text!r} is not the encodeType of its first struct (every "
+                             "referenced struct once, sorted by name, none unused)")
+    return parsed
+
+
+def field_type(types: Types, struct: str, path: str) -> str:
+    """The EIP-712 type a dotted field path (``details.token``, ``items[0].amount``)
+    reaches from ``struct``; TypedDataError if it reaches none."""
+    type_ = struct
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        fields = types.get(type_)
+        found = next((f for f in fields or () if f.name == name), None)
+        if found is None:
+            raise TypedDataError(f'"{path}": {type_} has no field "{name}"')
+        type_ = found.type
+        for _ in range(rest.count("]")):
+            element = _element(type_)
+            if element is None:
+                raise TypedDataError(f'"{path}": {type_} is not an array')
+            type_ = element[0]
+    return type_
+
+
 def personal_message_digest(message: bytes) -> bytes:
     """EIP-191 version 0x45 (``personal_sign``): keccak256 of
     ``"\\x19Ethereum Signed Message:\\n" ‖ len(message) ‖ message``, the length in decimal."""

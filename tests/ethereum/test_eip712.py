@@ -11,7 +11,10 @@ from eth_account.messages import encode_defunct, encode_typed_data
 
 from ethereum.eip712 import (
     TypedDataError,
+    encode_type,
+    field_type,
     hash_struct,
+    parse_encoded_type,
     parse_typed_data,
     personal_message_digest,
     type_hash,
@@ -154,3 +157,20 @@ def test_fixed_bytes_and_array_lengths_enforced() -> None:
     doc["message"]["details"][0]["amount"] = str(2**160)
     with pytest.raises(TypedDataError, match="uint160"):
         parse_typed_data(doc)
+
+
+def test_encoded_type_parses_back_to_its_types() -> None:
+    text = "Mail(Person from,Person to,string contents)Person(string name,address wallet)"
+    types = parse_encoded_type(text)
+    assert set(types) == {"Mail", "Person"}
+    assert encode_type(types, "Mail") == text
+    assert field_type(types, "Mail", "from.wallet") == "address"
+    for bad in ("Person(string name,address wallet)Mail(Person from,Person to,string "
+                "contents)",  # the dependency first: not Mail's encodeType
+                "Mail(Person from)",  # Person undefined
+                "Mail(string contents)Person(string name)",  # Person unused
+                "Mail(string  contents)", "Mail(string contents"):
+        with pytest.raises(TypedDataError):
+            parse_encoded_type(bad)
+    with pytest.raises(TypedDataError, match='no field "sender"'):
+        field_type(types, "Mail", "sender")

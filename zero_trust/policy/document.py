@@ -24,6 +24,7 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 from pydantic_core import ErrorDetails
 
 from ethereum.addresses import is_checksum_consistent
+from ethereum.eip712 import TypedDataError, field_type, parse_encoded_type
 from mpcnode.core.config_schema import StrictConfig
 from zero_trust.contract_abi import AbiError, AbiFunction, check_path, parse_function
 from zero_trust.policy.policy_errors import PolicyDocumentError
@@ -347,9 +348,28 @@ def _typed_data(tables: Sequence[_TypedDataTable], assets: Sequence[Asset],
             raise PolicyDocumentError(f'{where}, field "type"', "must be the encodeType of "
                                       f'"{table.primary_type}" (starting "'
                                       f'{table.primary_type}(")', source)
+        _check_typed_paths(table, where, source)
         out.append(TypedDataRule(table.name, table.chain_id, table.verifying_contract,
                                  table.primary_type, table.type, _argument_rules(table)))
     return tuple(out)
+
+
+def _check_typed_paths(table: _TypedDataTable, where: str, source: str) -> None:
+    """The type is a valid encodeType, and every argument path names a field of it of the
+    right type (a typo would otherwise refuse every message, or read the wrong field)."""
+    try:
+        types = parse_encoded_type(table.type)
+        for role, path, expected in (("recipient", table.recipient, "address"),
+                                     ("spender", table.spender, "address"),
+                                     ("token", table.token, "address"),
+                                     ("amount", table.amount, "uint")):
+            if path is None or path == VERIFYING_CONTRACT:
+                continue
+            found = field_type(types, table.primary_type, path)
+            if not found.startswith(expected):
+                raise TypedDataError(f'{role} "{path}" is a {found}, not an {expected}')
+    except TypedDataError as exc:
+        raise PolicyDocumentError(where, str(exc), source) from None
 
 
 def _argument_rules(table: _ArgumentsTable) -> ArgumentRules:
