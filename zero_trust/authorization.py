@@ -137,7 +137,9 @@ class SigningRequest:
         if self.expires_at or self.replaces or self.message:
             doc.update(v=2, expires_at=self.expires_at, replaces=self.replaces)
         if self.message:  # version 3: a structured message, as its canonical text
-            doc.update(v=3, message=self.message.decode("ascii", errors="replace"))
+            if not self.message.isascii():  # canonical messages are ASCII; never lossy
+                raise CanonicalJSONError("the message is not ASCII canonical JSON")
+            doc.update(v=3, message=self.message.decode("ascii"))
         return canonical_json(doc, ascii_only=True)
 
     @classmethod

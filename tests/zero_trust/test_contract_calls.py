@@ -12,6 +12,7 @@ import pytest
 
 from ethereum.eip712 import parse_typed_data
 from ethereum.transactions import UnsignedTx
+from mpcnode.core.canonical_json import CanonicalJSONError
 from testing.contract_policy import (
     ROUTER,
     STRANGER,
@@ -154,6 +155,8 @@ def test_request_binds_the_message() -> None:
     req = _request(message=personal_message(b"x"))
     assert SigningRequest.from_canonical(req.canonical()) == req
     assert req.canonical() != _request(message=personal_message(b"y")).canonical()
+    with pytest.raises(CanonicalJSONError, match="not ASCII"):  # never written lossily
+        _request(message=personal_message(b"x").replace(b"x", "\u00ff".encode())).canonical()
 
 
 def test_policy_round_trips_and_format_1_refuses_format_2_fields() -> None:
@@ -169,6 +172,9 @@ def test_policy_round_trips_and_format_1_refuses_format_2_fields() -> None:
     ('recipient = "to" }},\n  {{', 'recipient = "deadline" }},\n  {{', "not an address"),
     ('recipient = "to" }},\n  {{', 'recipient = "nobody" }},\n  {{', 'no parameter "nobody"'),
     ("uint256 deadline)\", recipient", "tuple(uint256) deadline)\", recipient", "tuple"),
+    ("uint256 deadline)\", recipient", "uint256[][] deadline)\", recipient", "nested array"),
+    ('name = "personal-message"\n', 'name = "personal-message"\nraw_digest = true\n',
+     "leave \"kinds\" out"),
     ('spender = "spender" }', 'spender = "spender", amount = "amount" }', "go together"),
     (f'verifying_contract = "{USDC}"', f'verifying_contract = "{STRANGER}"',
      "address-book contract or a listed asset"),

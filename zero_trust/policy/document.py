@@ -697,6 +697,8 @@ class _RuleTable(_Table):
     @model_validator(mode="after")
     def _raw_digest_scope(self) -> _RuleTable:
         scope = {"key_id": self.key_id, "path": self.path, "usd_value": self.usd_value}
+        if self.raw_digest and self.kinds is not None:
+            raise ValueError('a raw digest is no transaction or message: leave "kinds" out')
         if not self.raw_digest:
             given = [name for name, value in scope.items() if value is not None]
             if given:
