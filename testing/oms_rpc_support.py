@@ -176,7 +176,7 @@ class SingleKeySigner:
         try:
             verdict = authorize(self.bundle, request, approvals, policy_hash=policy_hash,
                                 now=now, usage_24h_usd=usage, last_counters=self._counters,
-                                bound=self._bound)
+                                bound=self._bound, wallet=self.address)
         except (AuthorizationDenied, PolicyError) as exc:
             raise SigningRefused(f"{type(exc).__name__}: {exc}") from exc
         self._counters.update(verdict.counters)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from ethereum import erc20
 from ethereum.eip712 import parse_typed_data
 from ethereum.transactions import UnsignedTx
 from mpcnode.core.canonical_json import CanonicalJSONError
@@ -78,6 +79,19 @@ def test_approve_of_an_unlisted_spender_refused() -> None:
     assert "is not a whitelisted contract" in d.reason
     d = _decide(_request(approve_usdc(TREASURY, 10)))  # a wallet is no spender
     assert d.action is Action.BLOCK and '"treasury" is a wallet' in d.reason
+
+
+def test_increase_allowance_checked_and_transfer_from_counted() -> None:
+    base = approve_usdc(STRANGER, 10)
+    data = erc20.INCREASE_ALLOWANCE + base.data[4:]
+    d = _decide(_request(dataclasses.replace(base, data=data), price="1"))
+    assert d.action is Action.BLOCK and d.rule == "USDC.increaseAllowance"
+    pull = erc20.encode_transfer_from(bytes.fromhex(STRANGER[2:]),
+                                      bytes.fromhex(TREASURY[2:]), 15_000 * 10**6)
+    d = _decide(_request(dataclasses.replace(base, data=pull), price="1"))
+    assert d.action is Action.BLOCK and d.rule == "over-limit" and d.usd_amount == 15_000
+    with pytest.raises(AuthorizationDenied, match="must be 100 bytes"):
+        _decide(_request(dataclasses.replace(base, data=pull + b"\x00"), price="1"))
 
 
 def test_calldata_that_does_not_decode_exactly_refused() -> None:
