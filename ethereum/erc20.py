@@ -9,6 +9,10 @@ from ethereum.ethereum_errors import EthereumError
 
 TRANSFER = bytes.fromhex("a9059cbb")  # transfer(address,uint256)
 APPROVE = bytes.fromhex("095ea7b3")  # approve(address,uint256)
+INCREASE_ALLOWANCE = bytes.fromhex("39509351")  # increaseAllowance(address,uint256)
+TRANSFER_FROM = bytes.fromhex("23b872dd")  # transferFrom(address,address,uint256)
+ALLOWANCES = (APPROVE, INCREASE_ALLOWANCE)
+"""Calls that let a spender pull the caller's tokens later."""
 
 
 class CallDecodeError(EthereumError, ValueError):
@@ -18,8 +22,9 @@ class CallDecodeError(EthereumError, ValueError):
 @dataclass(frozen=True)
 class TokenCall:
     selector: bytes
-    counterparty: bytes  # transfer: the recipient; approve: the spender (20 bytes)
+    counterparty: bytes  # transfer(From): the recipient; approve: the spender (20 bytes)
     amount: int
+    source: bytes | None = None  # transferFrom: whose tokens move
 
     @property
     def counterparty_address(self) -> str:
@@ -40,17 +45,28 @@ def encode_approve(spender: bytes, amount: int) -> bytes:
     return APPROVE + _word_address(spender) + amount.to_bytes(32, "big")
 
 
-def decode(data: bytes) -> TokenCall | None:
-    """The token call in ``data``; None if the selector is not transfer/approve.
+def encode_transfer_from(source: bytes, recipient: bytes, amount: int) -> bytes:
+    return (TRANSFER_FROM + _word_address(source) + _word_address(recipient)
+            + amount.to_bytes(32, "big"))
 
-    Strict: exactly two ABI words and a clean address word, so two encodings can never
-    mean the same call to the policy and something else to the token."""
+
+def decode(data: bytes) -> TokenCall | None:
+    """The token call in ``data``; None if the selector is not transfer, transferFrom,
+    approve or increaseAllowance.
+
+    Strict: exactly the ABI words of the call and clean address words, so two encodings
+    can never mean the same call to the policy and something else to the token."""
     selector = data[:4]
-    if selector not in (TRANSFER, APPROVE):
+    if selector not in (TRANSFER, TRANSFER_FROM, *ALLOWANCES):
         return None
-    if len(data) != 4 + 64:
-        raise CallDecodeError(f"ERC-20 call data must be 68 bytes, got {len(data)}")
-    word = data[4:36]
-    if word[:12] != bytes(12):
+    words = 3 if selector == TRANSFER_FROM else 2
+    if len(data) != 4 + 32 * words:
+        raise CallDecodeError(f"this ERC-20 call data must be {4 + 32 * words} bytes, got "
+                              f"{len(data)}")
+    addresses = [data[4 + 32 * i: 36 + 32 * i] for i in range(words - 1)]
+    if any(word[:12] != bytes(12) for word in addresses):
         raise CallDecodeError("address argument has dirty upper bytes")
-    return TokenCall(selector, word[12:], int.from_bytes(data[36:68], "big"))
+    amount = int.from_bytes(data[-32:], "big")
+    if selector == TRANSFER_FROM:
+        return TokenCall(selector, addresses[1][12:], amount, addresses[0][12:])
+    return TokenCall(selector, addresses[0][12:], amount)

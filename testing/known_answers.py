@@ -24,10 +24,17 @@ from zero_trust.approvals.credential_key import encode_credential_key
 from zero_trust.policy.document import Policy, read_policy_file
 
 EXAMPLE_POLICY = Path(zero_trust.policy.__file__).parent / "examples/default_policy.toml"
+FORMAT1_POLICY = Path(__file__).parent / "fixtures/policies/default_policy_format1.toml"
+"""The example policy as it was before format 2: its hashes are pinned (bundles signed
+over it exist), so format 2 must leave them unchanged."""
 
 
 def example_policy() -> Policy:
     return read_policy_file(EXAMPLE_POLICY)
+
+
+def format1_policy() -> Policy:
+    return read_policy_file(FORMAT1_POLICY)
 
 
 def fixed_registry() -> ApproverRegistry:

@@ -53,6 +53,7 @@ PEOPLE = (("tina", ("trader",)), ("rita", ("risk_officer",)),
           ("tom", ("trader", "risk_officer")), ("andy", ("approver",)),
           ("admin1", ("admin",)), ("admin2", ("admin",)))
 POLICY = f"""
+format_version = 2
 version = @VERSION@
 name = "rpc-test"
 cooldown_seconds = 3600
@@ -102,6 +103,13 @@ approvals = {{ risk_officer = 1 }}
 name = "unknown-destination"
 destination = "unknown"
 action = "block"
+
+[[rules]]
+name = "trader-personal-message"
+kinds = ["personal_sign"]
+initiator_roles = ["trader"]
+action = "require_approvals"
+approvals = {{ risk_officer = 1 }}
 """
 
 
@@ -168,7 +176,7 @@ class SingleKeySigner:
         try:
             verdict = authorize(self.bundle, request, approvals, policy_hash=policy_hash,
                                 now=now, usage_24h_usd=usage, last_counters=self._counters,
-                                bound=self._bound)
+                                bound=self._bound, wallet=self.address)
         except (AuthorizationDenied, PolicyError) as exc:
             raise SigningRefused(f"{type(exc).__name__}: {exc}") from exc
         self._counters.update(verdict.counters)

@@ -18,7 +18,14 @@ allows it. Nothing the OMS or the coordinator claims is taken on trust:
   can only make a request look bigger;
 - the rolling 24-hour usage is the verifier's own ledger, not the OMS's.
 
-Raw-digest signing (no transaction) is only possible under a rule marked ``raw_digest``
+EIP-712 typed data and EIP-191 personal messages travel as a structured ``message``
+(``signed_message``): the digest is computed from it, and the policy reads its fields
+(``intent.typed_data_intent``). Contract calls to whitelisted contracts are decoded with
+the ABI the signed policy holds, and their recipient and spender arguments are checked
+against the signing wallet's own address (``wallet``, which the verifier derives itself)
+and the address book.
+
+Raw-digest signing (no transaction, no message) is only possible under a rule marked ``raw_digest``
 for this key and path, with the highest approval quorum; it counts the rule's stated USD
 value against the limits.
 """
@@ -38,18 +45,26 @@ from zero_trust.approvals.approval_errors import ApprovalError
 from zero_trust.approvals.approver_registry import ApproverRegistry
 from zero_trust.approvals.assertion import Approval, VerifiedApproval, verify_approval
 from zero_trust.approvals.challenge import approval_challenge
-from zero_trust.intent import IntentError, intent_of
+from zero_trust.intent import (
+    NO_DESTINATION,
+    Intent,
+    IntentError,
+    intent_of,
+    personal_message_intent,
+    typed_data_intent,
+)
 from zero_trust.policy.approval_quorum import approvals_satisfied
 from zero_trust.policy.bundle import PolicyBundle
-from zero_trust.policy.document import Action
+from zero_trust.policy.document import NATIVE, Action, Policy, RequestKind
 from zero_trust.policy.evaluate import Decision, PolicyInput, evaluate
 from zero_trust.policy.policy_errors import PolicyDenied, PolicyError
 from zero_trust.policy.usd import parse_usd
 from zero_trust.request_binding import RequestBinding, binding_of, binding_refusal
+from zero_trust.signed_message import MessageError, SignedMessage, parse_message
 from zero_trust.zero_trust_errors import ZeroTrustError
 
 REGISTRY_FORMAT = "oms-approver-registry/1"
-RAW_DIGEST_DESTINATION = "0x" + "00" * 20  # placeholder: a raw digest has no destination
+RAW_DIGEST_DESTINATION = NO_DESTINATION  # placeholder: a raw digest has no destination
 MAX_APPROVALS = 16
 MAX_CLOCK_SKEW_S = 30
 """How far a verifier's clock may be behind the OMS's: a verifier refuses approvals
@@ -106,7 +121,8 @@ class SigningRequest:
     usd_price: str  # decimal text, per whole unit of the transaction's asset
     expires_at: int  # the OMS request's deadline, epoch seconds: no signature after it
     replaces: str = ""  # the request this one replaces (a fee-bumped stuck transaction)
-
+    message: bytes = b""  # canonical typed data / personal message (signed_message); b""
+    # for a transaction or a raw digest
     def canonical(self) -> bytes:
         """The bytes every assertion's challenge commits to: canonical JSON, ASCII only (its
         text was always written with ``\\u`` escapes, which RFC 8785 would not write).
@@ -119,8 +135,12 @@ class SigningRequest:
             "path": list(self.path), "transaction": self.transaction.hex(),
             "digest": self.digest.hex(), "initiator": self.initiator,
             "usd_price": self.usd_price}
-        if self.expires_at or self.replaces:
+        if self.expires_at or self.replaces or self.message:
             doc.update(v=2, expires_at=self.expires_at, replaces=self.replaces)
+        if self.message:  # version 3: a structured message, as its canonical text
+            if not self.message.isascii():  # canonical messages are ASCII; never lossy
+                raise CanonicalJSONError("the message is not ASCII canonical JSON")
+            doc.update(v=3, message=self.message.decode("ascii"))
         return canonical_json(doc, ascii_only=True)
 
     @classmethod
@@ -129,7 +149,7 @@ class SigningRequest:
         request = cls(doc["request_id"], bytes.fromhex(doc["key_id"]), tuple(doc["path"]),
                       bytes.fromhex(doc["transaction"]), bytes.fromhex(doc["digest"]),
                       doc["initiator"], doc["usd_price"], doc.get("expires_at", 0),
-                      doc.get("replaces", ""))
+                      doc.get("replaces", ""), str(doc.get("message", "")).encode("ascii"))
         if request.canonical() != raw:
             raise ValueError("not a canonical signing request")
         return request
@@ -149,6 +169,35 @@ class Verdict:
     usd_amount: Decimal
     counters: Mapping[bytes, int]  # credential id → new sign counter
     binding: RequestBinding  # what the request id is now bound to
+
+
+@dataclass(frozen=True)
+class Signable:
+    """What a request signs, decoded: a transaction, a structured message, or neither (a
+    raw digest); ``digest`` computed from it."""
+
+    digest: bytes
+    tx: UnsignedTx | None
+    message: SignedMessage | None
+
+
+def signable(request: SigningRequest) -> Signable:
+    """The request's transaction or message, decoded, and the digest computed from it (a
+    digest the request states must equal it)."""
+    if request.message:
+        if request.transaction:
+            raise AuthorizationDenied("a request signs a transaction or a message, not both")
+        try:
+            message = parse_message(request.message)
+        except MessageError as exc:
+            raise AuthorizationDenied(f"message refused: {exc}") from None
+        computed = message.digest()
+        if request.digest and request.digest != computed:
+            raise AuthorizationDenied(f"the digest is not the hash of the {message.kind.value} "
+                                      "message")
+        return Signable(computed, None, message)
+    digest, tx = signing_digest(request.transaction, request.digest)
+    return Signable(digest, tx, None)
 
 
 def signing_digest(transaction: bytes, digest: bytes) -> tuple[bytes, UnsignedTx | None]:
@@ -176,8 +225,10 @@ def _registry(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
 def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence[bytes], *,
               policy_hash: str, now: float, usage_24h_usd: Decimal,
               last_counters: Mapping[bytes, int], bound: Mapping[str, RequestBinding],
-              cooldown_from: Mapping[str, int] | None = None) -> Verdict:
+              cooldown_from: Mapping[str, int] | None = None, wallet: str = "") -> Verdict:
     """Allow the signature or raise AuthorizationDenied / PolicyDenied saying why.
+    ``wallet``: the address of ``request.key_id`` at ``request.path``, derived by the
+    verifier (a recipient argument may be the wallet itself); "" if unknown.
     ``bound`` holds what this verifier already signed under ``request.request_id`` and
     under ``request.replaces`` (by request id; absent when it signed nothing there).
     ``cooldown_from``: when this verifier first held each address-book entry (by label)
@@ -187,8 +238,9 @@ def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence
             f"stale or unknown policy: request was evaluated under {policy_hash[:16] or '-'}…, "
             f"this signer holds policy v{bundle.version} ({bundle.bundle_hash[:16]}…)")
     check_deadline(request.expires_at, now)
-    digest, tx = signing_digest(request.transaction, request.digest)
-    binding = binding_of(request.key_id, request.path, digest, tx)
+    what = signable(request)
+    digest = what.digest
+    binding = binding_of(request.key_id, request.path, digest, what.tx)
     refusal = binding_refusal(request.request_id, binding, bound.get(request.request_id),
                               request.replaces,
                               bound.get(request.replaces) if request.replaces else None)
@@ -202,8 +254,8 @@ def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence
     if not any(v.user_id == request.initiator for v in verified):
         raise AuthorizationDenied(
             f'no valid assertion from the initiator "{request.initiator}" over this request')
-    decision = evaluate(bundle.policy, _policy_input(bundle, request, tx, frozenset(
-        r.value for r in initiator.roles)), now=now, usage_24h_usd=usage_24h_usd,
+    decision = evaluate(bundle.policy, policy_input(bundle.policy, request, what, frozenset(
+        r.value for r in initiator.roles), wallet), now=now, usage_24h_usd=usage_24h_usd,
         cooldown_from=cooldown_from)
     decision.raise_if_blocked()
     if decision.action is not Action.ALLOW:
@@ -267,24 +319,46 @@ def _verified(approvals: Sequence[bytes], registry: ApproverRegistry, rp: Relyin
     return out
 
 
-def _policy_input(bundle: PolicyBundle, request: SigningRequest, tx: UnsignedTx | None,
-                  roles: frozenset[str]) -> PolicyInput:
+def policy_input(policy: Policy, request: SigningRequest, what: Signable,
+                 roles: frozenset[str], wallet: str = "") -> PolicyInput:
+    """The request as the evaluator reads it: the same function in the OMS and in every
+    verifier, from the signed bytes alone (``wallet`` is the verifier's own)."""
     try:  # the OMS's text, read like any amount: no exponent to overflow the valuation
         price = parse_usd(request.usd_price or "0")
     except ValueError as exc:
         raise AuthorizationDenied(f"usd price {exc}") from None
-    policy = bundle.policy
-    if tx is None:
+    if what.tx is None and what.message is None:
         native = policy.assets[0].symbol if policy.assets else "-"
         return PolicyInput(request.request_id, request.initiator, roles, native, 0, price,
                            RAW_DIGEST_DESTINATION, None, raw_digest=True,
                            key_id=request.key_id.hex(), path=request.path)
     try:
-        intent = intent_of(tx, policy.assets)
-    except IntentError as exc:
-        raise AuthorizationDenied(f"transaction refused: {exc}") from None
-    try:
+        intent = intent_of_signable(policy, what)
         return PolicyInput(request.request_id, request.initiator, roles, intent.asset,
-                           intent.amount, price, intent.destination, intent.function_selector)
+                           intent.amount, price, intent.destination, intent.function_selector,
+                           key_id=request.key_id.hex(), path=request.path, kind=intent.kind,
+                           checks=intent.checks, wallet=wallet.lower(),
+                           typed_data=intent.typed_data)
+    except IntentError as exc:
+        raise AuthorizationDenied(f"{_noun(what)} refused: {exc}") from None
     except PolicyError as exc:
         raise AuthorizationDenied(str(exc)) from None
+
+
+def intent_of_signable(policy: Policy, what: Signable) -> Intent:
+    """What a transaction or a structured message does, as the policy reads it
+    (``IntentError`` when it cannot say)."""
+    if what.tx is not None:
+        return intent_of(what.tx, policy.assets, policy.address_book)
+    assert what.message is not None
+    if what.message.typed_data is not None:
+        return typed_data_intent(what.message.typed_data, policy)
+    native = next((a for a in policy.assets if a.contract == NATIVE), None)
+    if native is None:
+        raise IntentError("the policy lists no native asset")
+    return personal_message_intent(policy, native.chain_id)
+
+
+def _noun(what: Signable) -> str:
+    return "transaction" if what.message is None else (
+        "typed data" if what.message.kind is RequestKind.TYPED_DATA else "personal message")

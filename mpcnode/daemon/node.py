@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from ethereum.addresses import ethereum_address
 from mpcnode.ceremony.prime_pool import take_primes
 from mpcnode.core.errors import PresignatureError, UsageError
 from mpcnode.core.params import Profile
@@ -42,7 +43,7 @@ from zero_trust.authorization import (
     AuthorizationDenied,
     SigningRequest,
     Verdict,
-    signing_digest,
+    signable,
 )
 
 SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped
@@ -291,18 +292,21 @@ class SignerNode:
 
         return self.policy.sign_authorized(request, list(req.authorization.approvals),
                                            req.authorization.policy_hash.hex(), self.clock(),
-                                           sign_in_quorum, views)
+                                           sign_in_quorum, views,
+                                           wallet=self._wallet(share, path))
 
     # --- limits across signer subsets (zero_trust/spend_quorum.py) ----------------------
 
     def reserve_spend(self, req: pb.ReserveSpendRequest) -> pb.SignedStatement:
         """Record the spend in this node's ledger (authorized against it, fsynced), then
         sign the receipt that says so. Repeating it for the same request is harmless."""
-        self._key_share(req.key_id)  # UnknownKey unless this node holds the key
-        request = _signing_request(req.key_id, tuple(req.path), req.digest, req.authorization)
+        share = self._key_share(req.key_id)  # UnknownKey unless this node holds the key
+        path = tuple(req.path)
+        request = _signing_request(req.key_id, path, req.digest, req.authorization)
         subject = self._spend_subject(request)  # bounded before anything is stored
         self.policy.reserve(request, list(req.authorization.approvals),
-                            req.authorization.policy_hash.hex(), self.clock())
+                            req.authorization.policy_hash.hex(), self.clock(),
+                            wallet=self._wallet(share, path))
         return self._signed(spend_quorum.receipt_statement(self.party, subject))
 
     def read_spends(self, req: pb.ReadSpendsRequest) -> pb.SignedStatement:
@@ -323,8 +327,8 @@ class SignerNode:
                                                         entries))
 
     def _spend_subject(self, request: SigningRequest) -> spend_quorum.SpendSubject:
-        digest, _ = signing_digest(request.transaction, request.digest)
-        subject = spend_quorum.SpendSubject(request.key_id, request.request_id, digest,
+        subject = spend_quorum.SpendSubject(request.key_id, request.request_id,
+                                            signable(request).digest,
                                             request.initiator)
         _check_subject(subject)
         return subject
@@ -402,11 +406,20 @@ class SignerNode:
                 self._signer_sets[key] = sset
         return sset
 
+    def _wallet(self, share: KeyShare, path: tuple[int, ...]) -> str:
+        """The address this node signs for at ``path``, derived from its own key share (a
+        call's recipient may be the wallet itself; nobody else names it)."""
+        return ethereum_address(self._derived_key(share, path).public_key)
+
     def _rerandomized(self, share: KeyShare, public: PresignaturePublic,
                       path: tuple[int, ...], digest: bytes) -> Rerandomized:
         """This node's own derivation of the signature's τ, R' and path key: it takes
         none of them from the coordinator. BIP32 derivations are cached per key and path
         (a refresh keeps the public key and chain code, so they outlive an epoch)."""
+        return rerandomize(public, share.public.chain_code, path, digest,
+                           self._derived_key(share, path))
+
+    def _derived_key(self, share: KeyShare, path: tuple[int, ...]) -> bip32.DerivedKey:
         key = (share.public.key_id, path)
         with self._lock:
             derived = self._derived.get(key)
@@ -416,7 +429,7 @@ class SignerNode:
                 if len(self._derived) > 4096:
                     self._derived.clear()
                 self._derived[key] = derived
-        return rerandomize(public, share.public.chain_code, path, digest, derived)
+        return derived
 
     def _key_share(self, key_id: bytes) -> KeyShare:
         """The key share, unsealed once and kept in memory (the hot path signs with it)."""
@@ -491,7 +504,8 @@ class SignerNode:
 def _signing_request(key_id: bytes, path: tuple[int, ...], digest: bytes,
                      auth: pb.Authorization) -> SigningRequest:
     return SigningRequest(auth.request_id, key_id, path, auth.transaction, digest,
-                          auth.initiator, auth.usd_price, auth.expires_at, auth.replaces)
+                          auth.initiator, auth.usd_price, auth.expires_at, auth.replaces,
+                          auth.message)
 
 
 def _check_subject(subject: spend_quorum.SpendSubject) -> None:

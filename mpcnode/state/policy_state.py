@@ -249,27 +249,27 @@ class PolicyState:
 
     def sign_authorized(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
                         now: float, sign: Callable[[Verdict, bytes], T],
-                        views: Sequence[SpendView] = ()) -> T:
+                        views: Sequence[SpendView] = (), *, wallet: str = "") -> T:
         """Authorize, then ``sign(verdict, note)`` (which journals the note durably with
         σ_i), then record the note here; all under one lock, under which the installed
         bundle is read as well (an install waits for the decision, or the decision for it).
         The usage counted is the union of this node's ledger and the read quorum's
         ``views`` (``zero_trust/spend_quorum.py``; the caller has checked the quorum)."""
         with self._lock:
-            verdict = self._authorize(request, approvals, policy_hash, now, views)
+            verdict = self._authorize(request, approvals, policy_hash, now, views, wallet)
             note = ledger_note(request, verdict, now)
             result = sign(verdict, note)
             self.apply(note)
             return result
 
     def reserve(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
-                now: float) -> Verdict:
+                now: float, *, wallet: str = "") -> Verdict:
         """Record a spend before it may be signed anywhere (the write of
         ``zero_trust/spend_quorum.py``): authorized against this node's own ledger, then
         written to the database with an fsync before this returns, since the receipt the
         caller signs next promises that any later read of this node reports it."""
         with self._lock:
-            verdict = self._authorize(request, approvals, policy_hash, now, ())
+            verdict = self._authorize(request, approvals, policy_hash, now, (), wallet)
             self.apply(ledger_note(request, verdict, now))
             self._db.execute("PRAGMA synchronous=FULL")
             try:
@@ -289,7 +289,7 @@ class PolicyState:
                     for rid, at, usd in ledger.entries(after=now - WINDOW_S - VIEW_MARGIN_S)]
 
     def _authorize(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
-                   now: float, views: Sequence[SpendView]) -> Verdict:
+                   now: float, views: Sequence[SpendView], wallet: str) -> Verdict:
         bundle = self._bundle
         if bundle is None:
             raise NoPolicyInstalled("no signed policy bundle is installed on this node")
@@ -299,7 +299,7 @@ class PolicyState:
                          usage_24h_usd=usage,
                          last_counters=self._last_counters(request.request_id),
                          bound=self._bound(request.request_id, request.replaces),
-                         cooldown_from=self.cooldown_from())
+                         cooldown_from=self.cooldown_from(), wallet=wallet)
 
     def apply(self, note: bytes) -> None:
         """Record one signature's ledger entry and counters (idempotent): in memory at

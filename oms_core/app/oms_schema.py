@@ -216,8 +216,49 @@ _CHAIN_NONCES = (  # oms_core.chain.nonce_manager
     ON chain_nonces (chain_id, address, owner) WHERE owner IS NOT NULL""",
 )
 
+_REQUEST_KINDS_2 = (
+    # SQLite cannot alter a CHECK: the requests table is rebuilt with the wider list. The
+    # rows wait in a temporary copy while the table is dropped and made anew; the foreign
+    # keys of request_events and approvals name "requests" throughout and are checked at
+    # commit (deferred), when every row they point at is back. A renamed table would
+    # take those references with it. Its index and triggers went with it and are made anew.
+    "PRAGMA defer_foreign_keys = ON",
+    "CREATE TEMP TABLE requests_copy AS SELECT * FROM requests",
+    "DROP TABLE requests",
+    """CREATE TABLE requests (
+        request_id  TEXT PRIMARY KEY,
+        kind        TEXT NOT NULL CHECK (kind IN ('transfer', 'contract_call', 'typed_data', 'personal_sign')),
+        initiator   TEXT NOT NULL,
+        asset       TEXT NOT NULL,
+        amount      TEXT NOT NULL
+                    CHECK (length(amount) BETWEEN 1 AND 78 AND amount NOT GLOB '*[^0-9]*'),
+        destination TEXT NOT NULL,
+        chain_id    INTEGER NOT NULL CHECK (chain_id > 0),
+        payload     BLOB NOT NULL,
+        policy_hash BLOB CHECK (policy_hash IS NULL OR length(policy_hash) = 32),
+        decision    TEXT,              -- JSON object
+        state       TEXT NOT NULL CHECK (state IN ('initiated', 'policy_evaluated', 'pending_approval', 'approved', 'signing', 'signed', 'broadcast', 'confirmed', 'rejected', 'failed', 'expired')),
+        created_at  REAL NOT NULL,
+        updated_at  REAL NOT NULL,
+        expires_at  REAL NOT NULL,
+        signature   BLOB,
+        signed_tx   BLOB,
+        tx_hash     BLOB CHECK (tx_hash IS NULL OR length(tx_hash) = 32)
+    )""",  # noqa: E501 - one line, as SQLite stores it
+    "INSERT INTO requests SELECT * FROM requests_copy",
+    "DROP TABLE requests_copy",
+    "CREATE INDEX requests_by_state ON requests (state, expires_at)",
+    """CREATE TRIGGER requests_no_delete BEFORE DELETE ON requests
+       BEGIN SELECT RAISE(ABORT, 'requests are never deleted'); END""",
+    """CREATE TRIGGER requests_content_fixed
+       BEFORE UPDATE OF kind, initiator, asset, amount, destination, chain_id, payload, created_at, expires_at ON requests
+       BEGIN SELECT RAISE(ABORT, 'a request''s content never changes'); END""",  # noqa: E501
+)
+
 OMS_SCHEMA = Schema("OMS database", (
     Migration(1, "the schema of the releases before versions were recorded", (
         *_AUDIT_LOG, *_USERS, *_LOGIN_SESSIONS, *_REQUESTS, *_POLICY_REGISTRY,
         *_CIRCUIT_BREAKERS, *_SERVICE, *_CHAIN_NONCES)),
+    Migration(2, "requests of EIP-712 typed data and EIP-191 personal messages (request "
+                 "kinds typed_data and personal_sign)", _REQUEST_KINDS_2),
 ))

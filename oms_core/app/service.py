@@ -126,6 +126,10 @@ class OmsCore:
     def submit(self, token: str, sub: Submission, client_request_id: str = "") -> Request:
         return self._intake.submit(token, sub, client_request_id)
 
+    def submit_message(self, token: str, message: bytes, client_request_id: str = ""
+                       ) -> Request:
+        return self._intake.submit_message(token, message, client_request_id)
+
     def confirm(self, token: str, request_id: str, assertion: bytes) -> Request:
         return self._approvals.confirm(token, request_id, assertion)
 

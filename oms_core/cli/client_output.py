@@ -11,26 +11,30 @@ from oms_core.rpc import oms_pb2 as pb
 
 
 def request_dict(v: pb.RequestView) -> dict[str, object]:
-    return {"request_id": v.request_id, "state": v.state, "initiator": v.initiator,
+    return {"request_id": v.request_id, "kind": v.kind, "state": v.state,
+            "initiator": v.initiator,
             "asset": v.asset, "amount": v.amount, "destination": v.destination,
             "usd_amount": v.usd_amount, "rule": v.rule, "reason": v.reason,
             "policy_hash": v.policy_hash, "challenge": v.challenge.hex(),
             "approved_by": list(v.approved_by), "required": list(v.required),
             "transaction": "0x" + v.transaction.hex(),
             "signed_transaction": "0x" + v.signed_transaction.hex()
-            if v.signed_transaction else "", "tx_hash": v.tx_hash}
+            if v.signed_transaction else "", "tx_hash": v.tx_hash,
+            "signature": "0x" + v.signature.hex() if v.signature else ""}
 
 
 def print_request(v: pb.RequestView, as_json: bool) -> None:
     if as_json:
         print_json(request_dict(v))
         return
-    rows = [("request", v.request_id), ("state", v.state), ("initiator", v.initiator),
+    rows = [("request", v.request_id), ("kind", v.kind), ("state", v.state),
+            ("initiator", v.initiator),
             ("amount", f"{v.amount} base units of {v.asset}"), ("to", v.destination),
             ("usd", v.usd_amount), ("rule", v.rule), ("reason", v.reason),
             ("needs", ", ".join(v.required)), ("approved by", ", ".join(v.approved_by)),
             ("challenge", v.challenge.hex()), ("tx hash", v.tx_hash),
-            ("signed tx", "0x" + v.signed_transaction.hex() if v.signed_transaction else "")]
+            ("signed tx", "0x" + v.signed_transaction.hex() if v.signed_transaction else ""),
+            ("signature", "0x" + v.signature.hex() if v.signature else "")]
     for key, value in rows:
         if value:
             print(f"{key:<12}{value}")

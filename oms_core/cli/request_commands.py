@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
+from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from oms_core.cli.client_challenge import challenge_to_sign
 from oms_core.cli.client_connection import open_client, relying_party, token_path
 from oms_core.cli.client_output import print_json, print_request, request_dict
@@ -16,17 +18,24 @@ from oms_core.cli.exit_status import EXIT_OK
 from oms_core.cli.option_values import address_arg, amount_arg, hex_arg
 from oms_core.cli.token_file import load_token
 from oms_core.rpc import oms_pb2 as pb
+from zero_trust.signed_message import MessageError, personal_message, typed_data_message
 
 
 def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
              connect: argparse.ArgumentParser, authenticator: argparse.ArgumentParser
              ) -> None:
     submit = commands.add_parser("submit", parents=[connect], help="submit a request")
-    submit.add_argument("--asset", required=True, help="asset symbol from the policy")
-    submit.add_argument("--amount", required=True, help="whole units, e.g. 1.5")
-    submit.add_argument("--to", required=True, help="0x destination (token recipient)")
+    submit.add_argument("--asset", default="", help="asset symbol from the policy")
+    submit.add_argument("--amount", default="", help="whole units, e.g. 1.5")
+    submit.add_argument("--to", default="", help="0x destination (token recipient)")
     submit.add_argument("--call-data", default="", help="0x… contract call data")
     submit.add_argument("--value", default="", help="ETH sent with a contract call")
+    message = submit.add_mutually_exclusive_group()
+    message.add_argument("--typed-data", type=Path, metavar="FILE",
+                         help="sign EIP-712 typed data instead (eth_signTypedData_v4 JSON; "
+                              "integers beyond 2^53 as decimal strings)")
+    message.add_argument("--personal-message", metavar="TEXT",
+                         help="sign an EIP-191 personal message (UTF-8 text) instead")
     submit.add_argument("--request-id", default="", help="idempotency key (default: new)")
     submit.set_defaults(handler=_submit)
     for name, doc, handler in (("confirm", "confirm your own request", _confirm),
@@ -46,18 +55,45 @@ def register(commands: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def _submit(args: argparse.Namespace) -> int:
-    call_data = hex_arg("--call-data", args.call_data) if args.call_data else b""
-    value = amount_arg("--value", args.value) if args.value else ""
-    request = pb.SubmitRequest(client_request_id=args.request_id, asset=args.asset,
-                               amount=amount_arg("--amount", args.amount),
-                               destination=address_arg("--to", args.to), call_data=call_data,
-                               value=value)
+    message = _message(args)
+    if message:
+        request = pb.SubmitRequest(client_request_id=args.request_id, message=message)
+    else:
+        missing = [f"--{n}" for n in ("asset", "amount", "to") if not getattr(args, n)]
+        if missing:
+            raise ValueError(f"submit needs {', '.join(missing)} (or --typed-data / "
+                             "--personal-message)")
+        call_data = hex_arg("--call-data", args.call_data) if args.call_data else b""
+        request = pb.SubmitRequest(client_request_id=args.request_id, asset=args.asset,
+                                   amount=amount_arg("--amount", args.amount),
+                                   destination=address_arg("--to", args.to),
+                                   call_data=call_data,
+                                   value=amount_arg("--value", args.value) if args.value else "")
     with open_client(args) as client:
         view = client.submit(load_token(token_path(args)), request)
     print_request(view, args.json)
     if not args.json and view.challenge:
         print(f"next: oms confirm {view.request_id} --authenticator FILE", file=sys.stderr)
     return EXIT_OK
+
+
+def _message(args: argparse.Namespace) -> bytes:
+    """The canonical message of ``--typed-data`` / ``--personal-message`` (b"": none)."""
+    if args.personal_message is not None:
+        return personal_message(args.personal_message.encode("utf-8"))
+    if args.typed_data is None:
+        return b""
+    if args.asset or args.amount or args.to or args.call_data or args.value:
+        raise ValueError("--typed-data signs a message: leave out --asset, --amount, --to, "
+                         "--call-data and --value")
+    try:
+        doc = parse_json(args.typed_data.read_bytes(), floats=False)
+        return typed_data_message(doc)
+    except OSError as exc:
+        raise ValueError(f"--typed-data {args.typed_data}: cannot read: {exc.strerror}"
+                         ) from None
+    except (CanonicalJSONError, MessageError) as exc:
+        raise ValueError(f"--typed-data {args.typed_data}: {exc}") from None
 
 
 def _confirm(args: argparse.Namespace) -> int:

@@ -31,7 +31,7 @@ from mpcnode.transport.net_address import (
     format_address,
     parse_address,
 )
-from oms_core.app.oms_errors import AuthError
+from oms_core.app.oms_errors import AuthError, InvalidInputError
 from oms_core.app.requests.request_store import Request
 from oms_core.app.service import OmsCore
 from oms_core.app.tx_builder import Submission
@@ -151,6 +151,15 @@ class OmsService(oms_pb2_grpc.OmsServicer):
     def Submit(self, request: pb.SubmitRequest,
                context: grpc.ServicerContext) -> pb.RequestView:
         token = self._token(context)
+        if request.message:
+            if request.asset or request.amount or request.destination or request.call_data \
+                    or request.value:
+                code, text = status_of(InvalidInputError(
+                    "a request signs a transaction or a message: leave asset, amount, "
+                    "destination, call_data and value empty with a message"))
+                context.abort(code, text)
+            return self._call("Submit", context, lambda core: self._view(
+                core, core.submit_message(token, request.message, request.client_request_id)))
         sub = Submission(request.asset, request.amount, request.destination,
                          request.call_data, request.value or "0")
         return self._call("Submit", context, lambda core: self._view(

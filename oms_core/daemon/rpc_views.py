@@ -42,7 +42,7 @@ def request_view(req: Request, *, challenge: bytes, approved_by: Sequence[str],
         signed_transaction=req.signed_tx or b"",
         tx_hash="0x" + req.tx_hash.hex() if req.tx_hash else "",
         required=required_approvals(decision.get("required_approvals")),
-        signing_request=req.payload)
+        signing_request=req.payload, kind=req.kind.value, signature=req.signature or b"")
 
 
 def required_approvals(raw: object) -> list[str]:

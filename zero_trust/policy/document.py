@@ -24,7 +24,9 @@ from pydantic import AfterValidator, BeforeValidator, Field, ValidationError, mo
 from pydantic_core import ErrorDetails
 
 from ethereum.addresses import is_checksum_consistent, parse_address
+from ethereum.eip712 import TypedDataError, field_type, parse_encoded_type
 from mpcnode.core.config_schema import StrictConfig
+from zero_trust.contract_abi import AbiError, AbiFunction, check_path, parse_function
 from zero_trust.policy.policy_errors import PolicyDocumentError
 from zero_trust.policy.usd import parse_usd
 
@@ -72,6 +74,20 @@ class DestinationCondition(StrEnum):
     UNKNOWN = "unknown"
 
 
+class RequestKind(StrEnum):
+    """What a signature is over (format 2): a transaction, EIP-712 typed data, or an
+    EIP-191 ``personal_sign`` message. A rule without ``kinds`` matches transactions only,
+    so a policy that never names the other kinds signs none of them."""
+
+    TRANSACTION = "transaction"
+    TYPED_DATA = "typed_data"
+    PERSONAL_SIGN = "personal_sign"
+
+
+VERIFYING_CONTRACT = "$verifyingContract"
+"""A typed-data ``token`` that is the domain's verifying contract (an EIP-2612 Permit)."""
+
+
 class EntryKind(StrEnum):
     WALLET = "wallet"
     CONTRACT = "contract"
@@ -90,6 +106,51 @@ class Asset:
 
 
 @dataclass(frozen=True)
+class ArgumentRules:
+    """What the policy reads from a decoded call or typed message (format 2), each an
+    argument path (``to``, ``path[0]``, ``details.token``) or None:
+
+    - ``recipient``: who receives what the call produces; must be the signing wallet
+      itself or an address-book entry;
+    - ``spender``: who may pull the wallet's tokens; must be a whitelisted contract;
+    - ``amount`` and ``token``: how much of which listed asset the call moves out of
+      the wallet; counted toward the USD limits."""
+
+    recipient: str | None = None
+    spender: str | None = None
+    amount: str | None = None
+    token: str | None = None
+
+    def to_dict(self) -> dict[str, str]:
+        return {k: v for k, v in (("recipient", self.recipient), ("spender", self.spender),
+                                  ("amount", self.amount), ("token", self.token))
+                if v is not None}
+
+
+@dataclass(frozen=True)
+class ContractFunction:
+    """A whitelisted function with its ABI (named parameters) and argument rules."""
+
+    abi: AbiFunction
+    rules: ArgumentRules
+
+
+@dataclass(frozen=True)
+class TypedDataRule:
+    """EIP-712 typed data the policy lets be signed (format 2): messages of one type
+    (``encoded_type``, the EIP's encodeType of the primary type, which pins every field
+    and nested struct) for one verifying contract on one chain. Typed data no entry
+    covers is refused."""
+
+    name: str
+    chain_id: int
+    verifying_contract: str  # lower-case 0x address: an address-book contract or an asset
+    primary_type: str
+    encoded_type: str
+    rules: ArgumentRules
+
+
+@dataclass(frozen=True)
 class AddressBookEntry:
     """A known destination; usable only ``cooldown_seconds`` after ``added_at``."""
 
@@ -100,6 +161,11 @@ class AddressBookEntry:
     kind: EntryKind
     allowed_selectors: frozenset[str]  # lower-case 0x + 8 hex; empty for wallets
     protocol: str | None  # contracts only: the protocol a circuit breaker is keyed by
+    functions: tuple[ContractFunction, ...] = ()  # format 2: decoded calls (selectors
+    # then derive from them)
+
+    def function(self, selector: str) -> ContractFunction | None:
+        return next((f for f in self.functions if f.abi.selector == selector.lower()), None)
 
 
 @dataclass(frozen=True)
@@ -137,6 +203,10 @@ class Rule:
     key_id: str | None = None  # raw-digest rules: the key (64 lower-case hex), else None
     path: tuple[int, ...] | None = None  # raw-digest rules: the BIP32 path, else None
     usd_value: Decimal | None = None  # raw-digest rules: what one signature counts
+    kinds: frozenset[RequestKind] | None = None  # format 2; None: transactions only
+
+    def covers(self, kind: RequestKind) -> bool:
+        return kind in (self.kinds or frozenset({RequestKind.TRANSACTION}))
 
 
 @dataclass(frozen=True)
@@ -150,6 +220,8 @@ class Policy:
     address_book: tuple[AddressBookEntry, ...]
     limits: tuple[Limit, ...]
     rules: tuple[Rule, ...]
+    format_version: int = 1  # 2: ABIs, argument rules, typed data, request kinds
+    typed_data: tuple[TypedDataRule, ...] = ()
 
     def asset(self, symbol: str) -> Asset | None:
         return next((a for a in self.assets if a.symbol == symbol), None)
@@ -158,6 +230,11 @@ class Policy:
         address = address.lower()
         return next((e for e in self.address_book
                      if e.chain_id == chain_id and e.address == address), None)
+
+    def asset_at(self, chain_id: int, contract: str) -> Asset | None:
+        contract = contract.lower()
+        return next((a for a in self.assets
+                     if a.chain_id == chain_id and a.contract == contract), None)
 
     def limit_for(self, user: str, roles: frozenset[str]) -> AppliedLimit | None:
         """The user's own limit, else the tightest of the limits of the roles held (a person
@@ -218,18 +295,112 @@ def parse_policy(data: Mapping[str, object], source: str = DOCUMENT) -> Policy:
         document = _PolicyDocument.model_validate(data)
     except ValidationError as exc:
         raise _document_error(exc, data, source) from None
+    _check_format(document, source)
     assets = _assets(document.assets, source)
     symbols = {a.symbol for a in assets}
+    book = _address_book(document.address_book, source)
     # Assets, entries and limits have no meaningful order: keep one (sorted) so that two
     # documents that mean the same thing parse to equal policies.
     return Policy(version=document.version, name=document.name,
                   cooldown_seconds=document.cooldown_seconds,
                   assets=tuple(sorted(assets, key=lambda a: a.symbol)),
-                  address_book=tuple(sorted(_address_book(document.address_book, source),
-                                            key=lambda e: e.label)),
+                  address_book=tuple(sorted(book, key=lambda e: e.label)),
                   limits=tuple(sorted(_limits(document.limits, source),
                                       key=lambda lim: (str(lim.role), str(lim.user)))),
-                  rules=_rules(document.rules, symbols, source))
+                  rules=_rules(document.rules, symbols, source),
+                  format_version=document.format_version,
+                  typed_data=_typed_data(document.typed_data, assets, book, source))
+
+
+def _check_format(document: _PolicyDocument, source: str) -> None:
+    """Format 1 documents (and their hashes) stay as they were: what format 2 added is
+    refused in them, so no field is silently read under the older meaning."""
+    if document.format_version >= 2:
+        return
+    for label, entry in document.address_book.items():
+        if entry.functions is not None:
+            raise PolicyDocumentError(f'address_book entry "{label}", field "functions"',
+                                      "needs format_version = 2", source)
+    for rule in document.rules:
+        if rule.kinds is not None:
+            raise PolicyDocumentError(f'rule "{rule.name}", field "kinds"',
+                                      "needs format_version = 2", source)
+    if document.typed_data:
+        raise PolicyDocumentError("typed_data", "needs format_version = 2", source)
+
+
+def _typed_data(tables: Sequence[_TypedDataTable], assets: Sequence[Asset],
+                book: Sequence[AddressBookEntry], source: str) -> tuple[TypedDataRule, ...]:
+    out: list[TypedDataRule] = []
+    for table in tables:
+        where = f'typed_data "{table.name}"'
+        if any(t.name == table.name for t in out):
+            raise PolicyDocumentError(where, "duplicate name", source)
+        whitelisted = any(e.chain_id == table.chain_id and e.address == table.verifying_contract
+                          and e.kind is EntryKind.CONTRACT for e in book) or any(
+            a.chain_id == table.chain_id and a.contract == table.verifying_contract
+            for a in assets)
+        if not whitelisted:
+            raise PolicyDocumentError(f'{where}, field "verifying_contract"',
+                                      "must be an address-book contract or a listed asset's "
+                                      "contract on the same chain", source)
+        if not table.type.startswith(table.primary_type + "("):
+            raise PolicyDocumentError(f'{where}, field "type"', "must be the encodeType of "
+                                      f'"{table.primary_type}" (starting "'
+                                      f'{table.primary_type}(")', source)
+        _check_typed_paths(table, where, source)
+        out.append(TypedDataRule(table.name, table.chain_id, table.verifying_contract,
+                                 table.primary_type, table.type, _argument_rules(table)))
+    return tuple(out)
+
+
+def _check_typed_paths(table: _TypedDataTable, where: str, source: str) -> None:
+    """The type is a valid encodeType, and every argument path names a field of it of the
+    right type (a typo would otherwise refuse every message, or read the wrong field)."""
+    try:
+        types = parse_encoded_type(table.type)
+        for role, path, expected in (("recipient", table.recipient, "address"),
+                                     ("spender", table.spender, "address"),
+                                     ("token", table.token, "address"),
+                                     ("amount", table.amount, "uint")):
+            if path is None or path == VERIFYING_CONTRACT:
+                continue
+            found = field_type(types, table.primary_type, path)
+            if not found.startswith(expected):
+                raise TypedDataError(f'{role} "{path}" is a {found}, not an {expected}')
+    except TypedDataError as exc:
+        raise PolicyDocumentError(where, str(exc), source) from None
+
+
+def _argument_rules(table: _ArgumentsTable) -> ArgumentRules:
+    return ArgumentRules(table.recipient, table.spender, table.amount, table.token)
+
+
+def _functions(label: str, tables: Sequence[_FunctionTable] | None, source: str
+               ) -> tuple[ContractFunction, ...]:
+    out: list[ContractFunction] = []
+    for i, table in enumerate(tables or ()):
+        where = f'address_book entry "{label}", field "functions[{i}]"'
+        try:
+            abi = parse_function(table.signature)
+            rules = _argument_rules(table)
+            for role, path, expected in (("recipient", rules.recipient, "address"),
+                                         ("spender", rules.spender, "address"),
+                                         ("token", rules.token, "address"),
+                                         ("amount", rules.amount, "uint")):
+                if path is not None and not abi.type_of(path).startswith(expected):
+                    raise AbiError(f'{role} "{path}" is a {abi.type_of(path)}, not an '
+                                   f"{expected}")
+        except AbiError as exc:
+            raise PolicyDocumentError(where, str(exc), source) from None
+        if rules.token == VERIFYING_CONTRACT:
+            raise PolicyDocumentError(where, f"{VERIFYING_CONTRACT} is for typed data only",
+                                      source)
+        if any(f.abi.selector == abi.selector for f in out):
+            raise PolicyDocumentError(where, f"another function has selector {abi.selector}",
+                                      source)
+        out.append(ContractFunction(abi, rules))
+    return tuple(out)
 
 
 # --------------------------------------------------------------------------- building
@@ -253,11 +424,13 @@ def _assets(tables: Sequence[_AssetTable], source: str) -> list[Asset]:
 def _address_book(book: Mapping[str, _EntryTable], source: str) -> list[AddressBookEntry]:
     entries: list[AddressBookEntry] = []
     for label, table in book.items():
+        functions = _functions(label, table.functions, source)
+        selectors = [f.abi.selector for f in functions] or table.allowed_selectors or ()
         entry = AddressBookEntry(
             label=label, address=table.address, chain_id=table.chain_id,
             added_at=table.added_at, kind=table.kind,
-            allowed_selectors=frozenset(s.lower() for s in table.allowed_selectors or ()),
-            protocol=table.protocol)
+            allowed_selectors=frozenset(s.lower() for s in selectors),
+            protocol=table.protocol, functions=functions)
         if any((e.chain_id, e.address) == (entry.chain_id, entry.address) for e in entries):
             raise PolicyDocumentError(f'address_book entry "{label}"',
                                       "another entry has the same chain_id and address", source)
@@ -297,7 +470,7 @@ def _rules(tables: Sequence[_RuleTable], symbols: set[str], source: str) -> tupl
             destination=table.destination, within_limits=table.within_limits,
             raw_digest=table.raw_digest, key_id=table.key_id,
             path=None if table.path is None else tuple(table.path),
-            usd_value=table.usd_value))
+            usd_value=table.usd_value, kinds=_frozen(table.kinds)))
     for rule in rules:
         _check_raw_quorum(rule, rules, source)
     return tuple(rules)
@@ -426,6 +599,36 @@ class _AssetTable(_Table):
     min_usd_price: _Usd
 
 
+_Path = Annotated[str, AfterValidator(check_path)]
+
+
+class _ArgumentsTable(_Table):
+    recipient: _Path | None = None
+    spender: _Path | None = None
+    amount: _Path | None = None
+    token: str | None = None
+
+    @model_validator(mode="after")
+    def _amount_and_token(self) -> _ArgumentsTable:
+        if (self.amount is None) != (self.token is None):
+            raise ValueError('"amount" and "token" go together (how much of which asset)')
+        if self.token is not None and self.token != VERIFYING_CONTRACT:
+            check_path(self.token)
+        return self
+
+
+class _FunctionTable(_ArgumentsTable):
+    signature: str
+
+
+class _TypedDataTable(_ArgumentsTable):
+    name: _Name
+    chain_id: _AtLeast1
+    verifying_contract: Annotated[str, AfterValidator(_address)]
+    primary_type: Annotated[str, Field(pattern=r"^[A-Za-z_$][A-Za-z0-9_$]{0,63}$")]
+    type: Annotated[str, Field(min_length=3, max_length=4096)]
+
+
 class _EntryTable(_Table):
     address: Annotated[str, AfterValidator(_address)]
     chain_id: _AtLeast1
@@ -434,15 +637,21 @@ class _EntryTable(_Table):
     allowed_selectors: Annotated[list[Annotated[str, AfterValidator(_selector)]],
                                  AfterValidator(_distinct)] | None = None
     protocol: _Name | None = None
+    functions: list[_FunctionTable] | None = None
 
     @model_validator(mode="after")
     def _contract_or_wallet(self) -> _EntryTable:
-        if self.kind is EntryKind.CONTRACT and not self.allowed_selectors:
-            raise ValueError('a contract needs "allowed_selectors" (at least one)')
+        if self.kind is EntryKind.CONTRACT and not (self.allowed_selectors or self.functions):
+            raise ValueError('a contract needs "functions" or "allowed_selectors" (at least '
+                             "one)")
+        if self.allowed_selectors is not None and self.functions is not None:
+            raise ValueError('give "functions" (decoded calls) or "allowed_selectors", not '
+                             "both")
         if self.kind is EntryKind.WALLET and (self.allowed_selectors is not None
-                                              or self.protocol is not None):
-            raise ValueError('a wallet takes no "allowed_selectors" or "protocol" '
-                             "(contracts only)")
+                                              or self.protocol is not None
+                                              or self.functions is not None):
+            raise ValueError('a wallet takes no "allowed_selectors", "functions" or '
+                             '"protocol" (contracts only)')
         return self
 
 
@@ -478,10 +687,14 @@ class _RuleTable(_Table):
     key_id: Annotated[str, AfterValidator(_key_id)] | None = None
     path: list[Annotated[int, Field(ge=0, le=MAX_PATH_INDEX)]] | None = None
     usd_value: _Usd | None = None
+    kinds: Annotated[list[Annotated[RequestKind, _Lenient]],
+                     AfterValidator(_distinct)] | None = None
 
     @model_validator(mode="after")
     def _raw_digest_scope(self) -> _RuleTable:
         scope = {"key_id": self.key_id, "path": self.path, "usd_value": self.usd_value}
+        if self.raw_digest and self.kinds is not None:
+            raise ValueError('a raw digest is no transaction or message: leave "kinds" out')
         if not self.raw_digest:
             given = [name for name, value in scope.items() if value is not None]
             if given:
@@ -515,6 +728,7 @@ class _RuleTable(_Table):
 
 
 class _PolicyDocument(_Table):
+    format_version: Annotated[int, Field(ge=1, le=2)] = 1
     version: _AtLeast1
     name: _Name
     cooldown_seconds: _AtLeast0
@@ -523,12 +737,14 @@ class _PolicyDocument(_Table):
         default_factory=dict)
     limits: list[_LimitTable] = Field(default_factory=list)
     rules: list[_RuleTable] = Field(default_factory=list)
+    typed_data: list[_TypedDataTable] = Field(default_factory=list)
 
 
 # --------------------------------------------------------------------------- errors
 
 _TABLES: Mapping[str, type[_Table]] = {"assets": _AssetTable, "address_book": _EntryTable,
-                                       "limits": _LimitTable, "rules": _RuleTable}
+                                       "limits": _LimitTable, "rules": _RuleTable,
+                                       "typed_data": _TypedDataTable}
 
 
 def _document_error(error: ValidationError, data: object, source: str) -> PolicyDocumentError:
@@ -588,7 +804,8 @@ def _table_where(section: str, key: object, table: Mapping[str, object]) -> str:
         user, role = table.get("user"), table.get("role")
         return _limit_where(key, user if isinstance(user, str) else None,
                             role if isinstance(role, str) else None)
-    noun, field = ("asset", "symbol") if section == "assets" else ("rule", "name")
+    noun, field = {"assets": ("asset", "symbol"), "typed_data": ("typed_data", "name")}.get(
+        section, ("rule", "name"))
     value = table.get(field)
     return f'{noun} "{value}"' if isinstance(value, str) and value else f"{section}[{key}]"
 

@@ -18,10 +18,12 @@ from types import MappingProxyType
 from zero_trust.policy.document import (
     ROLE_NAMES,
     Action,
+    AddressBookEntry,
     Asset,
     DestinationCondition,
     EntryKind,
     Policy,
+    RequestKind,
     Role,
     Rule,
     is_address,
@@ -30,6 +32,23 @@ from zero_trust.policy.document import (
 from zero_trust.policy.policy_canonical import policy_hash
 from zero_trust.policy.policy_errors import PolicyDenied, PolicyInputError
 from zero_trust.policy.usd import format_usd, usd_value, valuation_price
+
+
+class ArgumentRole(StrEnum):
+    RECIPIENT = "recipient"  # the wallet itself or an address-book entry
+    SPENDER = "spender"  # a whitelisted contract
+
+
+@dataclass(frozen=True)
+class ArgumentCheck:
+    """An address argument of a decoded call or typed message that a rule constrains;
+    ``rule`` names where the constraint comes from (``router.swapExactETHForTokens``,
+    ``USDC.approve``, a typed-data entry), and a refusal names it."""
+
+    rule: str
+    argument: str  # its path: "to", "spender", "details.token"
+    role: ArgumentRole
+    address: str  # lower-case 0x address
 
 
 @dataclass(frozen=True)
@@ -50,6 +69,10 @@ class PolicyInput:
     raw_digest: bool = False
     key_id: str = ""  # hex; what raw-digest rules are scoped to
     path: tuple[int, ...] = ()
+    kind: RequestKind = RequestKind.TRANSACTION  # only rules covering it can match
+    checks: tuple[ArgumentCheck, ...] = ()  # argument rules of the decoded call or message
+    wallet: str = ""  # lower-case address of the signing key at ``path`` ("" unknown)
+    typed_data: str | None = None  # the policy's typed_data entry the message matched
 
     def __post_init__(self) -> None:
         for field, value in (("request_id", self.request_id), ("initiator", self.initiator),
@@ -142,9 +165,13 @@ def evaluate(policy: Policy, request: PolicyInput, *, now: float,
                         digest, None)
     usd = usd_value(request.amount, asset.decimals,
                     valuation_price(request.usd_price, asset.min_usd_price))
-    dest = classify_destination(policy, asset.chain_id, request.destination,
-                                request.function_selector, now=now,
-                                cooldown_from=cooldown_from)
+    dest = _destination(policy, request, asset.chain_id, now, cooldown_from)
+    for check in request.checks:
+        refusal = _argument_refusal(policy, asset.chain_id, request.wallet, check, now,
+                                    cooldown_from)
+        if refusal is not None:
+            return Decision(request.request_id, Action.BLOCK, check.rule, refusal, usd,
+                            MappingProxyType({}), digest, dest.kind)
     limits = check_limits(policy, request.initiator, request.initiator_roles, usd,
                           usage_24h_usd)
     for rule in policy.rules:
@@ -194,6 +221,57 @@ def _path_text(path: tuple[int, ...]) -> str:
     return "/".join(["m", *(str(i) for i in path)])
 
 
+def _destination(policy: Policy, request: PolicyInput, chain_id: int, now: float,
+                 cooldown_from: Mapping[str, int] | None) -> DestinationVerdict:
+    """A transaction's destination; typed data's verifying contract (whitelisted when the
+    message matched a typed_data entry and the contract's address-book entry, if it has
+    one, is out of cool-down); a personal message has none."""
+    if request.kind is RequestKind.TRANSACTION:
+        return classify_destination(policy, chain_id, request.destination,
+                                    request.function_selector, now=now,
+                                    cooldown_from=cooldown_from)
+    if request.kind is RequestKind.PERSONAL_SIGN:
+        return _unknown("a personal message has no destination")
+    entry, why = usable_entry(policy, chain_id, request.destination, now, cooldown_from)
+    if entry is None and policy.entry(chain_id, request.destination) is not None:
+        return _unknown(why)
+    return DestinationVerdict(DestinationClass.WHITELISTED_CONTRACT,
+                              f'typed data "{request.typed_data}" for {request.destination}')
+
+
+def _argument_refusal(policy: Policy, chain_id: int, wallet: str, check: ArgumentCheck,
+                      now: float, cooldown_from: Mapping[str, int] | None) -> str | None:
+    """Why an argument breaks its rule (None: it holds)."""
+    what = f'argument "{check.argument}" ({check.role.value}) {check.address}'
+    if check.role is ArgumentRole.RECIPIENT and wallet and check.address == wallet.lower():
+        return None
+    entry, why = usable_entry(policy, chain_id, check.address, now, cooldown_from)
+    if check.role is ArgumentRole.RECIPIENT:
+        return None if entry is not None else (
+            f"{what} is neither this wallet ({wallet or 'unknown'}) nor a usable "
+            f"address-book entry: {why}")
+    if entry is not None and entry.kind is EntryKind.CONTRACT:
+        return None
+    return f"{what} is not a whitelisted contract: " + (
+        why if entry is None else f'"{entry.label}" is a wallet')
+
+
+def usable_entry(policy: Policy, chain_id: int, address: str, now: float,
+                 cooldown_from: Mapping[str, int] | None = None
+                 ) -> tuple[AddressBookEntry | None, str]:
+    """The address-book entry of ``address`` if it is out of its cool-down, else None and
+    why not. The cool-down never starts before the evaluator first held the entry."""
+    address = address.lower()
+    entry = policy.entry(chain_id, address)
+    if entry is None:
+        return None, f"{address} is not in the address book"
+    since = max(entry.added_at, (cooldown_from or {}).get(entry.label, entry.added_at))
+    usable_at = since + policy.cooldown_seconds
+    if now < usable_at:
+        return None, f'{address} ("{entry.label}") is in cool-down until {_utc(usable_at)}'
+    return entry, f'address-book entry "{entry.label}"'
+
+
 def classify_destination(policy: Policy, chain_id: int, destination: str,
                          selector: str | None, *, now: float,
                          cooldown_from: Mapping[str, int] | None = None) -> DestinationVerdict:
@@ -201,14 +279,9 @@ def classify_destination(policy: Policy, chain_id: int, destination: str,
     only when called with an allowed selector; any entry still in its cool-down counts as
     unknown, so a freshly added (possibly malicious) address cannot be used at once."""
     address = destination.lower()
-    entry = policy.entry(chain_id, address)
+    entry, why = usable_entry(policy, chain_id, address, now, cooldown_from)
     if entry is None:
-        return _unknown(f"destination {address} is not in the address book")
-    since = max(entry.added_at, (cooldown_from or {}).get(entry.label, entry.added_at))
-    usable_at = since + policy.cooldown_seconds
-    if now < usable_at:
-        return _unknown(f'destination {address} ("{entry.label}") is in cool-down until '
-                        f"{_utc(usable_at)}")
+        return _unknown(f"destination {why}")
     if entry.kind is EntryKind.WALLET:
         if selector is None:
             return DestinationVerdict(DestinationClass.ADDRESS_BOOK,
@@ -256,6 +329,7 @@ def _matches(rule: Rule, request: PolicyInput, usd: Decimal, dest: DestinationCl
              limits_hold: bool) -> bool:
     roles = {str(r) for r in request.initiator_roles}
     return (rule.raw_digest == request.raw_digest
+            and (request.raw_digest or rule.covers(request.kind))
             and (rule.initiator_roles is None
                  or not {r.value for r in rule.initiator_roles}.isdisjoint(roles))
             and (rule.initiator_users is None or request.initiator in rule.initiator_users)
@@ -271,6 +345,8 @@ def _reason(rule: Rule, request: PolicyInput, asset: Asset, usd: Decimal,
             dest: DestinationVerdict, limits: LimitVerdict) -> str:
     if request.raw_digest:
         what = "raw digest signing"
+    elif request.kind is RequestKind.PERSONAL_SIGN:
+        what = "a personal message (EIP-191)"
     elif dest.kind is DestinationClass.UNKNOWN:
         what = f"{format_usd(usd)} USD in {asset.symbol}; {dest.reason}"
     else:

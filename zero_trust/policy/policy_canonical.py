@@ -25,6 +25,7 @@ from zero_trust.policy.document import (
     Limit,
     Policy,
     Rule,
+    TypedDataRule,
 )
 
 JsonValue = None | bool | int | str | list["JsonValue"] | dict[str, "JsonValue"]
@@ -51,7 +52,7 @@ def decimal_text(value: Decimal) -> str:
 def policy_to_canonical(policy: Policy) -> dict[str, JsonValue]:
     """The policy as JSON values. Sets are sorted, assets and limits are sorted (their order
     means nothing) and rules keep their order (it decides the first match)."""
-    return {
+    out: dict[str, JsonValue] = {
         "version": policy.version,
         "name": policy.name,
         "cooldown_seconds": policy.cooldown_seconds,
@@ -60,6 +61,18 @@ def policy_to_canonical(policy: Policy) -> dict[str, JsonValue]:
         "limits": [_limit(lim) for lim in sorted(policy.limits, key=_limit_key)],
         "rules": [_rule(r) for r in policy.rules],
     }
+    # Format 2 fields only when used: a format 1 policy keeps its bytes, so its hash.
+    if policy.format_version != 1:
+        out["format_version"] = policy.format_version
+    if policy.typed_data:
+        out["typed_data"] = [_typed(t) for t in policy.typed_data]
+    return out
+
+
+def _typed(rule: TypedDataRule) -> dict[str, JsonValue]:
+    return {"name": rule.name, "chain_id": rule.chain_id,
+            "verifying_contract": rule.verifying_contract, "primary_type": rule.primary_type,
+            "type": rule.encoded_type, **rule.rules.to_dict()}
 
 
 def _asset(asset: Asset) -> dict[str, JsonValue]:
@@ -70,10 +83,13 @@ def _asset(asset: Asset) -> dict[str, JsonValue]:
 def _entry(entry: AddressBookEntry) -> dict[str, JsonValue]:
     out: dict[str, JsonValue] = {"address": entry.address, "chain_id": entry.chain_id,
                                  "added_at": entry.added_at, "kind": entry.kind.value}
-    if entry.kind is EntryKind.CONTRACT:
+    if entry.functions:  # format 2: the selectors derive from the functions
+        out["functions"] = [{"signature": f.abi.text, **f.rules.to_dict()}
+                            for f in entry.functions]
+    elif entry.kind is EntryKind.CONTRACT:
         out["allowed_selectors"] = _sorted(entry.allowed_selectors)
-        if entry.protocol is not None:
-            out["protocol"] = entry.protocol
+    if entry.kind is EntryKind.CONTRACT and entry.protocol is not None:
+        out["protocol"] = entry.protocol
     return out
 
 
@@ -117,4 +133,6 @@ def _rule(rule: Rule) -> dict[str, JsonValue]:
         out["path"] = list(rule.path)
     if rule.usd_value is not None:
         out["usd_value"] = decimal_text(rule.usd_value)
+    if rule.kinds is not None:
+        out["kinds"] = _sorted(k.value for k in rule.kinds)
     return out

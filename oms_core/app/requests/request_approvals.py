@@ -130,8 +130,8 @@ class RequestApprovals:
     def _release_nonce(self, req: Request) -> None:
         """A request that will never be signed gives its nonce back: left reserved, it
         would be a gap that every later transaction of the address waits behind."""
-        if self._ctx.chain is not None:
-            signing = SigningRequest.from_canonical(req.payload)
+        signing = SigningRequest.from_canonical(req.payload)
+        if self._ctx.chain is not None and signing.transaction:  # a message holds no nonce
             self._ctx.chain.release(decode_unsigned(signing.transaction))
 
 

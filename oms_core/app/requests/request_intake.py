@@ -6,6 +6,7 @@ one SQLite transaction with its audit entries. A blocked request is recorded as 
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import uuid
 from decimal import Decimal
@@ -22,13 +23,14 @@ from oms_core.app.requests.request_store import Request
 from oms_core.app.users import Permission, User
 from oms_core.chain.fees import bump
 from oms_core.chain.prices import PriceSource, PriceUnavailable
-from zero_trust.authorization import SigningRequest
-from zero_trust.intent import intent_of
+from zero_trust.authorization import SigningRequest, intent_of_signable, signable
+from zero_trust.intent import IntentError
 from zero_trust.policy.bundle import PolicyBundle
 from zero_trust.policy.document import Action
 from zero_trust.policy.evaluate import Decision
 from zero_trust.policy.policy_canonical import decimal_text
 from zero_trust.policy.policy_errors import PolicyDenied
+from zero_trust.signed_message import MessageError, parse_message
 
 
 class RequestIntake:
@@ -56,6 +58,40 @@ class RequestIntake:
                                               "asset": sub.asset, "amount": sub.amount,
                                               "destination": sub.destination})
                 raise
+
+    def submit_message(self, token: str, message: bytes, client_request_id: str = ""
+                       ) -> Request:
+        """A request to sign EIP-712 typed data or an EIP-191 personal message (canonical
+        bytes of ``zero_trust.signed_message``): evaluated like a transaction, signed by
+        the nodes once approved, never broadcast."""
+        try:
+            kind = parse_message(message).kind.value
+        except MessageError as exc:
+            raise InvalidInputError(str(exc)) from None
+        ctx = self._ctx
+        with ctx.lock:
+            user = ctx.authenticate(token, Permission.SUBMIT_REQUEST)
+            request_id = client_request_id or str(uuid.uuid4())
+            try:
+                return ctx.requests.get(request_id)  # an idempotent retry
+            except NotFound:
+                pass
+            try:
+                with transaction(ctx.conn):
+                    req, decision = self._record(user, request_id, ctx.bundle(),
+                                                 message=message)
+            except (IntentError, PriceUnavailable) as exc:
+                with transaction(ctx.conn):
+                    ctx.audit.append(ctx.conn, actor=user.user_id, action="request.refused",
+                                     subject=f"request:{request_id}", at=ctx.clock(),
+                                     details={"reason": f"{type(exc).__name__}: {exc}",
+                                              "kind": kind})
+                if isinstance(exc, IntentError):  # e.g. typed data no entry covers
+                    raise PolicyDenied(None, f"{kind} refused: {exc}") from None
+                raise
+            if decision.action is Action.BLOCK:
+                raise PolicyDenied(decision.rule, decision.reason)
+            return req
 
     def replace_stuck(self, token: str, request_id: str) -> Request:
         """A broadcast transaction that does not confirm: the same transaction with every
@@ -90,20 +126,30 @@ class RequestIntake:
         the caller's transaction. A blocked one is rejected and its nonce released. Its
         deadline, a whole epoch second, is bound by every approval: the nodes sign nothing
         for it afterwards."""
+        return self._record(user, request_id, bundle, tx=tx, replaces=replaces)
+
+    def _record(self, user: User, request_id: str, bundle: PolicyBundle, *,
+                tx: UnsignedTx | None = None, message: bytes = b"", replaces: str = ""
+                ) -> tuple[Request, Decision]:
+        """``record`` for a transaction or a structured message (typed data, personal)."""
         ctx = self._ctx
         now = ctx.clock()
         expires_at = max(math.floor(now + ctx.config.request_ttl_s), math.floor(now) + 1)
-        # Priced in what the transaction moves (a token call moves the token).
-        intent = intent_of(tx, bundle.policy.assets)
+        draft = SigningRequest(request_id, ctx.config.key_id, (),
+                               tx.encode() if tx is not None else b"", b"", user.user_id,
+                               "0", expires_at, replaces, message)
+        what = signable(draft)
+        # Priced in what the call or message moves (a token call, a swap's input, a
+        # Permit's value move the token), as the nodes read it.
+        intent = intent_of_signable(bundle.policy, what)
         # Moving nothing of value (a contract call without ETH) needs no price.
         price = self._prices.usd_price(intent.asset) if intent.amount else Decimal(0)
-        signing = SigningRequest(request_id, ctx.config.key_id, (), tx.encode(),
-                                 tx.signing_digest(), user.user_id, decimal_text(price),
-                                 expires_at, replaces)
+        signing = dataclasses.replace(draft, digest=what.digest, usd_price=decimal_text(price))
+        kind = intent.kind.value if message else (
+            "contract_call" if intent.called_contract else "transfer")
         ctx.requests.create(
-            request_id=request_id, kind="contract_call" if intent.called_contract else
-            "transfer", initiator=user.user_id, asset=intent.asset, amount=intent.amount,
-            destination=intent.destination, chain_id=tx.chain_id,
+            request_id=request_id, kind=kind, initiator=user.user_id, asset=intent.asset,
+            amount=intent.amount, destination=intent.destination, chain_id=intent.chain_id,
             payload=signing.canonical(), expires_at=float(expires_at), at=now)
         decision = decide(ctx, bundle, signing, user)
         req = ctx.requests.transition(
@@ -113,7 +159,7 @@ class RequestIntake:
         if decision.action is Action.BLOCK:
             req = ctx.requests.transition(request_id, State.REJECTED, actor="policy",
                                           at=now, reason=decision.reason)
-            if ctx.chain is not None:
+            if ctx.chain is not None and tx is not None:
                 ctx.chain.release(tx)  # never signed: the nonce serves the next
         return req, decision
 

@@ -12,16 +12,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from decimal import Decimal
 
-from ethereum.transactions import decode_unsigned
 from oms_core.app.core_context import DAY_S, CoreContext
 from oms_core.app.requests.request_store import Request
 from oms_core.app.users import User
-from zero_trust.authorization import SigningRequest
-from zero_trust.intent import intent_of
+from zero_trust.authorization import SigningRequest, policy_input, signable
 from zero_trust.policy.approval_quorum import approvals_satisfied
 from zero_trust.policy.bundle import PolicyBundle
 from zero_trust.policy.document import Action
-from zero_trust.policy.evaluate import Decision, PolicyInput, evaluate
+from zero_trust.policy.evaluate import Decision, evaluate
 from zero_trust.policy.policy_canonical import decimal_text
 
 
@@ -46,12 +44,12 @@ class Reevaluation:
 
 def decide(ctx: CoreContext, bundle: PolicyBundle, signing: SigningRequest, user: User
            ) -> Decision:
-    tx = decode_unsigned(signing.transaction)
-    intent = intent_of(tx, bundle.policy.assets)
-    request = PolicyInput(signing.request_id, user.user_id,
-                          frozenset(r.value for r in user.roles), intent.asset,
-                          intent.amount, Decimal(signing.usd_price), intent.destination,
-                          intent.function_selector)
+    """The nodes' own reading of the request (``zero_trust.authorization.policy_input``):
+    the decoded call or message, its argument checks, its value. The wallet a recipient
+    may be is the chain's sender; without a chain the OMS does not know it, and a call
+    paying the wallet itself is refused here (the nodes know it and would allow it)."""
+    request = policy_input(bundle.policy, signing, signable(signing),
+                           frozenset(r.value for r in user.roles), wallet(ctx))
     return evaluate(bundle.policy, request, now=ctx.clock(),
                     usage_24h_usd=_usage(ctx, user.user_id, signing.request_id))
 
@@ -65,6 +63,11 @@ def reevaluate(ctx: CoreContext, req: Request) -> Reevaluation:
               for a in ctx.requests.approvals(req.request_id)]
     satisfied, why = approvals_satisfied(decision, people, req.initiator)
     return Reevaluation(decision, satisfied, why)
+
+
+def wallet(ctx: CoreContext) -> str:
+    """The address the OMS signs from, "" when it has no chain to know it by."""
+    return ctx.chain.settings.sender if ctx.chain is not None else ""
 
 
 def decision_json(decision: Decision) -> dict[str, object]:

@@ -46,6 +46,8 @@ class RequestSigning:
                 return held
             ctx.requests.claim_for_signing(request_id, now=ctx.clock())
             signing = SigningRequest.from_canonical(req.payload)
+            if signing.message:
+                return self._sign_message(req, signing)
             tx = decode_unsigned(signing.transaction)
             assert req.policy_hash is not None
             try:
@@ -97,6 +99,25 @@ class RequestSigning:
                 req.request_id, State.PENDING_APPROVAL, actor="policy", at=ctx.clock(),
                 reason=f"re-evaluated before signing: {now_is.why}",
                 decision=decision_json(decision))
+
+    def _sign_message(self, req: Request, signing: SigningRequest) -> Request:
+        """Typed data or a personal message: signed and kept, nothing to broadcast (the
+        signature is the result; the client takes it from the request)."""
+        ctx = self._ctx
+        assert req.policy_hash is not None
+        ctx.say(f"{req.request_id}: asking the signer nodes")
+        try:
+            r, s, v = self._signer.sign(signing, req.policy_hash.hex(), self._assertions(req))
+        except Exception as exc:
+            with transaction(ctx.conn):
+                ctx.requests.transition(req.request_id, State.FAILED, actor="signer",
+                                        at=ctx.clock(), reason=str(exc)[:500])
+            raise
+        with transaction(ctx.conn):
+            return ctx.requests.transition(
+                req.request_id, State.SIGNED, actor="signer", at=ctx.clock(),
+                reason="signed by the threshold nodes (a message: not broadcast)",
+                signature=r.to_bytes(32, "big") + s.to_bytes(32, "big") + bytes([v]))
 
     def recover(self) -> list[Request]:
         """After a restart: finish requests that were signed or broadcast (the same bytes

@@ -65,6 +65,12 @@ APPROVING_ROLES = frozenset({Role.APPROVER, Role.RISK_OFFICER})
 class RequestKind(StrEnum):
     TRANSFER = "transfer"
     CONTRACT_CALL = "contract_call"
+    TYPED_DATA = "typed_data"  # EIP-712: signed, never broadcast
+    PERSONAL_SIGN = "personal_sign"  # EIP-191: signed, never broadcast
+
+
+MESSAGE_KINDS = frozenset({RequestKind.TYPED_DATA, RequestKind.PERSONAL_SIGN})
+"""Requests that end once signed: a message has nothing to broadcast."""
 
 
 @dataclass(frozen=True)
@@ -323,7 +329,8 @@ class RequestStore:
                 for current in map(self.get, due))
 
     def recover_in_flight(self, now: float) -> tuple[Request, ...]:
-        """The requests claimed but not settled (signing, signed, broadcast), oldest first.
+        """The requests claimed but not settled (signing, signed, broadcast), oldest first;
+        a signed message is settled.
 
         Call it on start-up. A request in signing may or may not have been signed before
         the restart: do not claim or sign it again blindly; ask the signers (a repeated
@@ -331,7 +338,9 @@ class RequestStore:
         Each request found is audited, so the reconciliation leaves a trace.
         """
         with transaction(self._conn) as conn:
-            found = self._select(f"state IN ({_in(lifecycle.IN_FLIGHT)})", ())
+            found = self._select(
+                f"state IN ({_in(lifecycle.IN_FLIGHT)}) AND NOT (state = 'signed' AND kind "
+                f"IN ({_in(MESSAGE_KINDS)}))", ())
             for request in found:
                 self._audit.append(conn, actor=SYSTEM_ACTOR, action="request.recovery_needed",
                                    subject=f"request:{request.request_id}", at=now,
@@ -452,7 +461,10 @@ def _check_fields_fit(current: Request, target: State, fields: Mapping[str, obje
                 and _column_value(old) != _column_value(value)):
             raise InvalidInputError(f"request {current.request_id}: {name} is already set "
                                     "and is written only once")
-    missing = [name for name in _REQUIRED.get(target, ())
+    required = _REQUIRED.get(target, ())
+    if current.kind in MESSAGE_KINDS:  # a signed message has no transaction
+        required = tuple(name for name in required if name not in ("signed_tx", "tx_hash"))
+    missing = [name for name in required
                if fields.get(name) is None and getattr(current, name) is None]
     if missing:
         raise InvalidInputError(f"request {current.request_id}: entering {target.value} "

@@ -57,10 +57,28 @@ def test_stores_refuse_a_connection_not_opened_by_open_database(tmp_path: Path) 
     path = tmp_path / "oms.sqlite3"
     raw = sqlite3.connect(path, isolation_level=None)
     try:
-        with pytest.raises(StorageError, match="schema version 0, not 1: open it with "
+        with pytest.raises(StorageError, match="schema version 0, not 2: open it with "
                                                "open_database"):
             check_opened(raw)
         open_database(path).close()
         check_opened(raw)  # the file is migrated now
     finally:
         raw.close()
+
+
+def test_rebuilt_requests_table_keeps_its_guards(conn: sqlite3.Connection) -> None:
+    """Migration 2 rebuilt ``requests``: its triggers, index and the foreign keys that
+    point at it hold as before."""
+    conn.execute("PRAGMA foreign_keys = ON")
+    conn.execute("INSERT INTO requests VALUES ('r1', 'typed_data', 'tina', 'USDC', '1', "
+                 "'0x00', 1, x'00', NULL, NULL, 'initiated', 0, 0, 1, NULL, NULL, NULL)")
+    with pytest.raises(sqlite3.IntegrityError, match="never deleted"):
+        conn.execute("DELETE FROM requests")
+    with pytest.raises(sqlite3.IntegrityError, match="content never changes"):
+        conn.execute("UPDATE requests SET amount = '2'")
+    with pytest.raises(sqlite3.IntegrityError, match="FOREIGN KEY"):
+        conn.execute("INSERT INTO request_events (request_id, to_state, actor, at, reason) "
+                     "VALUES ('nobody', 'initiated', 'x', 0, '')")
+    assert conn.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                        "tbl_name = 'requests' AND sql IS NOT NULL").fetchall() == [
+        ("requests_by_state",)]

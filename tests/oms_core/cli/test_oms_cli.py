@@ -15,6 +15,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from eth_account import Account
+from eth_account.messages import encode_defunct
 
 from mpcnode.ceremony.cluster_init import init_cluster
 from mpcnode.core.config_schema import ConfigError
@@ -27,6 +29,7 @@ from oms_core.cli.oms_client import OmsCallError, OmsClient
 from oms_core.daemon.runtime import serve
 from oms_core.rpc import oms_pb2 as pb
 from test_only.soft_authenticator import SoftwareAuthenticator
+from testing.contract_policy import permit
 from testing.oms_rpc_support import (
     RP,
     TREASURY,
@@ -134,6 +137,40 @@ def test_over_limit_is_pending_until_the_risk_officer_approves(cli: Cli) -> None
     view = json.loads(run.out)
     assert view["state"] == "signed" and view["approved_by"] == ["rita"]
     assert cli("pending", user="rita").out == "no request awaits approval\n"
+
+
+def test_personal_message_shown_approved_and_signed_never_broadcast(cli: Cli) -> None:
+    cli.login("tina")
+    cli.login("rita")
+    run = cli("submit", "--personal-message", "I control this wallet", "--json")
+    rid = request_id(run)
+    assert json.loads(run.out)["kind"] == "personal_sign"
+    run = cli("confirm", rid, "--json", auth=True)
+    assert run.code == 0, run.err
+    assert "personal message 'I control this wallet'" in run.err
+    assert json.loads(run.out)["state"] == "pending_approval"
+    view = json.loads(cli("approve", rid, "--json", user="rita", auth=True).out)
+    assert view["state"] == "signed" and view["signed_transaction"] == ""
+    signature = bytes.fromhex(view["signature"][2:])
+    signer = Account.recover_message(
+        encode_defunct(b"I control this wallet"),
+        vrs=(signature[64] + 27, int.from_bytes(signature[:32], "big"),
+             int.from_bytes(signature[32:64], "big")))
+    assert signer == cli.world.signer.address
+
+
+def test_typed_data_no_policy_entry_covers_is_refused(cli: Cli) -> None:
+    cli.login("tina")
+    doc = permit(TREASURY, TREASURY, 5)
+    (cli.tmp / "permit.json").write_text(json.dumps(doc))
+    run = cli("submit", "--typed-data", str(cli.tmp / "permit.json"))
+    assert run.code == 1 and run.err.startswith("PolicyDenied: typed_data refused: no "
+                                                "typed_data entry of the policy covers")
+    (cli.tmp / "bad.json").write_text('{"types": {}}')
+    run = cli("submit", "--typed-data", str(cli.tmp / "bad.json"))
+    assert run.code == 2 and "bad.json" in run.err and run.err.count("\n") == 1
+    run = cli("submit", "--asset", "ETH")
+    assert run.code == 2 and "submit needs --amount, --to" in run.err
 
 
 def test_unknown_destination_prints_the_policy_denial_on_one_line(cli: Cli) -> None:

@@ -127,7 +127,7 @@ def test_bad_selector_is_rejected(selector: str) -> None:
 
 def test_contract_needs_selectors_and_wallet_takes_none() -> None:
     no_selectors = HEADER.replace(f'allowed_selectors = ["{SWAP}", "{TRANSFER}"]\n', "")
-    assert 'needs "allowed_selectors"' in _error(no_selectors)
+    assert 'needs "functions" or "allowed_selectors"' in _error(no_selectors)
     wallet_with = HEADER.replace('kind = "contract"', 'kind = "wallet"')
     assert "a wallet takes no" in _error(wallet_with)
 
