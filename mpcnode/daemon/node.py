@@ -163,7 +163,7 @@ class SignerNode:
         if unknown:
             raise UsageError(f"unknown parties {sorted(unknown)}")
         params = SessionParams(parties, req.nonce, req.threshold, req.key_id, tuple(req.path),
-                               req.profile)
+                               req.profile, req.epoch)
         cfg = spec.configure(self.party, params,
                              _Holdings(self.store, self.primes, self.cluster))
         self.store.claim_session_nonce(req.nonce, spec.name.value)  # durable, atomic, forever
