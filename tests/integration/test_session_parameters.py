@@ -189,10 +189,11 @@ def test_a_refused_request_stores_no_nonce(setup: Setup) -> None:
     huge = pb.StartSessionRequest(protocol="keygen", nonce=b"\x01" * (4 << 20),
                                   parties=list(ALL), threshold=THRESHOLD)
     for _ in range(3):
-        assert_refused(setup, huge, "a session nonce has exactly 32 bytes, got 4194304")
+        assert_refused(setup, huge, "StartSessionRequest.nonce has 4194304 bytes, must have 32")
     assert_refused(setup, request("keygen", ALL, threshold=1), "threshold 1 differs")
     long_name = request("x" * 100_000, ALL)
-    assert_refused(setup, long_name, "a protocol name has at most 32 characters")
+    assert_refused(setup, long_name,
+                   "StartSessionRequest.protocol has 100000 characters, at most 32")
     assert_refused(setup, request("keygen", (3, 1, 2), threshold=THRESHOLD),
                    "the parties must be distinct ascending ids")
     assert {i: nonces_stored(setup, i) for i in ALL} == before
