@@ -220,4 +220,7 @@ OMS_SCHEMA = Schema("OMS database", (
     Migration(1, "the schema of the releases before versions were recorded", (
         *_AUDIT_LOG, *_USERS, *_LOGIN_SESSIONS, *_REQUESTS, *_POLICY_REGISTRY,
         *_CIRCUIT_BREAKERS, *_SERVICE, *_CHAIN_NONCES)),
+    Migration(2, "the time inside an admin's policy signature (format v2), NULL for a v1 "
+                 "signature: the nodes start a new address's cool-down at it", (
+        "ALTER TABLE policy_signatures ADD COLUMN admin_signed_at INTEGER",)),
 ))

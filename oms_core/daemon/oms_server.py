@@ -243,7 +243,8 @@ class OmsService(oms_pb2_grpc.OmsServicer):
                       context: grpc.ServicerContext) -> pb.ProposalView:
         token = self._token(context)
         return self._call("PolicyApprove", context, lambda core: proposal_view(
-            core.approve_policy(token, request.bundle_hash, request.signature)))
+            core.approve_policy(token, request.bundle_hash, request.signature,
+                                request.signed_at or None)))
 
     def PolicyGet(self, request: pb.PolicyGetRequest,
                   context: grpc.ServicerContext) -> pb.PolicyView:
