@@ -69,7 +69,7 @@ class TranscriptSession:
     nonce: bytes
     session_id: bytes
     parties: tuple[int, ...]
-    params: dict[str, Any]  # threshold, key_id (hex), path, profile
+    params: dict[str, Any]  # threshold, key_id (hex), path, profile, epoch (if recorded)
     messages: tuple[TranscriptMessage, ...]
     results: dict[int, str]  # each node's public result (canonical JSON text)
 

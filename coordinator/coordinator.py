@@ -179,16 +179,19 @@ class Coordinator:
     def run_session(self, protocol: ProtocolName, parties: Sequence[int], *, threshold: int = 0,
                     key_id: bytes = b"", path: Sequence[int] = (), profile: str = "",
                     progress: Progress | None = None) -> SessionRecord:
-        """Start ``protocol`` at ``parties`` and relay rounds until every node is done."""
+        """Start ``protocol`` at ``parties`` and relay rounds until every node is done.
+        A session of an existing key names the epoch of its shares, as the nodes report
+        it: each node refuses a session for any other epoch."""
         parties = tuple(sorted(parties))
         nonce = secrets.token_bytes(32)
+        epoch = int(self.key_info(key_id).epoch) if key_id else 0
         req = pb.StartSessionRequest(protocol=protocol.value, nonce=nonce, parties=list(parties),
                                      threshold=threshold, key_id=key_id, path=list(path),
-                                     profile=profile)
+                                     profile=profile, epoch=epoch)
         say = progress or (lambda _msg: None)
         record = SessionRecord(protocol, nonce, b"", parties,
                                {"threshold": threshold, "key_id": key_id.hex(),
-                                "path": list(path), "profile": profile})
+                                "path": list(path), "profile": profile, "epoch": epoch})
         try:
             say(f"{protocol}: starting at nodes {list(parties)}")
             responses = self._round_at(protocol, parties, lambda c: c.start(req))

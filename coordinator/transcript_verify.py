@@ -233,10 +233,22 @@ def _check_key_history(t: Transcript, decoded: list[_Decoded]
         if k and role.makes_key:
             raise _error(k, s, "a transcript holds one keygen only")
         record = PublicRecord(_params(k, s), s.session_id, d.broadcasts, d.direct)
+        _check_epoch(k, s, record.params, key)
         key = _replayed(k, s, role.key_after, record, key)
         records.append(record)
         keys.append(key)
     return records, keys
+
+
+def _check_epoch(k: int, s: TranscriptSession, params: SessionParams,
+                 key: PublicKeyData | None) -> None:
+    """The epoch a session names is that of the key's shares before it (0 for keygen).
+    A transcript written before sessions named their epoch has none, and is checked
+    without (the epoch is still fixed by the refreshes it replays)."""
+    held = key.epoch if key is not None else 0
+    if "epoch" in s.params and params.epoch != held:
+        raise _error(k, s, f"params.epoch {params.epoch} is not the epoch of the key's "
+                           f"shares before this session ({held})")
 
 
 def _param(k: int, s: TranscriptSession, name: str, kind: type) -> Any:
@@ -248,8 +260,9 @@ def _param(k: int, s: TranscriptSession, name: str, kind: type) -> Any:
 
 def _params(k: int, s: TranscriptSession) -> SessionParams:
     """The session's start parameters, as its nodes read them from the start request."""
-    if set(s.params) != {"threshold", "key_id", "path", "profile"}:
-        raise _error(k, s, "params must be threshold, key_id, path and profile")
+    if set(s.params) - {"epoch"} != {"threshold", "key_id", "path", "profile"}:
+        raise _error(k, s, "params must be threshold, key_id, path, profile and epoch "
+                           "(absent in transcripts made before sessions named it)")
     key_id, path = _param(k, s, "key_id", str), _param(k, s, "path", list)
     try:
         key = bytes.fromhex(key_id)
@@ -259,8 +272,9 @@ def _params(k: int, s: TranscriptSession) -> SessionParams:
         raise _error(k, s, "params.key_id must be lower-case hex")
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in path):
         raise _error(k, s, "params.path must be a list of integers")
+    epoch = _param(k, s, "epoch", int) if "epoch" in s.params else 0
     return SessionParams(s.parties, s.nonce, _param(k, s, "threshold", int), key, tuple(path),
-                         _param(k, s, "profile", str))
+                         _param(k, s, "profile", str), epoch)
 
 
 def _replayed(k: int, s: TranscriptSession, check: Callable[P, T], *args: P.args,

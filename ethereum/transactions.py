@@ -19,6 +19,7 @@ from ethereum.hashing import keccak256
 TYPE_EIP1559 = 2
 TYPE_LEGACY = 0
 SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141
+MAX_RLP_DEPTH = 4  # a transaction, its access list, an entry, the entry's storage keys
 
 
 def _rlp_length(n: int, offset: int) -> bytes:
@@ -133,8 +134,37 @@ def _bytes(item: object, name: str) -> bytes:
     return item
 
 
+def _check_depth(raw: bytes) -> None:
+    """Refuse lists nested deeper than any transaction nests them, in one pass without
+    recursion, before the recursive ``rlp.decode`` sees the bytes: a hostile request must
+    get a clear refusal, never a RecursionError. Declared lengths are only followed, not
+    checked (``rlp.decode`` checks them)."""
+    ends: list[int] = []  # where each open list ends
+    pos = 0
+    while pos < len(raw):
+        while ends and pos >= ends[-1]:
+            ends.pop()
+        prefix = raw[pos]
+        if prefix < 0x80:
+            pos += 1
+        elif prefix < 0xC0:
+            short = prefix <= 0xB7
+            n = 0 if short else prefix - 0xB7
+            size = prefix - 0x80 if short else int.from_bytes(raw[pos + 1:pos + 1 + n], "big")
+            pos += 1 + n + size
+        else:
+            short = prefix <= 0xF7
+            n = 0 if short else prefix - 0xF7
+            size = prefix - 0xC0 if short else int.from_bytes(raw[pos + 1:pos + 1 + n], "big")
+            pos += 1 + n
+            ends.append(pos + size)
+            if len(ends) > MAX_RLP_DEPTH:
+                raise TransactionError(f"RLP lists nested deeper than {MAX_RLP_DEPTH}")
+
+
 def decode_unsigned(raw: bytes) -> UnsignedTx:
     """Parse the unsigned encoding; re-encoding must give the same bytes (canonical)."""
+    _check_depth(raw[1:] if raw[:1] == bytes([TYPE_EIP1559]) else raw)
     try:
         if raw[:1] == bytes([TYPE_EIP1559]):
             items = rlp.decode(raw[1:])

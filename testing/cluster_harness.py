@@ -54,7 +54,8 @@ def _free(port: int) -> bool:
 
 def make_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = False,
                  crash_after_consume: set[int] | None = None,
-                 unauthorized_digests: bool = True) -> ClusterLayout:
+                 unauthorized_digests: bool = True,
+                 primes_per_node: int = PRIMES_PER_NODE) -> ClusterLayout:
     """``mpc-ceremony init`` plus TEST ONLY prime pools and test settings per node.
 
     ``unauthorized_digests`` (TEST ONLY) lets the nodes sign bare digests without a
@@ -64,13 +65,13 @@ def make_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = Fals
     layout = init_cluster(root, nodes, threshold, base_port=base,
                           metrics_base_port=base + 1000)
     primes = fixture_keys.test_primes(1024)
-    if nodes * PRIMES_PER_NODE > len(primes):
+    if nodes * primes_per_node > len(primes):
         raise ValueError("not enough TEST ONLY fixture primes for that many nodes")
     for i in range(1, nodes + 1):
         path = root / f"node{i}" / "node.toml"
         cfg = load_node_config(path)
         pool = root / f"node{i}" / "TEST_ONLY_primes.json"
-        chunk = primes[PRIMES_PER_NODE * (i - 1): PRIMES_PER_NODE * i]
+        chunk = primes[primes_per_node * (i - 1): primes_per_node * i]
         write_pool_atomic(pool, PrimePool(1024, tuple(chunk), test_material=True))
         cfg = dataclasses.replace(cfg, prime_pool=pool,
                                   metrics_listen=cfg.metrics_listen if metrics else None)

@@ -16,7 +16,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 from coordinator.coordinator import Coordinator
 from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.protocol.sign import Signature
-from testing.cluster_harness import ProcessCluster, make_cluster
+from testing.cluster_harness import PRIMES_PER_NODE, ProcessCluster, make_cluster
 
 
 def openssl_verifies(public_key: bytes, digest: bytes, sig: Signature) -> bool:
@@ -45,13 +45,14 @@ def stop_all(procs: ProcessCluster) -> None:
 @contextlib.contextmanager
 def process_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = False,
                     crash_after_consume: set[int] | None = None,
-                    unauthorized_digests: bool = True
+                    unauthorized_digests: bool = True, primes_per_node: int = PRIMES_PER_NODE
                     ) -> Iterator[tuple[ProcessCluster, Coordinator]]:
     """``nodes`` real node processes (``cluster_harness.node_command``), all healthy, and a
-    coordinator. Every process is stopped on exit, whatever happened."""
+    coordinator. Every process is stopped on exit, whatever happened. Each node's prime
+    pool serves ``primes_per_node`` / 2 aux-info sessions."""
     make_cluster(root, nodes, threshold, metrics=metrics,
                  crash_after_consume=crash_after_consume,
-                 unauthorized_digests=unauthorized_digests)
+                 unauthorized_digests=unauthorized_digests, primes_per_node=primes_per_node)
     procs = ProcessCluster(root)
     try:
         for i in range(1, nodes + 1):

@@ -40,7 +40,7 @@ from decimal import Decimal
 from functools import lru_cache
 
 from ethereum.transactions import TransactionError, UnsignedTx, decode_unsigned, keccak_digest
-from mpcnode.core.canonical_json import CanonicalJSONError, canonical_json
+from mpcnode.core.canonical_json import CanonicalJSONError, canonical_json, parse_json
 from zero_trust.approvals.approval_errors import ApprovalError
 from zero_trust.approvals.approver_registry import ApproverRegistry
 from zero_trust.approvals.assertion import Approval, VerifiedApproval, verify_approval
@@ -96,8 +96,8 @@ def registry_blob(rp: RelyingParty, registry: ApproverRegistry) -> bytes:
 
 def parse_registry_blob(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
     try:
-        doc = json.loads(blob)
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = parse_json(blob)  # bounded nesting: never a RecursionError
+    except CanonicalJSONError as exc:
         raise AuthorizationDenied(f"approver registry in the bundle is not JSON: {exc}") from None
     if not isinstance(doc, dict) or set(doc) != {"format", "rp_id", "origin", "registry"} \
             or doc["format"] != REGISTRY_FORMAT:

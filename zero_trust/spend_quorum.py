@@ -57,10 +57,13 @@ VIEW_MARGIN_S = 120
 """A view reports entries this much older than the window as well, so a signer whose clock
 is ahead of the reporting node's (within the allowed skew) still sees every entry it
 must count."""
-MAX_VIEW_ENTRIES = 20_000
-"""At most this many entries in one view (a desk signing more than this per initiator per
-day needs a larger bound, and its views grow accordingly: ~80 bytes an entry)."""
-MAX_STATEMENT_BYTES = MAX_VIEW_ENTRIES * 160 + 4096
+MAX_VIEW_ENTRIES = 4_000
+"""At most this many entries of one initiator in one view, i.e. signed requests per
+initiator per 24 hours (a request id of up to 128 bytes, an amount and a time: at most
+~200 bytes an entry). A busier initiator (a bot) is refused with a clear message; its
+views, carried in every sign request, would otherwise outgrow the request bound."""
+MAX_STATEMENT_BYTES = MAX_VIEW_ENTRIES * 200 + 4096
+MAX_RECEIPT_BYTES = 1024
 
 
 class SpendQuorumError(AuthorizationDenied):

@@ -30,7 +30,6 @@ from mpcnode.protocol.sign import Rerandomized, SignatureShare, rerandomize, sig
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.ceremony_log import CeremonyLog
-from mpcnode.state.consumption_journal import MAX_REQUEST_ID
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import PolicyState
 from mpcnode.transport import ceremony_closing, identity
@@ -47,31 +46,7 @@ from zero_trust.authorization import (
 )
 
 SESSION_TIMEOUT_S = 600.0  # a session idle this long is dropped
-NONCE_BYTES = 32  # a session nonce, as the coordinator draws it
-KEY_ID_BYTES = 32  # PublicKeyData.key_id
-MAX_NAME = 32  # protocol and profile names
-MAX_PATH_DEPTH = 255  # BIP32 depth is one byte
 PrimeSource = Callable[[Profile], tuple[int, int]]
-
-
-def check_start_request(req: pb.StartSessionRequest, nodes: int) -> None:
-    """Every field of a start request within its bounds, before anything is parsed, stored
-    or echoed in an error: a coordinator must not fill a node's disk or logs."""
-    if len(req.nonce) != NONCE_BYTES:
-        raise UsageError(f"a session nonce has exactly {NONCE_BYTES} bytes, got "
-                         f"{len(req.nonce)}")
-    if len(req.protocol) > MAX_NAME:
-        raise UsageError(f"a protocol name has at most {MAX_NAME} characters")
-    if len(req.profile) > MAX_NAME:
-        raise UsageError(f"a profile name has at most {MAX_NAME} characters")
-    if len(req.key_id) not in (0, KEY_ID_BYTES):
-        raise UsageError(f"a key id has {KEY_ID_BYTES} bytes, got {len(req.key_id)}")
-    if len(req.path) > MAX_PATH_DEPTH:
-        raise UsageError(f"a derivation path has at most {MAX_PATH_DEPTH} levels")
-    parties = list(req.parties)
-    if len(parties) > nodes or parties != sorted(set(parties)):
-        raise UsageError(f"the parties must be distinct ascending ids of the cluster's "
-                         f"{nodes} nodes, got {len(parties)} ids")
 
 
 def primes_from(pool: Path | None, rng: RandomSource) -> PrimeSource:
@@ -158,10 +133,10 @@ class SignerNode:
     # --- sessions -------------------------------------------------------------------------
 
     def start(self, req: pb.StartSessionRequest) -> pb.RoundResponse:
-        """Start a session, refused unless every field of the request is well-formed and
-        every parameter is what this node's cluster.toml and key share say (DESIGN §2).
-        Only then is the nonce stored, so a refused request leaves nothing behind."""
-        check_start_request(req, len(self.identities))
+        """Start a session, refused unless every parameter is what this node's cluster.toml
+        and key share say (DESIGN §2); the server has checked every field's size
+        (``request_limits``). Only then is the nonce stored, so a refused request leaves
+        nothing behind."""
         spec = session_protocol(req.protocol)  # the wire name; UnknownProtocol if none
         parties = tuple(req.parties)
         if self.party not in parties:
@@ -170,7 +145,7 @@ class SignerNode:
         if unknown:
             raise UsageError(f"unknown parties {sorted(unknown)}")
         params = SessionParams(parties, req.nonce, req.threshold, req.key_id, tuple(req.path),
-                               req.profile)
+                               req.profile, req.epoch)
         cfg = spec.configure(self.party, params,
                              _Holdings(self.store, self.primes, self.cluster))
         self.store.claim_session_nonce(req.nonce, spec.name.value)  # durable, atomic, forever
@@ -257,8 +232,6 @@ class SignerNode:
         """σ_i, only if this node's own policy check allows the signature (DESIGN §4)."""
         if not req.request_id:
             raise UsageError("a sign request needs a request id")
-        if len(req.request_id.encode()) > MAX_REQUEST_ID:
-            raise UsageError(f"a request id has at most {MAX_REQUEST_ID} bytes")
         share = self._key_share(req.key_id)
         path = tuple(req.path)
 
@@ -510,14 +483,10 @@ def _signing_request(key_id: bytes, path: tuple[int, ...], digest: bytes,
 
 def _check_subject(subject: spend_quorum.SpendSubject) -> None:
     """Bounds on what a receipt or view echoes, before it is signed or stored."""
-    if len(subject.key_id) != KEY_ID_BYTES:
-        raise UsageError(f"a key id has {KEY_ID_BYTES} bytes, got {len(subject.key_id)}")
-    if not subject.request_id or len(subject.request_id.encode()) > MAX_REQUEST_ID:
-        raise UsageError(f"a request id has 1 to {MAX_REQUEST_ID} bytes")
-    if len(subject.initiator.encode()) > MAX_REQUEST_ID:
-        raise UsageError(f"an initiator id has at most {MAX_REQUEST_ID} bytes")
-    if len(subject.digest) != 32:
-        raise UsageError("a digest has 32 bytes")
+    if not subject.request_id:
+        raise UsageError("a spend names the OMS request it belongs to")
+    if len(spend_quorum.receipt_statement(0, subject)) > spend_quorum.MAX_RECEIPT_BYTES:
+        raise UsageError(f"a spend receipt has at most {spend_quorum.MAX_RECEIPT_BYTES} bytes")
 
 
 def new_nonce() -> bytes:

@@ -44,6 +44,8 @@ from mpcnode.crypto import codec
 from mpcnode.crypto.codec import DecodeError
 from mpcnode.daemon.metrics import NodeMetrics
 from mpcnode.daemon.node import PrimeSource, SignerNode, UnauthorizedSigning, primes_from
+from mpcnode.daemon.request_limits import check_request, max_request_bytes
+from mpcnode.protocol.session_params import ClusterView
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.rpc import node_pb2_grpc
 from mpcnode.state.node_store import NodeStore, StoreError
@@ -118,10 +120,14 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
         if verdict[0] != grpc.StatusCode.OK:
             context.abort(*verdict)
 
-    def _call(self, method: str, context: grpc.ServicerContext, fn: Callable[[], T]) -> T:
+    def _call(self, method: str, context: grpc.ServicerContext, request: object,
+              fn: Callable[[], T]) -> T:
+        """Authorise the caller, check every field's size (``request_limits``), run ``fn``;
+        refusals and failures become the status their type names."""
         self.authorise(context)
         t0 = time.perf_counter()
         try:
+            check_request(request, self.node.cluster)
             return fn()
         except ProtocolError as exc:
             self.metrics.failures.labels(culprit=culprit_name(exc.culprit)).inc()
@@ -153,7 +159,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
     # --- RPCs -------------------------------------------------------------------------------
 
     def Info(self, request: pb.InfoRequest, context: grpc.ServicerContext) -> pb.InfoResponse:
-        info = self._call("Info", context, self.node.info)
+        info = self._call("Info", context, request, self.node.info)
         info.test_switches.extend(self.test_switches)
         for key in info.keys:
             self.metrics.pool.labels(key_id=key.key_id.hex()).set(
@@ -167,7 +173,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
                  parties=list(request.parties))
             return self.node.start(request)
 
-        return self._call("StartSession", context, run)
+        return self._call("StartSession", context, request, run)
 
     def Round(self, request: pb.RoundRequest, context: grpc.ServicerContext) -> pb.RoundResponse:
         def run() -> pb.RoundResponse:
@@ -182,14 +188,14 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
                 _log("session_done", protocol=protocol, nonce=request.nonce.hex()[:16])
             return resp
 
-        return self._call("Round", context, run)
+        return self._call("Round", context, request, run)
 
     def Abort(self, request: pb.AbortRequest, context: grpc.ServicerContext) -> pb.AbortResponse:
         def run() -> None:
             _log("session_abort", nonce=request.nonce.hex()[:16], reason=request.reason[:200])
             self.node.abort(request.nonce)
 
-        self._call("Abort", context, run)
+        self._call("Abort", context, request, run)
         return pb.AbortResponse()
 
     def Sign(self, request: pb.SignRequest, context: grpc.ServicerContext) -> pb.SignResponse:
@@ -201,7 +207,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
             return pb.SignResponse(party=share.party, presignature_id=request.presignature_id,
                                    sigma=share.sigma.to_bytes(32, "big"))
 
-        return self._call("Sign", context, run)
+        return self._call("Sign", context, request, run)
 
     def ReserveSpend(self, request: pb.ReserveSpendRequest,
                      context: grpc.ServicerContext) -> pb.SignedStatement:
@@ -210,11 +216,12 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
             _log("spend_reserved", request_id=request.authorization.request_id[:256])
             return receipt
 
-        return self._call("ReserveSpend", context, run)
+        return self._call("ReserveSpend", context, request, run)
 
     def ReadSpends(self, request: pb.ReadSpendsRequest,
                    context: grpc.ServicerContext) -> pb.SignedStatement:
-        return self._call("ReadSpends", context, lambda: self.node.read_spends(request))
+        return self._call("ReadSpends", context, request,
+                          lambda: self.node.read_spends(request))
 
     def InstallPolicy(self, request: pb.InstallPolicyRequest,
                       context: grpc.ServicerContext) -> pb.InstallPolicyResponse:
@@ -223,12 +230,13 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
             _log("policy_installed", version=resp.version, policy_hash=resp.policy_hash.hex())
             return resp
 
-        return self._call("InstallPolicy", context, run)
+        return self._call("InstallPolicy", context, request, run)
 
     def PresignatureInfo(self, request: pb.PresignatureInfoRequest,
                          context: grpc.ServicerContext) -> pb.PresignatureInfoResponse:
-        return self._call("PresignatureInfo", context, lambda: pb.PresignatureInfoResponse(
-            public=codec.to_bytes(self.node.store.load_public(request.presignature_id))))
+        return self._call("PresignatureInfo", context, request,
+                          lambda: pb.PresignatureInfoResponse(public=codec.to_bytes(
+                              self.node.store.load_public(request.presignature_id))))
 
     def SignEvidence(self, request: pb.SignEvidenceRequest,
                      context: grpc.ServicerContext) -> pb.SignEvidenceResponse:
@@ -238,7 +246,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
                  presignature=request.presignature_id.hex()[:16])
             return resp
 
-        return self._call("SignEvidence", context, run)
+        return self._call("SignEvidence", context, request, run)
 
     def IdentifySigners(self, request: pb.IdentifySignersRequest,
                         context: grpc.ServicerContext) -> pb.IdentifySignersResponse:
@@ -249,7 +257,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
                  presignature=request.presignature_id.hex()[:16], culprits=list(resp.culprits))
             return resp
 
-        return self._call("IdentifySigners", context, run)
+        return self._call("IdentifySigners", context, request, run)
 
     def CloseTranscript(self, request: pb.CloseTranscriptRequest,
                         context: grpc.ServicerContext) -> pb.CloseTranscriptResponse:
@@ -258,7 +266,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
             _log("transcript_closed", key_id=request.key_id.hex(), sessions=len(resp.sessions))
             return resp
 
-        return self._call("CloseTranscript", context, run)
+        return self._call("CloseTranscript", context, request, run)
 
 
 class AuthorisedHealth(health.HealthServicer):  # type: ignore[misc]
@@ -335,8 +343,11 @@ def running_server(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS
     creds = grpc.ssl_server_credentials(
         [(cfg.tls_key.read_bytes(), cfg.tls_cert.read_bytes())],
         root_certificates=ca_pem, require_client_auth=True)
+    cluster = load_cluster_config(cfg.cluster_file)
+    view = ClusterView(cluster.threshold, tuple(sorted(cluster.nodes)))
+    # gRPC reads no request larger than the field bounds admit for this cluster.
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=16),
-                         options=[("grpc.max_receive_message_length", 64 << 20),
+                         options=[("grpc.max_receive_message_length", max_request_bytes(view)),
                                   ("grpc.max_send_message_length", 64 << 20),
                                   *GRPC_SERVER_OPTIONS])
     # The port first: a second node started on the same config by mistake stops here,

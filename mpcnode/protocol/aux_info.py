@@ -58,7 +58,7 @@ from mpcnode.protocol.session_params import (
     SessionParams,
     check_params,
     check_session_id,
-    require_key_of_cluster,
+    require_held_key,
     require_params,
 )
 
@@ -147,8 +147,8 @@ class _Own:
 def configure(party: int, params: SessionParams, held: Holdings) -> AuxConfig:
     """A node's aux-info config: for a key it holds, with two fresh safe primes."""
     key = held.get_key_share(params.key_id).public  # aux info serves a key this node holds
-    require_key_of_cluster("aux_info", key, held.cluster)
-    require_params("aux_info", params, uses=("key_id", "profile"), parties=key.parties,
+    require_held_key("aux_info", params, key, held.cluster)
+    require_params("aux_info", params, uses=("key_id", "profile", "epoch"), parties=key.parties,
                    source="the parties of the key")
     profile = params.resolve_profile()
     return AuxConfig(party, params.parties, params.key_id, params.nonce, profile,

@@ -50,7 +50,7 @@ from mpcnode.protocol.session_params import (
     Holdings,
     ParameterRefused,
     SessionParams,
-    require_key_of_cluster,
+    require_held_key,
     require_params,
 )
 from mpcnode.protocol.signer_set import SignerSet
@@ -171,8 +171,8 @@ def configure(party: int, params: SessionParams, held: Holdings) -> PresignConfi
     path (docs/rerandomization.md), so a session that names one is refused."""
     share = held.get_key_share(params.key_id)
     key = share.public
-    require_key_of_cluster("presign", key, held.cluster)
-    require_params("presign", params, uses=("key_id",))
+    require_held_key("presign", params, key, held.cluster)
+    require_params("presign", params, uses=("key_id", "epoch"))
     if len(params.parties) != key.threshold or not set(params.parties) <= set(key.parties):
         raise ParameterRefused("presign", "parties", params.parties,
                                f"are not {key.threshold} of the key's parties {key.parties}")

@@ -41,7 +41,7 @@ from mpcnode.protocol.session_params import (
     SessionParams,
     check_params,
     check_session_id,
-    require_key_of_cluster,
+    require_held_key,
     require_params,
 )
 
@@ -132,8 +132,8 @@ class _Own:
 def configure(party: int, params: SessionParams, held: Holdings) -> RefreshConfig:
     """A node's refresh config: the share it holds, refreshed by every party of the key."""
     share = held.get_key_share(params.key_id)
-    require_key_of_cluster("refresh", share.public, held.cluster)
-    require_params("refresh", params, uses=("key_id",), parties=share.public.parties,
+    require_held_key("refresh", params, share.public, held.cluster)
+    require_params("refresh", params, uses=("key_id", "epoch"), parties=share.public.parties,
                    source="the parties of the key (refresh runs with all of them)")
     return RefreshConfig(share, params.nonce)
 

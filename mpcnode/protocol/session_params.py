@@ -32,6 +32,7 @@ class SessionParams:
     key_id: bytes = b""  # the key the session serves (b"" for keygen)
     path: tuple[int, ...] = ()  # BIP32 path, set by presign only
     profile: str = ""  # parameter profile, set by aux info only ("" = the default)
+    epoch: int = 0  # the key share's epoch the session serves (0 for keygen: a new key)
 
     def resolve_profile(self) -> Profile:
         """The named profile; "" names the default, as every node resolves it."""
@@ -88,7 +89,7 @@ class ParameterRefused(RecordError):  # noqa: N818 - the node's verdict, as oper
         super().__init__(f"{protocol} refused: {name} {asked!r} {reason}")
 
 
-_UNSET = {"threshold": 0, "key_id": b"", "path": (), "profile": ""}
+_UNSET = {"threshold": 0, "key_id": b"", "path": (), "profile": "", "epoch": 0}
 
 
 def require_params(protocol: str, params: SessionParams, *, uses: tuple[str, ...] = (),
@@ -113,12 +114,19 @@ def require_cluster_keygen(params: SessionParams, cluster: ClusterView) -> None:
                                f"differs from cluster.toml's threshold {cluster.threshold}")
 
 
-def require_key_of_cluster(protocol: str, key: PublicKeyData, cluster: ClusterView) -> None:
-    """A key this node holds, made for this cluster (its threshold and node ids)."""
+def require_held_key(protocol: str, params: SessionParams, key: PublicKeyData,
+                     cluster: ClusterView) -> None:
+    """A key this node holds, made for this cluster (its threshold and node ids), at the
+    epoch the session names: after a refresh, a session for the old shares is refused
+    before it reads them (the coordinator cannot run a protocol on a retired epoch)."""
     if key.threshold != cluster.threshold or key.parties != cluster.parties:
         raise ParameterRefused(protocol, "key_id", key.key_id.hex(),
                                f"names a {key.threshold}-of-{key.parties} key, not one of "
                                f"this cluster ({cluster.threshold} of {cluster.parties})")
+    if params.epoch != key.epoch:
+        raise ParameterRefused(protocol, "epoch", params.epoch,
+                               f"is not the epoch of this node's share of the key "
+                               f"({key.epoch})")
 
 
 @dataclass(frozen=True)

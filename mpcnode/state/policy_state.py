@@ -3,12 +3,15 @@
 - ``policy/bundle.json``: the installed signed policy bundle. It is re-verified against the
   admin keys of cluster.toml every time it is loaded, so editing the file on disk cannot
   loosen the policy; a new bundle must carry a newer version (no replay of an old one).
-- ``policy/cooldown_since.json``: when this node first held each address-book entry under
-  an admin-signed bundle. An entry's cool-down never starts before then, whatever
-  ``added_at`` the document states (the OMS proposes ``added_at``): an entry new to the
-  node starts at the later of ``added_at`` and the node's clock when it installed the
-  bundle that brought it, which is never before the admins signed that bundle. The first
-  bundle a node installs is the ceremony's, taken as written.
+- ``policy/cooldown_since.json``: when each address-book entry's cool-down started on this
+  node. Whatever ``added_at`` the document states (the OMS proposes ``added_at``), an entry
+  new to the node starts at the later of ``added_at`` and the time the admins signed the
+  bundle that brought it: the latest ``signed_at`` inside the counted admin signatures
+  (``bundle.signing_time``), which no relay can change. A bundle whose signatures carry no
+  time (format v1, signed before they did) starts it at the node's clock when it installed
+  the bundle, which is never before the admins signed. A signature dated beyond the allowed
+  clock skew in the node's future is refused. The first bundle a node installs is the
+  ceremony's, taken as written.
 - ``policy.sqlite3``: the last accepted WebAuthn sign counter per credential (a replayed
   assertion is refused) and the node's own ledger of what it signed per initiator (the
   rolling 24-hour limit is checked against this, not against anything the OMS says), each
@@ -49,8 +52,16 @@ from mpcnode.core.errors import MpcnodeError
 from mpcnode.state.atomic_file import write_atomic
 from mpcnode.state.schema_migrations import Migration, Schema, migrate
 from mpcnode.state.spend_ledger import SpendLedger
-from zero_trust.authorization import SigningRequest, Verdict, authorize
-from zero_trust.policy.bundle import PolicyBundle, bundle_from_json, check_upgrade, verify_bundle
+from zero_trust.authorization import MAX_CLOCK_SKEW_S, SigningRequest, Verdict, authorize
+from zero_trust.policy.bundle import (
+    BundleSignature,
+    PolicyBundle,
+    bundle_from_json,
+    check_signing_times,
+    check_upgrade,
+    signing_time,
+    verify_bundle,
+)
 from zero_trust.policy.document import AddressBookEntry
 from zero_trust.policy.policy_canonical import decimal_text
 from zero_trust.request_binding import RequestBinding
@@ -141,7 +152,7 @@ class PolicyState:
         self._bundle: PolicyBundle | None = None
         self._since: dict[str, int] = {}  # entry identity → cool-down start (epoch s)
         if self.bundle_file.exists():
-            self._bundle = self._verified(self.bundle_file.read_bytes())
+            self._bundle = self._verified(self.bundle_file.read_bytes())[0]
             self._since = self._load_since(self._bundle)
 
     @property
@@ -186,23 +197,27 @@ class PolicyState:
                 w.forget_before(at - KEEP_S)
             self._bindings = {r: b for r, b in self._bindings.items() if b[0] >= at - KEEP_S}
 
-    def _verified(self, raw: bytes) -> PolicyBundle:
+    def _verified(self, raw: bytes) -> tuple[PolicyBundle, tuple[BundleSignature, ...]]:
+        """The bundle and the admin signatures that count for its quorum."""
         if not self._admins or self._quorum < 1:
             raise NoPolicyInstalled("cluster.toml fixes no policy admins: no policy can be "
                                     "installed, so this node signs nothing")
         bundle, signatures = bundle_from_json(raw)
-        verify_bundle(bundle, signatures, self._admins, self._quorum)
-        return bundle
+        return bundle, verify_bundle(bundle, signatures, self._admins, self._quorum)
 
     def install(self, raw: bytes) -> PolicyBundle:
-        """Verify the admin quorum and the version, then install durably."""
-        bundle = self._verified(raw)
+        """Verify the admin quorum, the signing times and the version, then install
+        durably. New address-book entries start their cool-down when the admins signed."""
+        bundle, counted = self._verified(raw)
+        now = self._clock()
+        check_signing_times(counted, now, MAX_CLOCK_SKEW_S)
+        signed = signing_time(counted)
         with self._lock:
             current = self._bundle
             if current is not None and current.bundle_hash == bundle.bundle_hash:
                 return current  # idempotent re-install
             check_upgrade(current.version if current else None, bundle)
-            since = self._since_after(bundle, int(self._clock()))
+            since = self._since_after(bundle, int(now) if signed is None else signed)
             # The start times first: a crash before the bundle is written leaves times
             # that are never earlier than the right ones (see _load_since).
             write_atomic(self.since_file, canonical_json(
@@ -223,12 +238,12 @@ class PolicyState:
             return {e.label: self._since[_identity(e)] for e in self._bundle.policy.address_book
                     if _identity(e) in self._since}
 
-    def _since_after(self, new: PolicyBundle, now: int) -> dict[str, int]:
+    def _since_after(self, new: PolicyBundle, start: int) -> dict[str, int]:
         """The cool-down starts under ``new``: kept for an entry the installed bundle
-        already had, ``now`` (or a later ``added_at``) for one it did not."""
+        already had, ``start`` (or a later ``added_at``) for one it did not."""
         if self._bundle is None:
             return {_identity(e): e.added_at for e in new.policy.address_book}
-        return {_identity(e): max(e.added_at, self._since.get(_identity(e), now))
+        return {_identity(e): max(e.added_at, self._since.get(_identity(e), start))
                 for e in new.policy.address_book}
 
     def _load_since(self, bundle: PolicyBundle) -> dict[str, int]:

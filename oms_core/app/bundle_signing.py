@@ -3,11 +3,14 @@
 Admins sign with the Ed25519 keys whose public halves the key ceremony wrote into
 cluster.toml; a node counts only those. Each admin normally signs on their own machine
 (``sign_bundle`` with their key); ``signed_bundle_json`` gathers several signatures at
-once for local clusters, tests and the demo, where the ceremony generated the keys.
+once for local clusters, tests and the demo, where the ceremony generated the keys. Every
+signature carries the time it was made (signature format v2): nodes start a new
+address-book entry's cool-down then.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -25,9 +28,12 @@ def make_bundle(policy: Policy, rp: RelyingParty, registry: ApproverRegistry) ->
     return PolicyBundle(policy, registry_blob(rp, registry))
 
 
-def signed_bundle_json(bundle: PolicyBundle,
-                       admin_keys: Mapping[str, Ed25519PrivateKey]) -> bytes:
-    return bundle_to_json(bundle, [sign_bundle(bundle, key, admin_id)
+def signed_bundle_json(bundle: PolicyBundle, admin_keys: Mapping[str, Ed25519PrivateKey],
+                       *, signed_at: int | None = None) -> bytes:
+    """The bundle signed by every key of ``admin_keys`` at ``signed_at`` (None: now, by
+    this machine's clock, as an admin's own signing tool stamps it)."""
+    at = int(time.time()) if signed_at is None else signed_at
+    return bundle_to_json(bundle, [sign_bundle(bundle, key, admin_id, signed_at=at)
                                    for admin_id, key in sorted(admin_keys.items())])
 
 

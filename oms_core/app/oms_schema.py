@@ -261,4 +261,7 @@ OMS_SCHEMA = Schema("OMS database", (
         *_CIRCUIT_BREAKERS, *_SERVICE, *_CHAIN_NONCES)),
     Migration(2, "requests of EIP-712 typed data and EIP-191 personal messages (request "
                  "kinds typed_data and personal_sign)", _REQUEST_KINDS_2),
+    Migration(3, "the time inside an admin's policy signature (format v2), NULL for a v1 "
+                 "signature: the nodes start a new address's cool-down at it", (
+        "ALTER TABLE policy_signatures ADD COLUMN admin_signed_at INTEGER",)),
 ))

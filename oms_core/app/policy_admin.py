@@ -60,13 +60,14 @@ class PolicyAdministration:
                                      address_book=(*current.address_book, entry))
         return self.propose(token, policy, f"add {kind} {label} {address}")
 
-    def approve(self, token: str, bundle_hash: str, signature: bytes) -> Proposal:
+    def approve(self, token: str, bundle_hash: str, signature: bytes,
+                signed_at: int | None = None) -> Proposal:
         ctx = self._ctx
         with ctx.lock:
             user = ctx.authenticate(token, Permission.APPROVE_POLICY)
             with transaction(ctx.conn):
                 proposal = ctx.policies.sign(bundle_hash, user.user_id, signature,
-                                             at=ctx.clock())
+                                             signed_at, at=ctx.clock())
                 if proposal.active:
                     self._sync_users(proposal.bundle)
                 return proposal

@@ -19,14 +19,17 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from oms_core.app.audit_sink import AuditSink
 from oms_core.app.oms_db import check_opened
 from oms_core.app.oms_errors import InvalidInputError, NotFound, PermissionDenied
+from zero_trust.authorization import MAX_CLOCK_SKEW_S
 from zero_trust.policy.bundle import (
     BundleSignature,
     PolicyBundle,
     bundle_from_json,
     bundle_to_json,
+    check_signing_times,
     signed_message,
     verify_bundle,
 )
+from zero_trust.policy.policy_errors import BundleError
 
 Installer = Callable[[bytes], None]  # pushes signed bundle JSON to every signer node
 
@@ -76,9 +79,10 @@ class PolicyRegistry:
 
     def signed_json(self, bundle_hash: str) -> bytes:
         bundle = self.proposal(bundle_hash).bundle
-        sigs = [BundleSignature(a, bytes(s)) for a, s in self._conn.execute(
-            "SELECT admin_id, signature FROM policy_signatures WHERE bundle_hash = ? "
-            "ORDER BY admin_id", (bundle_hash,))]
+        sigs = [BundleSignature(a, bytes(s), None if t is None else int(t))
+                for a, s, t in self._conn.execute(
+                    "SELECT admin_id, signature, admin_signed_at FROM policy_signatures "
+                    "WHERE bundle_hash = ? ORDER BY admin_id", (bundle_hash,))]
         return bundle_to_json(bundle, sigs)
 
     # --- changing ---------------------------------------------------------------------
@@ -100,20 +104,27 @@ class PolicyRegistry:
                            details={"version": bundle.version, "summary": summary})
         return self.proposal(bundle.bundle_hash)
 
-    def sign(self, bundle_hash: str, admin_id: str, signature: bytes, *, at: float) -> Proposal:
-        """Record one admin's signature (verified now); activate at quorum."""
+    def sign(self, bundle_hash: str, admin_id: str, signature: bytes, signed_at: int | None,
+             *, at: float) -> Proposal:
+        """Record one admin's signature over the bundle hash and ``signed_at`` (verified
+        now; refused if dated in the future, which every node would refuse too); activate
+        at quorum."""
         key = self._admins.get(admin_id)
         if key is None:
             raise PermissionDenied(admin_id, frozenset(), "approve_policy",
                                    "not an admin whose key the ceremony fixed")
         proposal = self.proposal(bundle_hash)
         try:
-            key.verify(signature, signed_message(bundle_hash))
-        except InvalidSignature:
-            raise InvalidInputError(f"the signature of admin {admin_id!r} is not over "
+            sig = BundleSignature(admin_id, signature, signed_at)
+            check_signing_times([sig], at, MAX_CLOCK_SKEW_S)
+            key.verify(signature, signed_message(bundle_hash, signed_at))
+        except (InvalidSignature, BundleError) as exc:
+            reason = "is not over" if isinstance(exc, InvalidSignature) else f"({exc}) for"
+            raise InvalidInputError(f"the signature of admin {admin_id!r} {reason} "
                                     f"bundle {bundle_hash}") from None
-        self._conn.execute("INSERT OR IGNORE INTO policy_signatures VALUES (?, ?, ?, ?)",
-                           (bundle_hash, admin_id, signature, at))
+        self._conn.execute("INSERT OR IGNORE INTO policy_signatures (bundle_hash, admin_id, "
+                           "signature, signed_at, admin_signed_at) VALUES (?, ?, ?, ?, ?)",
+                           (bundle_hash, admin_id, signature, at, signed_at))
         self._audit.append(self._conn, actor=admin_id, action="policy.sign",
                            subject=f"policy:{bundle_hash}", at=at, details={})
         proposal = self.proposal(bundle_hash)
@@ -128,8 +139,10 @@ class PolicyRegistry:
         verify_bundle(bundle, sigs, self._admins, self.quorum)
         self.propose(bundle, summary="bootstrap policy", by="ceremony", at=at)
         for s in sigs:
-            self._conn.execute("INSERT OR IGNORE INTO policy_signatures VALUES (?, ?, ?, ?)",
-                               (bundle.bundle_hash, s.admin_id, s.signature, at))
+            self._conn.execute("INSERT OR IGNORE INTO policy_signatures (bundle_hash, "
+                               "admin_id, signature, signed_at, admin_signed_at) "
+                               "VALUES (?, ?, ?, ?, ?)",
+                               (bundle.bundle_hash, s.admin_id, s.signature, at, s.signed_at))
         self._activate(bundle.bundle_hash, by="ceremony", at=at)
         return bundle
 

@@ -107,8 +107,11 @@ class OmsCore:
                     selectors: list[str], protocol: str | None) -> Proposal:
         return self._policy.add_address(token, label, address, kind, selectors, protocol)
 
-    def approve_policy(self, token: str, bundle_hash: str, signature: bytes) -> Proposal:
-        return self._policy.approve(token, bundle_hash, signature)
+    def approve_policy(self, token: str, bundle_hash: str, signature: bytes,
+                       signed_at: int | None = None) -> Proposal:
+        """``signed_at``: the time inside the admin's signature (format v2), None for a v1
+        signature without one."""
+        return self._policy.approve(token, bundle_hash, signature, signed_at)
 
     # --- login ------------------------------------------------------------------------
 

@@ -150,11 +150,12 @@ class OmsClient:
         view: pb.ProposalView = self._call("AddressBookAdd", request, token)
         return view
 
-    def approve_policy(self, token: str, bundle_hash: str, signature: bytes
-                       ) -> pb.ProposalView:
+    def approve_policy(self, token: str, bundle_hash: str, signature: bytes,
+                       signed_at: int | None = None) -> pb.ProposalView:
         view: pb.ProposalView = self._call(
             "PolicyApprove", pb.PolicyApproveRequest(bundle_hash=bundle_hash,
-                                                     signature=signature), token)
+                                                     signature=signature,
+                                                     signed_at=signed_at or 0), token)
         return view
 
     def policy(self, token: str) -> pb.PolicyView:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import time
 from pathlib import Path
 
 from oms_core.app.bundle_signing import load_admin_key
@@ -61,11 +62,14 @@ def _policy_propose(args: argparse.Namespace) -> int:
 def _policy_approve(args: argparse.Namespace) -> int:
     if not _BUNDLE_HASH.fullmatch(args.bundle_hash):
         raise ValueError(f"{args.bundle_hash!r} is not a bundle hash (64 lower-case hex)")
+    # The signing time goes inside the signature: the nodes start a new address-book
+    # entry's cool-down at it, so the OMS that relays the signature cannot move it.
+    signed_at = int(time.time())
     key = load_admin_key(args.admin_key, read_input("--admin-key", args.admin_key))
-    signature = key.sign(signed_message(args.bundle_hash))
+    signature = key.sign(signed_message(args.bundle_hash, signed_at))
     with open_client(args) as client:
         view = client.approve_policy(load_token(token_path(args)), args.bundle_hash,
-                                     signature)
+                                     signature, signed_at)
     print_proposal(view, args.json)
     return EXIT_OK
 

@@ -45,12 +45,17 @@ from oms_core.oms_core_errors import OmsCoreError
 from oms_core.rpc import oms_pb2 as pb
 from oms_core.rpc import oms_pb2_grpc
 from zero_trust.authorization import SigningRequest
+from zero_trust.policy.bundle import MAX_BUNDLE_BYTES
 from zero_trust.policy.document import load_policy
 
 log = logging.getLogger("oms")
 SERVICE_NAME = "oms.v1.Oms"
 BEARER = "bearer "
 T = TypeVar("T")
+MAX_REQUEST_BYTES = MAX_BUNDLE_BYTES + 64 * 1024
+"""The largest request the OMS reads (``grpc.max_receive_message_length``): a proposed
+policy document, which must fit a policy bundle, is its largest legitimate field; every
+other request is a few kilobytes (an assertion, an id, a transaction's call data)."""
 
 
 class InsecureListenError(OmsCoreError, ValueError):
@@ -261,7 +266,8 @@ class OmsService(oms_pb2_grpc.OmsServicer):
                       context: grpc.ServicerContext) -> pb.ProposalView:
         token = self._token(context)
         return self._call("PolicyApprove", context, lambda core: proposal_view(
-            core.approve_policy(token, request.bundle_hash, request.signature)))
+            core.approve_policy(token, request.bundle_hash, request.signature,
+                                request.signed_at or None)))
 
     def PolicyGet(self, request: pb.PolicyGetRequest,
                   context: grpc.ServicerContext) -> pb.PolicyView:
@@ -298,7 +304,8 @@ def running_server(service: OmsService, listen: str, tls: ServerTls | None, *,
     host, port = check_listen(listen, tls=tls is not None)
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=max_workers,
                                                     thread_name_prefix="oms-rpc"),
-                         options=list(GRPC_SERVER_OPTIONS))
+                         options=[("grpc.max_receive_message_length", MAX_REQUEST_BYTES),
+                                  *GRPC_SERVER_OPTIONS])
     oms_pb2_grpc.add_OmsServicer_to_server(service, server)  # type: ignore[no-untyped-call]
     health_servicer = health.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

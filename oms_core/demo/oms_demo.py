@@ -179,9 +179,10 @@ def _play(root: Path, co: Coordinator, config: Any, progress: Callable[[str], No
     proposal = oms.add_address(admin1, "demo-dex", pool, "contract",
                                ["0x095ea7b3", deposit_selector], "demo-dex")
     h = proposal.bundle.bundle_hash
-    oms.approve_policy(admin1, h, admin_keys["admin1"].sign(signed_message(h)))
+    at = int(time.time())  # each admin's tool puts its signing time inside the signature
+    oms.approve_policy(admin1, h, admin_keys["admin1"].sign(signed_message(h, at)), at)
     progress("   admin1 signed: no effect yet (1 of 2)")
-    oms.approve_policy(admin2, h, admin_keys["admin2"].sign(signed_message(h)))
+    oms.approve_policy(admin2, h, admin_keys["admin2"].sign(signed_message(h, at)), at)
     progress(f"   admin2 signed: policy v2 active everywhere; the pool is usable after "
              f"{COOLDOWN_S} s")
 

@@ -167,6 +167,31 @@ def test_refreshed_transcript_verifies(ceremony: Ceremony) -> None:
     assert v.ethereum_address == ethereum_address(ceremony.key.public_key)
 
 
+def test_every_session_records_the_epoch_it_served(ceremony: Ceremony) -> None:
+    assert [s.params["epoch"] for s in ceremony.refreshed.sessions] == [0, 0, 0, 1]
+
+
+def test_a_transcript_made_before_sessions_named_their_epoch_verifies(
+        ceremony: Ceremony, tmp_path: Path) -> None:
+    doc = _doc(ceremony, refreshed=True)
+    for s in doc["sessions"]:
+        del s["params"]["epoch"]
+    path = tmp_path / "old.json"
+    path.write_text(json.dumps(doc))
+    assert verify(transcript.load(path)).epoch == 1
+
+
+@pytest.mark.parametrize(("session", "epoch", "held"), [(KG, 1, 0), (RF, 1, 0), (AUX2, 0, 1)])
+def test_a_session_naming_another_epoch_is_rejected(ceremony: Ceremony, tmp_path: Path,
+                                                    session: int, epoch: int, held: int) -> None:
+    doc = _doc(ceremony, refreshed=True)
+    doc["sessions"][session]["params"]["epoch"] = epoch
+    err = _rejected(tmp_path, doc)
+    assert err.session == session
+    assert f"params.epoch {epoch} is not the epoch of the key's shares before this " \
+           f"session ({held})" in str(err)
+
+
 # --- any flipped byte -----------------------------------------------------------------------
 
 # (refreshed transcript?, session, round, sender, recipient, field inside the payload)
@@ -524,6 +549,9 @@ def test_reordered_sessions_are_rejected(ceremony: Ceremony, tmp_path: Path) -> 
     doc = _doc(ceremony, refreshed=True)
     sessions = doc["sessions"]
     sessions[AUX], sessions[AUX2] = sessions[AUX2], sessions[AUX]
+    assert "params.epoch 1 is not the epoch" in str(_rejected(tmp_path, doc))
+    for s in sessions:  # a transcript without epochs: the closing record still catches it
+        del s["params"]["epoch"]
     err = _rejected(tmp_path, doc)
     assert "differ from session 1 on (cut short or reordered)" in str(err)
 

@@ -18,6 +18,7 @@ from ethereum.transactions import (
     TYPE_LEGACY,
     TransactionError,
     UnsignedTx,
+    _rlp_length,
     decode_unsigned,
     rlp_encode,
 )
@@ -160,3 +161,14 @@ def test_threshold_child_address_matches_bip32_private_derivation() -> None:
     expected = Account.from_key(child.PrivateKey().Raw().ToBytes()).address
     assert threshold_address(public, chain_code, (0, 7)) == expected
     assert threshold_address(public) == Account.from_key(secret.to_bytes(32, "big")).address
+
+
+@pytest.mark.parametrize("typed", [True, False])
+def test_deeply_nested_rlp_is_refused_before_the_recursive_decoder(typed: bool) -> None:
+    """15 kB of nested lists made rlp.decode raise RecursionError (an INTERNAL answer at a
+    node); the depth check refuses it as a transaction error."""
+    nested = b"\xc0"
+    for _ in range(5000):
+        nested = _rlp_length(len(nested), 0xC0) + nested
+    with pytest.raises(TransactionError, match="RLP lists nested deeper than 4"):
+        decode_unsigned(bytes([TYPE_EIP1559]) + nested if typed else nested)

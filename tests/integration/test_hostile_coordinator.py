@@ -12,11 +12,13 @@ on the same cluster still signs.
 from __future__ import annotations
 
 import dataclasses
+import json
 import secrets
 import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 
 from coordinator.authorization_proto import to_proto
@@ -167,8 +169,9 @@ def test_a_replacement_must_keep_the_nonce_and_raise_the_fees(cluster: Cluster) 
 
 def test_an_address_back_dated_by_the_oms_still_waits_its_cool_down(cluster: Cluster) -> None:
     """The OMS proposes a new entry with ``added_at = 0``; the admins sign it. Every node
-    counts the 1-hour cool-down from when it installed the bundle, so the address is
-    still unknown to them, and a transfer to it is refused by each node."""
+    counts the 1-hour cool-down from when the admins signed the bundle (the time inside
+    their signatures), so the address is still unknown to them, and a transfer to it is
+    refused by each node."""
     newcomer = bytes.fromhex("55" * 20)
     text = POLICY.replace("@VERSION@", "2") + f"""
 [address_book.newcomer]
@@ -187,3 +190,43 @@ kind = "wallet"
     assert all("in cool-down until" in r for r in reasons.values()), reasons
     old = cluster.request(transfer(WHITELISTED, 0.1, nonce=601))  # v1's entry: still usable
     cluster.signs(old, cluster.assertions(old, "tina"))
+
+
+def _bundle_v3(cluster: Cluster) -> PolicyBundle:
+    text = POLICY.replace("@VERSION@", "3")
+    return make_bundle(load_policy(text), RP, cluster.registry)  # type: ignore[attr-defined]
+
+
+def _install_refusals(cluster: Cluster, raw: bytes) -> dict[int, str]:
+    """Every node's refusal of ``raw``, asked directly with the coordinator's certificate."""
+    out = {}
+    for i, client in cluster.coordinator.clients.items():
+        with pytest.raises(grpc.RpcError) as exc:
+            client.install_policy(raw)
+        assert exc.value.code() == grpc.StatusCode.PERMISSION_DENIED, exc.value.details()
+        out[i] = str(exc.value.details())
+    return out
+
+
+def test_a_bundle_signed_in_the_future_is_refused_by_every_node(cluster: Cluster) -> None:
+    """An admin signing time beyond the allowed skew ahead of a node's clock would let a
+    new address's cool-down end early for that node: every node refuses the bundle."""
+    ahead = int(time.time()) + MAX_CLOCK_SKEW_S + 600
+    raw = signed_bundle_json(_bundle_v3(cluster), load_admin_keys(cluster.root), signed_at=ahead)
+    reasons = _install_refusals(cluster, raw)
+    assert set(reasons) == {1, 2, 3}
+    assert all(f"is dated {ahead}" in r and "in the future" in r for r in reasons.values()), \
+        reasons
+
+
+def test_a_signing_time_moved_by_the_oms_is_refused_by_every_node(cluster: Cluster) -> None:
+    """The OMS host relays the admins' signatures: moving their signing time back an hour
+    (to end a cool-down early) breaks every signature, and every node refuses the bundle."""
+    raw = signed_bundle_json(_bundle_v3(cluster), load_admin_keys(cluster.root))
+    doc = json.loads(raw)
+    for sig in doc["signatures"]:
+        sig["signed_at"] -= 3600
+    reasons = _install_refusals(cluster, json.dumps(doc).encode())
+    assert set(reasons) == {1, 2, 3}
+    assert all("admin signatures required (valid: none)" in r for r in reasons.values()), \
+        reasons

@@ -199,13 +199,15 @@ def test_policy_change_without_admin_quorum_has_no_effect(oms: Oms) -> None:
     proposal = oms.core.add_address(admin1, "newcomer", UNKNOWN, "wallet", [], None)
     keys = load_admin_keys(oms.root)
     h = proposal.bundle.bundle_hash
-    after_one = oms.core.approve_policy(admin1, h, keys["admin1"].sign(signed_message(h)))
+    at = int(time.time())
+    after_one = oms.core.approve_policy(admin1, h, keys["admin1"].sign(signed_message(h, at)),
+                                        at)
     assert not after_one.active and after_one.signed_by == ("admin1",)
     assert oms.core.bundle().bundle_hash == before
     for c in oms.core._signer.coordinator.clients.values():  # type: ignore[attr-defined]
         assert c.info().policy_hash.hex() == before
     admin2 = oms.login("admin2")
-    done = oms.core.approve_policy(admin2, h, keys["admin2"].sign(signed_message(h)))
+    done = oms.core.approve_policy(admin2, h, keys["admin2"].sign(signed_message(h, at)), at)
     assert done.active and oms.core.bundle().bundle_hash == h
     # the new address is in cool-down: still treated as unknown, so blocked
     tina = oms.login("tina")

@@ -38,7 +38,8 @@ class Setup:
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
     root = tmp_path_factory.mktemp("params") / "cluster"
-    with process_cluster(root, NODES, THRESHOLD) as (_procs, coordinator):
+    # Three aux-info runs: the module's key, the epoch test's key, the honest refresh.
+    with process_cluster(root, NODES, THRESHOLD, primes_per_node=6) as (_procs, coordinator):
         key, _ = coordinator.keygen()
         coordinator.aux_info(key.key_id)
         yield Setup(root, coordinator, key.key_id)
@@ -146,6 +147,40 @@ def test_a_key_the_nodes_do_not_hold_is_not_found(setup: Setup) -> None:
                    "no keyshare stored for key 0707", code=grpc.StatusCode.NOT_FOUND, nodes=(1, 2))
 
 
+# --------------------------------------------------------------------------- the epoch
+
+
+def test_a_keygen_naming_an_epoch_is_refused(setup: Setup) -> None:
+    assert_refused(setup, request("keygen", ALL, threshold=THRESHOLD, epoch=1),
+                   "keygen refused: epoch 1 is not a parameter of keygen")
+
+
+def test_sessions_for_an_epoch_the_shares_do_not_have_are_refused(setup: Setup) -> None:
+    """A key of its own (the module's key keeps epoch 0 for the other tests): refreshed
+    once, every node refuses a session for the retired epoch 0 or a future epoch 2,
+    naming the epoch, stores nothing, and still runs the sessions of epoch 1."""
+    c = setup.coordinator
+    key, _ = c.keygen()
+    k = key.key_id
+    assert_refused(setup, request("presign", (1, 2), key_id=k, epoch=1),
+                   "presign refused: epoch 1 is not the epoch of this node's share of the "
+                   "key (0)", nodes=(1, 2))
+    refreshed, _ = c.refresh(k)  # and aux info, at epoch 1
+    assert refreshed.epoch == 1
+    before = {i: nonces_stored(setup, i) for i in ALL}
+    for epoch in (0, 2):
+        want = "is not the epoch of this node's share of the key (1)"
+        assert_refused(setup, request("presign", (1, 3), key_id=k, epoch=epoch),
+                       f"presign refused: epoch {epoch} {want}", nodes=(1, 3))
+        assert_refused(setup, request("refresh", ALL, key_id=k, epoch=epoch),
+                       f"refresh refused: epoch {epoch} {want}")
+        assert_refused(setup, request("aux_info", ALL, key_id=k, epoch=epoch),
+                       f"aux_info refused: epoch {epoch} {want}")
+    assert {i: nonces_stored(setup, i) for i in ALL} == before
+    c.presign(k, (1, 3))  # the coordinator names epoch 1, as the nodes report it
+    assert c.sign(k, b"\x12" * 32).r > 0
+
+
 # --------------------------------------------------------------------------- nothing stored
 
 
@@ -154,10 +189,11 @@ def test_a_refused_request_stores_no_nonce(setup: Setup) -> None:
     huge = pb.StartSessionRequest(protocol="keygen", nonce=b"\x01" * (4 << 20),
                                   parties=list(ALL), threshold=THRESHOLD)
     for _ in range(3):
-        assert_refused(setup, huge, "a session nonce has exactly 32 bytes, got 4194304")
+        assert_refused(setup, huge, "StartSessionRequest.nonce has 4194304 bytes, must have 32")
     assert_refused(setup, request("keygen", ALL, threshold=1), "threshold 1 differs")
     long_name = request("x" * 100_000, ALL)
-    assert_refused(setup, long_name, "a protocol name has at most 32 characters")
+    assert_refused(setup, long_name,
+                   "StartSessionRequest.protocol has 100000 characters, at most 32")
     assert_refused(setup, request("keygen", (3, 1, 2), threshold=THRESHOLD),
                    "the parties must be distinct ascending ids")
     assert {i: nonces_stored(setup, i) for i in ALL} == before

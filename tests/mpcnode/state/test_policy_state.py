@@ -4,10 +4,12 @@ when the node's own database lost them (crash before its non-fsynced write reach
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,8 +27,14 @@ from zero_trust.authorization import (
     SigningRequest,
     Verdict,
 )
+from zero_trust.policy.bundle import (
+    BundleSignature,
+    PolicyBundle,
+    bundle_to_json,
+    signed_message,
+)
 from zero_trust.policy.document import load_policy
-from zero_trust.policy.policy_errors import PolicyDenied
+from zero_trust.policy.policy_errors import BundleSignatureError, PolicyDenied
 
 RP = RelyingParty("node.test", "https://node.test")
 POLICY = transfer_policy("ledger", max_single_usd=10000, max_daily_usd=15000)
@@ -254,46 +262,97 @@ def test_a_concurrent_install_never_mixes_bundles_in_one_decision(
 FRESH = bytes.fromhex("33" * 20)
 
 
-def test_a_back_dated_address_waits_its_cool_down_from_when_the_node_installed_it(
-        tmp_path: Path) -> None:
-    """v2 adds an entry whose ``added_at`` (proposed by the OMS) is 0: the node counts its
-    cool-down from its own clock at install, never from the document's time; the entry
-    v1 already had stays usable, and both survive a restart."""
-    clock = [1_900_000_000.0]
-    registry, people = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
-    admins = {"a": ADMIN.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)}
-    state = PolicyState(tmp_path, admins, 1, clock=lambda: clock[0])
-    v1_text = POLICY.replace("cooldown_seconds = 0", "cooldown_seconds = 3600")
-    v2_text = v1_text.replace("version = 1", "version = 2") + f"""
+COOLDOWN_POLICY = POLICY.replace("cooldown_seconds = 0", "cooldown_seconds = 3600")
+BACK_DATED = COOLDOWN_POLICY.replace("version = 1", "version = 2") + f"""
 [address_book.fresh]
 address = "0x{FRESH.hex()}"
 chain_id = 1
 added_at = 0
 kind = "wallet"
 """
-    state.install(signed_bundle_json(make_bundle(load_policy(v1_text), RP, registry),
-                                     {"a": ADMIN}))  # the first bundle: taken as written
-    v2 = make_bundle(load_policy(v2_text), RP, registry)
-    clock[0] += 60
-    state.install(signed_bundle_json(v2, {"a": ADMIN}))
-    installed_at = int(clock[0])
+ADMINS = {"a": ADMIN.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)}
 
-    def send(to: bytes, n: int, now: float, on: PolicyState) -> object:
-        tx = UnsignedTx(TYPE_EIP1559, 1, n, to, 10**18, b"", 21000, max_fee_per_gas=2,
-                        max_priority_fee_per_gas=1)
-        req = SigningRequest(f"c{n}", b"k" * 32, (), tx.encode(), tx.signing_digest(),
-                             "tina", "1000", int(now) + 60)
-        return on.sign_authorized(req, [people["tina"].approve(RP, req, v2.bundle_hash)],
-                                  v2.bundle_hash, now, sign_ok)
 
-    send(SINK, 0, clock[0], state)  # v1's entry: usable at once
+def v1_signed_json(bundle: PolicyBundle) -> bytes:
+    """The bundle signed the way admins signed before signatures carried a time."""
+    return bundle_to_json(bundle, [BundleSignature("a", ADMIN.sign(
+        signed_message(bundle.bundle_hash, None)))])
+
+
+def _send(on: PolicyState, bundle: PolicyBundle, people: dict[str, Any], to: bytes, n: int,
+          now: float) -> object:
+    tx = UnsignedTx(TYPE_EIP1559, 1, n, to, 10**18, b"", 21000, max_fee_per_gas=2,
+                    max_priority_fee_per_gas=1)
+    req = SigningRequest(f"c{n}", b"k" * 32, (), tx.encode(), tx.signing_digest(),
+                         "tina", "1000", int(now) + 60)
+    return on.sign_authorized(req, [people["tina"].approve(RP, req, bundle.bundle_hash)],
+                              bundle.bundle_hash, now, sign_ok)
+
+
+def test_a_back_dated_address_waits_its_cool_down_from_when_the_admins_signed(
+        tmp_path: Path) -> None:
+    """v2 adds an entry whose ``added_at`` (proposed by the OMS) is 0; the admin signed it
+    at T, and the node installs it ten minutes later (the OMS held it back). The cool-down
+    counts from T: neither from the document's time nor from the install, whatever the
+    relay does; the entry v1 already had stays usable, and both survive a restart."""
+    signed = 1_900_000_000
+    clock = [float(signed)]
+    registry, people = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
+    state = PolicyState(tmp_path, ADMINS, 1, clock=lambda: clock[0])
+    state.install(signed_bundle_json(make_bundle(load_policy(COOLDOWN_POLICY), RP, registry),
+                                     {"a": ADMIN}, signed_at=signed))  # taken as written
+    v2 = make_bundle(load_policy(BACK_DATED), RP, registry)
+    raw = signed_bundle_json(v2, {"a": ADMIN}, signed_at=signed)
+    clock[0] += 600
+    # The relay cannot move the signing time: it is inside the admin's signature.
+    doc = json.loads(raw)
+    doc["signatures"][0]["signed_at"] = signed - 3600
+    with pytest.raises(BundleSignatureError, match='the signature of "a" is not over'):
+        state.install(json.dumps(doc).encode())
+    state.install(raw)
+    _send(state, v2, people, SINK, 0, clock[0])  # v1's entry: usable at once
     with pytest.raises(PolicyDenied, match="in cool-down until"):
-        send(FRESH, 1, installed_at + 3599, state)
-    assert state.cooldown_from()["fresh"] == installed_at
+        _send(state, v2, people, FRESH, 1, signed + 3599)
+    assert state.cooldown_from()["fresh"] == signed
     state.close()
-    again = PolicyState(tmp_path, admins, 1, clock=lambda: clock[0])
-    assert again.cooldown_from() == {"sink": 0, "fresh": installed_at}
+    again = PolicyState(tmp_path, ADMINS, 1, clock=lambda: clock[0])
+    assert again.cooldown_from() == {"sink": 0, "fresh": signed}
     with pytest.raises(PolicyDenied, match="in cool-down until"):
-        send(FRESH, 2, installed_at + 3599, again)
-    send(FRESH, 3, installed_at + 3600, again)
+        _send(again, v2, people, FRESH, 2, signed + 3599)
+    _send(again, v2, people, FRESH, 3, signed + 3600)  # before install + 3600
     again.close()
+
+
+def test_a_bundle_signed_without_a_time_counts_from_the_nodes_install(tmp_path: Path
+                                                                      ) -> None:
+    """A bundle whose signatures carry no time (format v1, made before they did) still
+    installs; its new entry's cool-down counts from the node's clock at install, never
+    earlier than the admins signed."""
+    clock = [1_900_000_000.0]
+    registry, people = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
+    state = PolicyState(tmp_path, ADMINS, 1, clock=lambda: clock[0])
+    state.install(v1_signed_json(make_bundle(load_policy(COOLDOWN_POLICY), RP, registry)))
+    v2 = make_bundle(load_policy(BACK_DATED), RP, registry)
+    clock[0] += 60
+    state.install(v1_signed_json(v2))
+    installed_at = int(clock[0])
+    with pytest.raises(PolicyDenied, match="in cool-down until"):
+        _send(state, v2, people, FRESH, 1, installed_at + 3599)
+    assert state.cooldown_from()["fresh"] == installed_at
+    _send(state, v2, people, FRESH, 2, installed_at + 3600)
+    state.close()
+
+
+def test_a_signature_dated_in_the_future_is_refused(tmp_path: Path) -> None:
+    now = 1_900_000_000
+    registry, _ = enrol(RP, [("tina", ["trader"])], seed=b"policy-state")
+    state = PolicyState(tmp_path, ADMINS, 1, clock=lambda: float(now))
+    bundle = make_bundle(load_policy(COOLDOWN_POLICY), RP, registry)
+    future = now + MAX_CLOCK_SKEW_S + 1
+    with pytest.raises(BundleSignatureError, match=f'the signature of "a" is dated {future}, '
+                       f"{MAX_CLOCK_SKEW_S + 1} s in the future"):
+        state.install(signed_bundle_json(bundle, {"a": ADMIN}, signed_at=future))
+    assert state.bundle is None and not state.bundle_file.exists()
+    state.install(signed_bundle_json(bundle, {"a": ADMIN}, signed_at=now + MAX_CLOCK_SKEW_S))
+    assert state.bundle == bundle
+    state.close()

@@ -54,7 +54,7 @@ def db(tmp_path: Path) -> Path:
 def test_opens_migrated_with_its_data(db: Path) -> None:
     conn = open_database(db)
     try:
-        assert schema_version(conn) == OMS_SCHEMA.version == 2
+        assert schema_version(conn) == OMS_SCHEMA.version == 3
         report = verify_log(conn, AUDIT_KEY)
         assert (report.log_id, report.entries, report.tree_heads) == ("oms", OLD_ENTRIES, 1)
         audit = AuditLog.open(conn)
@@ -75,7 +75,7 @@ def test_opens_migrated_with_its_data(db: Path) -> None:
     finally:
         conn.close()
     with sqlite3.connect(db) as reopened:
-        assert schema_version(reopened) == 2
+        assert schema_version(reopened) == 3
 
 
 def test_the_oms_carries_on_with_an_old_database(db: Path) -> None:
@@ -115,7 +115,7 @@ def test_a_database_of_a_newer_release_is_refused(db: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA user_version = 9")
     with pytest.raises(StorageError, match=r"oms\.sqlite3 \(OMS database\): schema version 9 "
-                                           r"is newer than this release knows \(up to 2\)"
+                                           r"is newer than this release knows \(up to 3\)"
                        ) as info:
         open_database(db)
     assert isinstance(info.value.__cause__, SchemaTooNew)

@@ -312,16 +312,17 @@ def test_policy_change_needs_the_admin_quorum(oms: Any, world: World) -> None:
                                  metadata=admin1)
     assert not proposal.active and proposal.quorum == 2 and proposal.version == 2
     h = proposal.bundle_hash
+    at = int(world.clock.now)  # v2: the signing time inside the signature
     one = oms.PolicyApprove(pb.PolicyApproveRequest(
-        bundle_hash=h, signature=world.admin_keys["admin1"].sign(signed_message(h))),
-        metadata=admin1)
+        bundle_hash=h, signature=world.admin_keys["admin1"].sign(signed_message(h, at)),
+        signed_at=at), metadata=admin1)
     assert not one.active and list(one.signed_by) == ["admin1"]
     view = oms.PolicyGet(pb.PolicyGetRequest(), metadata=admin2)
     assert view.bundle_hash == old.bundle_hash  # one admin changes nothing
     assert [p.bundle_hash for p in view.pending] == [h]
     assert world.signer.installed == [old.bundle_hash]
-    two = oms.PolicyApprove(pb.PolicyApproveRequest(
-        bundle_hash=h, signature=world.admin_keys["admin2"].sign(signed_message(h))),
+    two = oms.PolicyApprove(pb.PolicyApproveRequest(  # v1 (no time) is still accepted
+        bundle_hash=h, signature=world.admin_keys["admin2"].sign(signed_message(h, None))),
         metadata=admin2)
     assert two.active and list(two.signed_by) == ["admin1", "admin2"]
     now = oms.PolicyGet(pb.PolicyGetRequest(), metadata=admin1)
@@ -334,10 +335,19 @@ def test_policy_approval_with_a_bad_signature_or_by_a_trader_is_refused(
     admin1, tina = login(oms, world, "admin1"), login(oms, world, "tina")
     h = oms.PolicyPropose(pb.PolicyProposeRequest(policy_toml=policy_text(2)),
                           metadata=admin1).bundle_hash
-    wrong = world.admin_keys["admin3"].sign(signed_message(h))  # admin3 is not admin1
+    wrong = world.admin_keys["admin3"].sign(signed_message(h, None))  # admin3 is not admin1
     err = refused(lambda: oms.PolicyApprove(pb.PolicyApproveRequest(
         bundle_hash=h, signature=wrong), metadata=admin1))
     assert err.code() == Code.INVALID_ARGUMENT and "admin1" in err.details()
+    ahead = int(world.clock.now) + 3600  # every node would refuse it: so does the OMS
+    err = refused(lambda: oms.PolicyApprove(pb.PolicyApproveRequest(
+        bundle_hash=h, signature=world.admin_keys["admin1"].sign(signed_message(h, ahead)),
+        signed_at=ahead), metadata=admin1))
+    assert err.code() == Code.INVALID_ARGUMENT and "in the future" in err.details()
+    moved = world.admin_keys["admin1"].sign(signed_message(h, ahead - 7200))
+    err = refused(lambda: oms.PolicyApprove(pb.PolicyApproveRequest(
+        bundle_hash=h, signature=moved, signed_at=ahead - 3600), metadata=admin1))
+    assert err.code() == Code.INVALID_ARGUMENT and "is not over" in err.details()
     err = refused(lambda: oms.PolicyPropose(pb.PolicyProposeRequest(
         policy_toml=policy_text(3)), metadata=tina))
     assert err.code() == Code.PERMISSION_DENIED

@@ -15,8 +15,11 @@ from zero_trust.policy.bundle import (
     PolicyBundle,
     bundle_from_json,
     bundle_to_json,
+    check_signing_times,
     check_upgrade,
     sign_bundle,
+    signed_message,
+    signing_time,
     verify_bundle,
 )
 from zero_trust.policy.policy_errors import (
@@ -30,6 +33,7 @@ REGISTRY = b'{"approvers":[{"roles":["approver"],"user_id":"bea"}],"format":1}'
 ADMINS = {name: Ed25519PrivateKey.from_private_bytes(bytes([i + 1]) * 32)
           for i, name in enumerate(("ann", "ben", "cat"))}
 PUBLIC = {name: key.public_key() for name, key in ADMINS.items()}
+SIGNED_AT = 1_700_000_000
 
 
 def _bundle(version: int = 3, registry: bytes = REGISTRY) -> PolicyBundle:
@@ -38,7 +42,7 @@ def _bundle(version: int = 3, registry: bytes = REGISTRY) -> PolicyBundle:
 
 
 def _signed(bundle: PolicyBundle, *admins: str) -> list[BundleSignature]:
-    return [sign_bundle(bundle, ADMINS[a], a) for a in admins]
+    return [sign_bundle(bundle, ADMINS[a], a, signed_at=SIGNED_AT) for a in admins]
 
 
 # --------------------------------------------------------------------------- quorum
@@ -70,14 +74,16 @@ def test_duplicate_admin_signature_counts_once() -> None:
 def test_unknown_admin_does_not_count() -> None:
     bundle = _bundle()
     intruder = Ed25519PrivateKey.from_private_bytes(b"\x09" * 32)
-    signatures = [*_signed(bundle, "ann"), sign_bundle(bundle, intruder, "mallory")]
+    signatures = [*_signed(bundle, "ann"),
+                  sign_bundle(bundle, intruder, "mallory", signed_at=SIGNED_AT)]
     with pytest.raises(BundleSignatureError, match='"mallory" is not a known admin'):
         verify_bundle(bundle, signatures, PUBLIC, quorum=2)
 
 
 def test_signature_under_a_wrong_admin_name_does_not_count() -> None:
     bundle = _bundle()
-    forged = [*_signed(bundle, "ann"), sign_bundle(bundle, ADMINS["ann"], "ben")]
+    forged = [*_signed(bundle, "ann"),
+              sign_bundle(bundle, ADMINS["ann"], "ben", signed_at=SIGNED_AT)]
     with pytest.raises(BundleSignatureError, match='the signature of "ben" is not over'):
         verify_bundle(bundle, forged, PUBLIC, quorum=2)
 
@@ -97,6 +103,65 @@ def test_quorum_must_be_reachable() -> None:
     for quorum in (0, 4):
         with pytest.raises(BundleError, match="admin quorum must be 1 to 3"):
             verify_bundle(bundle, _signed(bundle, "ann", "ben", "cat"), PUBLIC, quorum=quorum)
+
+
+# --------------------------------------------------------------------------- signing time
+
+
+def _signed_at(bundle: PolicyBundle, **times: int) -> list[BundleSignature]:
+    return [sign_bundle(bundle, ADMINS[a], a, signed_at=t) for a, t in times.items()]
+
+
+def test_a_v1_signature_without_a_time_still_counts() -> None:
+    bundle = _bundle()
+    v1 = BundleSignature("ann", ADMINS["ann"].sign(signed_message(bundle.bundle_hash, None)))
+    counted = verify_bundle(bundle, [v1, *_signed(bundle, "ben")], PUBLIC, quorum=2)
+    assert signing_time(counted) is None  # one signature has no time: the node's own clock
+    assert bundle_from_json(bundle_to_json(bundle, [v1]))[1] == (v1,)
+    assert b"signed_at" not in bundle_to_json(bundle, [v1])
+
+
+def test_the_time_is_inside_the_signature() -> None:
+    bundle = _bundle()
+    [sig] = _signed_at(bundle, ann=SIGNED_AT)
+    for moved in (SIGNED_AT - 3600, SIGNED_AT + 1):
+        with pytest.raises(BundleSignatureError, match='"ann" is not over this bundle'):
+            verify_bundle(bundle, [replace(sig, signed_at=moved)], PUBLIC, quorum=1)
+    with pytest.raises(BundleSignatureError, match='"ann" is not over this bundle'):
+        verify_bundle(bundle, [replace(sig, signed_at=None)], PUBLIC, quorum=1)  # as v1
+
+
+def test_the_signing_time_is_the_latest_of_the_counted_signatures() -> None:
+    """The quorum (2) was reached at T + 10; a third admin signed at T + 50. With all three
+    the cool-down starts at T + 50; a relay that drops signatures gets T + 10 at best, never
+    the first admin's T."""
+    bundle = _bundle()
+    sigs = _signed_at(bundle, ann=SIGNED_AT, ben=SIGNED_AT + 10, cat=SIGNED_AT + 50)
+    assert signing_time(verify_bundle(bundle, sigs, PUBLIC, quorum=2)) == SIGNED_AT + 50
+    assert signing_time(verify_bundle(bundle, sigs[:2], PUBLIC, quorum=2)) == SIGNED_AT + 10
+    with pytest.raises(BundleSignatureError):
+        verify_bundle(bundle, sigs[:1], PUBLIC, quorum=2)
+    unknown = sign_bundle(bundle, Ed25519PrivateKey.generate(), "mallory", signed_at=1)
+    counted = verify_bundle(bundle, [*sigs[:2], unknown], PUBLIC, quorum=2)
+    assert signing_time(counted) == SIGNED_AT + 10  # an uncounted signature moves nothing
+
+
+def test_a_signature_dated_in_the_future_is_refused() -> None:
+    sigs = _signed_at(_bundle(), ann=SIGNED_AT + 31)
+    check_signing_times(_signed_at(_bundle(), ann=SIGNED_AT + 30), SIGNED_AT, 30)
+    with pytest.raises(BundleSignatureError, match='"ann" is dated 1700000031, 31 s in the '
+                                                   r"future \(allowed clock skew 30 s\)"):
+        check_signing_times(sigs, SIGNED_AT, 30)
+
+
+@pytest.mark.parametrize("value", [None, 0, -1, True, "1700000000", 1.5, 2**63])
+def test_a_malformed_signing_time_is_refused(value: object) -> None:
+    bundle = _bundle()
+    doc = json.loads(bundle_to_json(bundle, _signed(bundle, "ann")))
+    doc["signatures"][0]["signed_at"] = value
+    with pytest.raises(BundleFormatError,
+                       match=r"signed_at must be a positive integer|non-integer number 1\.5"):
+        bundle_from_json(json.dumps(doc).encode())
 
 
 # --------------------------------------------------------------------------- version
