@@ -39,13 +39,12 @@ bytes; signing and verifying them with the nodes' identity keys is the caller's.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 
-from mpcnode.core.canonical_json import canonical_json
+from mpcnode.core.canonical_json import canonical_json, parse_json
 from zero_trust.authorization import AuthorizationDenied
 from zero_trust.policy.policy_canonical import decimal_text
 
@@ -135,7 +134,7 @@ def parse_view(statement: bytes) -> SpendView:
     if len(statement) > MAX_STATEMENT_BYTES:
         raise SpendQuorumError(f"a spend view has at most {MAX_STATEMENT_BYTES} bytes")
     try:
-        doc = json.loads(statement)
+        doc = parse_json(statement, floats=False)  # nesting bounded before the C parser
         if not isinstance(doc, dict) or doc.get("domain") != VIEW_DOMAIN:
             raise SpendQuorumError("not a spend view")
         subject = SpendSubject(bytes.fromhex(doc["key_id"]), str(doc["request_id"]),
@@ -146,7 +145,7 @@ def parse_view(statement: bytes) -> SpendView:
                          tuple(int(p) for p in doc["receipts"]), entries)
     except SpendQuorumError:
         raise
-    except (ValueError, TypeError, KeyError, InvalidOperation, RecursionError):
+    except (ValueError, TypeError, KeyError, InvalidOperation):
         raise SpendQuorumError("a spend view is malformed") from None
     if any(not e.usd.is_finite() or e.usd < 0 for e in entries):
         raise SpendQuorumError("a spend view reports an amount that is not a USD value")
