@@ -279,7 +279,7 @@ class SignerNode:
         subject = self._spend_subject(request)  # bounded before anything is stored
         self.policy.reserve(request, list(req.authorization.approvals),
                             req.authorization.policy_hash.hex(), self.clock(),
-                            wallet=self._wallet(share, path))
+                            self.store.journal_note, wallet=self._wallet(share, path))
         return self._signed(spend_quorum.receipt_statement(self.party, subject))
 
     def read_spends(self, req: pb.ReadSpendsRequest) -> pb.SignedStatement:

@@ -12,7 +12,9 @@ Record framing (all lengths big-endian): ``u32 length ‖ payload ‖ SHA-256(pa
 payload = ``u8 id length ‖ presignature id ‖ u32 party ‖ 32-byte σ_i ‖ u16 request id
 length ‖ request id (UTF-8) ‖ note``. The note is what the node's policy check must
 remember about the signature (its ledger entry and sign counters), made durable by the
-same ``fdatasync``. A torn last record (a crash inside the write, before ``fdatasync`` returned)
+same ``fdatasync``. A record with an empty presignature id (and zero σ_i, party and request
+id) carries a note alone: a spend the node recorded before signing anything for it. A torn
+last record (a crash inside the write, before ``fdatasync`` returned)
 was never acknowledged, so no σ_i from it left the node: it is dropped. A bad record
 followed by good ones is damage, not a torn write, and the store refuses to open.
 """
@@ -52,10 +54,16 @@ class Consumption:
     request_id: str
     note: bytes = b""
 
+    @property
+    def consumes(self) -> bool:
+        """False for a note alone (no presignature id): a spend recorded before any
+        signature (``NodeStore.journal_note``)."""
+        return bool(self.presignature_id)
+
     def encode(self) -> bytes:
         pid = self.presignature_id
-        if not 0 < len(pid) < 256:
-            raise UsageError("presignature id must have 1..255 bytes")
+        if not len(pid) < 256:
+            raise UsageError("presignature id must have 0..255 bytes")
         rid = self.request_id.encode()
         if len(rid) > MAX_REQUEST_ID:
             raise UsageError(f"request id longer than {MAX_REQUEST_ID} bytes")

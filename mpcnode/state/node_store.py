@@ -218,8 +218,9 @@ class NodeStore:
                     self._db.execute("ROLLBACK")
                     raise
             for rec in records:
-                self._journaled[rec.presignature_id] = rec
-                self._journaled_requests[rec.request_id] = rec
+                if rec.consumes:
+                    self._journaled[rec.presignature_id] = rec
+                    self._journaled_requests[rec.request_id] = rec
 
     def pending_notes(self) -> list[bytes]:
         """The notes of the journaled signatures not yet covered by a checkpoint."""
@@ -232,6 +233,8 @@ class NodeStore:
         self._checkpoint_hooks.append(hook)
 
     def _mark_consumed(self, rec: Consumption) -> None:
+        if not rec.consumes:
+            return
         self._db.execute(
             "UPDATE presignatures SET status = 'consumed', request_id = ?, sigma = ?, "
             "secret = NULL, consumed = ? WHERE id = ? AND status != 'consumed'",
@@ -445,6 +448,15 @@ class NodeStore:
             if self._journal.records >= CHECKPOINT_EVERY:
                 self._checkpoint()
         return share
+
+    def journal_note(self, note: bytes) -> None:
+        """Make ``note`` durable (one journal record, fdatasync) without a signature: a
+        spend recorded before any node signs it (``PolicyState.reserve``). It reaches the
+        policy state's database at the next checkpoint, like a signature's note."""
+        with self._lock:
+            self._journal.append(Consumption(b"", 0, 0, "", note))
+            if self._journal.records >= CHECKPOINT_EVERY:
+                self._checkpoint()
 
     def answered(self, request_id: str, presig_id: bytes) -> SignatureShare | None:
         """The σ_i already given for ``request_id`` (a retry), else None."""

@@ -278,19 +278,17 @@ class PolicyState:
             return result
 
     def reserve(self, request: SigningRequest, approvals: list[bytes], policy_hash: str,
-                now: float, *, wallet: str = "") -> Verdict:
+                now: float, journal: Callable[[bytes], None], *, wallet: str = "") -> Verdict:
         """Record a spend before it may be signed anywhere (the write of
         ``zero_trust/spend_quorum.py``): authorized against this node's own ledger, then
-        written to the database with an fsync before this returns, since the receipt the
-        caller signs next promises that any later read of this node reports it."""
+        ``journal(note)`` makes it durable (the store's journal, fdatasync) before this
+        returns, since the receipt the caller signs next promises that any later read of
+        this node reports it."""
         with self._lock:
             verdict = self._authorize(request, approvals, policy_hash, now, (), wallet)
-            self.apply(ledger_note(request, verdict, now))
-            self._db.execute("PRAGMA synchronous=FULL")
-            try:
-                self._write_pending()
-            finally:
-                self._db.execute("PRAGMA synchronous=NORMAL")
+            note = ledger_note(request, verdict, now)
+            journal(note)
+            self.apply(note)
             return verdict
 
     def spend_entries(self, initiator: str, now: float) -> list[SpendEntry]:

@@ -356,3 +356,33 @@ def test_a_signature_dated_in_the_future_is_refused(tmp_path: Path) -> None:
     state.install(signed_bundle_json(bundle, {"a": ADMIN}, signed_at=now + MAX_CLOCK_SKEW_S))
     assert state.bundle == bundle
     state.close()
+
+
+def test_a_recorded_spend_is_durable_in_the_store_journal(tmp_path: Path,
+                                                          world: World) -> None:
+    """A spend recorded for the write quorum (``reserve``) is in the presignature store's
+    journal before ``reserve`` returns: a node that then loses its policy database rows
+    (a crash before the checkpoint) still counts it, so a receipt it signed stays true.
+    A journal note with no signature consumes no presignature."""
+    from mpcnode.state.node_store import NodeStore
+    from mpcnode.state.seal import Sealer
+
+    state, request, h = world
+    store = NodeStore(tmp_path / "store", Sealer(bytes(32)))
+    for n in range(3):  # 3 × 4,000 = 12,000 recorded, nothing signed
+        r, a = request(n)
+        state.reserve(r, a, h, time.time(), store.journal_note)
+    assert sum(e.usd for e in state.spend_entries("tina", time.time())) == 12000
+    admins = {k: v.public_bytes(Encoding.Raw, PublicFormat.Raw)
+              for k, v in state._admins.items()}
+    state.close()  # the store is left open, as a killed node leaves it: no checkpoint
+    for f in tmp_path.glob("policy.sqlite3*"):  # the rows never reached the disk
+        f.unlink()
+    reopened = NodeStore(tmp_path / "store", Sealer(bytes(32)))
+    assert len(reopened.pending_notes()) == 3 and not reopened.answered("", b"")
+    again = PolicyState(tmp_path, admins, 1)
+    again.attach(reopened)
+    assert sum(e.usd for e in again.spend_entries("tina", time.time())) == 12000
+    r, a = request(3)  # 12,000 recorded + 4,000 > 15,000
+    with pytest.raises(PolicyDenied, match="daily limit"):
+        again.sign_authorized(r, a, h, time.time(), sign_ok)
