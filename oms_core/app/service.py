@@ -35,8 +35,8 @@ from oms_core.app.users import Permission, User, UserStore
 from oms_core.app.webauthn_login import WebAuthnLogin
 from oms_core.audit.log import AuditLog
 from oms_core.audit.signing_key import AuditSigner
-from oms_core.audit.tree_head import SignedTreeHead
 from oms_core.chain.prices import PriceSource
+from zero_trust.audit_tree.tree_head import SignedTreeHead
 from zero_trust.policy.bundle import PolicyBundle
 from zero_trust.policy.document import Policy
 

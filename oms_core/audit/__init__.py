@@ -23,8 +23,8 @@ from oms_core.audit.audit_errors import (
 from oms_core.audit.entry import AuditEntry
 from oms_core.audit.log import AuditLog
 from oms_core.audit.signing_key import AuditSigner, load_public_key, load_signer
-from oms_core.audit.tree_head import SignedTreeHead, TreeHead
 from oms_core.audit.verify import VerifyReport, verify_log
+from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead
 
 __all__ = [
     "AuditEntry",

@@ -32,18 +32,20 @@ from typing import Any, TypeVar
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from oms_core.audit.audit_errors import (
+    AUDIT_FAILURES,
     AuditError,
+    AuditTreeError,
     AuditVerificationError,
     MerkleProofError,
     TreeHeadError,
 )
 from oms_core.audit.entry import entry_from_json_object
 from oms_core.audit.log import AuditLog
-from oms_core.audit.merkle import verify_consistency, verify_inclusion
 from oms_core.audit.signing_key import key_fingerprint, load_public_key
-from oms_core.audit.tree_head import SignedTreeHead
 from oms_core.audit.verify import verify_log
 from oms_core.oms_core_errors import OmsCoreError
+from zero_trust.audit_tree.merkle import verify_consistency, verify_inclusion
+from zero_trust.audit_tree.tree_head import SignedTreeHead
 
 EXIT_OK = 0
 EXIT_DEFECT = 1
@@ -245,7 +247,7 @@ def _guarded(run: Callable[[], int]) -> int:
     except _DefectFoundError as exc:
         print(f"DEFECT: {exc}", file=sys.stderr)
         return EXIT_DEFECT
-    except (_UnusableInputError, AuditError) as exc:
+    except (_UnusableInputError, AuditError, AuditTreeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except sqlite3.Error as exc:
@@ -307,7 +309,7 @@ def _parse_head(obj: object) -> SignedTreeHead:
 def _parsed(parse: Callable[[], _T]) -> _T:
     try:
         return parse()
-    except AuditError as exc:
+    except AUDIT_FAILURES as exc:
         raise _UnusableInputError(f"malformed proof: {exc}") from None
 
 

@@ -44,13 +44,13 @@ from oms_core.audit.audit_errors import (
 )
 from oms_core.audit.entry import GENESIS_HASH, make_entry
 from oms_core.audit.log import StoredRow, read_log_id, read_rows, read_tree_heads
-from oms_core.audit.merkle import (
+from zero_trust.audit_tree.merkle import (
     LeafRange,
     MerkleFrontier,
     consistency_proof_ranges,
     verify_consistency,
 )
-from oms_core.audit.tree_head import SignedTreeHead
+from zero_trust.audit_tree.tree_head import SignedTreeHead
 
 REORDER_SEARCH_LIMIT = 10_000  # positions tried, nearest first, to explain a hash mismatch
 

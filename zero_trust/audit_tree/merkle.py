@@ -19,7 +19,7 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 
-from oms_core.audit.audit_errors import MerkleProofError
+from zero_trust.audit_tree.audit_tree_errors import MerkleProofError
 
 HASH_BYTES = 32
 LEAF_PREFIX = b"\x00"  # RFC 6962 §2.1: leaf hashes and node hashes differ in their
