@@ -75,12 +75,17 @@ class _Head:
 
 
 def verify_log(conn: sqlite3.Connection, public_key: Ed25519PublicKey, *,
-               trusted_heads: Iterable[SignedTreeHead] = ()) -> VerifyReport:
+               trusted_heads: Iterable[SignedTreeHead] = (),
+               witnessed_heads: Iterable[tuple[str, SignedTreeHead]] = ()) -> VerifyReport:
     """Check the whole log in ``conn``; raise ``AuditVerificationError`` at the first
-    defect (``AuditLogError`` if the database holds no audit log at all)."""
+    defect (``AuditLogError`` if the database holds no audit log at all).
+    ``witnessed_heads`` are heads kept by the signer nodes, with the label a defect names
+    them by ("tree head witnessed by node 2 (size 40)"); they are checked as trusted
+    heads."""
     log_id = _log_id(conn)
     stored = _checked_stored_heads(conn, log_id, public_key)
     trusted = [_Head(f"trusted tree head (size {h.tree_size})", h) for h in trusted_heads]
+    trusted += [_Head(label, h) for label, h in witnessed_heads]
     for item in trusted:
         _check_authentic(item, log_id, public_key)
     heads = sorted(stored + trusted, key=lambda item: item.head.tree_size)
