@@ -22,7 +22,8 @@ subtree hashes the consistency proofs need are caught as the frontier forms them
 What it cannot see: entries after the newest signed head are protected only by the hash
 chain, which anyone able to write the file can recompute; and deleting the newest entries
 together with the heads that cover them leaves a shorter, sound log. Against both, keep
-tree heads outside the database (``oms audit head``) and pass them as ``trusted_heads``.
+tree heads outside the database (``oms audit head``) and pass them as ``trusted_heads``,
+or pass the heads the signer nodes witnessed (``witnessed_heads``, ``--witness``).
 """
 
 from __future__ import annotations
