@@ -538,8 +538,10 @@ class Coordinator:
         out: dict[int, pb.AuditWitness] = {}
         for i, answer in held.items():
             old = answer.head.tree_size if answer.HasField("head") else 0
+            # Nothing to prove from no head or to the same size (RFC 6962 §2.1.2), and
+            # nothing the log can prove to a node holding more than it has.
             proof = (audit.consistency_proof(old, head.tree_size)
-                     if old <= head.tree_size else [])
+                     if 0 < old < head.tree_size else [])
             out[i] = pb.AuditWitness(head=tree_head_to_proto(head), consistency_proof=proof)
         return out
 
