@@ -15,10 +15,10 @@ import logging
 import secrets
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import grpc
 
@@ -49,14 +49,27 @@ from mpcnode.protocol.sign import (
     rerandomize,
 )
 from mpcnode.rpc import node_pb2 as pb
+from mpcnode.state.audit_witness_state import tree_head_to_proto
 from mpcnode.transport.identity import IdentityPublic
 from zero_trust import spend_quorum
+from zero_trust.audit_tree.tree_head import SignedTreeHead
 
 log = logging.getLogger("coordinator")
 T = TypeVar("T")
 ASSIGNMENTS_KEPT = 1024  # caller-named requests whose presignature is remembered
 Progress = Callable[[str], None]
 
+
+
+class AuditHeads(Protocol):
+    """The OMS audit log as the nodes witness it (zero_trust/audit_tree/witness.py)."""
+
+    def newest_head(self) -> SignedTreeHead:
+        """A tree head over the whole log, signed now by the OMS audit key."""
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        """The RFC 6962 proof that the log's first old_size entries are a prefix of its
+        first new_size."""
 
 class SigningRefused(CoordinatorError):  # noqa: N818 - the nodes' verdict
     """A signer node's own policy check refused the signature (DESIGN §4)."""
@@ -365,8 +378,12 @@ class Coordinator:
 
     def sign(self, key_id: bytes, digest: bytes, *, path: Sequence[int] = (),
              request_id: str | None = None, healthy: Sequence[int] | None = None,
-             authorization: pb.Authorization | None = None) -> Signature:
+             authorization: pb.Authorization | None = None,
+             audit: AuditHeads | None = None) -> Signature:
         """Sign a 32-byte digest with a healthy t-subset; verified before it is returned.
+
+        ``audit`` is the OMS audit log: each signer gets its newest signed tree head and the
+        consistency proof from the head that signer witnessed last (``audit_witnesses``).
 
         ``authorization`` carries the transaction, policy hash and approvals from which
         every node decides for itself whether to release σ_i (DESIGN §4); nodes refuse a
@@ -390,6 +407,7 @@ class Coordinator:
         if authorization is not None:
             receipts, views = self.record_and_read_spend(key_id, tuple(path), digest,
                                                        authorization, up)
+        head = audit.newest_head() if audit is not None else None
         for n in range(2):
             if (n == 0 and prior is not None and (prior.digest, prior.path) == (digest, tuple(path))
                     and set(prior.public.signers) <= up):
@@ -410,8 +428,10 @@ class Coordinator:
                                  request_id=f"{request_id}/{attempt}",
                                  authorization=authorization, spend_receipts=receipts,
                                  spend_views=views)
+            witnesses = ({} if audit is None or head is None
+                         else self.audit_witnesses(public.signers, audit, head))
             try:
-                responses = self._sign_at(public.signers, req)
+                responses = self._sign_at(public.signers, req, witnesses)
                 break
             except grpc.RpcError as exc:
                 if exc.code() == grpc.StatusCode.PERMISSION_DENIED:
@@ -509,14 +529,40 @@ class Coordinator:
                 self._roots[key_id] = known
         return known
 
-    def _sign_at(self, signers: Sequence[int], req: pb.SignRequest) -> dict[int, pb.SignResponse]:
+    def audit_witnesses(self, signers: Sequence[int], audit: AuditHeads,
+                        head: SignedTreeHead) -> dict[int, pb.AuditWitness]:
+        """Per signer: ``head`` and the RFC 6962 consistency proof from the head that signer
+        reports it witnessed (one read-only call each, in parallel). A signer holding a
+        head the log cannot extend gets none it could accept: that is for it to refuse."""
+        held = self._parallel(signers, lambda c: c.witnessed_head())
+        out: dict[int, pb.AuditWitness] = {}
+        for i, answer in held.items():
+            old = answer.head.tree_size if answer.HasField("head") else 0
+            # Nothing to prove from no head or to the same size (RFC 6962 §2.1.2), and
+            # nothing the log can prove to a node holding more than it has.
+            proof = (audit.consistency_proof(old, head.tree_size)
+                     if 0 < old < head.tree_size else [])
+            out[i] = pb.AuditWitness(head=tree_head_to_proto(head), consistency_proof=proof)
+        return out
+
+    def _sign_at(self, signers: Sequence[int], req: pb.SignRequest,
+                 witnesses: Mapping[int, pb.AuditWitness]) -> dict[int, pb.SignResponse]:
         """One Sign call to every signer at once: all but the last on the coordinator's
         worker threads, the last on this thread (a gRPC future starts a channel-polling
         thread per call: measured ~0.6 ms slower per signature); a transport failure is
-        retried per node by the idempotent call."""
+        retried per node by the idempotent call. ``witnesses`` adds each signer's audit
+        witness to its copy of the request."""
+        def request_for(i: int) -> pb.SignRequest:
+            if i not in witnesses:
+                return req
+            own = pb.SignRequest()
+            own.CopyFrom(req)
+            own.audit_witness.CopyFrom(witnesses[i])
+            return own
+
         *others, last = signers
-        futures = {i: self._pool.submit(self.clients[i].sign, req) for i in others}
-        own = self.clients[last].sign(req)
+        futures = {i: self._pool.submit(self.clients[i].sign, request_for(i)) for i in others}
+        own = self.clients[last].sign(request_for(last))
         out = {i: f.result() for i, f in futures.items()}
         out[last] = own
         return out

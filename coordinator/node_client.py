@@ -143,6 +143,13 @@ class NodeClient:
         return resp
 
     @_idempotent
+    def witnessed_head(self) -> pb.WitnessedHeadResponse:
+        """The newest OMS audit tree head the node witnessed (read-only): retried."""
+        resp: pb.WitnessedHeadResponse = self.stub.WitnessedHead(pb.WitnessedHeadRequest(),
+                                                                 timeout=self.timeout)
+        return resp
+
+    @_idempotent
     def close_transcript(self, key_id: bytes) -> pb.CloseTranscriptResponse:
         """The node's signed list of the key's ceremony sessions (read-only): retried."""
         resp: pb.CloseTranscriptResponse = self.stub.CloseTranscript(

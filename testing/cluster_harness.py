@@ -20,7 +20,11 @@ from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
 from coordinator.coordinator import Coordinator
-from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.ceremony.cluster_file import (
+    dump_cluster_config,
+    load_cluster_config,
+    load_coordinator_config,
+)
 from mpcnode.ceremony.cluster_init import ClusterLayout, init_cluster
 from mpcnode.ceremony.config_files import read_config
 from mpcnode.ceremony.node_config import TESTING_SECTION, load_node_config
@@ -55,15 +59,22 @@ def _free(port: int) -> bool:
 def make_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = False,
                  crash_after_consume: set[int] | None = None,
                  unauthorized_digests: bool = True,
-                 primes_per_node: int = PRIMES_PER_NODE) -> ClusterLayout:
+                 primes_per_node: int = PRIMES_PER_NODE,
+                 audit_key: bytes | None = None) -> ClusterLayout:
     """``mpc-ceremony init`` plus TEST ONLY prime pools and test settings per node.
 
     ``unauthorized_digests`` (TEST ONLY) lets the nodes sign bare digests without a
     policy check, for the tests of the protocol and transport layers; the zero-trust
-    tests turn it off, as production configs always are."""
+    tests turn it off, as production configs always are. ``audit_key`` (raw Ed25519)
+    goes into cluster.toml as ``[audit] oms_public_key``: the nodes witness that OMS
+    audit log."""
     base = free_port_base(nodes)
     layout = init_cluster(root, nodes, threshold, base_port=base,
                           metrics_base_port=base + 1000)
+    if audit_key is not None:
+        cluster_file = root / "cluster.toml"
+        cluster = dataclasses.replace(load_cluster_config(cluster_file), audit_key=audit_key)
+        cluster_file.write_text(dump_cluster_config(cluster))
     primes = fixture_keys.test_primes(1024)
     if nodes * primes_per_node > len(primes):
         raise ValueError("not enough TEST ONLY fixture primes for that many nodes")

@@ -45,14 +45,16 @@ def stop_all(procs: ProcessCluster) -> None:
 @contextlib.contextmanager
 def process_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = False,
                     crash_after_consume: set[int] | None = None,
-                    unauthorized_digests: bool = True, primes_per_node: int = PRIMES_PER_NODE
+                    unauthorized_digests: bool = True, primes_per_node: int = PRIMES_PER_NODE,
+                    audit_key: bytes | None = None
                     ) -> Iterator[tuple[ProcessCluster, Coordinator]]:
     """``nodes`` real node processes (``cluster_harness.node_command``), all healthy, and a
     coordinator. Every process is stopped on exit, whatever happened. Each node's prime
     pool serves ``primes_per_node`` / 2 aux-info sessions."""
     make_cluster(root, nodes, threshold, metrics=metrics,
                  crash_after_consume=crash_after_consume,
-                 unauthorized_digests=unauthorized_digests, primes_per_node=primes_per_node)
+                 unauthorized_digests=unauthorized_digests, primes_per_node=primes_per_node,
+                 audit_key=audit_key)
     procs = ProcessCluster(root)
     try:
         for i in range(1, nodes + 1):

@@ -3,7 +3,9 @@
 Every node and the coordinator read cluster.toml: the cluster's name and threshold, each
 node's address, public identity keys and TLS certificate, and the policy administrators'
 public keys with their quorum. A signer node installs a policy bundle only when that many
-of these admins signed it (DESIGN §4); no admins means no policy can be installed.
+of these admins signed it (DESIGN §4); no admins means no policy can be installed. An
+optional ``[audit] oms_public_key`` names the OMS audit key whose signed tree heads the
+nodes witness (``mpcnode/state/audit_witness_state.py``).
 
 The schema refuses unknown keys and wrong types; the loader then checks what the schema
 cannot (the threshold against the node count, ids and keys used twice) and raises
@@ -52,6 +54,10 @@ class AdminTable(StrictConfig):
     public_key: HexKey  # raw Ed25519 public key
 
 
+class AuditSection(StrictConfig):
+    oms_public_key: HexKey  # raw Ed25519: the OMS audit key whose tree heads nodes witness
+
+
 class NodeTable(StrictConfig):
     id: PartyId
     address: Address  # where the coordinator dials the node
@@ -65,6 +71,7 @@ class ClusterToml(StrictConfig):
 
     cluster: ClusterSection
     policy: PolicySection | None = None
+    audit: AuditSection | None = None
     admin: list[AdminTable] = Field(default_factory=list)
     node: list[NodeTable] = Field(default_factory=list)
 
@@ -90,6 +97,9 @@ class ClusterConfig:
     path: Path
     admins: dict[str, bytes] = field(default_factory=dict)  # admin id → raw Ed25519 key
     admin_quorum: int = 0  # admins whose signatures a policy bundle needs
+    # The OMS audit key (raw Ed25519): set, every node witnesses the audit log and refuses
+    # a sign request without a tree head it signed (zero_trust/audit_tree/witness.py).
+    audit_key: bytes | None = None
 
 
 @dataclass(frozen=True)
@@ -110,8 +120,9 @@ def load_cluster_config(path: Path) -> ClusterConfig:
                           f"must be at most the number of nodes ({len(nodes)}), "
                           f"got {doc.cluster.threshold}")
     admins, quorum = _admins(path, doc)
+    audit_key = None if doc.audit is None else bytes.fromhex(doc.audit.oms_public_key)
     return ClusterConfig(name=doc.cluster.name, threshold=doc.cluster.threshold, nodes=nodes,
-                         path=path, admins=admins, admin_quorum=quorum)
+                         path=path, admins=admins, admin_quorum=quorum, audit_key=audit_key)
 
 
 def _nodes(path: Path, tables: list[NodeTable]) -> dict[int, NodeEntry]:
@@ -164,6 +175,7 @@ def dump_cluster_config(cfg: ClusterConfig) -> str:
     doc = ClusterToml(
         cluster=ClusterSection(name=cfg.name, threshold=cfg.threshold),
         policy=PolicySection(admin_quorum=cfg.admin_quorum) if cfg.admins else None,
+        audit=AuditSection(oms_public_key=cfg.audit_key.hex()) if cfg.audit_key else None,
         admin=[AdminTable(id=a, public_key=key.hex()) for a, key in cfg.admins.items()],
         node=[NodeTable(id=e.id, address=e.address, signing_key=e.identity.signing_key_hex,
                         kex_key=e.identity.kex_key_hex,

@@ -29,6 +29,7 @@ from mpcnode.protocol.session_params import ClusterView, SessionParams
 from mpcnode.protocol.sign import Rerandomized, SignatureShare, rerandomize, sign_share
 from mpcnode.protocol.signer_set import SignerSet
 from mpcnode.rpc import node_pb2 as pb
+from mpcnode.state.audit_witness_state import AuditWitnessState, tree_head_to_proto
 from mpcnode.state.ceremony_log import CeremonyLog
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import PolicyState
@@ -38,6 +39,7 @@ from mpcnode.transport.identity import IdentityKeys, IdentityPublic
 from mpcnode.transport.sessions import Session, start_session
 from mpcnode.transport.system_random import SystemRandom
 from zero_trust import spend_quorum
+from zero_trust.audit_tree.audit_tree_errors import WitnessRefused
 from zero_trust.authorization import (
     AuthorizationDenied,
     SigningRequest,
@@ -105,9 +107,12 @@ class SignerNode:
     def __init__(self, party: int, keys: IdentityKeys, identities: dict[int, IdentityPublic],
                  store: NodeStore, primes: PrimeSource, rng: RandomSource | None = None, *,
                  threshold: int, policy: PolicyState, clock: Callable[[], float] = time.time,
-                 unauthorized: UnauthorizedSigning | None = None) -> None:
+                 unauthorized: UnauthorizedSigning | None = None,
+                 witness: AuditWitnessState | None = None) -> None:
         """``identities`` are every node of the cluster and ``threshold`` its t, both from
-        cluster.toml: every session's parameters are checked against them."""
+        cluster.toml: every session's parameters are checked against them. ``witness``
+        (when cluster.toml names the OMS audit key) makes every authorized sign request
+        carry an audit tree head this node accepts."""
         if keys.public.party != party:
             raise UsageError("identity keys belong to another party")
         if not 1 <= threshold <= len(identities):
@@ -117,6 +122,7 @@ class SignerNode:
         self.policy = policy
         self.clock = clock
         self.unauthorized = unauthorized  # None in production: no bare digest is signed
+        self.witness = witness
         self.keys = keys
         self.identities = identities
         self.store = store
@@ -251,6 +257,7 @@ class SignerNode:
         prior = self.store.answered(req.request_id, req.presignature_id)
         if prior is not None:
             return prior  # a retry: the same σ_i, and no second policy decision
+        self._witness(req)
         request = _signing_request(req.key_id, path, req.digest, req.authorization)
         subject = self._spend_subject(request)
         receipts = self._verified_receipts(req.spend_receipts, subject)
@@ -267,6 +274,24 @@ class SignerNode:
                                            req.authorization.policy_hash.hex(), self.clock(),
                                            sign_in_quorum, views,
                                            wallet=self._wallet(share, path))
+
+    def _witness(self, req: pb.SignRequest) -> None:
+        """The audit tree head the request carries, accepted and kept before any policy
+        decision: a node that witnesses the log signs nothing for an OMS whose log does
+        not extend the head it holds (zero_trust/audit_tree/witness.py)."""
+        if self.witness is None:
+            return
+        if not req.HasField("audit_witness"):
+            raise WitnessRefused("this node witnesses the OMS audit log: a sign request "
+                                 "must carry the OMS's newest signed tree head")
+        self.witness.witness(req.audit_witness)
+
+    def witnessed_head(self) -> pb.WitnessedHeadResponse:
+        """The newest audit tree head this node accepted (unset: none, or not a witness)."""
+        head = None if self.witness is None else self.witness.head
+        if head is None:
+            return pb.WitnessedHeadResponse()
+        return pb.WitnessedHeadResponse(head=tree_head_to_proto(head))
 
     # --- limits across signer subsets (zero_trust/spend_quorum.py) ----------------------
 

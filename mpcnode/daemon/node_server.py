@@ -48,11 +48,13 @@ from mpcnode.daemon.request_limits import check_request, max_request_bytes
 from mpcnode.protocol.session_params import ClusterView
 from mpcnode.rpc import node_pb2 as pb
 from mpcnode.rpc import node_pb2_grpc
+from mpcnode.state.audit_witness_state import AuditWitnessState
 from mpcnode.state.node_store import NodeStore, StoreError
 from mpcnode.state.policy_state import NoPolicyInstalled, PolicyState
 from mpcnode.state.seal import Sealer, load_or_create_salt
 from mpcnode.transport.net_address import GRPC_SERVER_OPTIONS, bind_port, parse_address
 from mpcnode.transport.system_random import SystemRandom
+from zero_trust.audit_tree.audit_tree_errors import WitnessRefused
 from zero_trust.authorization import AuthorizationDenied
 from zero_trust.policy.policy_errors import PolicyError
 from zero_trust.zero_trust_errors import ZeroTrustError
@@ -134,7 +136,7 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
             _log("protocol_abort", method=method, culprit=exc.culprit, reason=exc.reason)
             context.set_trailing_metadata((("culprit", str(exc.culprit)),))
             context.abort(grpc.StatusCode.ABORTED, str(exc))
-        except (AuthorizationDenied, PolicyError, NoPolicyInstalled) as exc:
+        except (AuthorizationDenied, PolicyError, NoPolicyInstalled, WitnessRefused) as exc:
             # The node's own policy check said no: never retried, never another presignature.
             self.metrics.refusals.inc()
             _log("policy_refused", method=method, reason=str(exc)[:500])
@@ -259,6 +261,10 @@ class SignerNodeService(node_pb2_grpc.SignerNodeServicer):
 
         return self._call("IdentifySigners", context, request, run)
 
+    def WitnessedHead(self, request: pb.WitnessedHeadRequest,
+                      context: grpc.ServicerContext) -> pb.WitnessedHeadResponse:
+        return self._call("WitnessedHead", context, request, self.node.witnessed_head)
+
     def CloseTranscript(self, request: pb.CloseTranscriptRequest,
                         context: grpc.ServicerContext) -> pb.CloseTranscriptResponse:
         def run() -> pb.CloseTranscriptResponse:
@@ -325,10 +331,12 @@ def build_node(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> tuple[SignerNode
     rng = SystemRandom()
     policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
     policy.attach(store)
+    witness = (None if cluster.audit_key is None
+               else AuditWitnessState(cfg.data_dir, cluster.audit_key))
     primes = hooks.primes or primes_from(cfg.prime_pool, rng)
     node = SignerNode(cfg.node_id, keys, identities, store, primes, rng,
                       threshold=cluster.threshold, policy=policy,
-                      unauthorized=hooks.unauthorized)
+                      unauthorized=hooks.unauthorized, witness=witness)
     return node, store
 
 

@@ -35,6 +35,9 @@ from zero_trust.approvals.assertion import (
     MAX_SIGNATURE_BYTES,
 )
 from zero_trust.approvals.challenge import MAX_REQUEST_ID_BYTES
+from zero_trust.audit_tree.merkle import HASH_BYTES, MAX_PROOF_NODES
+from zero_trust.audit_tree.tree_head import MAX_LOG_ID_BYTES
+from zero_trust.audit_tree.tree_head import SIGNATURE_BYTES as TREE_HEAD_SIGNATURE_BYTES
 from zero_trust.authorization import MAX_APPROVALS
 from zero_trust.policy.bundle import MAX_BUNDLE_BYTES
 from zero_trust.signed_message import MAX_MESSAGE_BYTES
@@ -64,6 +67,8 @@ MAX_APPROVAL_BYTES = 256 + sum(4 * -(-n // 3) for n in (
 """An Approval's canonical JSON: its four byte fields as base64url, plus a user id and the
 key names (256 bytes cover both)."""
 MAX_INSTALL_BYTES = MAX_BUNDLE_BYTES + 16  # the bundle and its protobuf tag
+AUDIT_WITNESS_BYTES = 512 + MAX_LOG_ID_BYTES + MAX_PROOF_NODES * (HASH_BYTES + 2)
+"""An audit tree head (log id, root, signature, two integers) and its consistency proof."""
 MAX_MESSAGE_CAP = 64 << 20  # no request is read beyond this, whatever the cluster
 
 
@@ -137,6 +142,19 @@ def _sign(req: pb.SignRequest, cluster: ClusterView) -> None:
         _authorization(req.authorization)
     _statements("SignRequest.spend_receipts", req.spend_receipts, cluster, MAX_RECEIPT_BYTES)
     _statements("SignRequest.spend_views", req.spend_views, cluster, MAX_STATEMENT_BYTES)
+    if req.HasField("audit_witness"):
+        _audit_witness(req.audit_witness)
+
+
+def _audit_witness(witness: pb.AuditWitness) -> None:
+    head = witness.head
+    _at_most("AuditWitness.head.log_id", head.log_id, MAX_LOG_ID_BYTES)
+    _exactly("AuditWitness.head.root_hash", head.root_hash, (HASH_BYTES,))
+    _exactly("AuditWitness.head.signature", head.signature, (TREE_HEAD_SIGNATURE_BYTES,))
+    _at_most("AuditWitness.consistency_proof", witness.consistency_proof, MAX_PROOF_NODES,
+             "nodes")
+    for node in witness.consistency_proof:
+        _exactly("AuditWitness.consistency_proof[]", node, (HASH_BYTES,))
 
 
 def _statements(field: str, statements: Sequence[pb.SignedStatement], cluster: ClusterView,
@@ -229,6 +247,7 @@ _CHECKS: dict[type, Callable[[Any, ClusterView], None]] = {
     pb.SignEvidenceRequest: _sign_evidence,
     pb.IdentifySignersRequest: _identify,
     pb.CloseTranscriptRequest: _close,
+    pb.WitnessedHeadRequest: _nothing,
 }
 
 
@@ -249,7 +268,7 @@ def max_request_bytes(cluster: ClusterView) -> int:
     peers, t = len(cluster.parties) - 1, cluster.threshold
     round_request = 64 + peers * (envelope_broadcast + envelope_direct)
     identify = 1024 + (t - 1) * (MAX_EVIDENCE_BYTES + 128) + t * (t - 1) * envelope_direct
-    sign = (4096 + MAX_TRANSACTION_BYTES + MAX_MESSAGE_BYTES
+    sign = (4096 + AUDIT_WITNESS_BYTES + MAX_TRANSACTION_BYTES + MAX_MESSAGE_BYTES
             + MAX_APPROVALS * (MAX_APPROVAL_BYTES + 8)
             + (peers + 1) * (MAX_RECEIPT_BYTES + MAX_STATEMENT_BYTES + 2 * (SIGNATURE_BYTES + 8)))
     return min(MAX_MESSAGE_CAP, max(MAX_INSTALL_BYTES, round_request, identify, sign))

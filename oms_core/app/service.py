@@ -23,7 +23,7 @@ from oms_core.app.circuit_breakers import CircuitBreakers
 from oms_core.app.core_context import DAY_S, CoreContext, OmsConfig
 from oms_core.app.emergency_actions import EmergencyActions
 from oms_core.app.login_sessions import LoginSessions
-from oms_core.app.oms_db import open_database, transaction
+from oms_core.app.oms_db import open_database, own_transaction, transaction
 from oms_core.app.policy_admin import PolicyAdministration
 from oms_core.app.policy_registry import PolicyRegistry, Proposal
 from oms_core.app.requests.request_approvals import RequestApprovals, challenge_of
@@ -35,8 +35,8 @@ from oms_core.app.users import Permission, User, UserStore
 from oms_core.app.webauthn_login import WebAuthnLogin
 from oms_core.audit.log import AuditLog
 from oms_core.audit.signing_key import AuditSigner
-from oms_core.audit.tree_head import SignedTreeHead
 from oms_core.chain.prices import PriceSource
+from zero_trust.audit_tree.tree_head import SignedTreeHead
 from zero_trust.policy.bundle import PolicyBundle
 from zero_trust.policy.document import Policy
 
@@ -176,3 +176,16 @@ class OmsCore:
     def sign_tree_head(self) -> SignedTreeHead:
         with self.context.lock, transaction(self.conn):
             return self.audit.sign_tree_head(self.conn, self._audit_signer, self.clock())
+
+    # The log as the signer nodes witness it (coordinator.coordinator.AuditHeads): the
+    # coordinator's signer sends each sign request's nodes these (``audit_heads``).
+
+    def newest_head(self) -> SignedTreeHead:
+        """A head over every committed entry, itself committed before any node sees it:
+        a node must never hold a head of entries that a rollback could still undo."""
+        with self.context.lock, own_transaction(self.conn, "signing a head for the nodes"):
+            return self.audit.sign_tree_head(self.conn, self._audit_signer, self.clock())
+
+    def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
+        with self.context.lock:
+            return self.audit.consistency_proof(self.conn, old_size, new_size)

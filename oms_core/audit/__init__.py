@@ -5,11 +5,11 @@ a hash chain and to an RFC 6962 Merkle tree whose tree heads the dedicated audit
 An auditor holding only the public key checks the whole log (``verify_log``, ``oms audit
 verify``) and inclusion / consistency proofs offline (``oms audit check-proof``).
 
-Modules: ``merkle`` (RFC 6962 / 9162 tree, proofs, verification), ``entry`` (what an
-entry is hashed as: ``mpcnode.core.canonical_json``'s legacy form), ``tree_head`` (signed
-tree heads), ``signing_key`` (the audit key and its files), ``log`` (the SQLite log),
+Modules: ``entry`` (what an entry is hashed as: ``mpcnode.core.canonical_json``'s legacy
+form), ``signing_key`` (the audit key and its files), ``log`` (the SQLite log),
 ``verify`` (whole-log verification), ``audit_cli`` (the ``oms audit`` commands),
-``audit_errors``.
+``audit_errors``. The RFC 6962 / 9162 tree, its proofs and the signed tree heads are in
+``zero_trust.audit_tree``, shared with the signer nodes that witness the log.
 """
 
 from oms_core.audit.audit_errors import (
@@ -23,8 +23,8 @@ from oms_core.audit.audit_errors import (
 from oms_core.audit.entry import AuditEntry
 from oms_core.audit.log import AuditLog
 from oms_core.audit.signing_key import AuditSigner, load_public_key, load_signer
-from oms_core.audit.tree_head import SignedTreeHead, TreeHead
 from oms_core.audit.verify import VerifyReport, verify_log
+from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead
 
 __all__ = [
     "AuditEntry",

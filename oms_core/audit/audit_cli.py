@@ -1,6 +1,7 @@
 """``oms audit``: the auditor's commands. The ``oms`` CLI mounts them with ``register``.
 
     oms audit verify --db oms.sqlite3 --public-key audit.pub.pem [--tree-head HEAD.json …]
+                     [--witness HEAD.json | --witness node:ID --cluster DIR …]
     oms audit head --db oms.sqlite3
     oms audit prove inclusion --db oms.sqlite3 --index I [--tree-size N] > proof.json
     oms audit prove consistency --db oms.sqlite3 --old-size M [--new-size N] > proof.json
@@ -8,9 +9,13 @@
 
 ``head`` prints the newest signed tree head as JSON: an auditor keeps these outside the
 OMS and passes them back with ``verify --tree-head``, which is what detects a log cut
-short together with its own tree heads. ``prove`` prints a proof against a *signed* head
-(of exactly the requested size), so ``check-proof`` needs nothing but the proof file and
-the audit public key. The database is opened read-only.
+short together with its own tree heads. ``verify --witness`` does the same with the head
+a signer node witnessed (``WitnessedHead``, read over the coordinator's mTLS identity from
+the cluster directory ``--cluster``) or a head saved from one: the nodes keep the newest
+head every sign request carried, so a log rewritten with recomputed hashes, or cut short,
+with its tree heads deleted no longer gives the witnessed root. ``prove`` prints a proof
+against a *signed* head (of exactly the requested size), so ``check-proof`` needs nothing
+but the proof file and the audit public key. The database is opened read-only.
 
 Exit status: 0 everything checked out; 1 a defect was found (the log or the proof is
 bad); 2 the command could not run (missing file, not an audit database, malformed input,
@@ -29,21 +34,28 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from coordinator.node_client import NodeClient
+from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.core.config_schema import ConfigError
+from mpcnode.state.audit_witness_state import tree_head_from_proto
 from oms_core.audit.audit_errors import (
+    AUDIT_FAILURES,
     AuditError,
+    AuditTreeError,
     AuditVerificationError,
     MerkleProofError,
     TreeHeadError,
 )
 from oms_core.audit.entry import entry_from_json_object
 from oms_core.audit.log import AuditLog
-from oms_core.audit.merkle import verify_consistency, verify_inclusion
 from oms_core.audit.signing_key import key_fingerprint, load_public_key
-from oms_core.audit.tree_head import SignedTreeHead
 from oms_core.audit.verify import verify_log
 from oms_core.oms_core_errors import OmsCoreError
+from zero_trust.audit_tree.merkle import verify_consistency, verify_inclusion
+from zero_trust.audit_tree.tree_head import SignedTreeHead
 
 EXIT_OK = 0
 EXIT_DEFECT = 1
@@ -75,6 +87,12 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verify.add_argument("--tree-head", type=Path, action="append", default=[],
                         help="a signed tree head kept outside the OMS (JSON from "
                              "'audit head'); repeatable")
+    verify.add_argument("--witness", action="append", default=[],
+                        help="a tree head a signer node witnessed: 'node:ID' (fetched from "
+                             "that node, needs --cluster) or a saved head JSON; repeatable")
+    verify.add_argument("--cluster", type=Path,
+                        help="cluster directory (cluster.toml, ca/, coordinator/) to reach "
+                             "the nodes named by --witness node:ID")
     verify.set_defaults(handler=_run_verify)
 
     head = actions.add_parser("head", help="print the newest signed tree head as JSON")
@@ -121,9 +139,11 @@ def _run_verify(args: argparse.Namespace) -> int:
     def run() -> int:
         public_key = load_public_key(args.public_key)
         trusted = [_read_tree_head(path) for path in args.tree_head]
+        witnessed = [_witnessed_head(spec, args.cluster) for spec in args.witness]
         with _open_db(args.db) as conn:
             try:
-                report = verify_log(conn, public_key, trusted_heads=trusted)
+                report = verify_log(conn, public_key, trusted_heads=trusted,
+                                    witnessed_heads=witnessed)
             except AuditVerificationError as exc:
                 print(f"audit log DEFECT: {exc}", file=sys.stderr)
                 return EXIT_DEFECT
@@ -133,6 +153,7 @@ def _run_verify(args: argparse.Namespace) -> int:
                   if latest else "no signed tree head yet")
         kept = (f"; {report.trusted_heads} externally kept tree heads matched"
                 if report.trusted_heads else "")
+        kept += "".join(f"; {label} matched" for label, _ in witnessed)
         print(f"audit log {report.log_id!r} OK: {report.entries} entries, root "
               f"{report.root_hash.hex()}; {signed}{kept}; audit key "
               f"sha256:{key_fingerprint(public_key)}")
@@ -245,7 +266,7 @@ def _guarded(run: Callable[[], int]) -> int:
     except _DefectFoundError as exc:
         print(f"DEFECT: {exc}", file=sys.stderr)
         return EXIT_DEFECT
-    except (_UnusableInputError, AuditError) as exc:
+    except (_UnusableInputError, AuditError, AuditTreeError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_UNUSABLE
     except sqlite3.Error as exc:
@@ -300,6 +321,39 @@ def _read_tree_head(path: Path) -> SignedTreeHead:
         raise _UnusableInputError(f"{path}: {exc}") from None
 
 
+def _witnessed_head(spec: str, cluster: Path | None) -> tuple[str, SignedTreeHead]:
+    """``node:ID``: the head that node witnessed, asked over mTLS; else a saved head file."""
+    if not spec.startswith("node:"):
+        head = _read_tree_head(Path(spec))
+        return f"tree head witnessed in {spec} (size {head.tree_size})", head
+    node_id = spec.removeprefix("node:")
+    if cluster is None:
+        raise _UnusableInputError(f"--witness {spec} needs --cluster DIR to reach the node")
+    if not node_id.isdigit():
+        raise _UnusableInputError(f"--witness {spec}: the node id is a number")
+    try:
+        config = load_coordinator_config(cluster)
+        entry = config.cluster.nodes.get(int(node_id))
+        if entry is None:
+            raise _UnusableInputError(f"--witness {spec}: no node {node_id} in {cluster}")
+        client = NodeClient(entry, config.ca.read_bytes(), config.cert.read_bytes(),
+                            config.key.read_bytes(), timeout=30.0)
+        try:
+            answer = client.witnessed_head()
+        finally:
+            client.close()
+    except (ConfigError, OSError) as exc:
+        raise _UnusableInputError(f"--witness {spec}: {exc}") from None
+    except grpc.RpcError as exc:
+        raise _UnusableInputError(f"--witness {spec}: node {node_id} did not answer: "
+                                  f"{exc.code().name} {exc.details()}") from None
+    if not answer.HasField("head"):
+        raise _UnusableInputError(f"node {node_id} has witnessed no tree head (is "
+                                  "[audit] oms_public_key in its cluster.toml?)")
+    head = _parsed(lambda: tree_head_from_proto(answer.head))
+    return f"tree head witnessed by node {node_id} (size {head.tree_size})", head
+
+
 def _parse_head(obj: object) -> SignedTreeHead:
     return _parsed(lambda: SignedTreeHead.from_json_object(obj))
 
@@ -307,7 +361,7 @@ def _parse_head(obj: object) -> SignedTreeHead:
 def _parsed(parse: Callable[[], _T]) -> _T:
     try:
         return parse()
-    except AuditError as exc:
+    except AUDIT_FAILURES as exc:
         raise _UnusableInputError(f"malformed proof: {exc}") from None
 
 

@@ -7,18 +7,26 @@ contain key material.
 from __future__ import annotations
 
 from oms_core.oms_core_errors import OmsCoreError
+from zero_trust.audit_tree.audit_tree_errors import (  # re-exported: one home, in zero_trust
+    AuditTreeError,
+    MerkleProofError,
+    TreeHeadError,
+)
+
+__all__ = [
+    "AUDIT_FAILURES",
+    "AuditError",
+    "AuditLogError",
+    "AuditTreeError",
+    "AuditVerificationError",
+    "MerkleProofError",
+    "SigningKeyError",
+    "TreeHeadError",
+]
 
 
 class AuditError(OmsCoreError):
     """Base of every error raised by ``oms_core.audit``."""
-
-
-class MerkleProofError(AuditError):
-    """A Merkle inclusion or consistency proof is malformed or does not verify."""
-
-
-class TreeHeadError(AuditError):
-    """A signed tree head is malformed or its signature does not verify."""
 
 
 class SigningKeyError(AuditError):
@@ -42,3 +50,8 @@ class AuditVerificationError(AuditError):
         self.reason = reason
         self.index = index
         self.tree_head = tree_head
+
+
+# Everything the audit code raises on bad input: its own errors and those of the pure tree
+# code (proofs, tree heads) that it shares with the signer nodes.
+AUDIT_FAILURES: tuple[type[Exception], ...] = (AuditError, AuditTreeError)

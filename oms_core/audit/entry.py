@@ -25,7 +25,7 @@ from typing import Any
 
 from mpcnode.core.canonical_json import CanonicalJSONError, legacy_canonical_json
 from oms_core.audit.audit_errors import AuditLogError
-from oms_core.audit.merkle import HASH_BYTES, leaf_hash
+from zero_trust.audit_tree.merkle import HASH_BYTES, leaf_hash
 
 ENTRY_HASH_TAG = b"oms-audit-entry-v1\x00"
 GENESIS_HASH = bytes(HASH_BYTES)  # the prev_hash of entry 0

@@ -29,9 +29,14 @@ from typing import cast
 
 from oms_core.audit.audit_errors import AuditError, AuditLogError, TreeHeadError
 from oms_core.audit.entry import GENESIS_HASH, AuditEntry, make_entry
-from oms_core.audit.merkle import HASH_BYTES, MerkleFrontier, consistency_proof, inclusion_proof
 from oms_core.audit.signing_key import AuditSigner
-from oms_core.audit.tree_head import SignedTreeHead, TreeHead, check_log_id, timestamp_ms
+from zero_trust.audit_tree.merkle import (
+    HASH_BYTES,
+    MerkleFrontier,
+    consistency_proof,
+    inclusion_proof,
+)
+from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead, check_log_id, timestamp_ms
 
 META_LOG_ID = "log_id"
 

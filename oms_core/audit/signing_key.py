@@ -33,7 +33,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import (
 
 from mpcnode.state.atomic_file import write_new
 from oms_core.audit.audit_errors import SigningKeyError
-from oms_core.audit.tree_head import SignedTreeHead, TreeHead
+from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead
 
 MIN_PASSPHRASE_BYTES = 16
 SEED_BYTES = 32  # an Ed25519 private key is a 32-byte seed (RFC 8032 §5.1.5)

@@ -22,7 +22,8 @@ subtree hashes the consistency proofs need are caught as the frontier forms them
 What it cannot see: entries after the newest signed head are protected only by the hash
 chain, which anyone able to write the file can recompute; and deleting the newest entries
 together with the heads that cover them leaves a shorter, sound log. Against both, keep
-tree heads outside the database (``oms audit head``) and pass them as ``trusted_heads``.
+tree heads outside the database (``oms audit head``) and pass them as ``trusted_heads``,
+or pass the heads the signer nodes witnessed (``witnessed_heads``, ``--witness``).
 """
 
 from __future__ import annotations
@@ -44,13 +45,13 @@ from oms_core.audit.audit_errors import (
 )
 from oms_core.audit.entry import GENESIS_HASH, make_entry
 from oms_core.audit.log import StoredRow, read_log_id, read_rows, read_tree_heads
-from oms_core.audit.merkle import (
+from zero_trust.audit_tree.merkle import (
     LeafRange,
     MerkleFrontier,
     consistency_proof_ranges,
     verify_consistency,
 )
-from oms_core.audit.tree_head import SignedTreeHead
+from zero_trust.audit_tree.tree_head import SignedTreeHead
 
 REORDER_SEARCH_LIMIT = 10_000  # positions tried, nearest first, to explain a hash mismatch
 
@@ -75,12 +76,17 @@ class _Head:
 
 
 def verify_log(conn: sqlite3.Connection, public_key: Ed25519PublicKey, *,
-               trusted_heads: Iterable[SignedTreeHead] = ()) -> VerifyReport:
+               trusted_heads: Iterable[SignedTreeHead] = (),
+               witnessed_heads: Iterable[tuple[str, SignedTreeHead]] = ()) -> VerifyReport:
     """Check the whole log in ``conn``; raise ``AuditVerificationError`` at the first
-    defect (``AuditLogError`` if the database holds no audit log at all)."""
+    defect (``AuditLogError`` if the database holds no audit log at all).
+    ``witnessed_heads`` are heads kept by the signer nodes, with the label a defect names
+    them by ("tree head witnessed by node 2 (size 40)"); they are checked as trusted
+    heads."""
     log_id = _log_id(conn)
     stored = _checked_stored_heads(conn, log_id, public_key)
     trusted = [_Head(f"trusted tree head (size {h.tree_size})", h) for h in trusted_heads]
+    trusted += [_Head(label, h) for label, h in witnessed_heads]
     for item in trusted:
         _check_authentic(item, log_id, public_key)
     heads = sorted(stored + trusted, key=lambda item: item.head.tree_size)

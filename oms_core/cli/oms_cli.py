@@ -40,7 +40,7 @@ from collections.abc import Callable
 
 from mpcnode.core.config_schema import ConfigError
 from oms_core.audit import audit_cli
-from oms_core.audit.audit_errors import AuditError
+from oms_core.audit.audit_errors import AuditError, AuditTreeError
 from oms_core.cli import (
     demo_command,
     emergency_commands,
@@ -66,8 +66,8 @@ from zero_trust.policy.policy_errors import PolicyError
 Handler = Callable[[argparse.Namespace], int]
 
 _LOCAL_ERRORS: tuple[type[Exception], ...] = (
-    TokenFileError, ConfigError, SetupError, ApprovalError, AuditError, PolicyError,
-    NoPolicyError, RiskConfigError, CertificateError, ValueError)
+    TokenFileError, ConfigError, SetupError, ApprovalError, AuditError, AuditTreeError,
+    PolicyError, NoPolicyError, RiskConfigError, CertificateError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:

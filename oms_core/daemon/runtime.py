@@ -48,9 +48,13 @@ def open_core(settings: OmsSettings, wrap: Callable[[Signer], Signer] = lambda s
     bootstrap = (settings.bootstrap_bundle.read_bytes()
                  if settings.bootstrap_bundle is not None else None)
     with Coordinator(coordinator_config) as coordinator:
-        signer = wrap(CoordinatorSigner(coordinator, settings.key_id))
+        coordinator_signer = CoordinatorSigner(coordinator, settings.key_id)
+        signer = wrap(coordinator_signer)
         core = CoreThread(lambda: OmsCore(settings.core_config(coordinator_config.cluster),
                                           signer, prices, audit_signer))
+        # Every sign request carries the audit log's newest signed tree head, which the
+        # nodes witness (they call back into the core on the core's own thread).
+        coordinator_signer.audit = core.run(lambda c: c)
         try:
             if bootstrap is not None:
                 _adopt(core, bootstrap, settings)

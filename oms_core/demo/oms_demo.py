@@ -164,8 +164,9 @@ def _play(root: Path, co: Coordinator, config: Any, progress: Callable[[str], No
         OmsConfig(root / "oms.sqlite3", kg.key_id, RP, config.cluster.admins,
                   config.cluster.admin_quorum,
                   chain=ChainConfig(endpoints, chain_id, ChainSettings(address), pools)),
-        CoordinatorSigner(co, kg.key_id), oracle, AuditSigner.generate(),
+        signer := CoordinatorSigner(co, kg.key_id), oracle, AuditSigner.generate(),
         progress=lambda m: progress("   " + m))
+    signer.audit = oms  # every sign request carries the log's newest signed tree head
     scene = Scene(oms, people)
     admin_keys = load_admin_keys(root)
     bundle = make_bundle(demo_policy(chain_id, usdc, weth, treasury), RP, registry)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
@@ -238,8 +238,9 @@ class ShareTamperingCoordinator(Coordinator):
     """TEST ONLY: changes node 2's σ_2 in its SignResponse, as a lying node 2 or a
     tampering coordinator would."""
 
-    def _sign_at(self, signers: Any, req: pb.SignRequest) -> dict[int, pb.SignResponse]:
-        out = super()._sign_at(signers, req)
+    def _sign_at(self, signers: Any, req: pb.SignRequest,
+                 witnesses: Mapping[int, pb.AuditWitness]) -> dict[int, pb.SignResponse]:
+        out = super()._sign_at(signers, req, witnesses)
         bad = (int.from_bytes(out[2].sigma, "big") + 1) % Q
         out[2] = pb.SignResponse(party=2, presignature_id=out[2].presignature_id,
                                  sigma=bad.to_bytes(32, "big"))

@@ -106,8 +106,13 @@ def test_a_sign_request_with_the_largest_approvals_and_transaction_fits() -> Non
                             policy_hash=b"h" * 32, initiator="u" * 64, usd_price="9" * 100,
                             approvals=[approval] * MAX_APPROVALS, expires_at=2**63 - 1,
                             replaces="r" * 128)
+    witness = pb.AuditWitness(
+        head=pb.TreeHead(log_id="l" * 255, tree_size=2**64 - 1, root_hash=b"r" * 32,
+                         timestamp_ms=2**64 - 1, signature=b"s" * 64),
+        consistency_proof=[b"p" * 32] * 65)
     req = pb.SignRequest(key_id=b"k" * 32, path=[2**31 - 1] * 255, digest=b"d" * 32,
-                         presignature_id=b"p" * 32, request_id="q" * 256, authorization=auth)
+                         presignature_id=b"p" * 32, request_id="q" * 256, authorization=auth,
+                         audit_witness=witness)
     limits.check_request(req, SMALL)
     assert req.ByteSize() <= limits.max_request_bytes(SMALL)
 
@@ -132,6 +137,16 @@ def test_the_largest_policy_bundle_fits() -> None:
                                evidence=[pb.SignedEvidence()] * 2),
      "IdentifySignersRequest.evidence has 2 entries, at most 1"),
     (pb.AbortRequest(nonce=b"n" * 33), "AbortRequest.nonce has 33 bytes, must have 32"),
+    (pb.SignRequest(key_id=b"k" * 32, presignature_id=b"p" * 32, request_id="q",
+                    audit_witness=pb.AuditWitness(
+                        head=pb.TreeHead(root_hash=b"r" * 32, signature=b"s" * 64),
+                        consistency_proof=[b"p" * 32] * 66)),
+     "AuditWitness.consistency_proof has 66 nodes, at most 65"),
+    (pb.SignRequest(key_id=b"k" * 32, presignature_id=b"p" * 32, request_id="q",
+                    audit_witness=pb.AuditWitness(
+                        head=pb.TreeHead(log_id="l" * 256, root_hash=b"r" * 32,
+                                         signature=b"s" * 64))),
+     "AuditWitness.head.log_id has 256 bytes, at most 255"),
 ])
 def test_a_refusal_names_the_field_and_its_limit(req: object, refusal: str) -> None:
     with pytest.raises(UsageError) as exc:

@@ -25,7 +25,6 @@ from oms_core.audit.audit_errors import (
 )
 from oms_core.audit.entry import GENESIS_HASH, entry_from_json_object, make_entry
 from oms_core.audit.log import AuditLog
-from oms_core.audit.merkle import EMPTY_ROOT, verify_consistency, verify_inclusion
 from oms_core.audit.signing_key import (
     AuditSigner,
     load_public_key,
@@ -33,8 +32,9 @@ from oms_core.audit.signing_key import (
     write_public_key,
     write_signing_key,
 )
-from oms_core.audit.tree_head import SignedTreeHead, TreeHead, timestamp_ms
 from oms_core.audit.verify import verify_log
+from zero_trust.audit_tree.merkle import EMPTY_ROOT, verify_consistency, verify_inclusion
+from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead, timestamp_ms
 
 LOG_ID = "oms-test"
 T0 = 1_700_000_000.0

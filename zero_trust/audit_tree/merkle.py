@@ -19,12 +19,13 @@ import hashlib
 import hmac
 from collections.abc import Iterable, Sequence
 
-from oms_core.audit.audit_errors import MerkleProofError
+from zero_trust.audit_tree.audit_tree_errors import MerkleProofError
 
 HASH_BYTES = 32
 LEAF_PREFIX = b"\x00"  # RFC 6962 §2.1: leaf hashes and node hashes differ in their
 NODE_PREFIX = b"\x01"  # first input byte, so a node can never pass for a leaf
 EMPTY_ROOT = hashlib.sha256(b"").digest()  # MTH({}) = SHA-256()
+MAX_PROOF_NODES = 65  # a proof in a tree of < 2^64 leaves: one node per level, plus one
 
 LeafRange = tuple[int, int]  # leaves [start, end)
 

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from oms_core.audit.audit_errors import MerkleProofError
-from oms_core.audit.merkle import (
+from zero_trust.audit_tree.merkle import (
     EMPTY_ROOT,
     MerkleFrontier,
     consistency_proof,

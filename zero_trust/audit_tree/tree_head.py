@@ -22,8 +22,8 @@ from typing import Any
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
-from oms_core.audit.audit_errors import TreeHeadError
-from oms_core.audit.merkle import HASH_BYTES
+from zero_trust.audit_tree.audit_tree_errors import TreeHeadError
+from zero_trust.audit_tree.merkle import HASH_BYTES
 
 TREE_HEAD_TAG = b"oms-audit-tree-head-v1\x00"
 MAX_LOG_ID_BYTES = 255

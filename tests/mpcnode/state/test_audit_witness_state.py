@@ -1,0 +1,67 @@
+"""The node's witnessed head on disk: kept across restarts, unchanged by a refusal, and a
+file the audit key did not sign refused when read."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from mpcnode.rpc import node_pb2 as pb
+from mpcnode.state.audit_witness_state import (
+    AuditWitnessState,
+    WitnessStateError,
+    tree_head_to_proto,
+)
+from zero_trust.audit_tree.audit_tree_errors import WitnessRefused
+from zero_trust.audit_tree.merkle import consistency_proof, leaf_hash, root_hash
+from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead
+
+KEY = Ed25519PrivateKey.from_private_bytes(b"\x05" * 32)
+RAW = KEY.public_key().public_bytes_raw()
+LEAVES = [leaf_hash(hashlib.sha256(bytes([i])).digest()) for i in range(10)]
+
+
+def witness(size: int, old: int) -> pb.AuditWitness:
+    unsigned = TreeHead("oms", size, root_hash(LEAVES[:size]), 1000 + size)
+    head = SignedTreeHead(unsigned, KEY.sign(unsigned.signed_bytes()))
+    proof = consistency_proof(LEAVES, old, size) if old <= size else []
+    return pb.AuditWitness(head=tree_head_to_proto(head), consistency_proof=proof)
+
+
+def test_the_newest_head_is_kept_across_restarts(tmp_path: Path) -> None:
+    state = AuditWitnessState(tmp_path, RAW)
+    assert state.head is None
+    state.witness(witness(4, 0))
+    state.witness(witness(9, 4))
+    again = AuditWitnessState(tmp_path, RAW)
+    assert again.head is not None and again.head.tree_size == 9
+
+
+def test_a_refused_head_leaves_the_file_unchanged(tmp_path: Path) -> None:
+    state = AuditWitnessState(tmp_path, RAW)
+    state.witness(witness(9, 0))
+    before = state.head_file.read_bytes()
+    with pytest.raises(WitnessRefused, match="older than the head of 9"):
+        state.witness(witness(4, 9))
+    assert state.head_file.read_bytes() == before
+    assert AuditWitnessState(tmp_path, RAW).head == state.head
+
+
+def test_a_malformed_head_in_a_request_is_a_refusal(tmp_path: Path) -> None:
+    state = AuditWitnessState(tmp_path, RAW)
+    with pytest.raises(WitnessRefused, match="a root hash is 32 bytes"):
+        state.witness(pb.AuditWitness(head=pb.TreeHead(log_id="oms", root_hash=b"x")))
+
+
+def test_a_head_file_edited_on_disk_is_refused_at_start(tmp_path: Path) -> None:
+    state = AuditWitnessState(tmp_path, RAW)
+    state.witness(witness(9, 0))
+    edited = json.loads(state.head_file.read_text())
+    edited["tree_size"] = 3  # rolled back by someone with the node's disk
+    state.head_file.write_text(json.dumps(edited))
+    with pytest.raises(WitnessStateError, match="does not verify under the audit public key"):
+        AuditWitnessState(tmp_path, RAW)
