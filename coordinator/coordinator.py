@@ -18,7 +18,7 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Self, TypeVar
+from typing import Any, Protocol, Self, TypeVar
 
 import grpc
 
@@ -107,9 +107,34 @@ def _aborted(protocol: ProtocolName, failed: dict[int, grpc.RpcError]) -> Sessio
     return SessionAbortedError(protocol, verdict.culprit, reason)
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """Which presignature (and so which signer set) serves one attempt of a request."""
+
+    attempt: int
+    digest: bytes
+    path: tuple[int, ...]
+    public: PresignaturePublic
+
+
+class AssignmentStore(Protocol):
+    """Where a caller keeps request → assignment durably (the OMS: its database).
+
+    ``save`` must be durable when it returns: the coordinator calls it before any node is
+    asked, so that after a crash the same request is retried with the same presignature
+    and attempt, and every node answers with the σ_i it already released instead of
+    leaving the request half-signed with its presignature burnt."""
+
+    def load(self, key_id: bytes, request_id: str) -> Assignment | None: ...
+
+    def save(self, key_id: bytes, request_id: str, assignment: Assignment) -> None: ...
+
+
 class Coordinator:
-    def __init__(self, config: CoordinatorConfig, *, timeout: float = 300.0) -> None:
+    def __init__(self, config: CoordinatorConfig, *, timeout: float = 300.0,
+                 assignments: AssignmentStore | None = None) -> None:
         self.config = config
+        self.assignments = assignments
         self.threshold = config.cluster.threshold
         ca, cert, key = (config.ca.read_bytes(), config.cert.read_bytes(),
                          config.key.read_bytes())
@@ -378,8 +403,7 @@ class Coordinator:
         request_id = request_id or secrets.token_hex(16)
         root, chain_code = self._key_root(key_id)
         derived = bip32.derive(root, chain_code, tuple(path))  # a bad path fails here
-        with self._lock:
-            prior = self._assigned.get((key_id, request_id))
+        prior = self._prior_assignment(key_id, request_id)
         next_attempt = prior.attempt + 1 if prior else 0
         for n in range(2):
             if (n == 0 and prior is not None and (prior.digest, prior.path) == (digest, tuple(path))
@@ -390,12 +414,8 @@ class Coordinator:
                 public = self._take_presignature(key_id, up) or self._fresh_presignature(
                     key_id, up)
                 transcript = self._take_transcript(public.session)
-                with self._lock:
-                    self._assigned[(key_id, request_id)] = _Assignment(
-                        attempt, digest, tuple(path), public, transcript)
-                    self._assigned.move_to_end((key_id, request_id))
-                    while len(self._assigned) > ASSIGNMENTS_KEPT:
-                        self._assigned.popitem(last=False)
+                self._record_assignment(key_id, request_id, _Assignment(
+                    attempt, digest, tuple(path), public, transcript))
             req = pb.SignRequest(key_id=key_id, path=list(path), digest=digest,
                                  presignature_id=public.session,
                                  request_id=f"{request_id}/{attempt}",
@@ -428,6 +448,34 @@ class Coordinator:
                 self._attempt_all, public, req.request_id, digest, tuple(path),
                 {i: r.sigma for i, r in responses.items()}, transcript, self._identities())
             raise SessionAbortedError(ProtocolName.SIGN, culprit, reason) from exc
+
+    # --- request → presignature assignments -------------------------------------------------
+
+    def _prior_assignment(self, key_id: bytes, request_id: str) -> _Assignment | None:
+        """The last attempt of ``request_id``: kept in memory, else in the caller's store
+        (after a restart; its presign transcript is gone, so a bad share found then is
+        reported without identification)."""
+        with self._lock:
+            prior = self._assigned.get((key_id, request_id))
+        if prior is not None or self.assignments is None:
+            return prior
+        stored = self.assignments.load(key_id, request_id)
+        if stored is None:
+            return None
+        return _Assignment(stored.attempt, stored.digest, stored.path, stored.public, None)
+
+    def _record_assignment(self, key_id: bytes, request_id: str, assignment: _Assignment
+                           ) -> None:
+        """Remember an attempt's presignature, durably first (``AssignmentStore``): no node
+        is asked before the store has it."""
+        if self.assignments is not None:
+            self.assignments.save(key_id, request_id, Assignment(
+                assignment.attempt, assignment.digest, assignment.path, assignment.public))
+        with self._lock:
+            self._assigned[(key_id, request_id)] = assignment
+            self._assigned.move_to_end((key_id, request_id))
+            while len(self._assigned) > ASSIGNMENTS_KEPT:
+                self._assigned.popitem(last=False)
 
     def _take_transcript(self, presig_id: bytes) -> list[pb.Envelope] | None:
         """The kept presign/2 messages of a presignature being used (None if this

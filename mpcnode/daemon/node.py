@@ -272,9 +272,11 @@ class SignerNode:
         if prior is not None:
             return prior  # a retry: the same σ_i, and no second policy decision
         auth = req.authorization
+        if auth.nonce_at_signing:
+            _signer_sets_intersect(share)
         request = SigningRequest(auth.request_id, req.key_id, path, auth.transaction,
                                  req.digest, auth.initiator, auth.usd_price, auth.expires_at,
-                                 auth.replaces)
+                                 auth.replaces, auth.nonce_at_signing)
         # The ledger note is journaled with σ_i, durable before σ_i can leave the node.
         return self.policy.sign_authorized(request, list(auth.approvals),
                                            auth.policy_hash.hex(), self.clock(),
@@ -396,3 +398,15 @@ class SignerNode:
 
 def new_nonce() -> bytes:
     return secrets.token_bytes(32)
+
+
+def _signer_sets_intersect(share: KeyShare) -> None:
+    """Approvals that leave the nonce to the signer (``nonce_at_signing``) are safe only
+    if any two signer sets of the key share a node: that node, which remembers the one
+    transaction it signed under the request id (``request_binding``), refuses the same
+    approvals at a second nonce. With 2t ≤ n two disjoint sets could each sign one."""
+    t, n = share.public.threshold, len(share.public.parties)
+    if 2 * t <= n:
+        raise AuthorizationDenied(
+            f"this {t}-of-{n} key has disjoint signer sets: its approvals must bind the "
+            "transaction's nonce (a request with the nonce chosen at signing is refused)")

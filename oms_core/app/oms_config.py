@@ -11,6 +11,13 @@
     [policy]    bootstrap_bundle: an admin-signed bundle adopted when the OMS has none
     [sessions]  idle_timeout_seconds, absolute_timeout_seconds, max_per_user
     [risk]      wallet_value_usd: what the threshold key controls (for ``oms risk report``)
+    [chain]     chain_id, holding_address (the threshold key's address, checked against
+                the key at start), endpoints (name = URL, one or more: every head,
+                receipt and broadcast is cross-checked across them), confirmations,
+                confirm_timeout_seconds, poll_seconds, max_fee_cap_gwei,
+                recovery_seconds (the total time recovery at start may wait for
+                confirmations), recovery_interval_seconds (how often it runs again);
+                without [chain] the OMS signs only (no broadcast)
 
 Relative paths are relative to the file's directory. The file is checked against a strict
 schema: unknown sections and keys are refused, so a misspelt setting never falls back to a
@@ -26,13 +33,15 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
+from ethereum.addresses import is_checksum_consistent
 from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.ceremony.config_fields import Address
 from mpcnode.core.config_schema import ConfigError, StrictConfig, dumps, load
+from oms_core.app.chain_gateway import ChainConfig
 from oms_core.app.login_sessions import SessionPolicy
 from oms_core.app.service import DAY_S, OmsConfig
 from zero_trust.authorization import MAX_APPROVAL_LIFETIME_S, RelyingParty
@@ -40,6 +49,7 @@ from zero_trust.policy.policy_canonical import decimal_text
 from zero_trust.policy.usd import parse_usd
 
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
+_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SYMBOL = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _HEADER = ("# OMS configuration (oms serve --config). Relative paths are relative to this "
            "file's directory.\n# Prices are FIXED (no oracle yet): the risk report flags "
@@ -53,6 +63,21 @@ class TlsFiles:
     cert: Path
     key: Path
     ca: Path
+
+
+@dataclass(frozen=True)
+class ChainSettingsFile:
+    """The [chain] section: where ``oms serve`` broadcasts and follows transactions."""
+
+    chain_id: int
+    holding_address: str  # lower-case 0x; the threshold key's address
+    endpoints: Mapping[str, str]  # name → JSON-RPC URL
+    confirmations: int = 1
+    confirm_timeout_s: float = 120.0
+    poll_s: float = 0.5
+    max_fee_cap_wei: int | None = None
+    recovery_s: float = 30.0
+    recovery_interval_s: float = 10.0
 
 
 @dataclass(frozen=True)
@@ -74,6 +99,7 @@ class OmsSettings:
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
     request_ttl_s: float = DAY_S
     wallet_value_usd: Decimal = Decimal(0)
+    chain: ChainSettingsFile | None = None
 
     def read_audit_passphrase(self) -> bytes:
         """The audit key's passphrase; the file must be private to its owner."""
@@ -90,11 +116,13 @@ class OmsSettings:
                               f"(mode {mode:04o}); chmod 600 it")
         return data.strip()
 
-    def core_config(self, cluster: ClusterConfig) -> OmsConfig:
+    def core_config(self, cluster: ClusterConfig, chain: ChainConfig | None = None
+                    ) -> OmsConfig:
         """The OmsCore's configuration; the admins and their quorum are the ceremony's."""
         return OmsConfig(self.db, self.key_id, self.rp, dict(cluster.admins),
                          cluster.admin_quorum, request_ttl_s=self.request_ttl_s,
-                         sessions=self.sessions)
+                         sessions=self.sessions, chain=chain,
+                         nonce_at_signing=2 * cluster.threshold > len(cluster.nodes))
 
 
 def load_settings(path: Path) -> OmsSettings:
@@ -117,7 +145,7 @@ def dump_settings(settings: OmsSettings) -> str:
         return Path(os.path.relpath(p, base)).as_posix()
 
     s = settings.sessions
-    doc: dict[str, Mapping[str, str | int]] = {
+    doc: dict[str, Mapping[str, Any]] = {
         "oms": {"db": rel(settings.db), "listen": settings.listen,
                 "key_id": settings.key_id.hex(),
                 "request_ttl_seconds": int(settings.request_ttl_s)},
@@ -137,7 +165,21 @@ def dump_settings(settings: OmsSettings) -> str:
                        "absolute_timeout_seconds": int(s.absolute_timeout_s),
                        "max_per_user": s.max_sessions_per_user}
     doc["risk"] = {"wallet_value_usd": decimal_text(settings.wallet_value_usd)}
+    if settings.chain is not None:
+        doc["chain"] = _chain_doc(settings.chain)
     return dumps(doc, header=_HEADER)
+
+
+def _chain_doc(c: ChainSettingsFile) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "chain_id": c.chain_id, "holding_address": c.holding_address,
+        "confirmations": c.confirmations, "confirm_timeout_seconds": c.confirm_timeout_s,
+        "poll_seconds": c.poll_s, "recovery_seconds": c.recovery_s,
+        "recovery_interval_seconds": c.recovery_interval_s,
+        "endpoints": dict(c.endpoints)}
+    if c.max_fee_cap_wei is not None:
+        out["max_fee_cap_gwei"] = c.max_fee_cap_wei // 10**9
+    return out
 
 
 # --------------------------------------------------------------------------- the schema
@@ -222,6 +264,33 @@ class _RiskSection(StrictConfig):
     wallet_value_usd: _Usd = Decimal(0)
 
 
+def _address(text: str) -> str:
+    if not _ADDRESS.fullmatch(text):
+        raise ValueError("must be a 0x-prefixed 20-byte hex address")
+    if text != text.lower() and not is_checksum_consistent(text):
+        raise ValueError("mixed-case address with a wrong EIP-55 checksum")
+    return text.lower()
+
+
+def _url(text: str) -> str:
+    if not text.startswith(("http://", "https://")):
+        raise ValueError("must be an http:// or https:// JSON-RPC URL")
+    return text
+
+
+class _ChainSection(StrictConfig):
+    chain_id: Annotated[int, Field(ge=1)]
+    holding_address: Annotated[str, AfterValidator(_address)]
+    endpoints: Annotated[dict[Annotated[str, AfterValidator(_symbol)],
+                              Annotated[str, AfterValidator(_url)]], Field(min_length=1)]
+    confirmations: Annotated[int, Field(ge=1, le=64)] = 1
+    confirm_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 120.0
+    poll_seconds: Annotated[float, Field(gt=0, le=60)] = 0.5
+    max_fee_cap_gwei: Annotated[int, Field(ge=1)] | None = None
+    recovery_seconds: Annotated[float, Field(gt=0, le=3600)] = 30.0
+    recovery_interval_seconds: Annotated[float, Field(gt=0, le=3600)] = 10.0
+
+
 class _OmsToml(StrictConfig):
     """The whole file; [tls], [policy], [sessions], [risk] and [prices] may be left out."""
 
@@ -236,6 +305,7 @@ class _OmsToml(StrictConfig):
     policy: _PolicySection = _PolicySection()
     sessions: _SessionsSection = _SessionsSection()
     risk: _RiskSection = _RiskSection()
+    chain: _ChainSection | None = None
 
 
 def _settings(path: Path, doc: _OmsToml) -> OmsSettings:
@@ -258,4 +328,10 @@ def _settings(path: Path, doc: _OmsToml) -> OmsSettings:
         sessions=SessionPolicy(float(sessions.idle_timeout_seconds),
                                float(sessions.absolute_timeout_seconds), sessions.max_per_user),
         request_ttl_s=float(doc.oms.request_ttl_seconds),
-        wallet_value_usd=doc.risk.wallet_value_usd)
+        wallet_value_usd=doc.risk.wallet_value_usd,
+        chain=None if doc.chain is None else ChainSettingsFile(
+            doc.chain.chain_id, doc.chain.holding_address, dict(doc.chain.endpoints),
+            doc.chain.confirmations, doc.chain.confirm_timeout_seconds,
+            doc.chain.poll_seconds,
+            None if doc.chain.max_fee_cap_gwei is None else doc.chain.max_fee_cap_gwei * 10**9,
+            doc.chain.recovery_seconds, doc.chain.recovery_interval_seconds))

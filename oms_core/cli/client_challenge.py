@@ -32,11 +32,13 @@ class ToSign:
     challenge: bytes
     transaction: UnsignedTx
     expires_at: int  # epoch seconds: the nodes refuse the assertion after it
+    nonce_at_signing: bool = False  # the OMS picks the nonce when it signs (one per request)
 
     def describe(self) -> str:
         """One line a person can check before touching the authenticator."""
         tx = self.transaction
-        text = (f"chain {tx.chain_id}, nonce {tx.nonce}, to {tx.to_address}, "
+        nonce = "chosen at signing" if self.nonce_at_signing else str(tx.nonce)
+        text = (f"chain {tx.chain_id}, nonce {nonce}, to {tx.to_address}, "
                 f"value {tx.value} wei")
         try:
             call = erc20.decode(tx.data)
@@ -81,7 +83,7 @@ def challenge_to_sign(view: pb.RequestView, request_id: str) -> ToSign:
     if challenge != view.challenge:
         raise ChallengeCheckError(f"request {request_id}: the server's challenge is not the "
                                   "one this transaction and policy yield; refusing to sign")
-    return ToSign(challenge, tx, signing.expires_at)
+    return ToSign(challenge, tx, signing.expires_at, signing.nonce_at_signing)
 
 
 def _destinations(tx: UnsignedTx) -> set[str]:

@@ -9,6 +9,7 @@ finish, close the core and the coordinator.
 
 from __future__ import annotations
 
+import json
 import logging
 import signal
 import sys
@@ -20,13 +21,17 @@ import grpc
 
 from coordinator.coordinator import Coordinator
 from coordinator.oms_signer import CoordinatorSigner
+from ethereum.addresses import ethereum_address
 from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.crypto.group import Point
 from mpcnode.transport.net_address import parse_address, refuse_taken
+from oms_core.app.chain_gateway import ChainConfig, ChainSettings
 from oms_core.app.oms_config import OmsSettings
 from oms_core.app.oms_errors import NotFound
 from oms_core.app.service import OmsCore
 from oms_core.audit.signing_key import load_signer
 from oms_core.chain.prices import FixedPrices
+from oms_core.chain.web3_endpoint import Web3Endpoint
 from oms_core.daemon.core_thread import CoreThread
 from oms_core.daemon.oms_server import OmsService, ServerTls, running_server
 from oms_core.daemon.rpc_status import status_of
@@ -37,22 +42,78 @@ log = logging.getLogger("oms")
 
 @contextmanager
 def open_core(settings: OmsSettings) -> Iterator[CoreThread]:
-    """The core over the cluster of ``settings``, with its bootstrap policy adopted."""
+    """The core over the cluster of ``settings``, with its bootstrap policy adopted, its
+    chain endpoints checked, and the coordinator's assignments kept in its database."""
     coordinator_config = load_coordinator_config(settings.cluster_dir)
     audit_signer = load_signer(settings.audit_key, settings.read_audit_passphrase())
     prices = FixedPrices(settings.prices)
     bootstrap = (settings.bootstrap_bundle.read_bytes()
                  if settings.bootstrap_bundle is not None else None)
+    chain = chain_config(settings)
     with Coordinator(coordinator_config) as coordinator:
         signer = CoordinatorSigner(coordinator, settings.key_id)
-        core = CoreThread(lambda: OmsCore(settings.core_config(coordinator_config.cluster),
+        core = CoreThread(lambda: OmsCore(settings.core_config(coordinator_config.cluster,
+                                                               chain),
                                           signer, prices, audit_signer))
         try:
+            coordinator.assignments = core.run(lambda c: c.assignments)
             if bootstrap is not None:
                 _adopt(core, bootstrap, settings)
+            if chain is not None:
+                _check_chain(core, coordinator, settings)
             yield core
         finally:
             core.close()
+
+
+def chain_config(settings: OmsSettings) -> ChainConfig | None:
+    """The [chain] section as the core's chain configuration (endpoints over HTTP)."""
+    c = settings.chain
+    if c is None:
+        return None
+    endpoints = tuple(Web3Endpoint.http(url, name) for name, url in c.endpoints.items())
+    return ChainConfig(endpoints, c.chain_id, ChainSettings(
+        sender=c.holding_address, confirmations=c.confirmations,
+        confirm_timeout_s=c.confirm_timeout_s, poll_s=c.poll_s,
+        max_fee_cap=c.max_fee_cap_wei))
+
+
+def _check_chain(core: CoreThread, coordinator: Coordinator, settings: OmsSettings) -> None:
+    """Every endpoint serves the configured chain, and the holding address is the
+    threshold key's: a typo there would sign nonces of an address the key does not own."""
+    assert settings.chain is not None
+    try:
+        core.run(lambda c: c.chain.check() if c.chain is not None else None)
+        key = coordinator.key_info(settings.key_id)
+        address = ethereum_address(Point.from_bytes(key.public_key)).lower()
+    except Exception as exc:
+        raise StartupError(f"[chain] in {settings.path}: {type(exc).__name__}: {exc}") \
+            from exc
+    if address != settings.chain.holding_address:
+        raise StartupError(f"chain.holding_address in {settings.path}: "
+                           f"{settings.chain.holding_address} is not the address of key "
+                           f"{settings.key_id.hex()[:16]}… ({address})")
+
+
+def recover(core: CoreThread, budget_s: float) -> None:
+    """One recovery round (``RequestSigning.recover``), its outcome logged."""
+    result = core.run(lambda c: c.recover(budget_s))
+    log.info(json.dumps({"event": "recovery", "settled": [r.request_id for r in result.settled],
+                         "in_flight": {r.request_id: r.state.value for r in result.in_flight},
+                         "notes": list(result.notes)}))
+
+
+def _keep_recovering(core: CoreThread, settings: OmsSettings, stop: threading.Event) -> None:
+    """Recovery again every ``recovery_interval_seconds``: what the chain had not confirmed
+    at start (or a signing a node outage held up) is finished without a restart."""
+    if settings.chain is None:
+        return
+    while not stop.wait(settings.chain.recovery_interval_s):
+        try:
+            recover(core, min(settings.chain.recovery_s, settings.chain.recovery_interval_s))
+        except Exception as exc:  # the next round tries again
+            log.warning(json.dumps({"event": "recovery_failed",
+                                    "error": f"{type(exc).__name__}: {exc}"}))
 
 
 class StartupError(OmsCoreError):
@@ -92,11 +153,16 @@ def serve(settings: OmsSettings, *, stop: threading.Event | None = None,
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(message)s")
     tls = server_tls(settings)
     refuse_taken(*parse_address(settings.listen))  # before a second copy opens the state
-    with _stop_event(stop) as event, open_core(settings) as core, \
-            running_server(OmsService(core), settings.listen, tls) as (_server, port):
-        if on_ready is not None:
-            on_ready(port)
-        event.wait()
+    with _stop_event(stop) as event, open_core(settings) as core:
+        recover(core, settings.chain.recovery_s if settings.chain else 0.0)
+        with running_server(OmsService(core), settings.listen, tls) as (_server, port):
+            keeper = threading.Thread(target=_keep_recovering, args=(core, settings, event),
+                                      name="oms-recovery", daemon=True)
+            keeper.start()
+            if on_ready is not None:
+                on_ready(port)
+            event.wait()
+            keeper.join()
         log.info('{"event": "stopping"}')
     return 0
 

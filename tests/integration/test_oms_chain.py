@@ -39,6 +39,7 @@ from oms_core.app.chain_gateway import ChainConfig, ChainSettings
 from oms_core.app.circuit_breakers import ProtocolPaused, TvlWatch
 from oms_core.app.oms_errors import AuthError, NotFound, PermissionDenied
 from oms_core.app.requests.request_lifecycle import State
+from oms_core.app.requests.request_signing import signed_request
 from oms_core.app.requests.request_store import Request
 from oms_core.app.service import OmsConfig, OmsCore
 from oms_core.app.tx_builder import Submission
@@ -531,7 +532,7 @@ def test_pause_after_submission_blocks_before_signing(desk: Desk) -> None:
     asked = len(desk.world.signer.asked)
     with paused(desk), pytest.raises(ProtocolPaused, match="protocol demo-dex is paused"):
         desk.confirm(req)
-    assert_blocked_before_signing(desk, req, _nonce_of(req), asked,
+    assert_blocked_before_signing(desk, req, _nonce_of(desk, req), asked,
                                   "protocol demo-dex is paused since")
 
 
@@ -543,8 +544,18 @@ def test_paused_protocol_does_not_block_other_destinations(desk: Desk) -> None:
         assert desk.confirm(req).state is State.CONFIRMED
 
 
-def _nonce_of(req: Request) -> int:
-    return decode_unsigned(SigningRequest.from_canonical(req.payload).transaction).nonce
+def _nonce_of(desk: Desk, req: Request) -> int:
+    """The nonce the request was (or is being) signed with: chosen at signing."""
+    stored = desk.core.requests.get(req.request_id)
+    return decode_unsigned(signed_request(desk.core.conn, stored).transaction).nonce
+
+
+def _holds_no_nonce(desk: Desk, req: Request) -> None:
+    """A request not yet signed holds no nonce: its approvals leave it to signing time."""
+    assert SigningRequest.from_canonical(req.payload).nonce_at_signing
+    assert desk.core.chain is not None
+    owners = {r.owner for r in desk.core.chain.nonces.records(EMBEDDED, desk.world.sender)}
+    assert req.request_id not in owners
 
 
 @pytest.mark.parametrize(("build", "reason"), [
@@ -563,7 +574,7 @@ def test_reverting_call_is_blocked_with_the_revert_reason(
         desk.confirm(req)
     assert blocked.value.reason == reason
     assert str(blocked.value) == f"simulation blocked the transaction: {reason}"
-    assert_blocked_before_signing(desk, req, _nonce_of(req), asked, reason)
+    assert_blocked_before_signing(desk, req, _nonce_of(desk, req), asked, reason)
     assert onchain_nonce(w3, desk.world.address) == onchain
 
 
@@ -588,7 +599,7 @@ def test_over_slippage_trade_is_blocked_with_figure_and_split(
     assert parts == quote.suggested_parts > 1
     assert size * 10**6 == quote.suggested_part_size
     assert parts * quote.suggested_part_size >= BIG_TRADE_USDC
-    assert_blocked_before_signing(desk, req, _nonce_of(req), asked, name + ": slippage")
+    assert_blocked_before_signing(desk, req, _nonce_of(desk, req), asked, name + ": slippage")
 
 
 def test_one_part_of_the_suggested_split_is_signed_and_confirmed(
@@ -693,7 +704,7 @@ def test_restart_between_broadcast_and_confirmation_confirms_once(
     fresh = [SwitchableEndpoint(Web3Endpoint(w3, n), n) for n in ("rpc-a", "rpc-b")]
     restarted = reopen(desk, fresh)
     try:
-        assert restarted.core.recover() == []  # nothing left for an operator
+        assert restarted.core.recover().in_flight == ()  # nothing left for an operator
         final = restarted.core.requests.get(req.request_id)
         assert_confirmed_on_chain(w3, final, world.address)
         assert final.tx_hash == killed.tx_hash
@@ -736,11 +747,11 @@ def test_disagreeing_endpoints_stop_broadcast_until_they_agree(world: World) -> 
             Web3.to_checksum_address(world.address), "pending") == nonce
 
         # still disagreeing: recovery sends nothing and reports the request as in flight
-        assert [r.request_id for r in desk.core.recover()] == [req.request_id]
+        assert [r.request_id for r in desk.core.recover().in_flight] == [req.request_id]
         assert desk.state(req.request_id) is State.SIGNED and honest.sent == []
 
         forked.fake_head = False
-        assert desk.core.recover() == []
+        assert desk.core.recover().in_flight == ()
         final = desk.core.requests.get(req.request_id)
         assert_confirmed_on_chain(w3, final, world.address)
         assert final.tx_hash == signed.tx_hash
@@ -761,38 +772,63 @@ def _next_transfer_uses(desk: Desk, nonce: int) -> None:
     """The nonce given back serves the next request, which the chain then confirms (a nonce
     left reserved would leave a gap: every later transaction would wait behind it)."""
     req = desk.confirm(desk.submit(Submission("ETH", "0.01", TREASURY)))
-    assert _nonce_of(req) == nonce
+    assert _nonce_of(desk, req) == nonce
     assert_confirmed_on_chain(desk.world.w3, req, desk.world.address)
 
 
-def test_rejected_request_gives_its_nonce_back(world: World) -> None:
+def test_rejected_request_leaves_no_gap(world: World) -> None:
     desk = _embedded_desk(world, "reject")
     try:
         req = desk.submit(Submission("ETH", "0.01", TREASURY))
-        nonce = _nonce_of(req)
-        assert nonce == onchain_nonce(world.w3, world.address)
-        assert desk.nonce_state(EMBEDDED, nonce) is NonceState.RESERVED
+        nonce = onchain_nonce(world.w3, world.address)
+        _holds_no_nonce(desk, req)
         rejected = desk.core.reject(desk.login("rita"), req.request_id, "not today")
         assert rejected.state is State.REJECTED
-        assert desk.nonce_state(EMBEDDED, nonce) is NonceState.RELEASED
+        assert desk.nonce_state(EMBEDDED, nonce) is None
         _next_transfer_uses(desk, nonce)
     finally:
         desk.core.close()
 
 
-def test_expired_request_gives_its_nonce_back(world: World) -> None:
+def test_expired_request_leaves_no_gap(world: World) -> None:
     desk = _embedded_desk(world, "expire", request_ttl_s=1.0)
     try:
         req = desk.confirm(desk.submit(Submission("ETH", "3000", TREASURY)))  # over the limit
         assert req.state is State.PENDING_APPROVAL
-        nonce = _nonce_of(req)
+        nonce = onchain_nonce(world.w3, world.address)
+        _holds_no_nonce(desk, req)
         time.sleep(1.2)
         assert desk.core.pending(desk.login("rita")) == ()
         assert desk.state(req.request_id) is State.EXPIRED
-        assert desk.nonce_state(EMBEDDED, nonce) is NonceState.RELEASED
+        assert desk.nonce_state(EMBEDDED, nonce) is None
         # The next request gets an ordinary deadline (one second may pass while signing).
         desk.core.context.config = dataclasses.replace(desk.core.config, request_ttl_s=3600.0)
         _next_transfer_uses(desk, nonce)
+    finally:
+        desk.core.close()
+
+
+def test_a_request_waiting_for_approval_strands_nothing_signed_after_it(world: World) -> None:
+    """The order in which requests are approved is not the order they were made in: a
+    request waiting for the risk officer holds no nonce, so transfers signed meanwhile are
+    mined at once, and its rejection afterwards leaves no gap either."""
+    desk = _embedded_desk(world, "out-of-order")
+    try:
+        start = onchain_nonce(world.w3, world.address)
+        waiting = desk.confirm(desk.submit(Submission("ETH", "3000", TREASURY)))
+        assert waiting.state is State.PENDING_APPROVAL
+        later = [desk.confirm(desk.submit(Submission("ETH", "0.01", TREASURY)))
+                 for _ in range(2)]
+        for i, req in enumerate(later):
+            assert_confirmed_on_chain(world.w3, desk.core.requests.get(req.request_id),
+                                      world.address)
+            assert _nonce_of(desk, req) == start + i
+        _holds_no_nonce(desk, waiting)
+        desk.core.reject(desk.login("rita"), waiting.request_id, "too large today")
+        _next_transfer_uses(desk, start + 2)
+        assert onchain_nonce(world.w3, world.address) == start + 3
+        assert world.w3.eth.get_transaction_count(
+            Web3.to_checksum_address(world.address), "pending") == start + 3
     finally:
         desk.core.close()
 

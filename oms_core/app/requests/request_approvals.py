@@ -8,7 +8,6 @@ signing.
 
 from __future__ import annotations
 
-from ethereum.transactions import decode_unsigned
 from oms_core.app.assertion_check import verify_assertion
 from oms_core.app.core_context import CoreContext
 from oms_core.app.oms_db import transaction
@@ -135,5 +134,4 @@ class RequestApprovals:
         """A request that will never be signed gives its nonce back: left reserved, it
         would be a gap that every later transaction of the address waits behind."""
         if self._ctx.chain is not None:
-            signing = SigningRequest.from_canonical(req.payload)
-            self._ctx.chain.release(decode_unsigned(signing.transaction))
+            self._ctx.chain.release_for(req.request_id)
