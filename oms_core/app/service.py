@@ -151,8 +151,8 @@ class OmsCore:
     def approvers_of(self, request_id: str) -> list[str]:
         return self._approvals.approvers_of(request_id)
 
-    def recover(self, budget_s: float = 30.0) -> Recovery:
-        return self._signing.recover(budget_s)
+    def recover(self, budget_s: float = 30.0, *, startup: bool = True) -> Recovery:
+        return self._signing.recover(budget_s, startup=startup)
 
     def resolve(self, request_id: str, outcome: State, *, operator: str, reason: str
                 ) -> Request:

@@ -95,12 +95,15 @@ def _check_chain(core: CoreThread, coordinator: Coordinator, settings: OmsSettin
                            f"{settings.key_id.hex()[:16]}… ({address})")
 
 
-def recover(core: CoreThread, budget_s: float) -> None:
+def recover(core: CoreThread, budget_s: float, *, startup: bool = True) -> None:
     """One recovery round (``RequestSigning.recover``), its outcome logged."""
-    result = core.run(lambda c: c.recover(budget_s))
-    log.info(json.dumps({"event": "recovery", "settled": [r.request_id for r in result.settled],
-                         "in_flight": {r.request_id: r.state.value for r in result.in_flight},
-                         "notes": list(result.notes)}))
+    result = core.run(lambda c: c.recover(budget_s, startup=startup))
+    if result.found or result.settled or result.notes:
+        log.info(json.dumps({
+            "event": "recovery", "found": {rid: s.value for rid, s in result.found},
+            "settled": {r.request_id: r.state.value for r in result.settled},
+            "in_flight": {r.request_id: r.state.value for r in result.in_flight},
+            "notes": list(result.notes)}))
 
 
 def _keep_recovering(core: CoreThread, settings: OmsSettings, stop: threading.Event) -> None:
@@ -110,7 +113,8 @@ def _keep_recovering(core: CoreThread, settings: OmsSettings, stop: threading.Ev
         return
     while not stop.wait(settings.chain.recovery_interval_s):
         try:
-            recover(core, min(settings.chain.recovery_s, settings.chain.recovery_interval_s))
+            recover(core, min(settings.chain.recovery_s, settings.chain.recovery_interval_s),
+                    startup=False)
         except Exception as exc:  # the next round tries again
             log.warning(json.dumps({"event": "recovery_failed",
                                     "error": f"{type(exc).__name__}: {exc}"}))

@@ -46,11 +46,13 @@ class Signer(Protocol):
 
 @dataclass(frozen=True)
 class Recovery:
-    """What one recovery round did: requests it settled, those still in flight, notes."""
+    """What one recovery round did: the requests it found unsettled (with their state
+    then), those it settled, those still in flight, and notes."""
 
     settled: tuple[Request, ...]
     in_flight: tuple[Request, ...]
     notes: tuple[str, ...]
+    found: tuple[tuple[str, State], ...] = ()
 
 
 class RequestSigning:
@@ -137,7 +139,7 @@ class RequestSigning:
 
     # --- recovery ----------------------------------------------------------------------
 
-    def recover(self, budget_s: float = 30.0) -> Recovery:
+    def recover(self, budget_s: float = 30.0, *, startup: bool = True) -> Recovery:
         """After a restart (and periodically): settle every request a crash left behind.
 
         - approved, not claimed: claimed and signed now (or expired, its nonce given back);
@@ -148,7 +150,9 @@ class RequestSigning:
 
         Confirmations of all of them are polled together, within ``budget_s`` in total,
         not one timeout after another; what is still unconfirmed then stays broadcast for
-        the next round. The local nonces are reconciled with the chain first.
+        the next round. The local nonces are reconciled with the chain first. At start-up
+        each request found is audited (``recover_in_flight``); the periodic rounds after it
+        (``startup`` False) audit only what they change.
         """
         ctx = self._ctx
         deadline = time.monotonic() + budget_s
@@ -157,15 +161,18 @@ class RequestSigning:
             with transaction(ctx.conn):
                 for expired in ctx.requests.expire_due(ctx.clock()):
                     self._give_back(expired)
-            for found in ctx.requests.recover_in_flight(ctx.clock()) \
-                    + ctx.requests.list(State.APPROVED):
-                notes += self._advance(found.request_id)
+            found = (ctx.requests.recover_in_flight(ctx.clock()) if startup else
+                     tuple(r for s in sorted(IN_FLIGHT) for r in ctx.requests.list(s))) \
+                + ctx.requests.list(State.APPROVED)
+            for req in found:
+                notes += self._advance(req.request_id)
             waiting = list(ctx.requests.list(State.BROADCAST))
         settled = self._follow(waiting, deadline)
         with ctx.lock:
             left = tuple(ctx.requests.get(r.request_id) for r in
                          ctx.requests.recover_in_flight(ctx.clock()))
-        return Recovery(tuple(settled), left, tuple(notes))
+        return Recovery(tuple(settled), left, tuple(notes),
+                        tuple((r.request_id, r.state) for r in found))
 
     def _advance(self, request_id: str) -> list[str]:
         """One in-flight request moved as far as it goes without waiting for a block."""
