@@ -19,7 +19,7 @@ from oms_core.app.requests.request_signing import RESOLUTIONS
 from oms_core.app.service import OmsCore
 from oms_core.audit.signing_key import load_signer
 from oms_core.chain.prices import FixedPrices
-from oms_core.cli.exit_status import EXIT_OK
+from oms_core.cli.exit_status import EXIT_OK, EXIT_REFUSED, fail, one_line
 from oms_core.daemon.runtime import chain_config
 from oms_core.oms_core_errors import OmsCoreError
 from zero_trust.authorization import SigningRequest
@@ -56,6 +56,8 @@ def _resolve(args: argparse.Namespace) -> int:
     try:
         req = core.resolve(args.request_id, parse_state(args.outcome),
                            operator=args.operator, reason=args.reason)
+    except OmsCoreError as exc:  # the OMS's refusal, as the daemon would say it
+        return fail(one_line(exc), EXIT_REFUSED)
     finally:
         core.close()
     print(f"request {req.request_id} is {req.state.value}")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,7 +38,13 @@ from mpcnode.ceremony.cluster_file import load_cluster_config
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.chain_gateway import ChainConfig, ChainSettings
 from oms_core.app.circuit_breakers import ProtocolPaused, TvlWatch
-from oms_core.app.oms_errors import AuthError, NotFound, PermissionDenied
+from oms_core.app.oms_errors import (
+    AuthError,
+    InvalidInputError,
+    NotFound,
+    PermissionDenied,
+    WrongStateError,
+)
 from oms_core.app.requests.request_lifecycle import State
 from oms_core.app.requests.request_signing import signed_request
 from oms_core.app.requests.request_store import Request
@@ -761,6 +768,67 @@ def test_disagreeing_endpoints_stop_broadcast_until_they_agree(world: World) -> 
 
 
 # --------------------------------------------------------------------------- nonces
+
+
+def test_an_operator_resolves_only_what_cannot_be_signed_or_mined_any_more(
+        world: World) -> None:
+    """``oms resolve``: every settlement audited with the operator and reason; refused
+    where it would lose a signature, leave a nonce unused below later transactions, or
+    call a transaction confirmed that the chain does not show."""
+    w3 = world.w3
+    honest = SwitchableEndpoint(Web3Endpoint(w3, "rpc-honest"), "rpc-honest")
+    forked = SwitchableEndpoint(Web3Endpoint(w3, "rpc-forked"), "rpc-forked")
+    desk = open_desk(world, "resolve", [honest, forked], EMBEDDED)
+    core = desk.core
+    try:
+        # signed, never sent (the endpoints disagree): neither failed nor confirmed by hand
+        stuck = desk.submit(Submission("ETH", "0.01", TREASURY))
+        forked.fake_head = True
+        with pytest.raises(EndpointsDisagree):
+            desk.confirm(stuck)
+        forked.fake_head = False
+        assert desk.state(stuck.request_id) is State.SIGNED
+        with pytest.raises(WrongStateError, match="may still be mined, and failing it would "
+                                                  "leave its nonce unused"):
+            core.resolve(stuck.request_id, State.FAILED, operator="olga", reason="gone?")
+        with pytest.raises(WrongStateError, match="do not show its transaction confirmed"):
+            core.resolve(stuck.request_id, State.CONFIRMED, operator="olga", reason="seen")
+        with pytest.raises(InvalidInputError, match="needs a reason"):
+            core.resolve(stuck.request_id, State.FAILED, operator="olga", reason=" ")
+        with pytest.raises(InvalidInputError, match="must be one of: confirmed, failed"):
+            core.resolve(stuck.request_id, State.EXPIRED, operator="olga", reason="x")
+        # sent behind the operator's back: now the chain shows it, so "confirmed" is allowed
+        assert stuck.request_id in {r.request_id for r in core.recover(5.0).settled}
+        with pytest.raises(WrongStateError, match="only an approved or in-flight request"):
+            core.resolve(stuck.request_id, State.FAILED, operator="olga", reason="late")
+
+        # claimed for signing, no node asked yet: failed, and it held no nonce
+        asked_before = len(world.signer.asked)
+        idle = desk.submit(Submission("ETH", "0.01", TREASURY))
+        core.requests.transition(idle.request_id, State.APPROVED, actor="test", at=time.time(),
+                                 reason="approved for the test")
+        core.requests.claim_for_signing(idle.request_id, now=time.time())
+        done = core.resolve(idle.request_id, State.FAILED, operator="olga",
+                            reason="withdrawn by the desk")
+        assert done.state is State.FAILED and len(world.signer.asked) == asked_before
+        _holds_no_nonce(desk, idle)
+        # claimed and the nodes asked (an assignment recorded): never failed by hand
+        asked = desk.submit(Submission("ETH", "0.01", TREASURY))
+        core.requests.transition(asked.request_id, State.APPROVED, actor="test",
+                                 at=time.time(), reason="approved for the test")
+        core.requests.claim_for_signing(asked.request_id, now=time.time())
+        core.conn.execute("INSERT INTO signing_assignments VALUES (?, ?, 0, ?, '[]', ?, "
+                          "'[1, 2]', 0)", (world.key_id, asked.request_id, b"\x00" * 32,
+                                           b"presignature"))
+        with pytest.raises(WrongStateError, match="may have released their shares"):
+            core.resolve(asked.request_id, State.FAILED, operator="olga", reason="stuck")
+        audited = [json.loads(d) for (d,) in core.conn.execute(
+            "SELECT details FROM audit_entries WHERE action = 'request.resolve' "
+            "AND actor = 'operator:olga'")]
+        assert audited == [{"from": "signing", "to": "failed",
+                            "reason": "withdrawn by the desk"}]
+    finally:
+        desk.core.close()
 
 
 def _embedded_desk(world: World, name: str, request_ttl_s: float = 3600.0) -> Desk:

@@ -117,6 +117,8 @@ from oms_core.cli.oms_cli import main
 sys.exit(main(sys.argv[1:]))
 """
 TERMINAL = {"confirmed", "failed", "rejected", "expired"}
+UNKNOWN = "0x" + "99" * 20
+_AUTHENTICATOR_FILES = threading.Lock()
 
 
 @dataclass
@@ -247,6 +249,10 @@ class Trader:
         return self.instance.people / f"{self.user}.authenticator.json"
 
     def _assert(self, challenge: bytes) -> bytes:
+        with _AUTHENTICATOR_FILES:  # one counter per credential, raised one at a time
+            return self._assert_now(challenge)
+
+    def _assert_now(self, challenge: bytes) -> bytes:
         path = self._authenticator_file()
         authenticator = load_authenticator(path)
         assertion = authenticator.get_assertion(DEMO_RP.rp_id, DEMO_RP.origin, challenge,
@@ -254,16 +260,19 @@ class Trader:
         save_authenticator(path, authenticator)
         return assertion.to_json()
 
+    def login(self) -> None:
+        with OmsClient(self.instance.target, ca_pem=None, timeout=60) as client:
+            challenge = client.login_begin(self.user)
+            self.token = client.login_finish(self.user, self._assert(challenge)).token
+
     def _with_retries(self, action: str, rid: str,
                       fn: Callable[[OmsClient], pb.RequestView]) -> pb.RequestView:
         deadline = time.monotonic() + 120
         while True:
             try:
+                if not self.token:
+                    self.login()
                 with OmsClient(self.instance.target, ca_pem=None, timeout=60) as client:
-                    if not self.token:
-                        challenge = client.login_begin(self.user)
-                        self.token = client.login_finish(self.user,
-                                                         self._assert(challenge)).token
                     return fn(client)
             except OmsCallError as exc:
                 if time.monotonic() > deadline:
@@ -358,7 +367,8 @@ def _wait_settled(instance: Instance, trader: Trader, rids: list[str], timeout: 
         time.sleep(0.3)
 
 
-def check_outcome(instance: Instance, oms: OmsProcess, small: list[str], big: str) -> None:
+def check_outcome(instance: Instance, oms: OmsProcess, small: list[str], big: str,
+                  capsys: pytest.CaptureFixture[str]) -> None:
     oms.stop()
     db = instance.config.parent / "oms.sqlite3"
     conn = sqlite3.connect(db)
@@ -391,6 +401,13 @@ def check_outcome(instance: Instance, oms: OmsProcess, small: list[str], big: st
         assert nonces[rid] == tx["nonce"]
     assert sorted(chain_nonces) == list(range(mined - len(small), mined))  # one each
     assert len(set(nonces.values())) == len(nonces)  # no nonce given to two requests
+    # What recovery must not settle, an operator cannot either: the big one waits.
+    capsys.readouterr()
+    assert oms_main(["resolve", big, "--as", "failed", "--reason", "tidy up", "--operator",
+                     "olga", "--config", str(instance.config)]) == 1
+    assert capsys.readouterr().err == (
+        f"WrongStateError: request {big} (pending_approval): only an approved or "
+        "in-flight request is resolved\n")
     # The audit log verifies.
     assert oms_main(["audit", "verify", "--db", str(db), "--public-key",
                      str(instance.config.parent / "audit.pub.pem")]) == 0
@@ -408,7 +425,7 @@ def test_oms_serve_survives_sigkill_at_the_targeted_points_and_at_random(
     try:
         assert oms.kills[:2] == ["after_sigma", "after_broadcast"], oms.kills
         assert len(oms.kills) == 2 + random_kills, oms.kills
-        check_outcome(instance, oms, small, big)
+        check_outcome(instance, oms, small, big, capsys)
     finally:
         oms.stop()
     found = recovered(instance.config.parent / "oms.sqlite3", f"request:s{seed}-")
@@ -435,3 +452,65 @@ def recovered(db: Path, prefix: str) -> list[tuple[str, str]]:
         conn.close()
     return [(subject.removeprefix("request:"), json.loads(details)["state"])
             for subject, details in rows]
+
+
+def test_concurrent_submissions_with_refusals_strand_no_transaction(
+        instance: Instance, tmp_path: Path) -> None:
+    """Twelve clients at once (the measurement of issue 13): four refused at submission
+    (an unknown destination), two over the limit (one rejected later, one left waiting),
+    six confirmed in another order than submitted. Refused and waiting requests hold no
+    nonce, so the six are mined at consecutive nonces and nothing waits in the pool."""
+    oms = OmsProcess(instance, tmp_path / "oms-concurrent.log")
+    oms.start()
+    assert oms.wait_ready()
+    try:
+        w3 = instance.anvil.web3()
+        sender = Web3.to_checksum_address(instance.address)
+        start = w3.eth.get_transaction_count(sender, "latest")
+        kinds = ["refused"] * 4 + ["over"] * 2 + ["small"] * 6
+        random.Random(13).shuffle(kinds)
+        rids = [f"c-{i}-{k}" for i, k in enumerate(kinds)]
+        trader = Trader(instance, oms)
+        trader.login()  # one session for the twelve clients
+        outcomes: dict[str, str] = {}
+
+        def submit(rid: str, kind: str) -> None:
+            to, amount = (UNKNOWN, "0.01") if kind == "refused" else (
+                TREASURY, "1" if kind == "over" else "0.01")
+            sub = pb.SubmitRequest(client_request_id=rid, asset="ETH", amount=amount,
+                                   destination=to)
+            try:
+                outcomes[rid] = trader._with_retries(
+                    "submit", rid, lambda c: c.submit(trader.token, sub)).state
+            except OmsCallError as exc:
+                outcomes[rid] = exc.code
+
+        threads = [threading.Thread(target=submit, args=(r, k)) for r, k in zip(rids, kinds,
+                                                                                strict=True)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+        assert {r: outcomes[r] for r, k in zip(rids, kinds, strict=True) if k == "refused"} \
+            == {r: "PERMISSION_DENIED" for r, k in zip(rids, kinds, strict=True)
+                if k == "refused"}
+        small = [r for r, k in zip(rids, kinds, strict=True) if k == "small"]
+        over = [r for r, k in zip(rids, kinds, strict=True) if k == "over"]
+        confirmers = [threading.Thread(target=trader.transfer, args=(r, "0.01"))
+                      for r in reversed(small)]
+        for r in over:
+            trader.transfer(r, "1")
+        for t in confirmers:
+            t.start()
+        for t in confirmers:
+            t.join(120)
+        rita = Trader(instance, oms, user="rita")
+        rita._with_retries("reject", over[0], lambda c: c.reject(rita.token, over[0],
+                                                                  "not today"))
+        assert {r: trader.state(r) for r in small} == dict.fromkeys(small, "confirmed")
+        assert [trader.state(r) for r in over] == ["rejected", "pending_approval"]
+        mined = w3.eth.get_transaction_count(sender, "latest")
+        assert mined == start + len(small)
+        assert w3.eth.get_transaction_count(sender, "pending") == mined
+    finally:
+        oms.stop()

@@ -251,17 +251,22 @@ class RequestSigning:
 
     def resolve(self, request_id: str, outcome: State, *, operator: str, reason: str
                 ) -> Request:
-        """Settle what recovery cannot (an endpoint outage, a transaction an operator saw
-        mined or dropped elsewhere): move an in-flight or approved request to ``outcome``,
-        audited with the operator and the reason. ``confirmed`` needs the chain to agree;
-        ``failed`` gives the nonce back only if no node was ever asked (a node may
-        otherwise have released σ_i, and the nonce stays consumed)."""
+        """Settle what recovery cannot, audited with the operator and the reason.
+
+        ``confirmed``: only a signed or broadcast request whose transaction the endpoints
+        show confirmed. ``failed``: an approved request (withdrawn before signing); one in
+        signing only if no node was asked yet (otherwise the nodes may have released σ_i
+        and recovery obtains the same signature again); a signed or broadcast one only
+        once the chain has mined another transaction at its nonce — else failing it
+        would leave a nonce unused below later transactions, or a signed transaction
+        that may still be mined (replace it with ``replace_stuck`` instead)."""
         ctx = self._ctx
         if not reason.strip():
             raise InvalidInputError("resolve needs a reason (it goes into the audit log)")
         if outcome not in RESOLUTIONS:
             raise InvalidInputError(f"resolve --as must be one of: "
                                     f"{', '.join(sorted(s.value for s in RESOLUTIONS))}")
+        actor = f"operator:{operator}"
         with ctx.lock:
             req = ctx.requests.get(request_id)
             if req.state not in IN_FLIGHT | {State.APPROVED}:
@@ -269,34 +274,46 @@ class RequestSigning:
                                       "only an approved or in-flight request is resolved")
             if outcome is State.CONFIRMED:
                 self._check_mined(req)
-                if req.state is State.SIGNED:
-                    req = ctx.requests.transition(request_id, State.BROADCAST,
-                                                  actor=f"operator:{operator}",
-                                                  at=ctx.clock(), reason=reason)
+            else:
+                self._check_failable(req)
             with transaction(ctx.conn):
-                ctx.audit.append(ctx.conn, actor=f"operator:{operator}",
-                                 action="request.resolve", subject=f"request:{request_id}",
-                                 at=ctx.clock(), details={"from": req.state.value,
-                                                          "to": outcome.value,
-                                                          "reason": reason})
-                if outcome is State.FAILED and req.state in (State.APPROVED, State.SIGNING) \
-                        and not self._nodes_asked(request_id):
+                ctx.audit.append(ctx.conn, actor=actor, action="request.resolve",
+                                 subject=f"request:{request_id}", at=ctx.clock(),
+                                 details={"from": req.state.value, "to": outcome.value,
+                                          "reason": reason})
+                if req.state is State.APPROVED:
+                    ctx.requests.claim_for_signing(request_id, now=ctx.clock(), actor=actor)
+                    req = ctx.requests.get(request_id)
+                if req.state is State.SIGNING:
                     self._give_back(req)
-                if req.state is State.APPROVED and outcome is State.FAILED:
-                    return self._fail_approved(req, operator, reason)
-                return ctx.requests.transition(request_id, outcome,
-                                               actor=f"operator:{operator}",
+                if req.state is State.SIGNED and outcome is State.CONFIRMED:
+                    req = ctx.requests.transition(request_id, State.BROADCAST, actor=actor,
+                                                  at=ctx.clock(), reason=reason)
+                return ctx.requests.transition(request_id, outcome, actor=actor,
                                                at=ctx.clock(), reason=reason)
 
-    def _fail_approved(self, req: Request, operator: str, reason: str) -> Request:
-        """An approved request the operator withdraws: claimed (so nothing signs it
-        later), then failed."""
+    def _check_failable(self, req: Request) -> None:
+        """Refuse to fail what may still be signed or mined (``resolve``)."""
         ctx = self._ctx
-        ctx.requests.claim_for_signing(req.request_id, now=ctx.clock(),
-                                       actor=f"operator:{operator}")
-        return ctx.requests.transition(req.request_id, State.FAILED,
-                                       actor=f"operator:{operator}", at=ctx.clock(),
-                                       reason=reason)
+        if req.state is State.SIGNING and self._nodes_asked(req.request_id):
+            raise WrongStateError(req.request_id, req.state.value,
+                                  "the signer nodes were asked and may have released their "
+                                  "shares; oms serve's recovery obtains the same signature "
+                                  "again, so it is not failed by hand")
+        if req.state not in (State.SIGNED, State.BROADCAST) or ctx.chain is None:
+            return
+        assert req.tx_hash is not None
+        nonce = decode_unsigned(signed_request(ctx.conn, req).transaction).nonce
+        status = ctx.chain.manager.status(req.tx_hash)
+        mined = min(e.nonce(ctx.chain.settings.sender, pending=False)
+                    for e in ctx.chain.endpoints)
+        if isinstance(status, Confirmed | Failed) or mined <= nonce:
+            raise WrongStateError(req.request_id, req.state.value,
+                                  f"its transaction (nonce {nonce}) is {status} and the chain "
+                                  f"has mined {mined} transaction(s) of the address: it may "
+                                  "still be mined, and failing it would leave its nonce "
+                                  "unused below later ones; replace it (same nonce, higher "
+                                  "fees) or let recovery follow it")
 
     def _check_mined(self, req: Request) -> None:
         chain = self._ctx.chain
