@@ -1,7 +1,9 @@
-"""An approved request from signing to its confirmations: simulate, ask the signer nodes
-(through the coordinator) with the kept assertions, and with a chain broadcast the
-signed transaction and follow it. Each state change and its audit entry share one
-SQLite transaction; after a restart ``recover`` finishes what was signed.
+"""An approved request from signing to its confirmations: choose its nonce, simulate, ask
+the signer nodes (through the coordinator) with the kept assertions, and with a chain
+broadcast the signed transaction and follow it. Each state change and its audit entry share
+one SQLite transaction. After a crash at any point ``recover`` resumes every in-flight
+request with the same nonce and presignature, and ``resolve`` lets an operator settle what
+recovery cannot (docs/nonces.md).
 """
 
 from __future__ import annotations
@@ -21,7 +23,13 @@ from oms_core.app.oms_db import transaction
 from oms_core.app.oms_errors import InvalidInputError, WrongStateError
 from oms_core.app.requests.request_lifecycle import IN_FLIGHT, State
 from oms_core.app.requests.request_store import SYSTEM_ACTOR, Request
-from oms_core.chain.node_manager import Confirmed, Failed, NodeManagerError, WaitProgress
+from oms_core.chain.node_manager import (
+    Confirmed,
+    Failed,
+    NodeManagerError,
+    Reorged,
+    WaitProgress,
+)
 from oms_core.chain.simulation import SimulationBlocked
 from zero_trust.authorization import AuthorizationDenied, SigningRequest
 from zero_trust.policy.policy_errors import PolicyDenied
@@ -210,8 +218,13 @@ class RequestSigning:
                 if isinstance(status, Confirmed | Failed):
                     with ctx.lock:
                         settled.append(self._settle(req, status))
-                else:
-                    still.append(req)
+                    continue
+                if isinstance(status, Reorged) and req.signed_tx is not None:
+                    try:  # its block left the chain: the same bytes again
+                        ctx.chain.broadcast(req.signed_tx)
+                    except NodeManagerError as exc:
+                        ctx.say(f"{req.request_id}: rebroadcast after a reorg failed: {exc}")
+                still.append(req)
             pending = still
             if not pending or time.monotonic() >= deadline:
                 break

@@ -116,3 +116,68 @@ def test_a_section_must_be_a_table(written: OmsSettings) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"oms\.toml: \(file\): not found"):
         load_settings(tmp_path / "oms.toml")
+
+
+# --- [chain] ---------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def _readme_example(tmp_path: Path) -> Path:
+    """The complete ``oms.toml`` of the README, as a file."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```toml\n[oms]") + len("```toml\n")
+    path = tmp_path / "oms.toml"
+    path.write_text(text[start:text.index("```", start)], encoding="utf-8")
+    return path
+
+
+def test_the_readme_example_is_a_complete_valid_file(tmp_path: Path) -> None:
+    settings = load_settings(_readme_example(tmp_path))
+    chain = settings.chain
+    assert chain is not None and chain.chain_id == 1 and chain.confirmations == 3
+    assert chain.holding_address == "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
+    assert list(chain.endpoints) == ["provider-a", "provider-b", "own-node"]
+    assert chain.max_fee_cap_wei == 300 * 10**9
+    assert (chain.recovery_s, chain.recovery_interval_s) == (60.0, 10.0)
+    assert settings.tls is not None and settings.bootstrap_bundle is not None
+    assert load_settings(_rewritten(settings)) == settings  # dump_settings keeps [chain]
+
+
+def _rewritten(settings: OmsSettings) -> Path:
+    settings.path.write_text(dump_settings(settings), encoding="utf-8")
+    return settings.path
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('holding_address = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"',
+     'holding_address = "0x7E5F4552091A69125d5DfCb7b8C2659029395BDF"',
+     "chain.holding_address: mixed-case address with a wrong EIP-55 checksum"),
+    ('holding_address = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"',
+     'holding_address = "0x7e5f"', "chain.holding_address: must be a 0x-prefixed"),
+    ('own-node = "http://10.0.0.5:8545"', 'own-node = "ws://10.0.0.5:8546"',
+     "chain.endpoints.own-node: must be an http:// or https:// JSON-RPC URL"),
+    ("confirmations = 3", 'confirmations = "3"', "chain.confirmations"),
+    ("confirmations = 3", "confirmations = 0", "chain.confirmations"),
+    ("recovery_seconds = 60", "recovery_seconds = 60\nretry_forever = true",
+     "chain.retry_forever"),
+    ("chain_id = 1\n", "", "chain.chain_id"),
+])
+def test_a_bad_chain_section_is_one_line_naming_the_key(
+        tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = _readme_example(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_no_endpoint_is_refused(tmp_path: Path) -> None:
+    path = _readme_example(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    cut = text.index("[chain.endpoints]")
+    path.write_text(text[:cut] + "[chain.endpoints]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"chain\.endpoints"):
+        load_settings(path)
