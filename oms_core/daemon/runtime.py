@@ -14,8 +14,12 @@ import logging
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
 
 import grpc
 
@@ -26,11 +30,21 @@ from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.crypto.group import Point
 from mpcnode.transport.net_address import parse_address, refuse_taken
 from oms_core.app.chain_gateway import ChainConfig, ChainSettings
+from oms_core.app.circuit_breakers import TvlWatch
 from oms_core.app.oms_config import OmsSettings
 from oms_core.app.oms_errors import NotFound
 from oms_core.app.service import OmsCore
 from oms_core.audit.signing_key import load_signer
-from oms_core.chain.prices import FixedPrices
+from oms_core.chain.oracles import (
+    PoolSide,
+    PoolSpotFeed,
+    PriceFeed,
+    PriceOracle,
+    ReferenceFeed,
+    pool_value_locked,
+)
+from oms_core.chain.prices import FixedPrices, PricesByAsset, PriceSource
+from oms_core.chain.simulation import PoolInterface, PoolSpec
 from oms_core.chain.web3_endpoint import Web3Endpoint
 from oms_core.daemon.core_thread import CoreThread
 from oms_core.daemon.oms_server import OmsService, ServerTls, running_server
@@ -46,10 +60,10 @@ def open_core(settings: OmsSettings) -> Iterator[CoreThread]:
     chain endpoints checked, and the coordinator's assignments kept in its database."""
     coordinator_config = load_coordinator_config(settings.cluster_dir)
     audit_signer = load_signer(settings.audit_key, settings.read_audit_passphrase())
-    prices = FixedPrices(settings.prices)
     bootstrap = (settings.bootstrap_bundle.read_bytes()
                  if settings.bootstrap_bundle is not None else None)
     chain = chain_config(settings)
+    prices = price_source(settings, chain)
     with Coordinator(coordinator_config) as coordinator:
         signer = CoordinatorSigner(coordinator, settings.key_id)
         core = CoreThread(lambda: OmsCore(settings.core_config(coordinator_config.cluster,
@@ -71,11 +85,49 @@ def chain_config(settings: OmsSettings) -> ChainConfig | None:
     c = settings.chain
     if c is None:
         return None
-    endpoints = tuple(Web3Endpoint.http(url, name) for name, url in c.endpoints.items())
-    return ChainConfig(endpoints, c.chain_id, ChainSettings(
+    named = {name: Web3Endpoint.http(url, name) for name, url in c.endpoints.items()}
+    pools = tuple(PoolSpec(p.address, p.token0, p.token1, Decimal(p.max_slippage_bps),
+                           _pool_interface(settings, p.abi)) for p in c.pools)
+    watches = tuple(TvlWatch(w.protocol, partial(
+        pool_value_locked, named[w.endpoint], w.pool, quote_is_token0=w.quote_is_token0,
+        quote_decimals=w.quote_decimals, quote_usd=w.quote_usd), w.max_drop, w.window_s)
+        for w in c.watches)
+    return ChainConfig(tuple(named.values()), c.chain_id, ChainSettings(
         sender=c.holding_address, confirmations=c.confirmations,
         confirm_timeout_s=c.confirm_timeout_s, poll_s=c.poll_s,
-        max_fee_cap=c.max_fee_cap_wei))
+        max_fee_cap=c.max_fee_cap_wei), pools, watches)
+
+
+def _pool_interface(settings: OmsSettings, abi: Path) -> PoolInterface:
+    try:
+        return PoolInterface.from_abi(json.loads(abi.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StartupError(f"chain.pools abi {abi} in {settings.path}: "
+                           f"{type(exc).__name__}: {exc}") from None
+
+
+def price_source(settings: OmsSettings, chain: ChainConfig | None) -> PriceSource:
+    """The [oracles] (median of fresh, agreeing sources) for the assets they price, the
+    fixed [prices] for the rest."""
+    fixed = FixedPrices(settings.prices)
+    o = settings.oracles
+    if o is None:
+        return fixed
+    named = {e.name: e for e in chain.endpoints} if chain is not None else {}
+    feeds: dict[str, list[PriceFeed]] = {}
+    for s in o.sources:
+        if s.kind == "reference":
+            assert s.price is not None
+            feed: PriceFeed = ReferenceFeed(s.name, {s.asset: s.price}, time.time)
+        else:
+            feed = PoolSpotFeed(named[s.endpoint], s.pool, PoolSide(
+                s.asset, s.asset_is_token0, s.asset_decimals, s.quote_decimals, s.quote_usd),
+                name=s.name, min_quote_reserve=s.min_quote_reserve)
+        feeds.setdefault(s.asset, []).append(feed)
+    oracle = PriceOracle(feeds, max_staleness_s=o.max_staleness_s,
+                         max_deviation_bps=o.max_deviation_bps, clock=time.time,
+                         min_sources=o.min_sources)
+    return PricesByAsset(dict.fromkeys(feeds, oracle), fixed)
 
 
 def _check_chain(core: CoreThread, coordinator: Coordinator, settings: OmsSettings) -> None:
@@ -113,8 +165,8 @@ def _keep_recovering(core: CoreThread, settings: OmsSettings, stop: threading.Ev
         return
     while not stop.wait(settings.chain.recovery_interval_s):
         try:
-            recover(core, min(settings.chain.recovery_s, settings.chain.recovery_interval_s),
-                    startup=False)
+            # One pass over the endpoints, no waiting: the core's thread serves calls too.
+            recover(core, 0.0, startup=False)
         except Exception as exc:  # the next round tries again
             log.warning(json.dumps({"event": "recovery_failed",
                                     "error": f"{type(exc).__name__}: {exc}"}))
