@@ -952,8 +952,12 @@ def test_stuck_transaction_replaced_with_higher_fees(world: World, anvil_node: A
             d.confirm(req)
         assert d.state(req.request_id) is State.BROADCAST
         replacement = d.core.replace_stuck(d.login("tina"), req.request_id)
-        old_tx = decode_unsigned(SigningRequest.from_canonical(req.payload).transaction)
-        new_tx = decode_unsigned(SigningRequest.from_canonical(replacement.payload).transaction)
+        # The original's nonce was chosen at signing; the replacement's approvals bind it.
+        old_tx = decode_unsigned(signed_request(d.core.conn, d.core.requests.get(
+            req.request_id)).transaction)
+        signing = SigningRequest.from_canonical(replacement.payload)
+        assert not signing.nonce_at_signing and signing.replaces == req.request_id
+        new_tx = decode_unsigned(signing.transaction)
         assert new_tx.nonce == old_tx.nonce
         assert new_tx.max_fee_per_gas * 8 >= old_tx.max_fee_per_gas * 9
         with pytest.raises(ConfirmationTimeout):  # replaces the original in the mempool
