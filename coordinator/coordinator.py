@@ -115,6 +115,9 @@ class Assignment:
     digest: bytes
     path: tuple[int, ...]
     public: PresignaturePublic
+    # The presign/2 messages of the presignature's session, when this coordinator ran it:
+    # kept so that a bad signature share found after a restart is still identified.
+    transcript: tuple[pb.Envelope, ...] | None = None
 
 
 class AssignmentStore(Protocol):
@@ -453,8 +456,7 @@ class Coordinator:
 
     def _prior_assignment(self, key_id: bytes, request_id: str) -> _Assignment | None:
         """The last attempt of ``request_id``: kept in memory, else in the caller's store
-        (after a restart; its presign transcript is gone, so a bad share found then is
-        reported without identification)."""
+        (after a restart), with the presign transcript it was stored with."""
         with self._lock:
             prior = self._assigned.get((key_id, request_id))
         if prior is not None or self.assignments is None:
@@ -462,7 +464,8 @@ class Coordinator:
         stored = self.assignments.load(key_id, request_id)
         if stored is None:
             return None
-        return _Assignment(stored.attempt, stored.digest, stored.path, stored.public, None)
+        return _Assignment(stored.attempt, stored.digest, stored.path, stored.public,
+                           None if stored.transcript is None else list(stored.transcript))
 
     def _record_assignment(self, key_id: bytes, request_id: str, assignment: _Assignment
                            ) -> None:
@@ -470,7 +473,8 @@ class Coordinator:
         is asked before the store has it."""
         if self.assignments is not None:
             self.assignments.save(key_id, request_id, Assignment(
-                assignment.attempt, assignment.digest, assignment.path, assignment.public))
+                assignment.attempt, assignment.digest, assignment.path, assignment.public,
+                None if assignment.transcript is None else tuple(assignment.transcript)))
         with self._lock:
             self._assigned[(key_id, request_id)] = assignment
             self._assigned.move_to_end((key_id, request_id))

@@ -228,6 +228,7 @@ _SIGNING_ASSIGNMENTS = (  # oms_core.app.requests.signing_assignments
         path         TEXT NOT NULL,            -- JSON list of BIP32 indices
         presignature BLOB NOT NULL,            -- the public presignature (codec bytes)
         signers      TEXT NOT NULL,            -- JSON list of party ids
+        transcript   TEXT,                     -- JSON: its presign/2 messages, if known
         at           REAL NOT NULL,
         PRIMARY KEY (key_id, request_id)
     )""",

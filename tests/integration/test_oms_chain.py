@@ -817,9 +817,10 @@ def test_an_operator_resolves_only_what_cannot_be_signed_or_mined_any_more(
         core.requests.transition(asked.request_id, State.APPROVED, actor="test",
                                  at=time.time(), reason="approved for the test")
         core.requests.claim_for_signing(asked.request_id, now=time.time())
-        core.conn.execute("INSERT INTO signing_assignments VALUES (?, ?, 0, ?, '[]', ?, "
-                          "'[1, 2]', 0)", (world.key_id, asked.request_id, b"\x00" * 32,
-                                           b"presignature"))
+        core.conn.execute("INSERT INTO signing_assignments (key_id, request_id, attempt, "
+                          "digest, path, presignature, signers, at) VALUES (?, ?, 0, ?, '[]', "
+                          "?, '[1, 2]', 0)", (world.key_id, asked.request_id, b"\x00" * 32,
+                                              b"presignature"))
         with pytest.raises(WrongStateError, match="may have released their shares"):
             core.resolve(asked.request_id, State.FAILED, operator="olga", reason="stuck")
         audited = [json.loads(d) for (d,) in core.conn.execute(

@@ -53,6 +53,7 @@ def test_a_new_coordinator_resumes_with_the_stored_presignature(
         first.presign(key_id, (1, 2), 2)  # the pool the next coordinator could draw from
     saved = assignments.load(key_id, "req-resume")
     assert saved is not None and saved.attempt == 0 and saved.digest == digest
+    assert saved.transcript  # kept for identification after a restart
     # A restarted OMS: a new coordinator, its memory empty, the database kept.
     with Coordinator(load_coordinator_config(root),
                      assignments=store(tmp_path / "oms.sqlite3")) as second:

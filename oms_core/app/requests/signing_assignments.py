@@ -15,9 +15,11 @@ import json
 import sqlite3
 from collections.abc import Callable
 
+from coordinator.ceremony_transcript import TranscriptMessage
 from coordinator.coordinator import Assignment
 from mpcnode.crypto import codec
 from mpcnode.protocol.presignature import PresignaturePublic
+from mpcnode.rpc import node_pb2 as pb
 from oms_core.app.audit_sink import AuditSink
 from oms_core.app.oms_db import transaction
 
@@ -33,29 +35,47 @@ class SigningAssignments:
 
     def load(self, key_id: bytes, request_id: str) -> Assignment | None:
         row = self._conn.execute(
-            "SELECT attempt, digest, path, presignature FROM signing_assignments "
+            "SELECT attempt, digest, path, presignature, transcript FROM signing_assignments "
             "WHERE key_id = ? AND request_id = ?", (key_id, request_id)).fetchone()
         if row is None:
             return None
         return Assignment(int(row[0]), bytes(row[1]), tuple(json.loads(row[2])),
-                          codec.from_bytes(PresignaturePublic, bytes(row[3])))
+                          codec.from_bytes(PresignaturePublic, bytes(row[3])),
+                          None if row[4] is None else _envelopes(row[4]))
 
     def save(self, key_id: bytes, request_id: str, assignment: Assignment) -> None:
         at = self._clock()
         public = assignment.public
         with transaction(self._conn) as conn:
             conn.execute(
-                "INSERT INTO signing_assignments VALUES (?, ?, ?, ?, ?, ?, ?, ?) "
+                "INSERT INTO signing_assignments (key_id, request_id, attempt, digest, path, "
+                "presignature, signers, transcript, at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?) "
                 "ON CONFLICT (key_id, request_id) DO UPDATE SET attempt = excluded.attempt, "
                 "digest = excluded.digest, path = excluded.path, "
                 "presignature = excluded.presignature, signers = excluded.signers, "
-                "at = excluded.at",
+                "transcript = excluded.transcript, at = excluded.at",
                 (key_id, request_id, assignment.attempt, assignment.digest,
                  json.dumps(list(assignment.path)), codec.to_bytes(public),
-                 json.dumps(list(public.signers)), at))
+                 json.dumps(list(public.signers)),
+                 None if assignment.transcript is None else _json(assignment.transcript), at))
             self._audit.append(conn, actor="coordinator", action="request.assign_presignature",
                                subject=f"request:{request_id}", at=at,
                                details={"attempt": assignment.attempt,
                                         "presignature": public.session.hex(),
                                         "signers": list(public.signers),
                                         "digest": assignment.digest.hex()})
+
+
+def _json(envelopes: tuple[pb.Envelope, ...]) -> str:
+    """Signed protocol messages as JSON (each already signed by its sender)."""
+    return json.dumps([{"session_id": m.session_id.hex(), "round": m.round,
+                        "sender": m.sender, "recipient": m.recipient, "body": m.body.hex(),
+                        "signature": m.signature.hex()}
+                       for m in map(TranscriptMessage.from_envelope, envelopes)])
+
+
+def _envelopes(text: str) -> tuple[pb.Envelope, ...]:
+    return tuple(TranscriptMessage(bytes.fromhex(d["session_id"]), d["round"], int(d["sender"]),
+                                   int(d["recipient"]), bytes.fromhex(d["body"]),
+                                   bytes.fromhex(d["signature"])).to_envelope()
+                 for d in json.loads(text))
