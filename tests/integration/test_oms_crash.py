@@ -49,6 +49,7 @@ from oms_core.rpc import oms_pb2 as pb
 from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode, running_anvil
 from testing.integration_support import process_cluster
 
+REPO = Path(__file__).resolve().parents[2]  # this checkout's code runs in oms serve
 TREASURY = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
 POLICY = f"""
 version = 1
@@ -197,7 +198,7 @@ class OmsProcess:
 
     def start(self, kill_at: str = "") -> None:
         env = {**os.environ, "OMS_KILL_AT": kill_at,
-               "PYTHONPATH": os.pathsep.join(filter(None, [str(Path.cwd()),
+               "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO),
                                                             os.environ.get("PYTHONPATH")]))}
         with self.log.open("ab") as out:
             self.proc = subprocess.Popen(
