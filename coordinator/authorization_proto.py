@@ -14,4 +14,5 @@ def to_proto(request: SigningRequest, policy_hash: str,
                             policy_hash=bytes.fromhex(policy_hash),
                             initiator=request.initiator, usd_price=request.usd_price,
                             approvals=list(approvals), expires_at=request.expires_at,
-                            replaces=request.replaces, message=request.message)
+                            replaces=request.replaces, message=request.message,
+                            nonce_at_signing=request.nonce_at_signing)

@@ -121,9 +121,37 @@ def _aborted(protocol: ProtocolName, failed: dict[int, grpc.RpcError]) -> Sessio
     return SessionAbortedError(protocol, verdict.culprit, reason)
 
 
+@dataclass(frozen=True)
+class Assignment:
+    """Which presignature (and so which signer set) serves one attempt of a request."""
+
+    attempt: int
+    digest: bytes
+    path: tuple[int, ...]
+    public: PresignaturePublic
+    # The presign/2 messages of the presignature's session, when this coordinator ran it:
+    # kept so that a bad signature share found after a restart is still identified.
+    transcript: tuple[pb.Envelope, ...] | None = None
+
+
+class AssignmentStore(Protocol):
+    """Where a caller keeps request → assignment durably (the OMS: its database).
+
+    ``save`` must be durable when it returns: the coordinator calls it before any node is
+    asked, so that after a crash the same request is retried with the same presignature
+    and attempt, and every node answers with the σ_i it already released instead of
+    leaving the request half-signed with its presignature burnt."""
+
+    def load(self, key_id: bytes, request_id: str) -> Assignment | None: ...
+
+    def save(self, key_id: bytes, request_id: str, assignment: Assignment) -> None: ...
+
+
 class Coordinator:
-    def __init__(self, config: CoordinatorConfig, *, timeout: float = 300.0) -> None:
+    def __init__(self, config: CoordinatorConfig, *, timeout: float = 300.0,
+                 assignments: AssignmentStore | None = None) -> None:
         self.config = config
+        self.assignments = assignments
         self.threshold = config.cluster.threshold
         ca, cert, key = (config.ca.read_bytes(), config.cert.read_bytes(),
                          config.key.read_bytes())
@@ -399,8 +427,7 @@ class Coordinator:
         request_id = request_id or secrets.token_hex(16)
         root, chain_code = self._key_root(key_id)
         derived = bip32.derive(root, chain_code, tuple(path))  # a bad path fails here
-        with self._lock:
-            prior = self._assigned.get((key_id, request_id))
+        prior = self._prior_assignment(key_id, request_id)
         next_attempt = prior.attempt + 1 if prior else 0
         receipts: list[pb.SignedStatement] = []
         views: list[pb.SignedStatement] = []
@@ -417,12 +444,8 @@ class Coordinator:
                 public = self._take_presignature(key_id, up) or self._fresh_presignature(
                     key_id, up)
                 transcript = self._take_transcript(public.session)
-                with self._lock:
-                    self._assigned[(key_id, request_id)] = _Assignment(
-                        attempt, digest, tuple(path), public, transcript)
-                    self._assigned.move_to_end((key_id, request_id))
-                    while len(self._assigned) > ASSIGNMENTS_KEPT:
-                        self._assigned.popitem(last=False)
+                self._record_assignment(key_id, request_id, _Assignment(
+                    attempt, digest, tuple(path), public, transcript))
             req = pb.SignRequest(key_id=key_id, path=list(path), digest=digest,
                                  presignature_id=public.session,
                                  request_id=f"{request_id}/{attempt}",
@@ -498,6 +521,35 @@ class Coordinator:
                 log.warning("node %d could not %s: %s", i, what, got.details())
                 candidates.remove(i)
         return [answers[i] for i in sorted(answers)]
+
+    # --- request → presignature assignments -------------------------------------------------
+
+    def _prior_assignment(self, key_id: bytes, request_id: str) -> _Assignment | None:
+        """The last attempt of ``request_id``: kept in memory, else in the caller's store
+        (after a restart), with the presign transcript it was stored with."""
+        with self._lock:
+            prior = self._assigned.get((key_id, request_id))
+        if prior is not None or self.assignments is None:
+            return prior
+        stored = self.assignments.load(key_id, request_id)
+        if stored is None:
+            return None
+        return _Assignment(stored.attempt, stored.digest, stored.path, stored.public,
+                           None if stored.transcript is None else list(stored.transcript))
+
+    def _record_assignment(self, key_id: bytes, request_id: str, assignment: _Assignment
+                           ) -> None:
+        """Remember an attempt's presignature, durably first (``AssignmentStore``): no node
+        is asked before the store has it."""
+        if self.assignments is not None:
+            self.assignments.save(key_id, request_id, Assignment(
+                assignment.attempt, assignment.digest, assignment.path, assignment.public,
+                None if assignment.transcript is None else tuple(assignment.transcript)))
+        with self._lock:
+            self._assigned[(key_id, request_id)] = assignment
+            self._assigned.move_to_end((key_id, request_id))
+            while len(self._assigned) > ASSIGNMENTS_KEPT:
+                self._assigned.popitem(last=False)
 
     def _take_transcript(self, presig_id: bytes) -> list[pb.Envelope] | None:
         """The kept presign/2 messages of a presignature being used (None if this

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import lru_cache
@@ -108,6 +108,11 @@ def parse_registry_blob(blob: bytes) -> tuple[RelyingParty, ApproverRegistry]:
     return RelyingParty(rp_id, origin), ApproverRegistry.from_dict(doc["registry"])
 
 
+NONCE_AT_SIGNING = "at_signing"
+"""The ``nonce`` of a version-4 signing request: the approvals bind every field of the
+transaction but its nonce, which the OMS picks when it signs (``docs/nonces.md``)."""
+
+
 @dataclass(frozen=True)
 class SigningRequest:
     """Everything the approvals bind, as the node receives it."""
@@ -123,13 +128,28 @@ class SigningRequest:
     replaces: str = ""  # the request this one replaces (a fee-bumped stuck transaction)
     message: bytes = b""  # canonical typed data / personal message (signed_message); b""
     # for a transaction or a raw digest
+    # True: the approvals bind the transaction without its nonce (version 4); the nonce
+    # in ``transaction`` is the one being signed, chosen at signing time.
+    nonce_at_signing: bool = False
+
     def canonical(self) -> bytes:
         """The bytes every assertion's challenge commits to: canonical JSON, ASCII only (its
         text was always written with ``\\u`` escapes, which RFC 8785 would not write).
 
         A request without a deadline (``expires_at`` 0) is one recorded before approvals
         expired (version 1); it is kept readable, but no challenge exists for it and no
-        node signs it."""
+        node signs it. Version 4 (``nonce_at_signing``) writes the transaction with nonce 0
+        and no digest: the challenge is the same whatever nonce the transaction is signed
+        with, and every node signs one nonce per request id (``request_binding``)."""
+        if self.nonce_at_signing:
+            if self.message:
+                raise CanonicalJSONError("a message has no nonce to choose at signing")
+            return canonical_json({
+                "v": 4, "request_id": self.request_id, "key_id": self.key_id.hex(),
+                "path": list(self.path), "transaction": _nonce_zero(self.transaction).hex(),
+                "nonce": NONCE_AT_SIGNING, "initiator": self.initiator,
+                "usd_price": self.usd_price, "expires_at": self.expires_at,
+                "replaces": self.replaces}, ascii_only=True)
         doc: dict[str, object] = {
             "v": 1, "request_id": self.request_id, "key_id": self.key_id.hex(),
             "path": list(self.path), "transaction": self.transaction.hex(),
@@ -146,17 +166,38 @@ class SigningRequest:
     @classmethod
     def from_canonical(cls, raw: bytes) -> SigningRequest:
         doc = json.loads(raw)
+        late = doc.get("nonce") == NONCE_AT_SIGNING
+        transaction = bytes.fromhex(doc["transaction"])
         request = cls(doc["request_id"], bytes.fromhex(doc["key_id"]), tuple(doc["path"]),
-                      bytes.fromhex(doc["transaction"]), bytes.fromhex(doc["digest"]),
+                      transaction,
+                      keccak_digest(transaction) if late else bytes.fromhex(doc["digest"]),
                       doc["initiator"], doc["usd_price"], doc.get("expires_at", 0),
-                      doc.get("replaces", ""), str(doc.get("message", "")).encode("ascii"))
+                      doc.get("replaces", ""), str(doc.get("message", "")).encode("ascii"),
+                      nonce_at_signing=late)
         if request.canonical() != raw:
             raise ValueError("not a canonical signing request")
         return request
 
+    def with_nonce(self, nonce: int) -> SigningRequest:
+        """The version-4 request as signed with ``nonce``: same challenge, the
+        transaction and its digest with that nonce."""
+        if not self.nonce_at_signing:
+            raise ValueError("only a request whose nonce is chosen at signing takes one")
+        tx = replace(decode_unsigned(self.transaction), nonce=nonce)
+        return replace(self, transaction=tx.encode(), digest=tx.signing_digest())
+
     def challenge(self, bundle_hash: str) -> bytes:
         return approval_challenge(self.canonical(), bytes.fromhex(bundle_hash),
                                   self.request_id, self.expires_at)
+
+
+def _nonce_zero(transaction: bytes) -> bytes:
+    """The unsigned transaction with nonce 0: what a version-4 challenge binds."""
+    try:
+        return replace(decode_unsigned(transaction), nonce=0).encode()
+    except TransactionError as exc:
+        raise CanonicalJSONError(f"a request whose nonce is chosen at signing needs a "
+                                 f"transaction: {exc}") from None
 
 
 @dataclass(frozen=True)
@@ -238,6 +279,9 @@ def authorize(bundle: PolicyBundle, request: SigningRequest, approvals: Sequence
             f"stale or unknown policy: request was evaluated under {policy_hash[:16] or '-'}…, "
             f"this signer holds policy v{bundle.version} ({bundle.bundle_hash[:16]}…)")
     check_deadline(request.expires_at, now)
+    if request.nonce_at_signing and request.replaces:
+        raise AuthorizationDenied("a replacement keeps the nonce of the transaction it "
+                                  "replaces: its approvals must bind that nonce")
     what = signable(request)
     digest = what.digest
     binding = binding_of(request.key_id, request.path, digest, what.tx)

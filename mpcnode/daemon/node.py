@@ -258,6 +258,8 @@ class SignerNode:
         if prior is not None:
             return prior  # a retry: the same σ_i, and no second policy decision
         self._witness(req)
+        if req.authorization.nonce_at_signing:
+            _signer_sets_intersect(share)
         request = _signing_request(req.key_id, path, req.digest, req.authorization)
         subject = self._spend_subject(request)
         receipts = self._verified_receipts(req.spend_receipts, subject)
@@ -299,6 +301,8 @@ class SignerNode:
         """Record the spend in this node's ledger (authorized against it, fsynced), then
         sign the receipt that says so. Repeating it for the same request is harmless."""
         share = self._key_share(req.key_id)  # UnknownKey unless this node holds the key
+        if req.authorization.nonce_at_signing:
+            _signer_sets_intersect(share)
         path = tuple(req.path)
         request = _signing_request(req.key_id, path, req.digest, req.authorization)
         subject = self._spend_subject(request)  # bounded before anything is stored
@@ -503,7 +507,7 @@ def _signing_request(key_id: bytes, path: tuple[int, ...], digest: bytes,
                      auth: pb.Authorization) -> SigningRequest:
     return SigningRequest(auth.request_id, key_id, path, auth.transaction, digest,
                           auth.initiator, auth.usd_price, auth.expires_at, auth.replaces,
-                          auth.message)
+                          auth.message, nonce_at_signing=auth.nonce_at_signing)
 
 
 def _check_subject(subject: spend_quorum.SpendSubject) -> None:
@@ -516,3 +520,15 @@ def _check_subject(subject: spend_quorum.SpendSubject) -> None:
 
 def new_nonce() -> bytes:
     return secrets.token_bytes(32)
+
+
+def _signer_sets_intersect(share: KeyShare) -> None:
+    """Approvals that leave the nonce to the signer (``nonce_at_signing``) are safe only
+    if any two signer sets of the key share a node: that node, which remembers the one
+    transaction it signed under the request id (``request_binding``), refuses the same
+    approvals at a second nonce. With 2t ≤ n two disjoint sets could each sign one."""
+    t, n = share.public.threshold, len(share.public.parties)
+    if 2 * t <= n:
+        raise AuthorizationDenied(
+            f"this {t}-of-{n} key has disjoint signer sets: its approvals must bind the "
+            "transaction's nonce (a request with the nonce chosen at signing is refused)")

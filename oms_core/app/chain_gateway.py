@@ -73,15 +73,24 @@ class ChainGateway:
         when the request that noticed it is refused."""
         self.breakers.poll(self._now())
 
-    def prepare(self, tx: UnsignedTx, policy: Policy, request_id: str) -> UnsignedTx:
-        """The transaction with its nonce and current fees; refused for a paused protocol."""
+    def prepare(self, tx: UnsignedTx, policy: Policy, request_id: str, *,
+                reserve: bool = True) -> UnsignedTx:
+        """The transaction with current fees and (``reserve``) its nonce; refused for a
+        paused protocol. Without ``reserve`` the nonce is chosen at signing
+        (``reserve_nonce``)."""
         self.breakers.check_transaction(policy, tx)
-        pending = max(e.nonce(self.settings.sender, pending=True) for e in self.endpoints)
-        nonce = self.nonces.reserve(self.chain_id, self.settings.sender,
-                                    chain_pending=pending, owner=request_id)
+        if reserve:
+            tx = replace(tx, nonce=self.reserve_nonce(request_id))
         fees = estimate_fees(self._primary(), max_fee_cap=self.settings.max_fee_cap)
-        return replace(tx, nonce=nonce, max_fee_per_gas=fees.max_fee_per_gas,
+        return replace(tx, max_fee_per_gas=fees.max_fee_per_gas,
                        max_priority_fee_per_gas=fees.max_priority_fee_per_gas)
+
+    def reserve_nonce(self, request_id: str) -> int:
+        """A nonce for ``request_id`` (the same one again for the same request): a given-back
+        one first, so no nonce is left unused below a signed transaction."""
+        pending = max(e.nonce(self.settings.sender, pending=True) for e in self.endpoints)
+        return self.nonces.reserve(self.chain_id, self.settings.sender, chain_pending=pending,
+                                   owner=request_id)
 
     def preflight(self, tx: UnsignedTx, policy: Policy) -> SimulationResult:
         """Right before signing: the breakers again, then the exact transaction simulated
@@ -122,6 +131,10 @@ class ChainGateway:
     def release(self, tx: UnsignedTx) -> None:
         """The transaction will never be signed: its nonce may serve another request."""
         self.nonces.release(self.chain_id, self.settings.sender, tx.nonce)
+
+    def release_for(self, request_id: str) -> None:
+        """The request will never be signed: the nonce it holds, if any, serves another."""
+        self.nonces.release_owner(self.chain_id, self.settings.sender, request_id)
 
     def signed(self, tx: UnsignedTx) -> None:
         self.nonces.mark_used(self.chain_id, self.settings.sender, tx.nonce)

@@ -40,6 +40,10 @@ class OmsConfig:
     request_ttl_s: float = DAY_S
     sessions: SessionPolicy = field(default_factory=SessionPolicy)
     chain: ChainConfig | None = None  # None: sign only (no broadcast), nonces kept locally
+    # True: a request's nonce is chosen when it is signed, not when it is created; its
+    # approvals bind the rest of the transaction (docs/nonces.md). Only for keys whose
+    # signer sets all intersect (2t > n): the nodes refuse it otherwise.
+    nonce_at_signing: bool = True
 
 
 @dataclass

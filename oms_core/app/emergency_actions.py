@@ -55,6 +55,8 @@ class EmergencyActions:
             with transaction(ctx.conn):
                 for part in plan:
                     request_id = f"sweep-{uuid.uuid4()}"
-                    tx = ctx.chain.reserve(part.tx, request_id)
-                    out.append(self._intake.record(user, tx, request_id, bundle)[0])
+                    late = ctx.config.nonce_at_signing
+                    tx = part.tx if late else ctx.chain.reserve(part.tx, request_id)
+                    out.append(self._intake.record(user, tx, request_id, bundle,
+                                                   nonce_at_signing=late)[0])
             return out

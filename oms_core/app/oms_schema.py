@@ -255,6 +255,31 @@ _REQUEST_KINDS_2 = (
        BEGIN SELECT RAISE(ABORT, 'a request''s content never changes'); END""",  # noqa: E501
 )
 
+_SIGNING_ASSIGNMENTS = (  # oms_core.app.requests.signing_assignments
+    # The coordinator's request → presignature choice, written (and fsynced) before any
+    # signer node is asked: after a crash the same attempt is retried with the same
+    # presignature and every node answers with the σ_i it already released.
+    """CREATE TABLE signing_assignments (
+        key_id       BLOB NOT NULL,
+        request_id   TEXT NOT NULL,
+        attempt      INTEGER NOT NULL CHECK (attempt >= 0),
+        digest       BLOB NOT NULL CHECK (length(digest) = 32),
+        path         TEXT NOT NULL,            -- JSON list of BIP32 indices
+        presignature BLOB NOT NULL,            -- the public presignature (codec bytes)
+        signers      TEXT NOT NULL,            -- JSON list of party ids
+        transcript   TEXT,                     -- JSON: its presign/2 messages, if known
+        at           REAL NOT NULL,
+        PRIMARY KEY (key_id, request_id)
+    )""",
+    # The nonce of a request whose approvals leave it to signing time (docs/nonces.md),
+    # chosen once, before any node is asked, and kept for retries and replacements.
+    """CREATE TABLE signing_nonces (
+        request_id TEXT PRIMARY KEY,
+        nonce      INTEGER NOT NULL CHECK (nonce >= 0),
+        at         REAL NOT NULL
+    )""",
+)
+
 OMS_SCHEMA = Schema("OMS database", (
     Migration(1, "the schema of the releases before versions were recorded", (
         *_AUDIT_LOG, *_USERS, *_LOGIN_SESSIONS, *_REQUESTS, *_POLICY_REGISTRY,
@@ -264,4 +289,6 @@ OMS_SCHEMA = Schema("OMS database", (
     Migration(3, "the time inside an admin's policy signature (format v2), NULL for a v1 "
                  "signature: the nodes start a new address's cool-down at it", (
         "ALTER TABLE policy_signatures ADD COLUMN admin_signed_at INTEGER",)),
+    Migration(4, "durable request → presignature assignments (crash-proof signing)",
+              _SIGNING_ASSIGNMENTS),
 ))

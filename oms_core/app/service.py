@@ -28,8 +28,10 @@ from oms_core.app.policy_admin import PolicyAdministration
 from oms_core.app.policy_registry import PolicyRegistry, Proposal
 from oms_core.app.requests.request_approvals import RequestApprovals, challenge_of
 from oms_core.app.requests.request_intake import RequestIntake
-from oms_core.app.requests.request_signing import RequestSigning, Signer
+from oms_core.app.requests.request_lifecycle import State
+from oms_core.app.requests.request_signing import Recovery, RequestSigning, Signer
 from oms_core.app.requests.request_store import Request, RequestStore
+from oms_core.app.requests.signing_assignments import SigningAssignments
 from oms_core.app.tx_builder import Submission
 from oms_core.app.users import Permission, User, UserStore
 from oms_core.app.webauthn_login import WebAuthnLogin
@@ -73,6 +75,8 @@ class OmsCore:
         self._policy = PolicyAdministration(ctx)
         self._intake = RequestIntake(ctx, prices)
         self._signing = RequestSigning(ctx, signer)
+        # The coordinator's request → presignature store (``oms serve`` hands it over).
+        self.assignments = SigningAssignments(conn, self.audit, clock)
         self._approvals = RequestApprovals(ctx, self._signing)
         self._emergency = EmergencyActions(ctx, self._intake)
 
@@ -154,8 +158,12 @@ class OmsCore:
     def approvers_of(self, request_id: str) -> list[str]:
         return self._approvals.approvers_of(request_id)
 
-    def recover(self) -> list[Request]:
-        return self._signing.recover()
+    def recover(self, budget_s: float = 30.0, *, startup: bool = True) -> Recovery:
+        return self._signing.recover(budget_s, startup=startup)
+
+    def resolve(self, request_id: str, outcome: State, *, operator: str, reason: str
+                ) -> Request:
+        return self._signing.resolve(request_id, outcome, operator=operator, reason=reason)
 
     # --- circuit breakers, emergency sweep, stuck transactions ------------------------
 

@@ -120,6 +120,16 @@ class NonceManager:
             conn.execute("UPDATE chain_nonces SET state='released', owner=NULL "
                          "WHERE chain_id=? AND address=? AND nonce=?", (*account, nonce))
 
+    def release_owner(self, chain_id: int, address: str, owner: str) -> None:
+        """Give back the nonce reserved for ``owner``, if it holds one (a request whose
+        nonce is chosen at signing holds none before then)."""
+        account = _account(chain_id, address)
+        with transaction(self._conn) as conn:
+            row = conn.execute("SELECT nonce FROM chain_nonces WHERE chain_id=? AND address=? "
+                               "AND owner=?", (*account, owner)).fetchone()
+            if row is not None:
+                self.release(chain_id, address, int(row[0]))
+
     def mark_used(self, chain_id: int, address: str, nonce: int) -> None:
         """Record that a transaction with this nonce was signed (idempotent)."""
         account = _account(chain_id, address)

@@ -9,7 +9,9 @@ it is never priced by a guess (issue 5 §5). The signer nodes still never value 
 below the policy's signed floor (``zero_trust.policy.usd``), whatever the oracle says.
 
 Sources: ``FixedFeed`` (a value an operator sets, with the time they set it, so it goes
-stale like any other) and ``PoolSpotFeed`` (the spot price of a constant-product pool,
+stale like any other), ``ReferenceFeed`` (a configured price read as current: it anchors
+the deviation check of live sources in ``oms.toml``, which requires a live source beside
+it) and ``PoolSpotFeed`` (the spot price of a constant-product pool,
 read from its reserves on chain). A pool's spot price can be moved within one block by a
 large trade or a flash loan; paired with an independent source, the deviation check holds
 the price instead of following it.
@@ -258,6 +260,23 @@ class FixedFeed:
             raise FeedUnavailable(f"no value set for {asset}") from None
 
 
+class ReferenceFeed:
+    """A price from the configuration, observed "now" at every read: it never goes stale,
+    so it only serves to hold a live source that strays from it."""
+
+    def __init__(self, name: str, prices: Mapping[str, Decimal],
+                 clock: Callable[[], float]) -> None:
+        self.name = name
+        self._prices = dict(prices)
+        self._clock = clock
+
+    def observe(self, asset: str) -> Observation:
+        try:
+            return Observation(self._prices[asset], self._clock())
+        except KeyError:
+            raise FeedUnavailable(f"no reference price for {asset}") from None
+
+
 @dataclass(frozen=True)
 class PoolSide:
     """Which reserve of the pool is the priced asset and which the quote (e.g. USDC)."""
@@ -292,17 +311,8 @@ class PoolSpotFeed:
         if asset != self._side.asset:
             raise FeedUnavailable(f"pool {self._pool} prices {self._side.asset}, not {asset}")
         block = self._endpoint.block()
-        try:
-            data = self._endpoint.call(CallRequest(sender=self._reader, to=self._pool,
-                                                   data=self._selector, gas=READ_GAS),
-                                       block=block.number)
-        except CallReverted as exc:
-            raise FeedUnavailable(f"getReserves() of pool {self._pool} reverted: "
-                                  f"{exc.reason}") from None
-        try:
-            reserve0, reserve1 = decode_reserves(data)
-        except PoolMathError as exc:
-            raise FeedUnavailable(f"pool {self._pool}: {exc}") from None
+        reserve0, reserve1 = read_reserves(self._endpoint, self._pool, block.number,
+                                           reader=self._reader, selector=self._selector)
         asset_reserve, quote_reserve = ((reserve0, reserve1) if self._side.asset_is_token0
                                         else (reserve1, reserve0))
         if asset_reserve == 0 or quote_reserve < max(self._min_quote_reserve, 1):
@@ -313,3 +323,26 @@ class PoolSpotFeed:
         price = _CTX.multiply(_CTX.divide(whole_quote, whole_asset), self._side.quote_usd)
         return Observation(price, float(block.timestamp))
 
+
+def read_reserves(endpoint: Endpoint, pool: str, block: int | None = None, *,
+                  reader: str = ZERO_ADDRESS, selector: bytes = GET_RESERVES
+                  ) -> tuple[int, int]:
+    """A constant-product pool's (reserve0, reserve1) from ``getReserves()``."""
+    try:
+        data = endpoint.call(CallRequest(sender=reader, to=pool, data=selector, gas=READ_GAS),
+                             block=block)
+    except CallReverted as exc:
+        raise FeedUnavailable(f"getReserves() of pool {pool} reverted: {exc.reason}") from None
+    try:
+        return decode_reserves(data)
+    except PoolMathError as exc:
+        raise FeedUnavailable(f"pool {pool}: {exc}") from None
+
+
+def pool_value_locked(endpoint: Endpoint, pool: str, *, quote_is_token0: bool,
+                      quote_decimals: int, quote_usd: Decimal) -> Decimal:
+    """The USD value a constant-product pool holds: twice its quote reserve (both sides
+    hold equal value at the pool's own price), for a circuit-breaker watch."""
+    reserve0, reserve1 = read_reserves(endpoint, pool)
+    quote = reserve0 if quote_is_token0 else reserve1
+    return _CTX.multiply(Decimal(2 * quote).scaleb(-quote_decimals, _CTX), quote_usd)

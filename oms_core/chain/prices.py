@@ -30,3 +30,16 @@ class FixedPrices:
             return self._prices[asset]
         except KeyError:
             raise PriceUnavailable(f"no USD price for {asset}") from None
+
+
+class PricesByAsset:
+    """Each asset from one source: ``sources[asset]`` if configured, else ``fallback``
+    (``oms serve``: the checked oracle for the assets it has sources for, the fixed table
+    for the rest)."""
+
+    def __init__(self, sources: Mapping[str, PriceSource], fallback: PriceSource) -> None:
+        self._sources = dict(sources)
+        self._fallback = fallback
+
+    def usd_price(self, asset: str) -> Decimal:
+        return self._sources.get(asset, self._fallback).usd_price(asset)

@@ -41,17 +41,20 @@ class ToSign:
     transaction: UnsignedTx | None
     expires_at: int  # epoch seconds: the nodes refuse the assertion after it
     message: SignedMessage | None = None  # typed data or a personal message instead
+    nonce_at_signing: bool = False  # the OMS picks the nonce when it signs (one per request)
 
     def describe(self) -> str:
         """One line a person can check before touching the authenticator."""
         text = _describe_message(self.message) if self.message is not None else (
-            _describe_tx(self.transaction) if self.transaction is not None else "")
+            _describe_tx(self.transaction, self.nonce_at_signing)
+            if self.transaction is not None else "")
         until = datetime.fromtimestamp(self.expires_at, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
         return f"{text}; valid until {until}"
 
 
-def _describe_tx(tx: UnsignedTx) -> str:
-    text = (f"chain {tx.chain_id}, nonce {tx.nonce}, to {tx.to_address}, "
+def _describe_tx(tx: UnsignedTx, nonce_at_signing: bool = False) -> str:
+    nonce = "chosen at signing" if nonce_at_signing else str(tx.nonce)
+    text = (f"chain {tx.chain_id}, nonce {nonce}, to {tx.to_address}, "
             f"value {tx.value} wei")
     try:
         call = erc20.decode(tx.data)
@@ -114,7 +117,7 @@ def challenge_to_sign(view: pb.RequestView, request_id: str) -> ToSign:
     if challenge != view.challenge:
         raise ChallengeCheckError(f"request {request_id}: the server's challenge is not the "
                                   "one this transaction and policy yield; refusing to sign")
-    return ToSign(challenge, tx, signing.expires_at, message)
+    return ToSign(challenge, tx, signing.expires_at, message, signing.nonce_at_signing)
 
 
 def _destinations(tx: UnsignedTx) -> set[str]:

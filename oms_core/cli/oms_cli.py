@@ -13,6 +13,8 @@
     oms address-book add --label L --address 0x… --kind wallet|contract [--selector 0x…]
     oms audit …                                          offline audit checks (--db)
     oms risk report --config oms.toml [--json]           the scenario table
+    oms resolve ID --as confirmed|failed --reason T --operator NAME [--config oms.toml]
+                                                         settle an in-flight request (audited)
 
 Client commands find the server through --server/--ca, or read both (and the WebAuthn
 relying party) from --config. Before an assertion is made the client recomputes its
@@ -46,6 +48,7 @@ from oms_core.cli import (
     emergency_commands,
     policy_commands,
     request_commands,
+    resolve_command,
     risk_command,
     serve_command,
     session_commands,
@@ -58,6 +61,7 @@ from oms_core.cli.instance_setup import SetupError
 from oms_core.cli.oms_client import OmsCallError
 from oms_core.cli.token_file import TokenFileError
 from oms_core.daemon.tls_certificate import CertificateError
+from oms_core.oms_core_errors import OmsCoreError
 from oms_core.risk import RiskConfigError
 from oms_core.risk.live_risk import NoPolicyError
 from zero_trust.approvals.approval_errors import ApprovalError
@@ -66,8 +70,8 @@ from zero_trust.policy.policy_errors import PolicyError
 Handler = Callable[[argparse.Namespace], int]
 
 _LOCAL_ERRORS: tuple[type[Exception], ...] = (
-    TokenFileError, ConfigError, SetupError, ApprovalError, AuditError, AuditTreeError,
-    PolicyError, NoPolicyError, RiskConfigError, CertificateError, ValueError)
+    OmsCoreError, TokenFileError, ConfigError, SetupError, ApprovalError, AuditError,
+    AuditTreeError, PolicyError, NoPolicyError, RiskConfigError, CertificateError, ValueError)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +102,7 @@ def build_parser() -> argparse.ArgumentParser:
     policy_commands.register(commands, connect)
     audit_cli.register(commands)
     risk_command.register(commands)
+    resolve_command.register(commands)
     return parser
 
 

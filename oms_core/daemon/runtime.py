@@ -13,21 +13,39 @@ import json
 import logging
 import signal
 import threading
+import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from decimal import Decimal
+from functools import partial
+from pathlib import Path
 
 import grpc
 
 from coordinator.coordinator import Coordinator
 from coordinator.oms_signer import CoordinatorSigner
+from ethereum.addresses import ethereum_address
 from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.crypto.group import Point
 from mpcnode.transport.net_address import parse_address, refuse_taken
+from oms_core.app.chain_gateway import ChainConfig, ChainSettings
+from oms_core.app.circuit_breakers import TvlWatch
 from oms_core.app.oms_config import OmsSettings
 from oms_core.app.oms_errors import NotFound
 from oms_core.app.requests.request_signing import Signer
 from oms_core.app.service import OmsCore
 from oms_core.audit.signing_key import load_signer
-from oms_core.chain.prices import FixedPrices
+from oms_core.chain.oracles import (
+    PoolSide,
+    PoolSpotFeed,
+    PriceFeed,
+    PriceOracle,
+    ReferenceFeed,
+    pool_value_locked,
+)
+from oms_core.chain.prices import FixedPrices, PricesByAsset, PriceSource
+from oms_core.chain.simulation import PoolInterface, PoolSpec
+from oms_core.chain.web3_endpoint import Web3Endpoint
 from oms_core.daemon.core_thread import CoreThread
 from oms_core.daemon.observability import OmsMetrics, TimedSigner, configure_logging
 from oms_core.daemon.oms_server import OmsService, ServerTls, running_server
@@ -40,27 +58,125 @@ log = logging.getLogger("oms")
 @contextmanager
 def open_core(settings: OmsSettings, wrap: Callable[[Signer], Signer] = lambda s: s
               ) -> Iterator[CoreThread]:
-    """The core over the cluster of ``settings``, with its bootstrap policy adopted;
+    """The core over the cluster of ``settings``, with its bootstrap policy adopted, its
+    chain endpoints checked, and the coordinator's assignments kept in its database;
     ``wrap`` decorates the signer (the metrics time it)."""
     coordinator_config = load_coordinator_config(settings.cluster_dir)
     audit_signer = load_signer(settings.audit_key, settings.read_audit_passphrase())
-    prices = FixedPrices(settings.prices)
     bootstrap = (settings.bootstrap_bundle.read_bytes()
                  if settings.bootstrap_bundle is not None else None)
+    chain = chain_config(settings)
+    prices = price_source(settings, chain)
     with Coordinator(coordinator_config) as coordinator:
         coordinator_signer = CoordinatorSigner(coordinator, settings.key_id)
         signer = wrap(coordinator_signer)
-        core = CoreThread(lambda: OmsCore(settings.core_config(coordinator_config.cluster),
+        core = CoreThread(lambda: OmsCore(settings.core_config(coordinator_config.cluster,
+                                                               chain),
                                           signer, prices, audit_signer))
         # Every sign request carries the audit log's newest signed tree head, which the
         # nodes witness (they call back into the core on the core's own thread).
         coordinator_signer.audit = core.run(lambda c: c)
         try:
+            coordinator.assignments = core.run(lambda c: c.assignments)
             if bootstrap is not None:
                 _adopt(core, bootstrap, settings)
+            if chain is not None:
+                _check_chain(core, coordinator, settings)
             yield core
         finally:
             core.close()
+
+
+def chain_config(settings: OmsSettings) -> ChainConfig | None:
+    """The [chain] section as the core's chain configuration (endpoints over HTTP)."""
+    c = settings.chain
+    if c is None:
+        return None
+    named = {name: Web3Endpoint.http(url, name) for name, url in c.endpoints.items()}
+    pools = tuple(PoolSpec(p.address, p.token0, p.token1, Decimal(p.max_slippage_bps),
+                           _pool_interface(settings, p.abi)) for p in c.pools)
+    watches = tuple(TvlWatch(w.protocol, partial(
+        pool_value_locked, named[w.endpoint], w.pool, quote_is_token0=w.quote_is_token0,
+        quote_decimals=w.quote_decimals, quote_usd=w.quote_usd), w.max_drop, w.window_s)
+        for w in c.watches)
+    return ChainConfig(tuple(named.values()), c.chain_id, ChainSettings(
+        sender=c.holding_address, confirmations=c.confirmations,
+        confirm_timeout_s=c.confirm_timeout_s, poll_s=c.poll_s,
+        max_fee_cap=c.max_fee_cap_wei), pools, watches)
+
+
+def _pool_interface(settings: OmsSettings, abi: Path) -> PoolInterface:
+    try:
+        return PoolInterface.from_abi(json.loads(abi.read_text(encoding="utf-8")))
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise StartupError(f"chain.pools abi {abi} in {settings.path}: "
+                           f"{type(exc).__name__}: {exc}") from None
+
+
+def price_source(settings: OmsSettings, chain: ChainConfig | None) -> PriceSource:
+    """The [oracles] (median of fresh, agreeing sources) for the assets they price, the
+    fixed [prices] for the rest."""
+    fixed = FixedPrices(settings.prices)
+    o = settings.oracles
+    if o is None:
+        return fixed
+    named = {e.name: e for e in chain.endpoints} if chain is not None else {}
+    feeds: dict[str, list[PriceFeed]] = {}
+    for s in o.sources:
+        if s.kind == "reference":
+            assert s.price is not None
+            feed: PriceFeed = ReferenceFeed(s.name, {s.asset: s.price}, time.time)
+        else:
+            feed = PoolSpotFeed(named[s.endpoint], s.pool, PoolSide(
+                s.asset, s.asset_is_token0, s.asset_decimals, s.quote_decimals, s.quote_usd),
+                name=s.name, min_quote_reserve=s.min_quote_reserve)
+        feeds.setdefault(s.asset, []).append(feed)
+    oracle = PriceOracle(feeds, max_staleness_s=o.max_staleness_s,
+                         max_deviation_bps=o.max_deviation_bps, clock=time.time,
+                         min_sources=o.min_sources)
+    return PricesByAsset(dict.fromkeys(feeds, oracle), fixed)
+
+
+def _check_chain(core: CoreThread, coordinator: Coordinator, settings: OmsSettings) -> None:
+    """Every endpoint serves the configured chain, and the holding address is the
+    threshold key's: a typo there would sign nonces of an address the key does not own."""
+    assert settings.chain is not None
+    try:
+        core.run(lambda c: c.chain.check() if c.chain is not None else None)
+        key = coordinator.key_info(settings.key_id)
+        address = ethereum_address(Point.from_bytes(key.public_key)).lower()
+    except Exception as exc:
+        raise StartupError(f"[chain] in {settings.path}: {type(exc).__name__}: {exc}") \
+            from exc
+    if address != settings.chain.holding_address:
+        raise StartupError(f"chain.holding_address in {settings.path}: "
+                           f"{settings.chain.holding_address} is not the address of key "
+                           f"{settings.key_id.hex()[:16]}… ({address})")
+
+
+def recover(core: CoreThread, budget_s: float, *, startup: bool = True) -> None:
+    """One recovery round (``RequestSigning.recover``), its outcome logged."""
+    result = core.run(lambda c: c.recover(budget_s, startup=startup))
+    if result.found or result.settled or result.notes:
+        log.info(json.dumps({
+            "event": "recovery", "found": {rid: s.value for rid, s in result.found},
+            "settled": {r.request_id: r.state.value for r in result.settled},
+            "in_flight": {r.request_id: r.state.value for r in result.in_flight},
+            "notes": list(result.notes)}))
+
+
+def _keep_recovering(core: CoreThread, settings: OmsSettings, stop: threading.Event) -> None:
+    """Recovery again every ``recovery_interval_seconds``: what the chain had not confirmed
+    at start (or a signing a node outage held up) is finished without a restart."""
+    if settings.chain is None:
+        return
+    while not stop.wait(settings.chain.recovery_interval_s):
+        try:
+            # One pass over the endpoints, no waiting: the core's thread serves calls too.
+            recover(core, 0.0, startup=False)
+        except Exception as exc:  # the next round tries again
+            log.warning(json.dumps({"event": "recovery_failed",
+                                    "error": f"{type(exc).__name__}: {exc}"}))
 
 
 class StartupError(OmsCoreError):
@@ -105,15 +221,20 @@ def serve(settings: OmsSettings, *, stop: threading.Event | None = None,
     holder: list[CoreThread] = []
     metrics = OmsMetrics(lambda fn: holder[0].run(fn))
     with _stop_event(stop) as event, \
-            open_core(settings, lambda s: TimedSigner(s, metrics)) as core, \
-            running_server(OmsService(core, metrics), settings.listen, tls) as (_server, port):
+            open_core(settings, lambda s: TimedSigner(s, metrics)) as core:
         holder.append(core)
-        if settings.metrics_listen is not None:
-            metrics.serve(settings.metrics_listen)
-            log.info(json.dumps({"event": "metrics", "listen": settings.metrics_listen}))
-        if on_ready is not None:
-            on_ready(port)
-        event.wait()
+        recover(core, settings.chain.recovery_s if settings.chain else 0.0)
+        with running_server(OmsService(core, metrics), settings.listen, tls) as (_server, port):
+            keeper = threading.Thread(target=_keep_recovering, args=(core, settings, event),
+                                      name="oms-recovery", daemon=True)
+            keeper.start()
+            if settings.metrics_listen is not None:
+                metrics.serve(settings.metrics_listen)
+                log.info(json.dumps({"event": "metrics", "listen": settings.metrics_listen}))
+            if on_ready is not None:
+                on_ready(port)
+            event.wait()
+            keeper.join()
         log.info('{"event": "stopping"}')
     return 0
 

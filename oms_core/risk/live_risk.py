@@ -2,10 +2,11 @@
 
 Threshold and node count, the admins and their quorum come from cluster.toml; the policy
 is the one the OMS holds active (its database, read-only), else the bootstrap bundle it
-will adopt. What is not built yet is reported as missing, never assumed: the prices are
-the fixed table (one source each, no staleness or deviation check), there is no
-simulation before signing and no circuit breaker. Approvals are WebAuthn assertions that
-every signer node verifies.
+will adopt. What is not configured is reported as missing, never assumed: an asset priced
+by the fixed table has one source and no staleness or deviation check, an asset with
+[oracles] sources has those checks; simulation before signing runs only with a [chain],
+and circuit breakers exist for the protocols of its [[chain.watches]]. Approvals are
+WebAuthn assertions that every signer node verifies.
 """
 
 from __future__ import annotations
@@ -46,12 +47,21 @@ def active_policy(settings: OmsSettings) -> Policy:
 def live_risk_config(settings: OmsSettings, cluster: ClusterConfig,
                      policy: Policy) -> RiskConfig:
     listed = {a.symbol for a in policy.assets}
+    oracles = {symbol: OracleSettings(sources=1, max_staleness_seconds=None,
+                                      max_deviation_bps=None)
+               for symbol in sorted(settings.prices) if symbol in listed}
+    o = settings.oracles
+    for symbol in sorted({s.asset for s in o.sources} if o else set()):
+        assert o is not None
+        oracles[symbol] = OracleSettings(
+            sources=sum(s.asset == symbol for s in o.sources),
+            max_staleness_seconds=max(1, int(o.max_staleness_s)),
+            max_deviation_bps=o.max_deviation_bps)
+    chain = settings.chain
     return RiskConfig(
         threshold=cluster.threshold, parties=len(cluster.nodes), policy=policy,
         admins=len(cluster.admins), admin_quorum=cluster.admin_quorum,
-        webauthn_approvals=True,
-        oracles={symbol: OracleSettings(sources=1, max_staleness_seconds=None,
-                                        max_deviation_bps=None)
-                 for symbol in sorted(settings.prices) if symbol in listed},
-        simulation_before_signing=False, circuit_breakers=frozenset(),
+        webauthn_approvals=True, oracles=oracles,
+        simulation_before_signing=chain is not None,
+        circuit_breakers=frozenset(w.protocol for w in chain.watches) if chain else frozenset(),
         wallet_value_usd=settings.wallet_value_usd)

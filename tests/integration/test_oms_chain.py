@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import json
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -37,8 +38,15 @@ from mpcnode.ceremony.cluster_file import load_cluster_config
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.chain_gateway import ChainConfig, ChainSettings
 from oms_core.app.circuit_breakers import ProtocolPaused, TvlWatch
-from oms_core.app.oms_errors import AuthError, NotFound, PermissionDenied
+from oms_core.app.oms_errors import (
+    AuthError,
+    InvalidInputError,
+    NotFound,
+    PermissionDenied,
+    WrongStateError,
+)
 from oms_core.app.requests.request_lifecycle import State
+from oms_core.app.requests.request_signing import signed_request
 from oms_core.app.requests.request_store import Request
 from oms_core.app.service import OmsConfig, OmsCore
 from oms_core.app.tx_builder import Submission
@@ -531,7 +539,7 @@ def test_pause_after_submission_blocks_before_signing(desk: Desk) -> None:
     asked = len(desk.world.signer.asked)
     with paused(desk), pytest.raises(ProtocolPaused, match="protocol demo-dex is paused"):
         desk.confirm(req)
-    assert_blocked_before_signing(desk, req, _nonce_of(req), asked,
+    assert_blocked_before_signing(desk, req, _nonce_of(desk, req), asked,
                                   "protocol demo-dex is paused since")
 
 
@@ -543,8 +551,18 @@ def test_paused_protocol_does_not_block_other_destinations(desk: Desk) -> None:
         assert desk.confirm(req).state is State.CONFIRMED
 
 
-def _nonce_of(req: Request) -> int:
-    return decode_unsigned(SigningRequest.from_canonical(req.payload).transaction).nonce
+def _nonce_of(desk: Desk, req: Request) -> int:
+    """The nonce the request was (or is being) signed with: chosen at signing."""
+    stored = desk.core.requests.get(req.request_id)
+    return decode_unsigned(signed_request(desk.core.conn, stored).transaction).nonce
+
+
+def _holds_no_nonce(desk: Desk, req: Request) -> None:
+    """A request not yet signed holds no nonce: its approvals leave it to signing time."""
+    assert SigningRequest.from_canonical(req.payload).nonce_at_signing
+    assert desk.core.chain is not None
+    owners = {r.owner for r in desk.core.chain.nonces.records(EMBEDDED, desk.world.sender)}
+    assert req.request_id not in owners
 
 
 @pytest.mark.parametrize(("build", "reason"), [
@@ -563,7 +581,7 @@ def test_reverting_call_is_blocked_with_the_revert_reason(
         desk.confirm(req)
     assert blocked.value.reason == reason
     assert str(blocked.value) == f"simulation blocked the transaction: {reason}"
-    assert_blocked_before_signing(desk, req, _nonce_of(req), asked, reason)
+    assert_blocked_before_signing(desk, req, _nonce_of(desk, req), asked, reason)
     assert onchain_nonce(w3, desk.world.address) == onchain
 
 
@@ -588,7 +606,7 @@ def test_over_slippage_trade_is_blocked_with_figure_and_split(
     assert parts == quote.suggested_parts > 1
     assert size * 10**6 == quote.suggested_part_size
     assert parts * quote.suggested_part_size >= BIG_TRADE_USDC
-    assert_blocked_before_signing(desk, req, _nonce_of(req), asked, name + ": slippage")
+    assert_blocked_before_signing(desk, req, _nonce_of(desk, req), asked, name + ": slippage")
 
 
 def test_one_part_of_the_suggested_split_is_signed_and_confirmed(
@@ -693,7 +711,7 @@ def test_restart_between_broadcast_and_confirmation_confirms_once(
     fresh = [SwitchableEndpoint(Web3Endpoint(w3, n), n) for n in ("rpc-a", "rpc-b")]
     restarted = reopen(desk, fresh)
     try:
-        assert restarted.core.recover() == []  # nothing left for an operator
+        assert restarted.core.recover().in_flight == ()  # nothing left for an operator
         final = restarted.core.requests.get(req.request_id)
         assert_confirmed_on_chain(w3, final, world.address)
         assert final.tx_hash == killed.tx_hash
@@ -736,11 +754,11 @@ def test_disagreeing_endpoints_stop_broadcast_until_they_agree(world: World) -> 
             Web3.to_checksum_address(world.address), "pending") == nonce
 
         # still disagreeing: recovery sends nothing and reports the request as in flight
-        assert [r.request_id for r in desk.core.recover()] == [req.request_id]
+        assert [r.request_id for r in desk.core.recover().in_flight] == [req.request_id]
         assert desk.state(req.request_id) is State.SIGNED and honest.sent == []
 
         forked.fake_head = False
-        assert desk.core.recover() == []
+        assert desk.core.recover().in_flight == ()
         final = desk.core.requests.get(req.request_id)
         assert_confirmed_on_chain(w3, final, world.address)
         assert final.tx_hash == signed.tx_hash
@@ -752,6 +770,68 @@ def test_disagreeing_endpoints_stop_broadcast_until_they_agree(world: World) -> 
 # --------------------------------------------------------------------------- nonces
 
 
+def test_an_operator_resolves_only_what_cannot_be_signed_or_mined_any_more(
+        world: World) -> None:
+    """``oms resolve``: every settlement audited with the operator and reason; refused
+    where it would lose a signature, leave a nonce unused below later transactions, or
+    call a transaction confirmed that the chain does not show."""
+    w3 = world.w3
+    honest = SwitchableEndpoint(Web3Endpoint(w3, "rpc-honest"), "rpc-honest")
+    forked = SwitchableEndpoint(Web3Endpoint(w3, "rpc-forked"), "rpc-forked")
+    desk = open_desk(world, "resolve", [honest, forked], EMBEDDED)
+    core = desk.core
+    try:
+        # signed, never sent (the endpoints disagree): neither failed nor confirmed by hand
+        stuck = desk.submit(Submission("ETH", "0.01", TREASURY))
+        forked.fake_head = True
+        with pytest.raises(EndpointsDisagree):
+            desk.confirm(stuck)
+        forked.fake_head = False
+        assert desk.state(stuck.request_id) is State.SIGNED
+        with pytest.raises(WrongStateError, match="may still be mined, and failing it would "
+                                                  "leave its nonce unused"):
+            core.resolve(stuck.request_id, State.FAILED, operator="olga", reason="gone?")
+        with pytest.raises(WrongStateError, match="do not show its transaction confirmed"):
+            core.resolve(stuck.request_id, State.CONFIRMED, operator="olga", reason="seen")
+        with pytest.raises(InvalidInputError, match="needs a reason"):
+            core.resolve(stuck.request_id, State.FAILED, operator="olga", reason=" ")
+        with pytest.raises(InvalidInputError, match="must be one of: confirmed, failed"):
+            core.resolve(stuck.request_id, State.EXPIRED, operator="olga", reason="x")
+        # sent behind the operator's back: now the chain shows it, so "confirmed" is allowed
+        assert stuck.request_id in {r.request_id for r in core.recover(5.0).settled}
+        with pytest.raises(WrongStateError, match="only an approved or in-flight request"):
+            core.resolve(stuck.request_id, State.FAILED, operator="olga", reason="late")
+
+        # claimed for signing, no node asked yet: failed, and it held no nonce
+        asked_before = len(world.signer.asked)
+        idle = desk.submit(Submission("ETH", "0.01", TREASURY))
+        core.requests.transition(idle.request_id, State.APPROVED, actor="test", at=time.time(),
+                                 reason="approved for the test")
+        core.requests.claim_for_signing(idle.request_id, now=time.time())
+        done = core.resolve(idle.request_id, State.FAILED, operator="olga",
+                            reason="withdrawn by the desk")
+        assert done.state is State.FAILED and len(world.signer.asked) == asked_before
+        _holds_no_nonce(desk, idle)
+        # claimed and the nodes asked (an assignment recorded): never failed by hand
+        asked = desk.submit(Submission("ETH", "0.01", TREASURY))
+        core.requests.transition(asked.request_id, State.APPROVED, actor="test",
+                                 at=time.time(), reason="approved for the test")
+        core.requests.claim_for_signing(asked.request_id, now=time.time())
+        core.conn.execute("INSERT INTO signing_assignments (key_id, request_id, attempt, "
+                          "digest, path, presignature, signers, at) VALUES (?, ?, 0, ?, '[]', "
+                          "?, '[1, 2]', 0)", (world.key_id, asked.request_id, b"\x00" * 32,
+                                              b"presignature"))
+        with pytest.raises(WrongStateError, match="may have released their shares"):
+            core.resolve(asked.request_id, State.FAILED, operator="olga", reason="stuck")
+        audited = [json.loads(d) for (d,) in core.conn.execute(
+            "SELECT details FROM audit_entries WHERE action = 'request.resolve' "
+            "AND actor = 'operator:olga'")]
+        assert audited == [{"from": "signing", "to": "failed",
+                            "reason": "withdrawn by the desk"}]
+    finally:
+        desk.core.close()
+
+
 def _embedded_desk(world: World, name: str, request_ttl_s: float = 3600.0) -> Desk:
     endpoints = [Web3Endpoint(world.w3, "embedded-a"), Web3Endpoint(world.w3, "embedded-b")]
     return open_desk(world, name, endpoints, EMBEDDED, request_ttl_s=request_ttl_s)
@@ -761,38 +841,63 @@ def _next_transfer_uses(desk: Desk, nonce: int) -> None:
     """The nonce given back serves the next request, which the chain then confirms (a nonce
     left reserved would leave a gap: every later transaction would wait behind it)."""
     req = desk.confirm(desk.submit(Submission("ETH", "0.01", TREASURY)))
-    assert _nonce_of(req) == nonce
+    assert _nonce_of(desk, req) == nonce
     assert_confirmed_on_chain(desk.world.w3, req, desk.world.address)
 
 
-def test_rejected_request_gives_its_nonce_back(world: World) -> None:
+def test_rejected_request_leaves_no_gap(world: World) -> None:
     desk = _embedded_desk(world, "reject")
     try:
         req = desk.submit(Submission("ETH", "0.01", TREASURY))
-        nonce = _nonce_of(req)
-        assert nonce == onchain_nonce(world.w3, world.address)
-        assert desk.nonce_state(EMBEDDED, nonce) is NonceState.RESERVED
+        nonce = onchain_nonce(world.w3, world.address)
+        _holds_no_nonce(desk, req)
         rejected = desk.core.reject(desk.login("rita"), req.request_id, "not today")
         assert rejected.state is State.REJECTED
-        assert desk.nonce_state(EMBEDDED, nonce) is NonceState.RELEASED
+        assert desk.nonce_state(EMBEDDED, nonce) is None
         _next_transfer_uses(desk, nonce)
     finally:
         desk.core.close()
 
 
-def test_expired_request_gives_its_nonce_back(world: World) -> None:
+def test_expired_request_leaves_no_gap(world: World) -> None:
     desk = _embedded_desk(world, "expire", request_ttl_s=1.0)
     try:
         req = desk.confirm(desk.submit(Submission("ETH", "3000", TREASURY)))  # over the limit
         assert req.state is State.PENDING_APPROVAL
-        nonce = _nonce_of(req)
+        nonce = onchain_nonce(world.w3, world.address)
+        _holds_no_nonce(desk, req)
         time.sleep(1.2)
         assert desk.core.pending(desk.login("rita")) == ()
         assert desk.state(req.request_id) is State.EXPIRED
-        assert desk.nonce_state(EMBEDDED, nonce) is NonceState.RELEASED
+        assert desk.nonce_state(EMBEDDED, nonce) is None
         # The next request gets an ordinary deadline (one second may pass while signing).
         desk.core.context.config = dataclasses.replace(desk.core.config, request_ttl_s=3600.0)
         _next_transfer_uses(desk, nonce)
+    finally:
+        desk.core.close()
+
+
+def test_a_request_waiting_for_approval_strands_nothing_signed_after_it(world: World) -> None:
+    """The order in which requests are approved is not the order they were made in: a
+    request waiting for the risk officer holds no nonce, so transfers signed meanwhile are
+    mined at once, and its rejection afterwards leaves no gap either."""
+    desk = _embedded_desk(world, "out-of-order")
+    try:
+        start = onchain_nonce(world.w3, world.address)
+        waiting = desk.confirm(desk.submit(Submission("ETH", "3000", TREASURY)))
+        assert waiting.state is State.PENDING_APPROVAL
+        later = [desk.confirm(desk.submit(Submission("ETH", "0.01", TREASURY)))
+                 for _ in range(2)]
+        for i, req in enumerate(later):
+            assert_confirmed_on_chain(world.w3, desk.core.requests.get(req.request_id),
+                                      world.address)
+            assert _nonce_of(desk, req) == start + i
+        _holds_no_nonce(desk, waiting)
+        desk.core.reject(desk.login("rita"), waiting.request_id, "too large today")
+        _next_transfer_uses(desk, start + 2)
+        assert onchain_nonce(world.w3, world.address) == start + 3
+        assert world.w3.eth.get_transaction_count(
+            Web3.to_checksum_address(world.address), "pending") == start + 3
     finally:
         desk.core.close()
 
@@ -848,8 +953,12 @@ def test_stuck_transaction_replaced_with_higher_fees(world: World, anvil_node: A
             d.confirm(req)
         assert d.state(req.request_id) is State.BROADCAST
         replacement = d.core.replace_stuck(d.login("tina"), req.request_id)
-        old_tx = decode_unsigned(SigningRequest.from_canonical(req.payload).transaction)
-        new_tx = decode_unsigned(SigningRequest.from_canonical(replacement.payload).transaction)
+        # The original's nonce was chosen at signing; the replacement's approvals bind it.
+        old_tx = decode_unsigned(signed_request(d.core.conn, d.core.requests.get(
+            req.request_id)).transaction)
+        signing = SigningRequest.from_canonical(replacement.payload)
+        assert not signing.nonce_at_signing and signing.replaces == req.request_id
+        new_tx = decode_unsigned(signing.transaction)
         assert new_tx.nonce == old_tx.nonce
         assert new_tx.max_fee_per_gas * 8 >= old_tx.max_fee_per_gas * 9
         with pytest.raises(ConfirmationTimeout):  # replaces the original in the mempool

@@ -260,3 +260,54 @@ def test_a_raw_digest_is_signed_only_for_its_rules_key_and_path_at_its_stated_va
                       dataclasses.replace(raw, key_id=b"j" * 32)):
         with pytest.raises(PolicyDenied, match="no raw-digest rule covers key"):
             check_raw(elsewhere, "tina", "rita")
+
+
+# --- the nonce chosen at signing (version 4, docs/nonces.md) ----------------------------
+
+LATE = dataclasses.replace(REQ, request_id="late-1", nonce_at_signing=True)
+
+
+def test_a_late_nonce_request_binds_everything_but_the_nonce() -> None:
+    """One set of approvals fits the transaction at whatever nonce the OMS signs it with,
+    and nothing else: the canonical bytes (the challenge) change with any other field."""
+    at_5, at_9 = LATE.with_nonce(5), LATE.with_nonce(9)
+    assert at_5.canonical() == at_9.canonical() == LATE.canonical()
+    assert at_5.digest != at_9.digest
+    assert SigningRequest.from_canonical(at_5.canonical()) == LATE.with_nonce(0)
+    assert json.loads(LATE.canonical())["v"] == 3 and "digest" not in json.loads(
+        LATE.canonical())
+    for change in ({"value": 2 * 10**18}, {"to": b"\x01" * 20}, {"max_fee_per_gas": 3},
+                   {"gas": 50000}, {"chain_id": 5}):
+        tx = dataclasses.replace(TX, **change)
+        other = dataclasses.replace(LATE, transaction=tx.encode(), digest=tx.signing_digest())
+        assert other.canonical() != LATE.canonical(), change
+    with pytest.raises(ValueError, match="chosen at signing"):
+        REQ.with_nonce(3)
+
+
+def test_a_late_nonce_request_is_signed_at_one_nonce_per_verifier() -> None:
+    """A hostile OMS holding the approvals of one transfer cannot have it signed at a
+    second nonce (a second payment) by a verifier that signed it at the first."""
+    approvals = approved(LATE)
+    first = check(LATE.with_nonce(5), approvals)
+    assert first.binding.nonce == 5
+    with pytest.raises(AuthorizationDenied, match='request "late-1" is bound to another '
+                                                  "transaction"):
+        check(LATE.with_nonce(6), approvals, bound={"late-1": first.binding})
+    again = check(LATE.with_nonce(5), approvals, bound={"late-1": first.binding})
+    assert again.digest == first.digest  # a retry of the same signature passes
+
+
+def test_a_late_nonce_request_cannot_be_a_replacement() -> None:
+    """A replacement must keep the replaced transaction's nonce: its approvals bind it."""
+    req = dataclasses.replace(LATE, replaces="r1").with_nonce(0)
+    with pytest.raises(AuthorizationDenied, match="keeps the nonce"):
+        check(req, approved(req))
+
+
+def test_approvals_of_a_nonce_bound_request_do_not_fit_a_late_one() -> None:
+    """Version 2 approvals bind the nonce; the same request sent as version 4 is another
+    challenge, so old approvals cannot be replayed at a nonce of the OMS's choosing."""
+    late = dataclasses.replace(REQ, nonce_at_signing=True)
+    with pytest.raises(AuthorizationDenied):
+        check(late.with_nonce(7), approved(REQ))

@@ -8,7 +8,6 @@ signing.
 
 from __future__ import annotations
 
-from ethereum.transactions import decode_unsigned
 from oms_core.app.assertion_check import verify_assertion
 from oms_core.app.core_context import CoreContext
 from oms_core.app.oms_db import transaction
@@ -130,9 +129,8 @@ class RequestApprovals:
     def _release_nonce(self, req: Request) -> None:
         """A request that will never be signed gives its nonce back: left reserved, it
         would be a gap that every later transaction of the address waits behind."""
-        signing = SigningRequest.from_canonical(req.payload)
-        if self._ctx.chain is not None and signing.transaction:  # a message holds no nonce
-            self._ctx.chain.release(decode_unsigned(signing.transaction))
+        if self._ctx.chain is not None:  # a message holds no nonce: nothing is released
+            self._ctx.chain.release_for(req.request_id)
 
 
 def _after_confirmation(now_is: Reevaluation) -> tuple[State, str]:

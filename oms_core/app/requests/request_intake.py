@@ -1,7 +1,12 @@
 """How a request comes in: a submission, or the fee-bumped replacement of a stuck one. The
-transaction is built with its nonce, priced, recorded and evaluated under the policy in
-one SQLite transaction with its audit entries. A blocked request is recorded as rejected
-(its nonce released) and ``PolicyDenied`` raised; otherwise its initiator confirms next.
+transaction is built, priced, recorded and evaluated under the policy in one SQLite
+transaction with its audit entries. A blocked request is recorded as rejected and
+``PolicyDenied`` raised; otherwise its initiator confirms next.
+
+A submission's nonce is chosen when it is signed (``OmsConfig.nonce_at_signing``): its
+approvals bind the rest of the transaction, so a request that waits for approvals, is
+refused or expires holds no nonce and leaves no gap (``docs/nonces.md``). A replacement
+keeps the nonce of the transaction it replaces, which its approvals bind.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ from oms_core.app.oms_db import transaction
 from oms_core.app.oms_errors import InvalidInputError, NotFound, SeparationOfDuties
 from oms_core.app.requests.request_lifecycle import State
 from oms_core.app.requests.request_policy import decide, decision_json
+from oms_core.app.requests.request_signing import next_local_nonce, signed_request
 from oms_core.app.requests.request_store import Request
 from oms_core.app.users import Permission, User
 from oms_core.chain.fees import bump
@@ -109,7 +115,7 @@ class RequestIntake:
             if old.state is not State.BROADCAST or ctx.chain is None:
                 raise InvalidInputError(f"request {request_id} is {old.state.value}: only a "
                                         "broadcast transaction can be replaced")
-            stuck = decode_unsigned(SigningRequest.from_canonical(old.payload).transaction)
+            stuck = decode_unsigned(signed_request(ctx.conn, old).transaction)
             tx = bump(stuck, market=ctx.chain.market_fees(),
                       max_fee_cap=ctx.chain.settings.max_fee_cap)
             new_id = f"{request_id}.replacement-{uuid.uuid4().hex[:8]}"
@@ -121,16 +127,18 @@ class RequestIntake:
             return req
 
     def record(self, user: User, tx: UnsignedTx, request_id: str, bundle: PolicyBundle,
-               replaces: str = "") -> tuple[Request, Decision]:
-        """A new request for ``tx`` (nonce already assigned), evaluated under the policy;
-        the caller's transaction. A blocked one is rejected and its nonce released. Its
-        deadline, a whole epoch second, is bound by every approval: the nodes sign nothing
-        for it afterwards."""
-        return self._record(user, request_id, bundle, tx=tx, replaces=replaces)
+               replaces: str = "", *, nonce_at_signing: bool = False
+               ) -> tuple[Request, Decision]:
+        """A new request for ``tx`` (its nonce assigned, or chosen at signing), evaluated
+        under the policy; the caller's transaction. A blocked one is rejected and any
+        nonce it holds released. Its deadline, a whole epoch second, is bound by every
+        approval: the nodes sign nothing for it afterwards."""
+        return self._record(user, request_id, bundle, tx=tx, replaces=replaces,
+                            nonce_at_signing=nonce_at_signing)
 
     def _record(self, user: User, request_id: str, bundle: PolicyBundle, *,
-                tx: UnsignedTx | None = None, message: bytes = b"", replaces: str = ""
-                ) -> tuple[Request, Decision]:
+                tx: UnsignedTx | None = None, message: bytes = b"", replaces: str = "",
+                nonce_at_signing: bool = False) -> tuple[Request, Decision]:
         """``record`` for a transaction or a structured message (typed data, personal)."""
         ctx = self._ctx
         now = ctx.clock()
@@ -144,7 +152,8 @@ class RequestIntake:
         intent = intent_of_signable(bundle.policy, what)
         # Moving nothing of value (a contract call without ETH) needs no price.
         price = self._prices.usd_price(intent.asset) if intent.amount else Decimal(0)
-        signing = dataclasses.replace(draft, digest=what.digest, usd_price=decimal_text(price))
+        signing = dataclasses.replace(draft, digest=what.digest, usd_price=decimal_text(price),
+                                      nonce_at_signing=nonce_at_signing)
         kind = intent.kind.value if message else (
             "contract_call" if intent.called_contract else "transfer")
         ctx.requests.create(
@@ -159,8 +168,8 @@ class RequestIntake:
         if decision.action is Action.BLOCK:
             req = ctx.requests.transition(request_id, State.REJECTED, actor="policy",
                                           at=now, reason=decision.reason)
-            if ctx.chain is not None and tx is not None:
-                ctx.chain.release(tx)  # never signed: the nonce serves the next
+            if ctx.chain is not None:
+                ctx.chain.release_for(request_id)  # never signed: a nonce serves the next
         return req, decision
 
     def _submit(self, user: User, sub: tx_builder.Submission, client_request_id: str
@@ -174,24 +183,16 @@ class RequestIntake:
             pass
         if ctx.chain is not None:
             ctx.chain.poll()
+        late = ctx.config.nonce_at_signing
         with transaction(ctx.conn):
             if ctx.chain is None:
-                nonce = self._next_nonce(bundle.policy.assets[0].chain_id)
+                nonce = 0 if late else next_local_nonce(ctx.conn, ctx.config.key_id,
+                                                        bundle.policy.assets[0].chain_id)
                 tx, _ = tx_builder.build(bundle.policy, sub, nonce)
             else:
                 tx, _ = tx_builder.build(bundle.policy, sub, 0)
-                tx = ctx.chain.prepare(tx, bundle.policy, request_id)
-            req, decision = self.record(user, tx, request_id, bundle)
+                tx = ctx.chain.prepare(tx, bundle.policy, request_id, reserve=not late)
+            req, decision = self.record(user, tx, request_id, bundle, nonce_at_signing=late)
         if decision.action is Action.BLOCK:
             raise PolicyDenied(decision.rule, decision.reason)
         return req
-
-    def _next_nonce(self, chain_id: int) -> int:
-        """Without a chain the OMS numbers the key's transactions itself."""
-        conn, key_id = self._ctx.conn, self._ctx.config.key_id
-        row = conn.execute("SELECT next FROM nonces WHERE chain_id = ? AND key_id = ?",
-                           (chain_id, key_id)).fetchone()
-        nonce = int(row[0]) if row else 0
-        conn.execute("INSERT OR REPLACE INTO nonces VALUES (?, ?, ?)",
-                     (chain_id, key_id, nonce + 1))
-        return nonce

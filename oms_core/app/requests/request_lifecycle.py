@@ -18,9 +18,10 @@ the endings (``TRANSITIONS`` is the reference):
 
 No move leads back to signing, nor out of it but forward: once a request is claimed for
 signing it is never signed a second time by a retry of the state machine. A request found
-in signing, signed or broadcast after a restart is reconciled by the caller (ask the
-signers, which answer a repeated request id with the same signature share, or the chain)
-and moved forward to signed, broadcast, confirmed or failed.
+approved, signing, signed or broadcast after a restart is moved forward by
+``request_signing.RequestSigning.recover`` (the signers answer a repeated request id and
+attempt with the same signature share; the chain knows the same bytes), or settled by an
+operator with ``resolve`` (docs/nonces.md).
 """
 
 from __future__ import annotations

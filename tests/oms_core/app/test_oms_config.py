@@ -3,6 +3,7 @@ file and the dotted key."""
 
 from __future__ import annotations
 
+import json
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +12,9 @@ import pytest
 from mpcnode.core.config_schema import ConfigError
 from oms_core.app.login_sessions import SessionPolicy
 from oms_core.app.oms_config import OmsSettings, TlsFiles, dump_settings, load_settings
+from oms_core.chain import artifacts
+from oms_core.chain.oracles import PriceHeld
+from oms_core.daemon.runtime import chain_config, price_source
 from zero_trust.authorization import RelyingParty
 
 
@@ -116,3 +120,129 @@ def test_a_section_must_be_a_table(written: OmsSettings) -> None:
 def test_a_missing_file_is_named(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match=r"oms\.toml: \(file\): not found"):
         load_settings(tmp_path / "oms.toml")
+
+
+# --- [chain] ---------------------------------------------------------------------------
+
+README = Path(__file__).resolve().parents[3] / "README.md"
+
+
+def _readme_example(tmp_path: Path) -> Path:
+    """The complete ``oms.toml`` of the README, as a file."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index("```toml\n[oms]") + len("```toml\n")
+    path = tmp_path / "oms.toml"
+    path.write_text(text[start:text.index("```", start)], encoding="utf-8")
+    return path
+
+
+def test_the_readme_example_is_a_complete_valid_file(tmp_path: Path) -> None:
+    settings = load_settings(_readme_example(tmp_path))
+    chain = settings.chain
+    assert chain is not None and chain.chain_id == 1 and chain.confirmations == 3
+    assert chain.holding_address == "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
+    assert list(chain.endpoints) == ["provider-a", "provider-b", "own-node"]
+    assert chain.max_fee_cap_wei == 300 * 10**9
+    assert (chain.recovery_s, chain.recovery_interval_s) == (60.0, 10.0)
+    assert settings.tls is not None and settings.bootstrap_bundle is not None
+    assert load_settings(_rewritten(settings)) == settings  # dump_settings keeps [chain]
+
+
+def _rewritten(settings: OmsSettings) -> Path:
+    settings.path.write_text(dump_settings(settings), encoding="utf-8")
+    return settings.path
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('holding_address = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"',
+     'holding_address = "0x7E5F4552091A69125d5DfCb7b8C2659029395BDF"',
+     "chain.holding_address: mixed-case address with a wrong EIP-55 checksum"),
+    ('holding_address = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"',
+     'holding_address = "0x7e5f"', "chain.holding_address: must be a 0x-prefixed"),
+    ('own-node = "http://10.0.0.5:8545"', 'own-node = "ws://10.0.0.5:8546"',
+     "chain.endpoints.own-node: must be an http:// or https:// JSON-RPC URL"),
+    ("confirmations = 3", 'confirmations = "3"', "chain.confirmations"),
+    ("confirmations = 3", "confirmations = 0", "chain.confirmations"),
+    ("recovery_seconds = 60", "recovery_seconds = 60\nretry_forever = true",
+     "chain.retry_forever"),
+    ("chain_id = 1\n", "", "chain.chain_id"),
+])
+def test_a_bad_chain_section_is_one_line_naming_the_key(
+        tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = _readme_example(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_no_endpoint_is_refused(tmp_path: Path) -> None:
+    path = _readme_example(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    cut = text.index("[chain.endpoints]")
+    path.write_text(text[:cut] + "[chain.endpoints]\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"chain\.endpoints"):
+        load_settings(path)
+
+
+def _with_abi(path: Path) -> None:
+    (path.parent / "abi").mkdir()
+    (path.parent / "abi" / "pool.json").write_text(
+        json.dumps(artifacts.load(artifacts.POOL).abi), encoding="utf-8")
+
+
+def test_the_readme_example_builds_the_chain_breakers_and_oracles(tmp_path: Path) -> None:
+    """What ``oms serve`` builds from it, without a network: three endpoints, the pool and
+    its slippage maximum, the breaker, and ETH priced by the oracle (held here: its live
+    source is unreachable), never by the fixed table; USDC by the fixed table."""
+    path = _readme_example(tmp_path)
+    _with_abi(path)
+    settings = load_settings(path)
+    chain = chain_config(settings)
+    assert chain is not None and [e.name for e in chain.endpoints] == [
+        "provider-a", "provider-b", "own-node"]
+    assert [(p.address, p.max_slippage_bps) for p in chain.pools] == [
+        ("0xb4e16d0168e52d35cacd2c6185b44281ec28c9dc", Decimal(100))]
+    assert [(w.protocol, w.max_drop, w.window_s) for w in chain.watches] == [
+        ("usdc-weth-pool", Decimal("0.3"), 3600.0)]
+    prices = price_source(settings, chain)
+    assert prices.usd_price("USDC") == Decimal(1)
+    with pytest.raises(PriceHeld, match="ETH"):
+        prices.usd_price("ETH")
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('kind = "pool"                           # spot price from getReserves()',
+     'kind = "reference"\nprice = "2001"',
+     "a reference source has a price and no pool or endpoint"),
+    ('endpoint = "provider-a"', 'endpoint = "provider-z"',
+     "oracles.sources[0].endpoint 'provider-z' is not one of [chain.endpoints]"),
+    ('endpoint = "own-node"', 'endpoint = "nowhere"',
+     "watches[0].endpoint 'nowhere' is not one of [chain.endpoints]"),
+    ("min_sources = 2", "min_sources = 3", "ETH has 2 source(s); min_sources is 3"),
+    ('max_drop = "0.3"', 'max_drop = 0.3', "chain.watches.0.max_drop"),
+    ("max_deviation_bps = 200", "max_deviation_bps = 0", "oracles.max_deviation_bps"),
+])
+def test_a_bad_oracle_pool_or_watch_is_one_line_naming_it(
+        tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = _readme_example(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert message in str(info.value) and "\n" not in str(info.value)
+
+
+def test_only_reference_prices_are_no_oracle(tmp_path: Path) -> None:
+    path = _readme_example(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    start = text.index("[[oracles.sources]]")
+    path.write_text(text[:start] + '[[oracles.sources]]\nasset = "ETH"\nname = "a"\n'
+                    'kind = "reference"\nprice = "2000"\n\n[[oracles.sources]]\n'
+                    'asset = "ETH"\nname = "b"\nkind = "reference"\nprice = "2000"\n',
+                    encoding="utf-8")
+    with pytest.raises(ConfigError, match="ETH has no live source"):
+        load_settings(path)

@@ -15,6 +15,7 @@ from oms_core.app.oms_db import open_database
 from oms_core.app.oms_errors import AuthError, InvalidInputError, StorageError
 from oms_core.app.oms_schema import OMS_SCHEMA
 from oms_core.app.requests.request_lifecycle import State
+from oms_core.app.requests.request_signing import signed_request
 from oms_core.app.requests.request_store import RequestStore
 from oms_core.app.tx_builder import Submission
 from oms_core.app.users import Role, UserStore
@@ -54,7 +55,7 @@ def db(tmp_path: Path) -> Path:
 def test_opens_migrated_with_its_data(db: Path) -> None:
     conn = open_database(db)
     try:
-        assert schema_version(conn) == OMS_SCHEMA.version == 3
+        assert schema_version(conn) == OMS_SCHEMA.version == 4
         report = verify_log(conn, AUDIT_KEY)
         assert (report.log_id, report.entries, report.tree_heads) == ("oms", OLD_ENTRIES, 1)
         audit = AuditLog.open(conn)
@@ -75,7 +76,7 @@ def test_opens_migrated_with_its_data(db: Path) -> None:
     finally:
         conn.close()
     with sqlite3.connect(db) as reopened:
-        assert schema_version(reopened) == 3
+        assert schema_version(reopened) == OMS_SCHEMA.version
 
 
 def test_the_oms_carries_on_with_an_old_database(db: Path) -> None:
@@ -102,7 +103,12 @@ def test_the_oms_carries_on_with_an_old_database(db: Path) -> None:
             core.approve(rita_token, PENDING_REQUEST, rita.sign_challenge(OMS_RP, bytes(32)))
         clock[0] += 1
         new = core.submit(tina_token, Submission("ETH", "1", TREASURY), "after-upgrade")
-        tx = decode_unsigned(SigningRequest.from_canonical(new.payload).transaction)
+        assert SigningRequest.from_canonical(new.payload).nonce_at_signing
+        challenge = core.challenge_of(new)
+        signed = core.confirm(tina_token, new.request_id,
+                              tina.sign_challenge(OMS_RP, challenge))
+        assert signed.state is State.SIGNED
+        tx = decode_unsigned(signed_request(core.conn, signed).transaction)
         assert tx.nonce == 2  # the key's nonces continue after the old requests' 0 and 1
         core.sign_tree_head()
         report = verify_log(core.conn, AUDIT_KEY)
@@ -115,7 +121,7 @@ def test_a_database_of_a_newer_release_is_refused(db: Path) -> None:
     with sqlite3.connect(db) as conn:
         conn.execute("PRAGMA user_version = 9")
     with pytest.raises(StorageError, match=r"oms\.sqlite3 \(OMS database\): schema version 9 "
-                                           r"is newer than this release knows \(up to 3\)"
+                                           r"is newer than this release knows \(up to 4\)"
                        ) as info:
         open_database(db)
     assert isinstance(info.value.__cause__, SchemaTooNew)

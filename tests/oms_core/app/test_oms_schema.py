@@ -57,7 +57,7 @@ def test_stores_refuse_a_connection_not_opened_by_open_database(tmp_path: Path) 
     path = tmp_path / "oms.sqlite3"
     raw = sqlite3.connect(path, isolation_level=None)
     try:
-        with pytest.raises(StorageError, match="schema version 0, not 3: open it with "
+        with pytest.raises(StorageError, match="schema version 0, not 4: open it with "
                                                "open_database"):
             check_opened(raw)
         open_database(path).close()

@@ -117,7 +117,7 @@ def test_submit_under_limit_then_confirm_signs(cli: Cli) -> None:
     rid = request_id(cli.submit("1.5"))
     run = cli("confirm", rid, auth=True)
     assert run.code == 0, run.err
-    assert f"confirm request {rid}: chain 1337, nonce 0, to {TREASURY}, value " \
+    assert f"confirm request {rid}: chain 1337, nonce chosen at signing, to {TREASURY}, value " \
            f"{15 * 10**17} wei" in run.err
     assert "state       signed" in run.out and "signed tx   0x02" in run.out
     got = json.loads(cli("get", rid, "--json").out)
