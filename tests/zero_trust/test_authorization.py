@@ -274,7 +274,7 @@ def test_a_late_nonce_request_binds_everything_but_the_nonce() -> None:
     assert at_5.canonical() == at_9.canonical() == LATE.canonical()
     assert at_5.digest != at_9.digest
     assert SigningRequest.from_canonical(at_5.canonical()) == LATE.with_nonce(0)
-    assert json.loads(LATE.canonical())["v"] == 3 and "digest" not in json.loads(
+    assert json.loads(LATE.canonical())["v"] == 4 and "digest" not in json.loads(
         LATE.canonical())
     for change in ({"value": 2 * 10**18}, {"to": b"\x01" * 20}, {"max_fee_per_gas": 3},
                    {"gas": 50000}, {"chain_id": 5}):
@@ -311,3 +311,16 @@ def test_approvals_of_a_nonce_bound_request_do_not_fit_a_late_one() -> None:
     late = dataclasses.replace(REQ, nonce_at_signing=True)
     with pytest.raises(AuthorizationDenied):
         check(late.with_nonce(7), approved(REQ))
+
+
+def test_a_message_request_has_no_nonce_to_choose() -> None:
+    """Version 3 (a structured message) and version 4 (a nonce chosen at signing) are
+    distinct canonical forms; a request claiming both has none, so no approval fits it."""
+    from mpcnode.core.canonical_json import CanonicalJSONError
+
+    both = dataclasses.replace(LATE, transaction=b"", digest=b"\x01" * 32,
+                               message=b'{"data":"0x68690a","kind":"personal_sign"}')
+    with pytest.raises(CanonicalJSONError, match="no nonce to choose"):
+        both.canonical()
+    only_message = dataclasses.replace(both, nonce_at_signing=False)
+    assert json.loads(only_message.canonical())["v"] == 3
