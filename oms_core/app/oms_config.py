@@ -53,7 +53,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BeforeValidator, Field, model_validator
 
-from ethereum.addresses import is_checksum_consistent
+from ethereum.addresses import parse_address
 from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.ceremony.config_fields import Address
 from mpcnode.core.config_schema import ConfigError, StrictConfig, dumps, load
@@ -65,7 +65,6 @@ from zero_trust.policy.policy_canonical import decimal_text
 from zero_trust.policy.usd import parse_usd
 
 _HEX = re.compile(r"(?:[0-9a-f]{2})+")
-_ADDRESS = re.compile(r"0x[0-9a-fA-F]{40}")
 _SYMBOL = re.compile(r"[A-Za-z0-9_-]{1,32}")
 _HEADER = ("# OMS configuration (oms serve --config). Relative paths are relative to this "
            "file's directory.\n# Prices are FIXED (no oracle yet): the risk report flags "
@@ -384,11 +383,9 @@ class _MetricsSection(StrictConfig):
 
 
 def _address(text: str) -> str:
-    if not _ADDRESS.fullmatch(text):
-        raise ValueError("must be a 0x-prefixed 20-byte hex address")
-    if text != text.lower() and not is_checksum_consistent(text):
-        raise ValueError("mixed-case address with a wrong EIP-55 checksum")
-    return text.lower()
+    """Lower-case ``0x`` hex; the one address parser (``ethereum.addresses``) checks a
+    mixed-case address's EIP-55 checksum."""
+    return "0x" + parse_address(text, "address").hex()
 
 
 def _url(text: str) -> str:

@@ -156,9 +156,11 @@ def _rewritten(settings: OmsSettings) -> Path:
 @pytest.mark.parametrize(("old", "new", "message"), [
     ('holding_address = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"',
      'holding_address = "0x7E5F4552091A69125d5DfCb7b8C2659029395BDF"',
-     "chain.holding_address: mixed-case address with a wrong EIP-55 checksum"),
+     "chain.holding_address: address '0x7E5F4552091A69125d5DfCb7b8C2659029395BDF' has a "
+     "bad EIP-55 checksum"),
     ('holding_address = "0x7E5F4552091A69125d5DfCb7b8C2659029395Bdf"',
-     'holding_address = "0x7e5f"', "chain.holding_address: must be a 0x-prefixed"),
+     'holding_address = "0x7e5f"',
+     "chain.holding_address: address '0x7e5f' is not a 0x address of 40 hex digits"),
     ('own-node = "http://10.0.0.5:8545"', 'own-node = "ws://10.0.0.5:8546"',
      "chain.endpoints.own-node: must be an http:// or https:// JSON-RPC URL"),
     ("confirmations = 3", 'confirmations = "3"', "chain.confirmations"),
