@@ -26,9 +26,11 @@ import pytest
 from coordinator.authorization_proto import to_proto
 from coordinator.coordinator import Coordinator, SigningRefused
 from ethereum.transactions import UnsignedTx
+from mpcnode.ceremony.node_config import load_identity_keys
 from mpcnode.protocol.results import KeygenResult
 from mpcnode.rpc import node_pb2 as pb
 from oms_core.demo.demo_people import Person, enrol
+from test_only.node_switches import load_test_node_config
 from testing.hostile_calls import QuorumMaterial, gather_quorum, sign_directly
 from testing.integration_support import openssl_verifies, process_cluster
 from tests.integration.test_zero_trust import RP, WHITELISTED, install, transfer
@@ -216,3 +218,37 @@ def test_a_ledger_read_before_the_spend_is_recorded_is_refused(cluster: Cluster)
     assert not material.views
     assert all("a ledger read needs receipts from 3 nodes" in material.refusals[i]
                for i in (4, 5)), material.refusals
+
+
+def test_quorum_material_naming_nodes_wrongly_is_refused(cluster: Cluster) -> None:
+    """A receipt or view that names a node outside the cluster, and a malicious node that
+    signs another node's view as its own (to count as a reader without reading its own
+    ledger): every signer refuses, naming the node."""
+    request = cluster.request(transfer(WHITELISTED, 0.1, nonce=500), "gina")
+    auth, good = _material(cluster, request)
+
+    def refused_with(material: QuorumMaterial, reason: str) -> None:
+        reasons = _refusals(cluster, request, auth, material)
+        assert all(reason in r for r in reasons), reasons
+
+    stranger = pb.SignedStatement()
+    stranger.CopyFrom(good.receipts[0])
+    stranger.party = 9
+    refused_with(dataclasses.replace(good, receipts=[*good.receipts[1:], stranger]),
+                 "a spend receipt names unknown node 9")
+    unknown_view = pb.SignedStatement()
+    unknown_view.CopyFrom(good.views[0])
+    unknown_view.party = 9
+    refused_with(dataclasses.replace(good, views=[unknown_view]),
+                 "a ledger view names unknown node 9")
+    relabelled = pb.SignedStatement()
+    relabelled.CopyFrom(good.views[0])
+    relabelled.party = 4
+    refused_with(dataclasses.replace(good, views=[relabelled]),
+                 "node 4's ledger view is not its signature")
+    # Node 4 is malicious: it signs node 1's view (a statement naming node 1) itself.
+    node4 = load_identity_keys(load_test_node_config(cluster.root / "node4" / "node.toml")[0])
+    view1 = next(v for v in good.views if v.party == 1)
+    stolen = pb.SignedStatement(party=4, statement=view1.statement,
+                                signature=node4.sign(view1.statement))
+    refused_with(dataclasses.replace(good, views=[stolen]), "node 4 signed another node's view")
