@@ -24,6 +24,9 @@ from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.ceremony.config_fields import Address, EnvName, FilePath, PartyId
 from mpcnode.ceremony.config_files import ConfigFiles, check_certificate, read_config
 from mpcnode.core.config_schema import ConfigError, StrictConfig, dumps, validate
+from mpcnode.state.pkcs11_seal import Pkcs11Settings
+from mpcnode.state.seal import PassphraseError, Seal, SealError, passphrase_from_env_or_file
+from mpcnode.state.seal_choice import PassphraseSettings, SealSettings, open_seal
 from mpcnode.transport.identity import IdentityKeyError, IdentityKeys
 
 PASSPHRASE_ENV_DEFAULT = "MPCNODE_PASSPHRASE"
@@ -103,26 +106,29 @@ class NodeConfig:
     metrics_listen: str | None  # None: no metrics endpoint
     cluster_file: Path
     prime_pool: Path | None = None  # [primes] pool: safe primes for aux info (else generate)
+    pkcs11: Pkcs11Settings | None = None  # set: the KEK is in a token, no passphrase
 
     def read_passphrase(self) -> bytes:
         """The seal passphrase from the file or environment variable the config names."""
-        if self.passphrase_file is not None:
-            try:
-                text = self.passphrase_file.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as e:
-                raise ConfigError(self.path, "seal.passphrase_file",
-                                  f"cannot read {self.passphrase_file}: {type(e).__name__}"
-                                  ) from None
-            if not text:
-                raise ConfigError(self.path, "seal.passphrase_file",
-                                  f"{self.passphrase_file} is empty")
-            return text.encode("utf-8")
-        assert self.passphrase_env is not None  # the loader guarantees exactly one
-        value = os.environ.get(self.passphrase_env, "")
-        if not value:
-            raise ConfigError(self.path, "seal.passphrase_env",
-                              f"environment variable {self.passphrase_env} is not set or empty")
-        return value.encode("utf-8")
+        key = "seal.passphrase_file" if self.passphrase_file is not None else "seal.passphrase_env"
+        try:
+            return passphrase_from_env_or_file(self.passphrase_env, self.passphrase_file)
+        except PassphraseError as e:
+            raise ConfigError(self.path, key, str(e)) from None
+
+    def seal_settings(self) -> SealSettings:
+        """The ``[seal]`` section: which seal holds the node's key-encryption key."""
+        if self.pkcs11 is not None:
+            return self.pkcs11
+        return PassphraseSettings(self.passphrase_env, self.passphrase_file)
+
+    def open_seal(self) -> Seal:
+        """The node's seal, its key checked against the data directory's key-check value
+        (``seal_choice.open_seal``); the data directory is made 0700 if missing."""
+        self.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        if self.pkcs11 is None:
+            self.read_passphrase()  # a missing passphrase is a ConfigError naming the key
+        return open_seal(self.seal_settings(), self.data_dir)
 
 
 def load_node_config(path: Path) -> NodeConfig:
@@ -184,12 +190,21 @@ def dump_node_config(cfg: NodeConfig) -> str:
                         "file's directory.\n\n")
 
 
-def load_identity_keys(cfg: NodeConfig, cluster: ClusterConfig | None = None) -> IdentityKeys:
+IDENTITY_AAD = b"identity:%d"  # % node id: the identity key sealed by a token-held KEK
+
+
+def load_identity_keys(cfg: NodeConfig, cluster: ClusterConfig | None = None,
+                       seal: Seal | None = None) -> IdentityKeys:
     """Decrypt the node's identity keys; if ``cluster`` is given, check they are the
-    ones cluster.toml publishes for this node."""
+    ones cluster.toml publishes for this node. With the passphrase seal the file is PEM
+    encrypted under the passphrase; with the pkcs11 seal it is sealed by the token's KEK
+    (``seal``, opened here for the call if not given)."""
     try:
         data = cfg.identity_key.read_bytes()
-        keys = IdentityKeys.from_pem_bytes(data, cfg.node_id, cfg.read_passphrase())
+        if cfg.pkcs11 is None:
+            keys = IdentityKeys.from_pem_bytes(data, cfg.node_id, cfg.read_passphrase())
+        else:
+            keys = _unseal_identity(cfg, data, seal)
     except OSError as e:
         raise ConfigError(cfg.path, "identity.key", f"cannot read: {e.strerror}") from None
     except IdentityKeyError as e:
@@ -204,3 +219,37 @@ def load_identity_keys(cfg: NodeConfig, cluster: ClusterConfig | None = None) ->
                               f"keys do not match node {cfg.node_id}'s public identity in "
                               f"{cluster.path}")
     return keys
+
+
+def _unseal_identity(cfg: NodeConfig, data: bytes, seal: Seal | None) -> IdentityKeys:
+    own = seal is None
+    active = cfg.open_seal() if seal is None else seal
+    try:
+        pem = active.open(data, IDENTITY_AAD % cfg.node_id)
+    except SealError as e:
+        raise ConfigError(cfg.path, "identity.key", f"{cfg.identity_key}: {e}") from None
+    finally:
+        if own:
+            active.close()
+    return IdentityKeys.from_pem_bytes(pem, cfg.node_id)
+
+
+def seal_identity_keys(seal: Seal, keys: IdentityKeys) -> bytes:
+    """The identity key file of a token-sealed node: its PEM sealed by the KEK."""
+    return seal.seal(keys.to_pem_bytes(), IDENTITY_AAD % keys.party)
+
+
+def unseal_node(cfg: NodeConfig, cluster: ClusterConfig | None = None
+                ) -> tuple[Seal, IdentityKeys]:
+    """The node's seal and identity keys, as the daemon needs them at start. With the
+    passphrase seal the identity key is opened first: it proves the passphrase before a
+    first start writes the key-check value under it."""
+    if cfg.pkcs11 is None:
+        keys = load_identity_keys(cfg, cluster)
+        return cfg.open_seal(), keys
+    seal = cfg.open_seal()
+    try:
+        return seal, load_identity_keys(cfg, cluster, seal)
+    except BaseException:
+        seal.close()
+        raise

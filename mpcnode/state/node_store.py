@@ -51,7 +51,7 @@ from mpcnode.protocol.sign import SignatureShare
 from mpcnode.state.atomic_file import write_atomic
 from mpcnode.state.consumption_journal import Consumption, ConsumptionJournal
 from mpcnode.state.schema_migrations import Migration, Schema, migrate
-from mpcnode.state.seal import Sealer
+from mpcnode.state.seal import Seal
 
 DB_NAME = "presignatures.sqlite3"
 JOURNAL_NAME = "consumed.journal"
@@ -147,7 +147,7 @@ class NodeStore:
     injection point for the crash tests (``test_only.crash_hook``); production passes none.
     """
 
-    def __init__(self, data_dir: Path, sealer: Sealer, *,
+    def __init__(self, data_dir: Path, sealer: Seal, *,
                  after_consume: Callable[[], None] | None = None) -> None:
         self._dir = data_dir
         self._keys = data_dir / KEYS_DIR
@@ -201,6 +201,7 @@ class NodeStore:
             self._checkpoint()
             self._journal.close()
             self._db.close()
+            self._sealer.close()  # the store owns its seal from here (a token session)
 
     def _replay_journal(self) -> None:
         """Apply the journal's consumptions to the table (after a crash some may be
