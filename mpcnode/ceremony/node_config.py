@@ -14,14 +14,14 @@ only by the test entry point (``python -m test_only.node_daemon``), never by
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from mpcnode.ceremony import pki
 from mpcnode.ceremony.cluster_file import ClusterConfig
-from mpcnode.ceremony.config_fields import Address, EnvName, FilePath, PartyId
+from mpcnode.ceremony.config_fields import Address, EnvName, FilePath, PartyId, Text
 from mpcnode.ceremony.config_files import ConfigFiles, check_certificate, read_config
 from mpcnode.core.config_schema import ConfigError, StrictConfig, dumps, validate
 from mpcnode.state.pkcs11_seal import Pkcs11Settings
@@ -56,10 +56,18 @@ class IdentitySection(StrictConfig):
 
 
 class SealSection(StrictConfig):
-    """Where the seal passphrase comes from: exactly one of the two."""
+    """Which seal holds the key-encryption key. ``passphrase`` (the default): exactly one of
+    passphrase_file / passphrase_env. ``pkcs11``: module, token_label, key_label and
+    exactly one of pin_file / pin_env."""
 
+    kind: Literal["passphrase", "pkcs11"] = "passphrase"
     passphrase_file: FilePath | None = None  # secret
     passphrase_env: EnvName | None = None
+    module: FilePath | None = None  # the token's PKCS#11 library
+    token_label: Text | None = None
+    key_label: Text | None = None
+    pin_file: FilePath | None = None  # secret
+    pin_env: EnvName | None = None
 
 
 class MetricsSection(StrictConfig):
@@ -143,9 +151,8 @@ def load_node_config(path: Path) -> NodeConfig:
 def node_config_from(path: Path, document: Mapping[str, Any]) -> NodeConfig:
     """The NodeConfig in ``document``, read from the absolute ``path``: schema, then files."""
     doc = validate(NodeToml, document, path)
-    if (doc.seal.passphrase_file is None) == (doc.seal.passphrase_env is None):
-        raise ConfigError(path, "seal", "set exactly one of passphrase_file, passphrase_env")
     files = ConfigFiles(path)
+    pkcs11 = _seal_section(path, doc.seal, files)
     cfg = NodeConfig(
         path=path,
         node_id=doc.node.id,
@@ -161,9 +168,50 @@ def node_config_from(path: Path, document: Mapping[str, Any]) -> NodeConfig:
         metrics_listen=doc.metrics.listen if doc.metrics is not None else None,
         cluster_file=files.existing("cluster.file", doc.cluster.file),
         prime_pool=files.resolve(doc.primes.pool) if doc.primes is not None else None,
+        pkcs11=pkcs11,
     )
     check_certificate(path, "tls.cert", cfg.tls_cert, cfg.tls_ca, pki.ROLE_NODE)
     return cfg
+
+
+_PASSPHRASE_KEYS = ("passphrase_file", "passphrase_env")
+_PKCS11_KEYS = ("module", "token_label", "key_label", "pin_file", "pin_env")
+
+
+def _seal_section(path: Path, seal: SealSection, files: ConfigFiles) -> Pkcs11Settings | None:
+    """The pkcs11 settings of ``[seal]``, or None for the passphrase seal; a key of the
+    other kind, or a missing or doubled source of the secret, is refused by name."""
+    own, other = ((_PKCS11_KEYS, _PASSPHRASE_KEYS) if seal.kind == "pkcs11"
+                  else (_PASSPHRASE_KEYS, _PKCS11_KEYS))
+    for key in other:
+        if getattr(seal, key) is not None:
+            raise ConfigError(path, f"seal.{key}", f"does not apply to kind = {seal.kind!r}")
+    sources = own[-2:]  # passphrase_file/_env or pin_file/_env
+    if sum(getattr(seal, k) is not None for k in sources) != 1:
+        raise ConfigError(path, "seal", f"set exactly one of {', '.join(sources)}")
+    if seal.kind == "passphrase":
+        return None
+    for key in ("module", "token_label", "key_label"):
+        if getattr(seal, key) is None:
+            raise ConfigError(path, f"seal.{key}", "is required with kind = 'pkcs11'")
+    assert seal.module is not None and seal.token_label is not None
+    assert seal.key_label is not None
+    return Pkcs11Settings(
+        module=files.existing("seal.module", seal.module),
+        token_label=seal.token_label, key_label=seal.key_label, pin_env=seal.pin_env,
+        pin_file=(files.secret("seal.pin_file", seal.pin_file)
+                  if seal.pin_file is not None else None))
+
+
+def _dump_seal(cfg: NodeConfig, rel: Callable[[Path], str]) -> SealSection:
+    if cfg.pkcs11 is not None:
+        p = cfg.pkcs11
+        return SealSection(kind="pkcs11", module=rel(p.module), token_label=p.token_label,
+                           key_label=p.key_label, pin_env=p.pin_env,
+                           pin_file=rel(p.pin_file) if p.pin_file is not None else None)
+    if cfg.passphrase_file is not None:
+        return SealSection(passphrase_file=rel(cfg.passphrase_file))
+    return SealSection(passphrase_env=cfg.passphrase_env or PASSPHRASE_ENV_DEFAULT)
 
 
 def dump_node_config(cfg: NodeConfig) -> str:
@@ -177,9 +225,7 @@ def dump_node_config(cfg: NodeConfig) -> str:
         node=NodeSection(id=cfg.node_id, listen=cfg.listen, data_dir=rel(cfg.data_dir)),
         tls=TlsSection(ca=rel(cfg.tls_ca), cert=rel(cfg.tls_cert), key=rel(cfg.tls_key)),
         identity=IdentitySection(key=rel(cfg.identity_key)),
-        seal=(SealSection(passphrase_file=rel(cfg.passphrase_file))
-              if cfg.passphrase_file is not None
-              else SealSection(passphrase_env=cfg.passphrase_env or PASSPHRASE_ENV_DEFAULT)),
+        seal=_dump_seal(cfg, rel),
         metrics=(MetricsSection(listen=cfg.metrics_listen)
                  if cfg.metrics_listen is not None else None),
         cluster=ClusterSection(file=rel(cfg.cluster_file)),

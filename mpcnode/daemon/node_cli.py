@@ -18,6 +18,7 @@ from pathlib import Path
 from mpcnode.ceremony.node_config import load_identity_keys, load_node_config
 from mpcnode.core.config_schema import ConfigError
 from mpcnode.daemon.production_fence import FenceError, refuse_test_only
+from mpcnode.state.node_store import StoreError
 from mpcnode.state.schema_migrations import SchemaError
 from mpcnode.state.seal import SealError
 from mpcnode.transport.identity import IdentityError
@@ -44,7 +45,8 @@ def main(argv: list[str] | None = None) -> int:
         from mpcnode.daemon.node_server import serve as run
 
         return run(cfg)
-    except (ConfigError, FenceError, SealError, IdentityError, SchemaError, ListenError) as exc:
+    except (ConfigError, FenceError, SealError, IdentityError, SchemaError, ListenError,
+            StoreError) as exc:  # StoreError: key material that fails its start-up check
         print(f"mpcnode: {exc}", file=sys.stderr)
         return 2
 

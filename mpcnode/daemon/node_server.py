@@ -326,6 +326,12 @@ def build_node(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> tuple[SignerNode
     except BaseException:
         sealer.close()
         raise
+    try:
+        checked = store.check_key_material(cfg.node_id)
+    except BaseException:
+        store.close()
+        raise
+    _log("key_material_checked", party=cfg.node_id, keys=checked)
     identities = {i: e.identity for i, e in cluster.nodes.items()}
     rng = SystemRandom()
     policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
