@@ -100,11 +100,9 @@ def create_token_key(settings: Pkcs11Settings, pin: bytes) -> None:
     with that label already there is refused (it may seal another node's data)."""
     session = _login(settings, pin, rw=True)
     try:
-        try:
-            _find_key(session, settings)
-        except TokenError:
-            pass
-        else:
+        existing = list(session.get_objects({Attribute.CLASS: ObjectClass.SECRET_KEY,
+                                             Attribute.LABEL: settings.key_label}))
+        if existing:
             raise TokenError(f"{settings.where()} already exists; refusing to make a second "
                              "key under the same label")
         try:
