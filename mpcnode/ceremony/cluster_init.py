@@ -38,9 +38,9 @@ from cryptography.hazmat.primitives.serialization import (
 
 from mpcnode.ceremony import pki
 from mpcnode.ceremony.cluster_file import MAX_NODES, ClusterConfig, NodeEntry, dump_cluster_config
-from mpcnode.ceremony.node_config import NodeConfig, dump_node_config, seal_identity_keys
+from mpcnode.ceremony.node_config import NodeConfig, dump_node_config, token_sealed_identity
 from mpcnode.core.errors import UsageError
-from mpcnode.state.pkcs11_seal import Pkcs11Seal, Pkcs11Settings, create_token_key
+from mpcnode.state.pkcs11_seal import Pkcs11Settings
 from mpcnode.state.seal import SealError, passphrase_from_env_or_file
 from mpcnode.transport.identity import IdentityKeys
 from mpcnode.transport.net_address import format_address, valid_host
@@ -216,7 +216,9 @@ def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port:
             pki.write_private(node.passphrase, passphrase.encode())
             pki.write_private(node.identity, ident.to_pem_bytes(passphrase.encode()))
         else:
-            cfg = _seal_in_token(cfg, token.for_node(i), token.pin(), ident)
+            settings = token.for_node(i)
+            pki.write_private(node.identity, token_sealed_identity(settings, token.pin(), ident))
+            cfg = dataclasses.replace(cfg, passphrase_file=None, pkcs11=settings)
         pki.write_public(node.node_toml, dump_node_config(cfg).encode())
         entries[i] = NodeEntry(i, format_address(host, base_port + i), ident.public,
                                node.tls_cert)
@@ -224,18 +226,6 @@ def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port:
                             path=layout.cluster_file, admins=admin_keys,
                             admin_quorum=admin_quorum)
     pki.write_public(layout.cluster_file, dump_cluster_config(cluster).encode())
-
-
-def _seal_in_token(cfg: NodeConfig, settings: Pkcs11Settings, pin: bytes,
-                   ident: IdentityKeys) -> NodeConfig:
-    """Create the node's KEK in its token and seal its identity key with it."""
-    create_token_key(settings, pin)
-    seal = Pkcs11Seal.open_token(settings, pin)
-    try:
-        pki.write_private(cfg.identity_key, seal_identity_keys(seal, ident))
-    finally:
-        seal.close()
-    return dataclasses.replace(cfg, passphrase_file=None, pkcs11=settings)
 
 
 def _layout(root: Path, nodes: int, admins: int = 0) -> ClusterLayout:

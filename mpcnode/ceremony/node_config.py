@@ -24,9 +24,10 @@ from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.ceremony.config_fields import Address, EnvName, FilePath, PartyId, Text
 from mpcnode.ceremony.config_files import ConfigFiles, check_certificate, read_config
 from mpcnode.core.config_schema import ConfigError, StrictConfig, dumps, validate
-from mpcnode.state.pkcs11_seal import Pkcs11Settings
+from mpcnode.state.atomic_file import write_atomic
+from mpcnode.state.pkcs11_seal import Pkcs11Seal, Pkcs11Settings, create_token_key
 from mpcnode.state.seal import PassphraseError, Seal, SealError, passphrase_from_env_or_file
-from mpcnode.state.seal_choice import PassphraseSettings, SealSettings, open_seal
+from mpcnode.state.seal_choice import KCV_FILE, PassphraseSettings, SealSettings, open_seal
 from mpcnode.transport.identity import IdentityKeyError, IdentityKeys
 
 PASSPHRASE_ENV_DEFAULT = "MPCNODE_PASSPHRASE"
@@ -268,8 +269,11 @@ def load_identity_keys(cfg: NodeConfig, cluster: ClusterConfig | None = None,
 
 
 def _unseal_identity(cfg: NodeConfig, data: bytes, seal: Seal | None) -> IdentityKeys:
+    assert cfg.pkcs11 is not None
     own = seal is None
-    active = cfg.open_seal() if seal is None else seal
+    # Reading the identity (``mpcnode fingerprint``) writes nothing: no key-check value.
+    active = seal or Pkcs11Seal.open_token(cfg.pkcs11, passphrase_from_env_or_file(
+        cfg.pkcs11.pin_env, cfg.pkcs11.pin_file, what="token PIN"))
     try:
         pem = active.open(data, IDENTITY_AAD % cfg.node_id)
     except SealError as e:
@@ -280,9 +284,37 @@ def _unseal_identity(cfg: NodeConfig, data: bytes, seal: Seal | None) -> Identit
     return IdentityKeys.from_pem_bytes(pem, cfg.node_id)
 
 
-def seal_identity_keys(seal: Seal, keys: IdentityKeys) -> bytes:
-    """The identity key file of a token-sealed node: its PEM sealed by the KEK."""
-    return seal.seal(keys.to_pem_bytes(), IDENTITY_AAD % keys.party)
+def token_sealed_identity(settings: Pkcs11Settings, pin: bytes, keys: IdentityKeys) -> bytes:
+    """Create the node's KEK in its token (state/pkcs11_seal.py) and return the node's
+    identity key file sealed by it: the PEM of the keys under the token's AES-GCM."""
+    create_token_key(settings, pin)
+    seal = Pkcs11Seal.open_token(settings, pin)
+    try:
+        return seal.seal(keys.to_pem_bytes(), IDENTITY_AAD % keys.party)
+    finally:
+        seal.close()
+
+
+def move_identity_into_token(cfg: NodeConfig, passphrase: bytes) -> None:
+    """``mpcnode seal-init``: on the node's own host, create its KEK in the token its
+    node.toml names (``kind = "pkcs11"``) and reseal its identity key, until now encrypted
+    under the ceremony's passphrase, with it. Refused for a node that has started before:
+    its data directory is sealed under the passphrase, and switching seals is not done."""
+    if cfg.pkcs11 is None:
+        raise ConfigError(cfg.path, "seal.kind", 'set kind = "pkcs11" and the token settings '
+                                                 "first")
+    if (cfg.data_dir / KCV_FILE).exists():
+        raise ConfigError(cfg.path, "node.data_dir",
+                          f"{cfg.data_dir} already holds sealed data (seal.kcv): a node that "
+                          "has run cannot switch seals")
+    try:
+        keys = IdentityKeys.from_pem_bytes(cfg.identity_key.read_bytes(), cfg.node_id,
+                                           passphrase)
+    except IdentityKeyError as e:
+        raise ConfigError(cfg.path, "identity.key", str(e)) from None
+    pin = passphrase_from_env_or_file(cfg.pkcs11.pin_env, cfg.pkcs11.pin_file,
+                                      what="token PIN")
+    write_atomic(cfg.identity_key, token_sealed_identity(cfg.pkcs11, pin, keys))
 
 
 def unseal_node(cfg: NodeConfig, cluster: ClusterConfig | None = None

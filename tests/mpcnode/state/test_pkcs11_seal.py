@@ -17,8 +17,10 @@ import pkcs11
 import pytest
 from pkcs11 import Attribute, KeyType
 
+from mpcnode.ceremony.cluster_file import load_cluster_config
 from mpcnode.ceremony.cluster_init import ClusterInitError, TokenSealing, init_cluster
-from mpcnode.ceremony.node_config import load_identity_keys, load_node_config
+from mpcnode.ceremony.node_config import dump_node_config, load_identity_keys, load_node_config
+from mpcnode.daemon import node_cli
 from mpcnode.state.pkcs11_seal import Pkcs11Seal, Pkcs11Settings, TokenError, create_token_key
 from mpcnode.state.seal import SEAL_IDS, Sealer, SealError
 from mpcnode.state.seal_choice import KCV_FILE, open_seal
@@ -175,3 +177,40 @@ def test_the_ceremony_makes_token_sealed_nodes(hsm: SoftHsm, tmp_path: Path) -> 
     with pytest.raises(TokenError, match="already exists"):  # node 1's key is there
         init_cluster(tmp_path / "again", 2, 2, token=token)
     assert not (tmp_path / "again").exists()
+
+
+def test_seal_init_moves_a_ceremony_identity_into_the_nodes_token(
+        hsm: SoftHsm, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+        capsys: pytest.CaptureFixture[str]) -> None:
+    # A cluster made with passphrases on the ceremony machine; node 1's operator then
+    # switches node.toml to its own token and runs `mpcnode seal-init` on the node's host.
+    layout = init_cluster(tmp_path / "cluster", 2, 2)
+    node = layout.nodes[1]
+    cfg = replace(load_node_config(node.node_toml), passphrase_file=None,
+                  pkcs11=settings("seal-init-node1", token="unit-b"))
+    node.node_toml.write_text(dump_node_config(cfg))
+    monkeypatch.setenv("MPC_TEST_PIN", USER_PIN)
+    args = ["seal-init", "--config", str(node.node_toml), "--passphrase-file",
+            str(node.passphrase)]
+    assert node_cli.main(args) == 0
+    assert "key 'seal-init-node1' in token 'unit-b'" in capsys.readouterr().out
+    assert node.identity.read_bytes()[0] == SEAL_IDS["pkcs11"]
+    cluster = load_cluster_config(layout.cluster_file)
+    assert load_identity_keys(load_node_config(node.node_toml), cluster).party == 1
+    assert node_cli.main(args) == 2  # done once: the file no longer opens with a passphrase
+    assert "identity.key" in capsys.readouterr().err
+
+
+def test_seal_init_refuses_a_node_that_has_run(hsm: SoftHsm, tmp_path: Path,
+                                               capsys: pytest.CaptureFixture[str]) -> None:
+    layout = init_cluster(tmp_path / "cluster", 1, 1)
+    node = layout.nodes[1]
+    cfg = load_node_config(node.node_toml)
+    cfg.open_seal().close()  # a first start under the passphrase: seal.kcv written
+    cfg = replace(cfg, passphrase_file=None, pkcs11=settings("never-made", token="unit-b"))
+    node.node_toml.write_text(dump_node_config(cfg))
+    assert node_cli.main(["seal-init", "--config", str(node.node_toml),
+                          "--passphrase-file", str(node.passphrase)]) == 2
+    assert "cannot switch seals" in capsys.readouterr().err
+    with pytest.raises(TokenError, match="holds no AES key labelled 'never-made'"):
+        Pkcs11Seal.open_token(cfg.seal_settings(), PIN)  # type: ignore[arg-type]
