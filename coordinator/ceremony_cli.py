@@ -1,6 +1,8 @@
 """``mpc-ceremony``: the key ceremony, for operators and auditors.
 
     mpc-ceremony init --nodes N --threshold T --out DIR   CA, certificates, identities, configs
+        [--seal pkcs11 --pkcs11-module SO --pkcs11-token LABEL --pkcs11-pin-env VAR]
+                                                          each node's KEK made in a PKCS#11 token
     mpc-ceremony up DIR [--test-only-nodes]               start DIR's nodes on loopback
     mpc-ceremony down DIR                                 stop them
     mpc-ceremony keygen DIR --key-id ID                   keygen + aux info; DIR/transcripts/ID.json
@@ -23,8 +25,14 @@ from coordinator import ceremony_transcript as transcript
 from coordinator.coordinator import Coordinator
 from coordinator.coordinator_errors import CoordinatorError
 from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
-from mpcnode.ceremony.cluster_init import ClusterInitError, init_cluster
+from mpcnode.ceremony.cluster_init import (
+    DEFAULT_KEY_LABEL,
+    ClusterInitError,
+    TokenSealing,
+    init_cluster,
+)
 from mpcnode.core.config_schema import ConfigError
+from mpcnode.state.seal import SealError
 
 KEYS_FILE = "keys.json"  # label → key id (hex), kept beside cluster.toml
 NODE_MODULE = "mpcnode"  # ``mpcnode serve``: the production daemon
@@ -64,9 +72,28 @@ def _read_pid(path: Path) -> int | None:
     return pid if _alive(pid) else None
 
 
+def _token_sealing(args: argparse.Namespace) -> TokenSealing | None:
+    if args.seal == "passphrase":
+        given = [f"--pkcs11-{k}" for k in ("module", "token", "pin-env", "pin-file")
+                 if getattr(args, f"pkcs11_{k.replace('-', '_')}") is not None]
+        if given:
+            raise ClusterInitError(f"{', '.join(given)} need --seal pkcs11")
+        return None
+    if args.pkcs11_module is None or args.pkcs11_token is None:
+        raise ClusterInitError("--seal pkcs11 needs --pkcs11-module and --pkcs11-token")
+    if (args.pkcs11_pin_env is None) == (args.pkcs11_pin_file is None):
+        raise ClusterInitError("--seal pkcs11 needs exactly one of --pkcs11-pin-env, "
+                               "--pkcs11-pin-file")
+    return TokenSealing(
+        module=args.pkcs11_module.absolute(), token_label=args.pkcs11_token,
+        key_label=args.pkcs11_key_label, pin_env=args.pkcs11_pin_env,
+        pin_file=args.pkcs11_pin_file.absolute() if args.pkcs11_pin_file else None)
+
+
 def cmd_init(args: argparse.Namespace) -> int:
     layout = init_cluster(args.out, args.nodes, args.threshold, host=args.host,
-                          base_port=args.base_port, metrics_base_port=args.metrics_base_port)
+                          base_port=args.base_port, metrics_base_port=args.metrics_base_port,
+                          token=_token_sealing(args))
     cluster = load_cluster_config(layout.cluster_file)
     _say(f"cluster {cluster.name!r}: {args.threshold}-of-{args.nodes} "
          f"(t = {args.threshold} signers needed) in {args.out}")
@@ -222,6 +249,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1", help="address the nodes listen on")
     p.add_argument("--base-port", type=int, default=7100, help="node i listens on base + i")
     p.add_argument("--metrics-base-port", type=int, default=9100)
+    p.add_argument("--seal", choices=("passphrase", "pkcs11"), default="passphrase",
+                   help="what holds each node's key-encryption key: a passphrase file "
+                        "(default) or a PKCS#11 token, where the ceremony creates the key")
+    p.add_argument("--pkcs11-module", type=Path, help="the token's PKCS#11 library (.so)")
+    p.add_argument("--pkcs11-token", help="token label; {node} becomes the node id")
+    p.add_argument("--pkcs11-key-label", default=DEFAULT_KEY_LABEL,
+                   help="key label in the token; {node} becomes the node id")
+    p.add_argument("--pkcs11-pin-env", help="environment variable holding the token PIN "
+                                           "(the nodes read the same variable)")
+    p.add_argument("--pkcs11-pin-file", type=Path,
+                   help="0600 file holding the token PIN (the nodes read the same file)")
     p.set_defaults(fn=cmd_init)
     p = sub.add_parser("up", help="start the nodes of DIR on this machine")
     p.add_argument("dir", type=Path)
@@ -252,7 +290,7 @@ def main(argv: list[str] | None = None) -> int:
     except transcript.TranscriptError as exc:
         print(f"transcript REJECTED: {exc}", file=sys.stderr)
         return 1
-    except (CoordinatorError, ConfigError, ClusterInitError, OSError) as exc:
+    except (CoordinatorError, ConfigError, ClusterInitError, SealError, OSError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

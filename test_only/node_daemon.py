@@ -23,7 +23,7 @@ from mpcnode.ceremony.node_config import NodeConfig
 from mpcnode.core.config_schema import ConfigError
 from mpcnode.daemon.node import SignerNode
 from mpcnode.daemon.node_server import NodeHooks, running_server, serve
-from mpcnode.state.node_store import NodeStore
+from mpcnode.state.node_store import NodeStore, StoreError
 from mpcnode.state.seal import SealError
 from mpcnode.transport.identity import IdentityError
 from test_only.bare_digest_signing import sign_bare_digest
@@ -69,7 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg, switches = load_test_node_config(args.config)
         return serve(cfg, node_hooks(cfg, switches))
-    except (ConfigError, SealError, IdentityError) as exc:
+    except (ConfigError, SealError, IdentityError, StoreError) as exc:
         print(f"{PROGRAM}: {exc}", file=sys.stderr)
         return 2
 

@@ -15,7 +15,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import ExitStack, contextmanager
 from pathlib import Path
 
@@ -75,6 +75,17 @@ def make_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = Fals
         cluster_file = root / "cluster.toml"
         cluster = dataclasses.replace(load_cluster_config(cluster_file), audit_key=audit_key)
         cluster_file.write_text(dump_cluster_config(cluster))
+    add_test_settings(root, nodes, metrics=metrics, crash_after_consume=crash_after_consume,
+                      unauthorized_digests=unauthorized_digests, primes_per_node=primes_per_node)
+    return layout
+
+
+def add_test_settings(root: Path, nodes: int, *, metrics: bool = False,
+                      crash_after_consume: set[int] | None = None,
+                      unauthorized_digests: bool = True,
+                      primes_per_node: int = PRIMES_PER_NODE) -> None:
+    """TEST ONLY prime pools and switches for the nodes of a cluster made by ``init``
+    (in this process, or by ``mpc-ceremony init`` in another)."""
     primes = fixture_keys.test_primes(1024)
     if nodes * primes_per_node > len(primes):
         raise ValueError("not enough TEST ONLY fixture primes for that many nodes")
@@ -90,7 +101,6 @@ def make_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = Fals
                                 crash_after_consume=i in (crash_after_consume or set()),
                                 sign_unauthorized_digests=unauthorized_digests)
         path.write_text(dump_test_node_config(cfg, switches))
-    return layout
 
 
 @contextmanager
@@ -115,8 +125,9 @@ def node_command(config: Path) -> list[str]:
 class ProcessCluster:
     """Signer nodes as real processes (``node_command``)."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, env: Mapping[str, str] | None = None) -> None:
         self.root = root
+        self.env = env  # None: this process's environment
         self.procs: dict[int, subprocess.Popen[bytes]] = {}
 
     def config(self, i: int) -> Path:
@@ -125,7 +136,7 @@ class ProcessCluster:
     def start(self, i: int) -> None:
         with (self.root / f"node{i}" / "node.log").open("ab") as log:
             self.procs[i] = subprocess.Popen(node_command(self.config(i)),
-                                             stdout=log, stderr=log)
+                                             stdout=log, stderr=log, env=self.env)
 
     def stop(self, i: int, *, kill: bool = False) -> int:
         p = self.procs.pop(i)

@@ -42,6 +42,7 @@ from mpcnode.sim.simulator import run_aux_info, run_keygen, run_presign
 from mpcnode.state.node_store import NodeStore
 from mpcnode.state.policy_state import PolicyState
 from mpcnode.state.seal import Sealer, load_or_create_salt
+from mpcnode.state.seal_choice import KCV_FILE, SALT_FILE
 from oms_core.app.bundle_signing import make_bundle, signed_bundle_json
 from oms_core.app.service import OmsConfig, OmsCore
 from oms_core.app.tx_builder import Submission
@@ -107,8 +108,8 @@ def oms_admins() -> dict[str, bytes]:
 
 def node_sealer(data_dir: Path) -> Sealer:
     """The node's sealer, as ``mpcnode serve`` builds it (salt and key-check value)."""
-    sealer = Sealer.from_passphrase(PASSPHRASE, load_or_create_salt(data_dir / "seal.salt"))
-    sealer.verify_kcv(data_dir / "seal.kcv")
+    sealer = Sealer.from_passphrase(PASSPHRASE, load_or_create_salt(data_dir / SALT_FILE))
+    sealer.verify_kcv(data_dir / KCV_FILE)
     return sealer
 
 

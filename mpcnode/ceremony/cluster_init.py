@@ -4,17 +4,24 @@
     DIR/coordinator/coordinator.pem, .key (0600)    TLS client identity of the coordinator
     DIR/node{i}/tls.pem, tls.key (0600)             TLS server identity of node i
     DIR/node{i}/identity.pem (0600)                 Ed25519 + X25519 keys, sealed by passphrase
+                                                    (or by the node's token key, --seal pkcs11)
     DIR/node{i}/passphrase (0600)                   local default; production uses an env var
+                                                    (none with --seal pkcs11)
     DIR/node{i}/node.toml                           the node's own config (node_config.py)
     DIR/admins/admin{k}.key (0600)                  Ed25519 policy-admin keys
     DIR/cluster.toml                                public data every party needs (cluster_file.py)
 
 The ceremony generates the admin keys for a local cluster; in production each admin makes
 their own key offline and hands the ceremony only the public half (``--admin-key``).
+
+With ``token`` (``--seal pkcs11``) the ceremony creates each node's key-encryption key in
+a PKCS#11 token (AES-256, sensitive, never extractable; see state/pkcs11_seal.py) and
+seals the node's identity key with it, so no passphrase exists for that node.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import shutil
 import tempfile
@@ -31,8 +38,10 @@ from cryptography.hazmat.primitives.serialization import (
 
 from mpcnode.ceremony import pki
 from mpcnode.ceremony.cluster_file import MAX_NODES, ClusterConfig, NodeEntry, dump_cluster_config
-from mpcnode.ceremony.node_config import NodeConfig, dump_node_config
+from mpcnode.ceremony.node_config import NodeConfig, dump_node_config, token_sealed_identity
 from mpcnode.core.errors import UsageError
+from mpcnode.state.pkcs11_seal import Pkcs11Settings
+from mpcnode.state.seal import SealError, passphrase_from_env_or_file
 from mpcnode.transport.identity import IdentityKeys
 from mpcnode.transport.net_address import format_address, valid_host
 
@@ -49,6 +58,43 @@ coordinator need it.
 
 class ClusterInitError(UsageError):
     """``init_cluster`` was called with invalid arguments or an unusable output directory."""
+
+
+NODE_PLACEHOLDER = "{node}"  # in a token or key label: replaced by the node id
+DEFAULT_KEY_LABEL = "mpcnode-kek-node{node}"
+
+
+@dataclass(frozen=True)
+class TokenSealing:
+    """``mpc-ceremony init --seal pkcs11``: where each node's KEK is created. A label may
+    hold ``{node}`` (one token per node, or one key label per node in a shared token);
+    the resulting (token, key) pairs must differ between nodes."""
+
+    module: Path
+    token_label: str
+    key_label: str = DEFAULT_KEY_LABEL
+    pin_env: str | None = None  # exactly one of the two; the node reads the same source
+    pin_file: Path | None = None
+
+    def for_node(self, i: int) -> Pkcs11Settings:
+        return Pkcs11Settings(
+            module=self.module, token_label=self.token_label.replace(NODE_PLACEHOLDER, str(i)),
+            key_label=self.key_label.replace(NODE_PLACEHOLDER, str(i)),
+            pin_env=self.pin_env, pin_file=self.pin_file)
+
+    def pin(self) -> bytes:
+        try:
+            return passphrase_from_env_or_file(self.pin_env, self.pin_file, what="token PIN")
+        except SealError as e:
+            raise ClusterInitError(str(e)) from None
+
+    def check(self, nodes: int) -> None:
+        places = {(s.token_label, s.key_label) for s in map(self.for_node, range(1, nodes + 1))}
+        if len(places) != nodes:
+            raise ClusterInitError(f"token label {self.token_label!r} and key label "
+                                   f"{self.key_label!r} must hold {NODE_PLACEHOLDER}: every "
+                                   "node needs its own key")
+        self.pin()
 
 
 @dataclass(frozen=True)
@@ -78,7 +124,7 @@ class ClusterLayout:
 def init_cluster(out: Path, nodes: int, threshold: int, *, host: str = "127.0.0.1",
                  base_port: int = 7100, metrics_base_port: int = 9100,
                  cluster_name: str = "mpc-cluster", admins: int = 3,
-                 admin_quorum: int = 2) -> ClusterLayout:
+                 admin_quorum: int = 2, token: TokenSealing | None = None) -> ClusterLayout:
     """Create a new cluster directory: CA, certificates, identities and configs.
 
     Node i listens on ``host:base_port+i`` (metrics on ``metrics_base_port+i``). Everything
@@ -89,12 +135,14 @@ def init_cluster(out: Path, nodes: int, threshold: int, *, host: str = "127.0.0.
     if not 1 <= admin_quorum <= admins <= 32:
         raise ClusterInitError(f"need 1 <= --admin-quorum ({admin_quorum}) <= --admins "
                                f"({admins}) <= 32")
+    if token is not None:
+        token.check(nodes)
     out = out.absolute()
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.", suffix=".init"))
     try:
         _build_cluster(staging, nodes, threshold, host, base_port, metrics_base_port,
-                       cluster_name, admins, admin_quorum)
+                       cluster_name, admins, admin_quorum, token)
         if out.exists():
             out.rmdir()  # checked empty above; rmdir fails rather than lose anything
         staging.rename(out)
@@ -128,7 +176,7 @@ def _check_init_args(out: Path, nodes: int, threshold: int, host: str, base_port
 
 def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port: int,
                    metrics_base_port: int, cluster_name: str, admins: int,
-                   admin_quorum: int) -> None:
+                   admin_quorum: int, token: TokenSealing | None) -> None:
     layout = _layout(root, nodes, admins)
     for d in (layout.ca_key.parent, layout.coordinator_key.parent, root / "admins",
               *(n.directory for n in layout.nodes.values())):
@@ -155,10 +203,7 @@ def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port:
         key, cert = pki.issue_certificate(ca_key, ca_cert, f"node{i}", pki.ROLE_NODE, sans)
         pki.write_private(node.tls_key, key)
         pki.write_public(node.tls_cert, cert)
-        passphrase = secrets.token_hex(32)
-        pki.write_private(node.passphrase, passphrase.encode())
         ident = IdentityKeys.generate(i)
-        pki.write_private(node.identity, ident.to_pem_bytes(passphrase.encode()))
         cfg = NodeConfig(
             path=node.node_toml, node_id=i,
             listen=format_address(host, base_port + i), data_dir=node.directory / "data",
@@ -166,6 +211,14 @@ def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port:
             identity_key=node.identity, passphrase_file=node.passphrase, passphrase_env=None,
             metrics_listen=format_address(host, metrics_base_port + i),
             cluster_file=layout.cluster_file)
+        if token is None:
+            passphrase = secrets.token_hex(32)
+            pki.write_private(node.passphrase, passphrase.encode())
+            pki.write_private(node.identity, ident.to_pem_bytes(passphrase.encode()))
+        else:
+            settings = token.for_node(i)
+            pki.write_private(node.identity, token_sealed_identity(settings, token.pin(), ident))
+            cfg = dataclasses.replace(cfg, passphrase_file=None, pkcs11=settings)
         pki.write_public(node.node_toml, dump_node_config(cfg).encode())
         entries[i] = NodeEntry(i, format_address(host, base_port + i), ident.public,
                                node.tls_cert)

@@ -135,13 +135,14 @@ def scalar_inv(a: int) -> int:
     return pow(a, -1, Q)
 
 
-def lagrange_coefficient(i: int, signers: Iterable[int]) -> int:
-    """λ_i for interpolation at 0 over the evaluation points ``signers`` (party ids)."""
+def lagrange_coefficient(i: int, signers: Iterable[int], at: int = 0) -> int:
+    """λ_i = Π_{j≠i} (at − j)/(i − j): interpolation at ``at`` (0: the secret) over the
+    evaluation points ``signers`` (party ids)."""
     num, den = 1, 1
     for j in signers:
         if j == i:
             continue
-        num = num * j % Q
+        num = num * (j - at) % Q
         den = den * (j - i) % Q
     return num * scalar_inv(den) % Q
 

@@ -9,9 +9,10 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from functools import cached_property
 
+from mpcnode.core.errors import MpcnodeError
 from mpcnode.core.params import PROFILES, Profile
 from mpcnode.crypto import codec
-from mpcnode.crypto.group import Point
+from mpcnode.crypto.group import Point, Q, lagrange_coefficient
 from mpcnode.crypto.paillier import PaillierPublicKey, PaillierSecretKey
 from mpcnode.crypto.ring_pedersen import (
     RingPedersenPublic,
@@ -90,3 +91,57 @@ class AuxInfo:
     @property
     def digest(self) -> bytes:
         return codec.digest((self.profile_name, self.peers))
+
+
+class KeyMaterialError(MpcnodeError):
+    """A node's stored key share or aux info does not agree with the key's public data
+    (damaged, or another party's material put in its place); ``check`` names the test."""
+
+    def __init__(self, check: str, reason: str) -> None:
+        super().__init__(f"{check}: {reason}")
+        self.check = check
+
+
+def check_key_share(share: KeyShare, party: int) -> None:
+    """Before a node serves a key: its share is party ``party``'s, x_i·G is the public
+    share X_i the others hold, and the public shares lie on one polynomial of degree
+    t − 1 through X (any t of them interpolate to the public key; CGGMP21 Fig. 6's
+    output, checked again at rest)."""
+    pub = share.public
+    if share.party != party:
+        raise KeyMaterialError("party", f"the share is party {share.party}'s, not {party}'s")
+    if set(pub.public_shares) != set(pub.parties) or party not in pub.public_shares:
+        raise KeyMaterialError("parties", "the public shares do not cover exactly the parties")
+    if not 0 < share.x < Q or Point.base_mul(share.x) != pub.public_shares[party]:
+        raise KeyMaterialError("public_share", f"x_i·G is not party {party}'s public share")
+    if not 1 <= pub.threshold <= len(pub.parties):
+        raise KeyMaterialError("threshold", f"t = {pub.threshold} for {len(pub.parties)} parties")
+    base = pub.parties[:pub.threshold]
+    for at in (0, *pub.parties[pub.threshold:]):
+        expected = pub.public_key if at == 0 else pub.public_shares[at]
+        combined = Point.sum(pub.public_shares[k] * lagrange_coefficient(k, base, at)
+                             for k in base)
+        if combined != expected:
+            what = "the public key" if at == 0 else f"party {at}'s public share"
+            raise KeyMaterialError("interpolation", f"parties {base} do not interpolate to "
+                                                    f"{what}")
+
+
+def check_aux_info(aux: AuxInfo, public: PublicKeyData, party: int) -> None:
+    """The aux info is party ``party``'s for this key's parties, and its Paillier and
+    ring-Pedersen secrets open the public parameters the peers verify against."""
+    if aux.party != party:
+        raise KeyMaterialError("party", f"the aux info is party {aux.party}'s, not {party}'s")
+    if aux.profile_name not in PROFILES:
+        raise KeyMaterialError("profile", f"unknown profile {aux.profile_name!r}")
+    if set(aux.peers) != set(public.parties):
+        raise KeyMaterialError("parties", "the aux info's parties are not the key's")
+    own = aux.peers[party]
+    if aux.paillier.public != own.paillier:
+        raise KeyMaterialError("paillier", "p·q is not this party's public Paillier N")
+    if aux.ring_pedersen.public != own.ring_pedersen:
+        raise KeyMaterialError("ring_pedersen", "the ring-Pedersen secret is not for this "
+                                                "party's public (N̂, s, t)")
+    rp = aux.ring_pedersen
+    if pow(rp.t, rp.lam, rp.n) != rp.s:
+        raise KeyMaterialError("ring_pedersen", "s ≠ t^λ (mod N̂)")

@@ -45,13 +45,13 @@ from mpcnode.core.errors import (
     UsageError,
 )
 from mpcnode.crypto import codec
-from mpcnode.protocol.key_share import AuxInfo, KeyShare
+from mpcnode.protocol.key_share import AuxInfo, KeyShare, check_aux_info, check_key_share
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
 from mpcnode.protocol.sign import SignatureShare
 from mpcnode.state.atomic_file import write_atomic
 from mpcnode.state.consumption_journal import Consumption, ConsumptionJournal
 from mpcnode.state.schema_migrations import Migration, Schema, migrate
-from mpcnode.state.seal import Sealer
+from mpcnode.state.seal import Seal
 
 DB_NAME = "presignatures.sqlite3"
 JOURNAL_NAME = "consumed.journal"
@@ -118,6 +118,11 @@ class UnknownKey(StoreError, KeyError):  # noqa: N818 (name fixed by the node AP
         return str(self.args[0])
 
 
+class KeyMaterialDamagedError(StoreError):
+    """A sealed key file does not open, does not decode, or does not agree with the key's
+    public data; the message names the file."""
+
+
 class UnknownPresignature(StoreError, KeyError):  # noqa: N818
     """No presignature is stored under this id."""
 
@@ -147,7 +152,7 @@ class NodeStore:
     injection point for the crash tests (``test_only.crash_hook``); production passes none.
     """
 
-    def __init__(self, data_dir: Path, sealer: Sealer, *,
+    def __init__(self, data_dir: Path, sealer: Seal, *,
                  after_consume: Callable[[], None] | None = None) -> None:
         self._dir = data_dir
         self._keys = data_dir / KEYS_DIR
@@ -201,6 +206,7 @@ class NodeStore:
             self._checkpoint()
             self._journal.close()
             self._db.close()
+            self._sealer.close()  # the store owns its seal from here (a token session)
 
     def _replay_journal(self) -> None:
         """Apply the journal's consumptions to the table (after a crash some may be
@@ -330,6 +336,28 @@ class NodeStore:
 
     def get_aux_info(self, key_id: bytes) -> AuxInfo:
         return codec.from_bytes(AuxInfo, self._read_sealed("auxinfo", key_id))
+
+    def check_key_material(self, party: int) -> int:
+        """Unseal every stored key share and aux info and check it against the key's public
+        data (DESIGN §5: before the node reports healthy), so a damaged or swapped file
+        stops the node at start, named, instead of failing the first request that uses
+        it. A key without aux info yet (between keygen and aux info) passes. Returns the
+        number of keys checked."""
+        keys = self.list_keys()
+        for key_id in keys:
+            self._check_key(key_id, party)
+        return len(keys)
+
+    def _check_key(self, key_id: bytes, party: int) -> None:
+        kind = "keyshare"
+        try:
+            share = self.get_key_share(key_id)
+            check_key_share(share, party)
+            kind = "auxinfo"
+            if self._key_file(kind, key_id).exists():
+                check_aux_info(self.get_aux_info(key_id), share.public, party)
+        except (MpcnodeError, ValueError) as e:  # SealError, DecodeError, KeyMaterialError
+            raise KeyMaterialDamagedError(f"{self._key_file(kind, key_id)}: {e}") from None
 
     def list_keys(self) -> list[bytes]:
         """Ids of the keys with a stored share, sorted."""

@@ -12,6 +12,7 @@ from mpcnode.ceremony.cluster_file import load_cluster_config
 from mpcnode.ceremony.cluster_init import ClusterLayout, init_cluster
 from mpcnode.ceremony.node_config import dump_node_config, load_identity_keys, load_node_config
 from mpcnode.core.config_schema import ConfigError
+from mpcnode.state.pkcs11_seal import Pkcs11Settings
 from tests.mpcnode.ceremony.conftest import edit
 
 
@@ -153,3 +154,77 @@ def test_empty_passphrase_file_is_refused(cluster: Path) -> None:
     with pytest.raises(ConfigError, match="is empty") as exc:
         cfg.read_passphrase()
     assert exc.value.key == "seal.passphrase_file"
+
+
+# --- [seal] kind = "pkcs11" -----------------------------------------------------------
+
+PKCS11_SEAL = ('[seal]\nkind = "pkcs11"\nmodule = "libtoken.so"\ntoken_label = "tok"\n'
+               'key_label = "kek"\n')
+
+
+def pkcs11_node(cluster: Path, extra: str = 'pin_env = "MPC_TEST_PIN"\n') -> Path:
+    """node1's node.toml switched to the pkcs11 seal (the module a stand-in file: loading
+    the config does not load it)."""
+    path = cluster / "node1" / "node.toml"
+    (cluster / "node1" / "libtoken.so").write_bytes(b"")
+    edit(path, '[seal]\nkind = "passphrase"\npassphrase_file = "passphrase"\n',
+         PKCS11_SEAL + extra)
+    return path
+
+
+def test_pkcs11_seal_section_loads_and_dumps_back(cluster: Path) -> None:
+    path = pkcs11_node(cluster)
+    cfg = load_node_config(path)
+    assert cfg.pkcs11 == Pkcs11Settings(module=cluster / "node1" / "libtoken.so",
+                                        token_label="tok", key_label="kek",
+                                        pin_env="MPC_TEST_PIN", pin_file=None)
+    assert cfg.passphrase_file is None and cfg.passphrase_env is None
+    assert cfg.seal_settings() == cfg.pkcs11
+    path.write_text(dump_node_config(cfg))
+    assert load_node_config(path) == cfg
+    assert 'kind = "pkcs11"' in path.read_text()
+
+
+@pytest.mark.parametrize(("extra", "key", "message"), [
+    ("", "seal", "set exactly one of pin_file, pin_env"),
+    ('pin_env = "A"\npin_file = "pin"\n', "seal", "set exactly one of pin_file, pin_env"),
+    ('pin_env = "A"\npassphrase_env = "B"\n', "seal.passphrase_env", "does not apply"),
+    ('pin_file = "nope"\n', "seal.pin_file", "does not exist"),
+    ('pin_env = "1-BAD"\n', "seal.pin_env", "not an environment variable name"),
+    ('pin_env = "A"\nslot = 3\n', "seal.slot", "unknown key"),
+])
+def test_pkcs11_seal_section_errors_name_the_key(cluster: Path, extra: str, key: str,
+                                                 message: str) -> None:
+    path = pkcs11_node(cluster, extra)
+    with pytest.raises(ConfigError, match=message) as exc:
+        load_node_config(path)
+    assert exc.value.key == key, str(exc.value)
+
+
+@pytest.mark.parametrize("missing", ["module", "token_label", "key_label"])
+def test_pkcs11_seal_section_needs_module_and_labels(cluster: Path, missing: str) -> None:
+    path = pkcs11_node(cluster)
+    text = "\n".join(line for line in path.read_text().splitlines()
+                     if not line.startswith(f"{missing} ="))
+    path.write_text(text)
+    with pytest.raises(ConfigError, match="is required with kind = 'pkcs11'") as exc:
+        load_node_config(path)
+    assert exc.value.key == f"seal.{missing}"
+
+
+def test_pkcs11_pin_file_must_be_private(cluster: Path) -> None:
+    pin = cluster / "node1" / "pin"
+    pin.write_text("1234")
+    pin.chmod(0o644)
+    with pytest.raises(ConfigError, match="chmod 600") as exc:
+        load_node_config(pkcs11_node(cluster, 'pin_file = "pin"\n'))
+    assert exc.value.key == "seal.pin_file"
+
+
+def test_passphrase_keys_with_the_pkcs11_kind_and_back_are_refused(cluster: Path) -> None:
+    path = cluster / "node1" / "node.toml"
+    edit(path, 'passphrase_file = "passphrase"\n', 'passphrase_file = "passphrase"\n'
+         'token_label = "tok"\n')
+    with pytest.raises(ConfigError, match="does not apply to kind = 'passphrase'") as exc:
+        load_node_config(path)
+    assert exc.value.key == "seal.token_label"

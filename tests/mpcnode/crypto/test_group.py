@@ -233,6 +233,14 @@ def test_lagrange_interpolates_at_zero(case: tuple[list[int], list[int]]) -> Non
     assert total % Q == coeffs[0]
 
 
+@settings(max_examples=60, deadline=None)
+@given(sharings(), st.integers(min_value=1, max_value=2**16))
+def test_lagrange_interpolates_at_any_point(case: tuple[list[int], list[int]], at: int) -> None:
+    coeffs, signers = case
+    total = sum(lagrange_coefficient(i, signers, at) * poly_eval(coeffs, i) for i in signers)
+    assert total % Q == poly_eval(coeffs, at)
+
+
 @settings(max_examples=30, deadline=None)
 @given(sharings())
 def test_lagrange_in_the_exponent(case: tuple[list[int], list[int]]) -> None:
