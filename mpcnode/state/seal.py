@@ -182,7 +182,7 @@ def load_or_create_salt(path: Path) -> bytes:
 def passphrase_from_env_or_file(env: str | None, file: Path | None, *,
                                 what: str = "passphrase") -> bytes:
     """The passphrase (or a token PIN: ``what``) from environment variable ``env`` or from
-    ``file`` (one trailing newline stripped). Exactly one of the two must provide it; a
+    ``file`` (surrounding whitespace stripped). Exactly one of the two must provide it; a
     file readable by group or others is refused."""
     from_env = os.environb.get(os.fsencode(env)) if env else None
     if from_env is not None and file is not None:
@@ -215,8 +215,9 @@ def _read_passphrase_file(file: Path, what: str) -> bytes:
                 f"(mode {stat.S_IMODE(mode):04o}); chmod 600 it"
             )
         data = f.read()
-    if data.endswith(b"\n"):
-        data = data[:-2] if data.endswith(b"\r\n") else data[:-1]
+    # Surrounding whitespace stripped, as nodes always have: a passphrase file written
+    # with an editor's extra newline (or a CRLF) still opens what it sealed before.
+    data = data.strip()
     if not data:
         raise PassphraseError(f"{what} file {file} is empty")
     return data

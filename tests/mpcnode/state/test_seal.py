@@ -140,9 +140,11 @@ def test_passphrase_from_env(monkeypatch: pytest.MonkeyPatch) -> None:
     assert passphrase_from_env_or_file("MPC_TEST_PASSPHRASE", None) == b"from env\n"
 
 
-def test_passphrase_from_file_strips_one_newline(tmp_path: Path) -> None:
-    path = _passfile(tmp_path, b"from file\n\n", 0o600)
-    assert passphrase_from_env_or_file(None, path) == b"from file\n"
+def test_passphrase_from_file_strips_surrounding_whitespace(tmp_path: Path) -> None:
+    """As node.toml's passphrase file always was read: an editor's extra newline does not
+    lock a node out of what it sealed."""
+    path = _passfile(tmp_path, b" from file\n\n", 0o600)
+    assert passphrase_from_env_or_file(None, path) == b"from file"
     path.write_bytes(b"crlf\r\n")
     assert passphrase_from_env_or_file(None, path) == b"crlf"
     path.write_bytes(b"no newline")
