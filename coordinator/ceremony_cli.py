@@ -6,6 +6,11 @@
     mpc-ceremony keygen DIR --key-id ID                   keygen + aux info; DIR/transcripts/ID.json
     mpc-ceremony verify FILE [--cluster cluster.toml]     re-verify a transcript offline
     mpc-ceremony refresh DIR --key-id ID                  proactive refresh of the key ID
+    mpc-ceremony recovery-key new --out PREFIX            an offline recovery key pair
+    mpc-ceremony backup DIR --key-id ID --node I --to PUB[,PUB…] [--quorum K]
+    mpc-ceremony verify-backup FILE --dir DIR             a backup's labels, not decrypted
+    mpc-ceremony restore DIR --backup FILE --recovery-key KEY --out NEWDIR
+    mpc-ceremony identity-change sign|apply …             a restored node's new identity
 """
 
 from __future__ import annotations
@@ -24,7 +29,13 @@ from coordinator.coordinator import Coordinator
 from coordinator.coordinator_errors import CoordinatorError
 from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
 from mpcnode.ceremony.cluster_init import ClusterInitError, init_cluster
+from mpcnode.ceremony.identity_change import IdentityChangeError
+from mpcnode.ceremony.recovery_key import RecoveryKeyError
+from mpcnode.ceremony.share_backup import BackupError
 from mpcnode.core.config_schema import ConfigError
+from mpcnode.core.errors import UsageError
+from mpcnode.state.node_store import StoreError
+from mpcnode.state.seal import SealError
 
 KEYS_FILE = "keys.json"  # label → key id (hex), kept beside cluster.toml
 NODE_MODULE = "mpcnode"  # ``mpcnode serve``: the production daemon
@@ -246,13 +257,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir", type=Path)
     p.add_argument("--key-id", required=True)
     p.set_defaults(fn=cmd_refresh)
+    from coordinator import backup_cli  # it imports this module's helpers
+
+    backup_cli.add_parsers(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.fn(args))
     except transcript.TranscriptError as exc:
         print(f"transcript REJECTED: {exc}", file=sys.stderr)
         return 1
-    except (CoordinatorError, ConfigError, ClusterInitError, OSError) as exc:
+    except (CoordinatorError, ConfigError, ClusterInitError, OSError, BackupError,
+            IdentityChangeError, RecoveryKeyError, SealError, StoreError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 
