@@ -1,7 +1,7 @@
 """``mpc-ceremony`` commands for backup and recovery (docs/backup.md).
 
     recovery-key new --out PREFIX            X25519 pair: PREFIX.key (0600, encrypted), PREFIX.pub
-    backup DIR --key-id ID --node I --to PUB[,PUB…] [--quorum K]
+    backup DIR --key-id ID --node I --to PUB[,PUB…] [--quorum K] [--config node.toml]
                                              node I's share encrypted to the recovery keys
     verify-backup FILE --dir DIR             labels against the key's verified transcript
     restore DIR --backup FILE --recovery-key KEY… --out NEWDIR
@@ -16,6 +16,7 @@ from the command line. Nothing here prints or logs a share, a key or a passphras
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 from pathlib import Path
 
@@ -56,6 +57,18 @@ def _label_of(root: Path, key_id: bytes) -> str:
     raise CoordinatorError(f"key {key_id.hex()} is not in {root / KEYS_FILE}")
 
 
+def _key_id_or_hex(root: Path, key: str) -> bytes:
+    """A label of DIR/keys.json, or the key id itself (64 hex digits): a node's host has
+    no keys.json."""
+    hex_id = _keys(root).get(key) if (root / KEYS_FILE).exists() else None
+    if hex_id is None and len(key) == 64:
+        with contextlib.suppress(ValueError):
+            return bytes.fromhex(key)
+    if hex_id is None:
+        raise CoordinatorError(f"no key labelled {key!r} in {root / KEYS_FILE}")
+    return bytes.fromhex(hex_id)
+
+
 def current_key(root: Path, label: str) -> PublicKeyData:
     """The key's public data now (epoch, public shares), from its transcript, every
     session and proof verified: the record refresh keeps, so a backup is checked against
@@ -78,11 +91,11 @@ def cmd_recovery_key_new(args: argparse.Namespace) -> int:
 
 def cmd_backup(args: argparse.Namespace) -> int:
     root: Path = args.dir
-    key_id = bytes.fromhex(_keys(root).get(args.key_id, "")) or None
-    if key_id is None:
-        raise CoordinatorError(f"no key labelled {args.key_id!r} in {root / KEYS_FILE}")
-    cluster = load_cluster_config(root / "cluster.toml")
-    cfg = load_node_host(root / f"node{args.node}" / "node.toml")
+    key_id = _key_id_or_hex(root, args.key_id)
+    cfg = load_node_host(args.config or root / f"node{args.node}" / "node.toml")
+    if cfg.node_id != args.node:
+        raise CoordinatorError(f"{cfg.path} is the config of node {cfg.node_id}, not {args.node}")
+    cluster = load_cluster_config(cfg.cluster_file)
     files = SealedKeyFiles(cfg.data_dir, node_sealer(cfg))
     payload = sb.BackupPayload(files.key_share(key_id), files.aux_info(key_id))
     recipients = [load_recovery_public(Path(p)) for p in args.to.split(",") if p]
@@ -193,10 +206,12 @@ def add_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
 
     p = sub.add_parser("backup", help="node I's share, encrypted to the recovery keys")
     p.add_argument("dir", type=Path)
-    p.add_argument("--key-id", required=True)
+    p.add_argument("--key-id", required=True, help="a label of DIR/keys.json, or the key id")
     p.add_argument("--node", type=int, required=True)
     p.add_argument("--to", required=True, help="recovery public key files, comma-separated")
     p.add_argument("--quorum", type=int, default=1, help="recovery keys needed to open")
+    p.add_argument("--config", type=Path, default=None,
+                   help="node I's node.toml (default DIR/nodeI/node.toml)")
     p.add_argument("--out", type=Path, default=None)
     p.set_defaults(fn=cmd_backup)
 

@@ -94,11 +94,11 @@ def recovery_keys(tmp_path: Path, n: int) -> list[tuple[Path, Path, Path]]:
     return made
 
 
-def take_backup(root: Path, out: Path, recipients: list[Path], quorum: int = 1
-                ) -> dict[str, object]:
-    code, stdout, err = run("backup", root, "--key-id", "hot", "--node", 2, "--to",
+def take_backup(root: Path, out: Path, recipients: list[Path], quorum: int = 1,
+                *extra: str | Path) -> dict[str, object]:
+    code, stdout, err = run("backup", root, "--node", 2, "--to",
                             ",".join(str(p) for p in recipients), "--quorum", quorum,
-                            "--out", out)
+                            "--out", out, *(extra or ("--key-id", "hot")))
     assert code == 0, err
     report: dict[str, object] = json.loads(stdout)
     return report
@@ -233,16 +233,35 @@ def test_a_backup_from_before_a_refresh_is_refused(cluster: Path, tmp_path: Path
     code, _, err = run("refresh", root, "--key-id", "hot")
     assert code == 0, err
     new = tmp_path / "epoch1.backup"
-    assert take_backup(root, new, [public])["epoch"] == 1
+    # As on node 2's own host: its node.toml, the key by id (a host has no keys.json).
+    key_id = json.loads((root / "keys.json").read_text())["hot"]
+    report = take_backup(root, new, [public], 1, "--key-id", key_id,
+                         "--config", root / "node2" / "node.toml")
+    assert (report["epoch"], report["key_id"]) == (1, key_id)
+    assert run("backup", root, "--key-id", "hot", "--node", 2, "--to", public,
+               "--out", new)[0] != 0  # a backup file is never overwritten
 
     code, out, err = run("verify-backup", old, "--dir", root)
     assert code != 0 and "nothing decrypted" not in out
     assert "epoch 0" in err and "now at epoch 1" in err
     assert run("verify-backup", new, "--dir", root)[0] == 0
 
+    # An old backup relabelled with the current epoch and public share passes the label
+    # check (it reads only labels) but does not open: the labels are bound to the payload.
+    relabelled = tmp_path / "relabelled.backup"
+    doc = json.loads(old.read_text())
+    doc["labels"].update({k: v for k, v in json.loads(new.read_text())["labels"].items()
+                          if k in ("epoch", "public_share")})
+    relabelled.write_text(json.dumps(doc))
+    assert run("verify-backup", relabelled, "--dir", root)[0] == 0
+
     kill_node(root, 2)
     shutil.rmtree(root / "node2")
     new_host = tmp_path / "newhost2"
+    code, _, err = run("restore", root, "--backup", relabelled, "--recovery-key", private,
+                       "--recovery-passphrase-file", pf, "--out", new_host)
+    assert code != 0 and "failed to open" in err
+    assert not new_host.exists()
     code, _, err = run("restore", root, "--backup", old, "--recovery-key", private,
                        "--recovery-passphrase-file", pf, "--out", new_host)
     assert code != 0
