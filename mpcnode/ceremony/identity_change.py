@@ -17,7 +17,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from mpcnode.ceremony import pki
@@ -25,6 +24,7 @@ from mpcnode.ceremony.cluster_file import ClusterConfig, NodeEntry
 from mpcnode.core.canonical_json import CanonicalJSONError, canonical_json, parse_json
 from mpcnode.core.errors import MpcnodeError
 from mpcnode.transport.identity import IdentityKeyError, IdentityPublic
+from zero_trust.admin_signatures import count_admin_signatures
 
 FORMAT = "mpc-identity-change/1"
 _SIGNED_TAG = b"mpc-identity-change-signature/v1\x00"
@@ -98,22 +98,9 @@ def verify_change(change: IdentityChange, signatures: Sequence[AdminSignature],
 
 def _count(change: IdentityChange, signatures: Sequence[AdminSignature],
            admins: Mapping[str, bytes], quorum: int) -> tuple[str, ...]:
-    counted: list[str] = []
-    rejected: list[str] = []
     message = _SIGNED_TAG + change.digest
-    for sig in signatures:
-        key = admins.get(sig.admin_id)
-        if key is None:
-            rejected.append(f'"{sig.admin_id}" is not an admin')
-        elif sig.admin_id in counted:
-            rejected.append(f'"{sig.admin_id}" signed twice (counted once)')
-        else:
-            try:
-                Ed25519PublicKey.from_public_bytes(key).verify(sig.signature, message)
-            except InvalidSignature:
-                rejected.append(f'the signature of "{sig.admin_id}" is not over this change')
-            else:
-                counted.append(sig.admin_id)
+    keys = {a: Ed25519PublicKey.from_public_bytes(k) for a, k in admins.items()}
+    counted, rejected = count_admin_signatures(signatures, keys, lambda _: message, "change")
     if len(counted) < quorum:
         detail = f"; not counted: {'; '.join(rejected)}" if rejected else ""
         raise IdentityChangeError(f"the identity change of node {change.node} has {len(counted)} "
