@@ -27,7 +27,11 @@ from pathlib import Path
 from coordinator import ceremony_transcript as transcript
 from coordinator.coordinator import Coordinator
 from coordinator.coordinator_errors import CoordinatorError
-from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
+from mpcnode.ceremony.cluster_file import (
+    ClusterConfig,
+    load_cluster_config,
+    load_coordinator_config,
+)
 from mpcnode.ceremony.cluster_init import ClusterInitError, init_cluster
 from mpcnode.ceremony.identity_change import IdentityChangeError
 from mpcnode.ceremony.recovery_key import RecoveryKeyError
@@ -208,6 +212,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     key_id = _key_id(root, args.key_id)
     config = load_coordinator_config(root)
     prior = transcript.load(root / "transcripts" / f"{args.key_id}.json")
+    _check_same_identities(prior, config.cluster)
     with Coordinator(config) as coordinator:
         result, records = coordinator.refresh(key_id, progress=_say)
         t = transcript.close(transcript.Transcript(
@@ -219,6 +224,20 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     transcript.write(out, t)
     _say(f"refreshed: epoch {result.epoch}, public key unchanged")
     return _report(out, t)
+
+
+def _check_same_identities(prior: transcript.Transcript, cluster: ClusterConfig) -> None:
+    """A transcript holds one identity per node, checked for every session in it: after an
+    identity change (a node restored on a new host) new sessions would be signed by a key
+    the transcript does not hold, and the transcript would no longer verify. Refuse that
+    before running anything."""
+    changed = sorted(i for i, e in cluster.nodes.items()
+                     if prior.identities.get(i) not in (None, e.identity))
+    if changed:
+        raise CoordinatorError(
+            f"nodes {changed} have another identity in {cluster.path} than in the key's "
+            "transcript (an identity change since the ceremony); the transcript cannot record "
+            "identity changes yet, so a refresh would leave it unverifiable: refusing")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -193,6 +193,10 @@ def test_recovery_drill_restores_node_2_on_a_new_host_and_it_signs(
              for c in (root / "node1" / "node.toml", root / "node3" / "node.toml", test_toml)]
     try:
         sign_with_node_2(root)
+        # The transcript holds the ceremony's identities: a refresh, whose sessions node 2
+        # would sign with its new key, is refused before it runs (docs/backup.md).
+        code, _, err = run("refresh", root, "--key-id", "hot")
+        assert code != 0 and "nodes [2] have another identity" in err
     finally:
         for proc in procs:
             proc.terminate()
