@@ -8,6 +8,11 @@
     mpc-ceremony keygen DIR --key-id ID                   keygen + aux info; DIR/transcripts/ID.json
     mpc-ceremony verify FILE [--cluster cluster.toml]     re-verify a transcript offline
     mpc-ceremony refresh DIR --key-id ID                  proactive refresh of the key ID
+    mpc-ceremony recovery-key new --out PREFIX            an offline recovery key pair
+    mpc-ceremony backup DIR --key-id ID --node I --to PUB[,PUB…] [--quorum K]
+    mpc-ceremony verify-backup FILE --dir DIR             a backup's labels, not decrypted
+    mpc-ceremony restore DIR --backup FILE --recovery-key KEY --out NEWDIR
+    mpc-ceremony identity-change sign|apply …             a restored node's new identity
 """
 
 from __future__ import annotations
@@ -24,14 +29,23 @@ from pathlib import Path
 from coordinator import ceremony_transcript as transcript
 from coordinator.coordinator import Coordinator
 from coordinator.coordinator_errors import CoordinatorError
-from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
+from mpcnode.ceremony.cluster_file import (
+    ClusterConfig,
+    load_cluster_config,
+    load_coordinator_config,
+)
 from mpcnode.ceremony.cluster_init import (
     DEFAULT_KEY_LABEL,
     ClusterInitError,
     TokenSealing,
     init_cluster,
 )
+from mpcnode.ceremony.identity_change import IdentityChangeError
+from mpcnode.ceremony.recovery_key import RecoveryKeyError
+from mpcnode.ceremony.share_backup import BackupError
 from mpcnode.core.config_schema import ConfigError
+from mpcnode.core.errors import UsageError
+from mpcnode.state.node_store import StoreError
 from mpcnode.state.seal import SealError
 
 KEYS_FILE = "keys.json"  # label → key id (hex), kept beside cluster.toml
@@ -224,6 +238,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     key_id = _key_id(root, args.key_id)
     config = load_coordinator_config(root)
     prior = transcript.load(root / "transcripts" / f"{args.key_id}.json")
+    _check_same_identities(prior, config.cluster)
     with Coordinator(config) as coordinator:
         result, records = coordinator.refresh(key_id, progress=_say)
         t = transcript.close(transcript.Transcript(
@@ -235,6 +250,20 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     transcript.write(out, t)
     _say(f"refreshed: epoch {result.epoch}, public key unchanged")
     return _report(out, t)
+
+
+def _check_same_identities(prior: transcript.Transcript, cluster: ClusterConfig) -> None:
+    """A transcript holds one identity per node, checked for every session in it: after an
+    identity change (a node restored on a new host) new sessions would be signed by a key
+    the transcript does not hold, and the transcript would no longer verify. Refuse that
+    before running anything."""
+    changed = sorted(i for i, e in cluster.nodes.items()
+                     if prior.identities.get(i) not in (None, e.identity))
+    if changed:
+        raise CoordinatorError(
+            f"nodes {changed} have another identity in {cluster.path} than in the key's "
+            "transcript (an identity change since the ceremony); the transcript cannot record "
+            "identity changes yet, so a refresh would leave it unverifiable: refusing")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -284,13 +313,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir", type=Path)
     p.add_argument("--key-id", required=True)
     p.set_defaults(fn=cmd_refresh)
+    from coordinator import backup_cli  # it imports this module's helpers
+
+    backup_cli.add_parsers(sub)
     args = ap.parse_args(argv)
     try:
         return int(args.fn(args))
     except transcript.TranscriptError as exc:
         print(f"transcript REJECTED: {exc}", file=sys.stderr)
         return 1
-    except (CoordinatorError, ConfigError, ClusterInitError, SealError, OSError) as exc:
+    except (CoordinatorError, ConfigError, ClusterInitError, OSError, BackupError,
+            IdentityChangeError, RecoveryKeyError, SealError, StoreError, UsageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
 

@@ -72,6 +72,7 @@ class VerifiedCeremony:
     epoch: int  # refreshes since keygen
     sessions: int  # sessions checked
     messages: int  # messages checked
+    key: PublicKeyData  # the key after the last session: its current epoch and public shares
 
 
 @dataclass
@@ -131,7 +132,7 @@ def verify(t: Transcript) -> VerifiedCeremony:
     return VerifiedCeremony(public.key_id, public.public_key,
                             ethereum_address(public.public_key), public.threshold,
                             public.parties, public.epoch, len(t.sessions),
-                            sum(len(s.messages) for s in t.sessions))
+                            sum(len(s.messages) for s in t.sessions), public)
 
 
 # --- 1. messages ------------------------------------------------------------------------

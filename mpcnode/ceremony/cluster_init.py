@@ -200,39 +200,58 @@ def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port:
     sans = list(dict.fromkeys([host, *NODE_SAN_DEFAULTS]))
     entries: dict[int, NodeEntry] = {}
     for i, node in layout.nodes.items():
-        key, cert = pki.issue_certificate(ca_key, ca_cert, f"node{i}", pki.ROLE_NODE, sans)
-        pki.write_private(node.tls_key, key)
-        pki.write_public(node.tls_cert, cert)
-        ident = IdentityKeys.generate(i)
-        cfg = NodeConfig(
-            path=node.node_toml, node_id=i,
-            listen=format_address(host, base_port + i), data_dir=node.directory / "data",
-            tls_ca=layout.ca_cert, tls_cert=node.tls_cert, tls_key=node.tls_key,
-            identity_key=node.identity, passphrase_file=node.passphrase, passphrase_env=None,
-            metrics_listen=format_address(host, metrics_base_port + i),
-            cluster_file=layout.cluster_file)
-        if token is None:
-            passphrase = secrets.token_hex(32)
-            pki.write_private(node.passphrase, passphrase.encode())
-            pki.write_private(node.identity, ident.to_pem_bytes(passphrase.encode()))
-        else:
-            settings = token.for_node(i)
-            pki.write_private(node.identity, token_sealed_identity(settings, token.pin(), ident))
-            cfg = dataclasses.replace(cfg, passphrase_file=None, pkcs11=settings)
-        pki.write_public(node.node_toml, dump_node_config(cfg).encode())
-        entries[i] = NodeEntry(i, format_address(host, base_port + i), ident.public,
-                               node.tls_cert)
+        listen = format_address(host, base_port + i)
+        ident = make_node_host(node, i, listen, (ca_key, ca_cert), layout.ca_cert,
+                               layout.cluster_file, sans,
+                               metrics_listen=format_address(host, metrics_base_port + i),
+                               token=token)
+        entries[i] = NodeEntry(i, listen, ident.public, node.tls_cert)
     cluster = ClusterConfig(name=cluster_name, threshold=threshold, nodes=entries,
                             path=layout.cluster_file, admins=admin_keys,
                             admin_quorum=admin_quorum)
     pki.write_public(layout.cluster_file, dump_cluster_config(cluster).encode())
 
 
+def make_node_host(node: NodeLayout, i: int, listen: str, ca: tuple[bytes, bytes],
+                   ca_cert_path: Path, cluster_file: Path, sans: list[str], *,
+                   metrics_listen: str | None,
+                   token: TokenSealing | None = None) -> IdentityKeys:
+    """One node's host directory (its ``directory`` exists, 0700): a TLS certificate from
+    the CA ``(key PEM, certificate PEM)``, fresh identity keys sealed under a fresh
+    passphrase (or by the node's key in ``token``), and node.toml. The ceremony makes one
+    per node; a restore makes one for the node it brings back on a new host."""
+    ca_key, ca_cert = ca
+    key, cert = pki.issue_certificate(ca_key, ca_cert, f"node{i}", pki.ROLE_NODE, sans)
+    pki.write_private(node.tls_key, key)
+    pki.write_public(node.tls_cert, cert)
+    ident = IdentityKeys.generate(i)
+    cfg = NodeConfig(
+        path=node.node_toml, node_id=i, listen=listen, data_dir=node.directory / "data",
+        tls_ca=ca_cert_path, tls_cert=node.tls_cert, tls_key=node.tls_key,
+        identity_key=node.identity, passphrase_file=node.passphrase, passphrase_env=None,
+        metrics_listen=metrics_listen, cluster_file=cluster_file)
+    if token is None:
+        passphrase = secrets.token_hex(32)
+        pki.write_private(node.passphrase, passphrase.encode())
+        pki.write_private(node.identity, ident.to_pem_bytes(passphrase.encode()))
+    else:
+        settings = token.for_node(i)
+        pki.write_private(node.identity, token_sealed_identity(settings, token.pin(), ident))
+        cfg = dataclasses.replace(cfg, passphrase_file=None, pkcs11=settings)
+    pki.write_public(node.node_toml, dump_node_config(cfg).encode())
+    return ident
+
+
+def node_layout(directory: Path) -> NodeLayout:
+    """Where a node host's files go inside ``directory``."""
+    d = directory
+    return NodeLayout(d, d / "node.toml", d / "tls.pem", d / "tls.key", d / "identity.pem",
+                      d / "passphrase")
+
+
 def _layout(root: Path, nodes: int, admins: int = 0) -> ClusterLayout:
     def node(i: int) -> NodeLayout:
-        d = root / f"node{i}"
-        return NodeLayout(d, d / "node.toml", d / "tls.pem", d / "tls.key", d / "identity.pem",
-                          d / "passphrase")
+        return node_layout(root / f"node{i}")
     return ClusterLayout(
         root=root, ca_cert=root / "ca" / "ca.pem", ca_key=root / "ca" / "ca.key",
         coordinator_cert=root / "coordinator" / "coordinator.pem",

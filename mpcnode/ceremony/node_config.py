@@ -149,6 +149,16 @@ def load_node_config(path: Path) -> NodeConfig:
     return node_config_from(path, document)
 
 
+def load_node_host(path: Path) -> NodeConfig:
+    """node.toml as the ceremony's tools read it (``mpc-ceremony backup``): they use the
+    node's files and seal, never run the node, so a ``[testing]`` section (switches only
+    the daemon's test entry point honours) is ignored rather than refused."""
+    path = path.absolute()
+    document = dict(read_config(path))
+    document.pop(TESTING_SECTION, None)
+    return node_config_from(path, document)
+
+
 def node_config_from(path: Path, document: Mapping[str, Any]) -> NodeConfig:
     """The NodeConfig in ``document``, read from the absolute ``path``: schema, then files."""
     doc = validate(NodeToml, document, path)

@@ -144,6 +144,39 @@ def _secret_aad(presig_id: bytes, party: int, public_raw: bytes) -> bytes:
     return b"presig:" + presig_id + hashlib.sha256(b"%d:" % party + public_raw).digest()
 
 
+class SealedKeyFiles:
+    """The sealed key files under ``data_dir/keys``, without the presignature database:
+    what a backup reads while the node runs (each file is replaced atomically, so a
+    reader sees a whole share of one epoch)."""
+
+    def __init__(self, data_dir: Path, sealer: Seal) -> None:
+        self._keys = data_dir / KEYS_DIR
+        self._sealer = sealer
+
+    def path(self, kind: str, key_id: bytes) -> Path:
+        return self._keys / f"{key_id.hex()}.{kind}.sealed"
+
+    def read(self, kind: str, key_id: bytes) -> bytes:
+        try:
+            blob = self.path(kind, key_id).read_bytes()
+        except FileNotFoundError:
+            raise UnknownKey(f"no {kind} stored for key {key_id.hex()}") from None
+        return self._sealer.open(blob, kind.encode() + b":" + key_id)
+
+    def write(self, kind: str, key_id: bytes, plaintext: bytes) -> None:
+        blob = self._sealer.seal(plaintext, kind.encode() + b":" + key_id)
+        write_atomic(self.path(kind, key_id), blob)
+
+    def key_share(self, key_id: bytes) -> KeyShare:
+        share = codec.from_bytes(KeyShare, self.read("keyshare", key_id))
+        if share.public.key_id != key_id:
+            raise StoreError(f"key share file of {key_id.hex()} holds another key")
+        return share
+
+    def aux_info(self, key_id: bytes) -> AuxInfo:
+        return codec.from_bytes(AuxInfo, self.read("auxinfo", key_id))
+
+
 class NodeStore:
     """Key material and the presignature pool of one signer node.
 
@@ -157,6 +190,7 @@ class NodeStore:
         self._dir = data_dir
         self._keys = data_dir / KEYS_DIR
         self._sealer = sealer
+        self._files = SealedKeyFiles(data_dir, sealer)
         self._after_consume = after_consume
         self._lock = threading.RLock()  # one connection, shared by the server's threads;
         # re-entrant: checkpoint hooks may read the store
@@ -290,20 +324,6 @@ class NodeStore:
 
     # --- key material ---------------------------------------------------------------
 
-    def _key_file(self, kind: str, key_id: bytes) -> Path:
-        return self._keys / f"{key_id.hex()}.{kind}.sealed"
-
-    def _read_sealed(self, kind: str, key_id: bytes) -> bytes:
-        try:
-            blob = self._key_file(kind, key_id).read_bytes()
-        except FileNotFoundError:
-            raise UnknownKey(f"no {kind} stored for key {key_id.hex()}") from None
-        return self._sealer.open(blob, kind.encode() + b":" + key_id)
-
-    def _write_sealed(self, kind: str, key_id: bytes, plaintext: bytes) -> None:
-        blob = self._sealer.seal(plaintext, kind.encode() + b":" + key_id)
-        write_atomic(self._key_file(kind, key_id), blob)
-
     def put_key_share(self, share: KeyShare) -> None:
         """Store (or, after a refresh, replace) this node's share of a key. A share of an
         older epoch than the stored one is refused; a newer one discards the key's
@@ -323,19 +343,16 @@ class NodeStore:
                                  f"{share.public.epoch}")
             if share.public.epoch > old.public.epoch:
                 self.discard_for_key(key_id)
-        self._write_sealed("keyshare", key_id, codec.to_bytes(share))
+        self._files.write("keyshare", key_id, codec.to_bytes(share))
 
     def get_key_share(self, key_id: bytes) -> KeyShare:
-        share = codec.from_bytes(KeyShare, self._read_sealed("keyshare", key_id))
-        if share.public.key_id != key_id:
-            raise StoreError(f"key share file of {key_id.hex()} holds another key")
-        return share
+        return self._files.key_share(key_id)
 
     def put_aux_info(self, key_id: bytes, aux: AuxInfo) -> None:
-        self._write_sealed("auxinfo", key_id, codec.to_bytes(aux))
+        self._files.write("auxinfo", key_id, codec.to_bytes(aux))
 
     def get_aux_info(self, key_id: bytes) -> AuxInfo:
-        return codec.from_bytes(AuxInfo, self._read_sealed("auxinfo", key_id))
+        return self._files.aux_info(key_id)
 
     def check_key_material(self, party: int) -> int:
         """Unseal every stored key share and aux info and check it against the key's public
@@ -354,10 +371,10 @@ class NodeStore:
             share = self.get_key_share(key_id)
             check_key_share(share, party)
             kind = "auxinfo"
-            if self._key_file(kind, key_id).exists():
+            if self._files.path(kind, key_id).exists():
                 check_aux_info(self.get_aux_info(key_id), share.public, party)
         except (MpcnodeError, ValueError) as e:  # SealError, DecodeError, KeyMaterialError
-            raise KeyMaterialDamagedError(f"{self._key_file(kind, key_id)}: {e}") from None
+            raise KeyMaterialDamagedError(f"{self._files.path(kind, key_id)}: {e}") from None
 
     def list_keys(self) -> list[bytes]:
         """Ids of the keys with a stored share, sorted."""

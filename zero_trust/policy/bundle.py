@@ -23,13 +23,13 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 
-from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
 )
 
 from mpcnode.core.canonical_json import CanonicalJSONError, canonical_json, parse_json
+from zero_trust.admin_signatures import count_admin_signatures
 from zero_trust.policy.document import Policy, parse_policy
 from zero_trust.policy.policy_canonical import JsonValue, policy_hash, policy_to_canonical
 from zero_trust.policy.policy_errors import (
@@ -162,21 +162,9 @@ def verify_bundle(bundle: PolicyBundle, signatures: Sequence[BundleSignature],
         raise BundleError(f"admin quorum must be 1 to {len(admin_public_keys)} (the number "
                           f"of admin keys), not {quorum}")
     digest = bundle.bundle_hash
-    counted: dict[str, BundleSignature] = {}
-    rejected: list[str] = []
-    for sig in signatures:
-        key = admin_public_keys.get(sig.admin_id)
-        if key is None:
-            rejected.append(f'"{sig.admin_id}" is not a known admin')
-        elif sig.admin_id in counted:
-            rejected.append(f'"{sig.admin_id}" signed more than once (counted once)')
-        else:
-            try:
-                key.verify(sig.signature, signed_message(digest, sig.signed_at))
-            except InvalidSignature:
-                rejected.append(f'the signature of "{sig.admin_id}" is not over this bundle')
-            else:
-                counted[sig.admin_id] = sig
+    counted, rejected = count_admin_signatures(
+        signatures, admin_public_keys, lambda sig: signed_message(digest, sig.signed_at),
+        "bundle")
     if len(counted) < quorum:
         signers = ", ".join(f'"{a}"' for a in sorted(counted)) or "none"
         detail = f"; not counted: {'; '.join(rejected)}" if rejected else ""
