@@ -5,8 +5,6 @@ SIGTERM)."""
 
 from __future__ import annotations
 
-import contextlib
-import io
 import os
 import subprocess
 import sys
@@ -17,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from coordinator import node_process
-from coordinator.ceremony_cli import main
 from testing.cluster_harness import free_port_base
 
 FAKE_NODE = """import signal, sys, time
@@ -29,11 +26,12 @@ time.sleep(300)
 
 
 def run(*argv: str | Path | float) -> tuple[int, str]:
-    """``mpc-ceremony argv…`` in this process: (exit code, stderr)."""
-    err = io.StringIO()
-    with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(err):
-        code = main([str(a) for a in argv])
-    return code, err.getvalue()
+    """``mpc-ceremony argv…`` in a process of its own, as an operator runs it (the
+    processes a test signals are then not its children): (exit code, stderr)."""
+    r = subprocess.run([sys.executable, "-m", "coordinator.ceremony_cli",
+                        *(str(a) for a in argv)],
+                       capture_output=True, text=True, timeout=120, check=False)
+    return r.returncode, r.stderr
 
 
 def alive(proc: subprocess.Popen[bytes]) -> bool:
