@@ -111,9 +111,14 @@ def demo_policy(chain_id: int, usdc: str, weth: str, treasury: str) -> Policy:
 class Scene:
     oms: OmsCore
     people: dict[str, Person]
+    sessions: dict[str, str] = field(default_factory=dict)
 
     def login(self, user: str) -> str:
-        return self.people[user].login(RP, self.oms)
+        """The user's session token; one login per user for the whole demo (the OMS caps
+        the sessions a user may hold at once)."""
+        if user not in self.sessions:
+            self.sessions[user] = self.people[user].login(RP, self.oms)
+        return self.sessions[user]
 
     def assertion(self, user: str, req: Request) -> bytes:
         return self.people[user].sign_challenge(RP, self.oms.challenge_of(req))
