@@ -101,7 +101,8 @@ def cmd_up(args: argparse.Namespace) -> int:
             dead = [i for i in cluster.nodes if _running(root, i) is None]
             if dead or time.monotonic() > deadline:
                 why = f"nodes {dead} exited" if dead else f"not healthy after {args.timeout}s"
-                _say(f"error: {why}; see the node logs")
+                _say(f"error: {why}; see the node logs (`mpc-ceremony down {root}` stops "
+                     "the others)")
                 return 1
             time.sleep(0.5)
     _say("all nodes healthy")
