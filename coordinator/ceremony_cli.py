@@ -4,7 +4,8 @@
         [--seal pkcs11 --pkcs11-module SO --pkcs11-token LABEL --pkcs11-pin-env VAR]
                                                           each node's KEK made in a PKCS#11 token
     mpc-ceremony up DIR [--test-only-nodes]               start DIR's nodes on loopback
-    mpc-ceremony down DIR                                 stop them
+    mpc-ceremony down DIR                                 stop them (only processes confirmed
+                                                          to be DIR's nodes)
     mpc-ceremony keygen DIR --key-id ID                   keygen + aux info; DIR/transcripts/ID.json
     mpc-ceremony verify FILE [--cluster cluster.toml]     re-verify a transcript offline
     mpc-ceremony refresh DIR --key-id ID                  proactive refresh of the key ID
@@ -19,14 +20,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from coordinator import ceremony_transcript as transcript
+from coordinator import node_process
 from coordinator.coordinator import Coordinator
 from coordinator.coordinator_errors import CoordinatorError
 from mpcnode.ceremony.cluster_file import (
@@ -61,29 +61,28 @@ def _pidfile(root: Path, i: int) -> Path:
     return root / f"node{i}" / "node.pid"
 
 
-def _alive(pid: int) -> bool:
-    # A node started by this very process (``up`` then ``down`` in one process) stays a
-    # zombie, which kill(pid, 0) reports alive, until we reap it.
-    try:
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    except ChildProcessError:
-        pass  # not our child: its own parent reaps it
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+def _config(root: Path, i: int) -> Path:
+    return root / f"node{i}" / "node.toml"
 
 
-def _read_pid(path: Path) -> int | None:
-    try:
-        pid = int(path.read_text().strip())
-    except (OSError, ValueError):
+def _running(root: Path, i: int) -> node_process.PidRecord | None:
+    """Node i's confirmed process, or None. A pid file that names no live process, or
+    another process than node i's, is removed with one line saying so: it is never
+    signalled."""
+    path = _pidfile(root, i)
+    rec = node_process.read(path, _config(root, i))
+    if rec is None:
+        path.unlink(missing_ok=True)
         return None
-    return pid if _alive(pid) else None
+    verdict = node_process.check(rec, _config(root, i))
+    if verdict.status is node_process.Status.RUNNING:
+        return rec
+    path.unlink(missing_ok=True)
+    if verdict.status is node_process.Status.GONE:
+        _say(f"node {i}: not running ({verdict.why}); stale {path} removed")
+    else:
+        _say(f"node {i}: {verdict.why}: left alone, {path} removed")
+    return None
 
 
 def _token_sealing(args: argparse.Namespace) -> TokenSealing | None:
@@ -123,15 +122,15 @@ def cmd_up(args: argparse.Namespace) -> int:
     cluster = load_cluster_config(root / "cluster.toml")
     module = TEST_NODE_MODULE if args.test_only_nodes else NODE_MODULE
     for i in sorted(cluster.nodes):
-        if _read_pid(_pidfile(root, i)) is not None:
+        if _running(root, i) is not None:
             _say(f"node {i}: already running")
             continue
+        config = _config(root, i).resolve()
         with (root / f"node{i}" / "node.log").open("ab") as log:
             proc = subprocess.Popen(
-                [sys.executable, "-m", module, "serve", "--config",
-                 str(root / f"node{i}" / "node.toml")],
+                [sys.executable, "-m", module, "serve", "--config", str(config)],
                 stdout=log, stderr=log, stdin=subprocess.DEVNULL, start_new_session=True)
-        _pidfile(root, i).write_text(f"{proc.pid}\n")
+        node_process.write(_pidfile(root, i), node_process.record(proc.pid, config))
         _say(f"node {i}: started (pid {proc.pid}, log {root / f'node{i}' / 'node.log'})")
     with Coordinator(load_coordinator_config(root)) as coordinator:
         deadline = time.monotonic() + args.timeout
@@ -140,10 +139,11 @@ def cmd_up(args: argparse.Namespace) -> int:
             _say(f"  healthy: {len(healthy)}/{len(cluster.nodes)}")
             if healthy == set(cluster.nodes):
                 break
-            dead = [i for i in cluster.nodes if _read_pid(_pidfile(root, i)) is None]
+            dead = [i for i in cluster.nodes if _running(root, i) is None]
             if dead or time.monotonic() > deadline:
                 why = f"nodes {dead} exited" if dead else f"not healthy after {args.timeout}s"
-                _say(f"error: {why}; see the node logs")
+                _say(f"error: {why}; see the node logs (`mpc-ceremony down {root}` stops "
+                     "the others)")
                 return 1
             time.sleep(0.5)
     _say("all nodes healthy")
@@ -153,19 +153,10 @@ def cmd_up(args: argparse.Namespace) -> int:
 def cmd_down(args: argparse.Namespace) -> int:
     root: Path = args.dir
     cluster = load_cluster_config(root / "cluster.toml")
-    for i in sorted(cluster.nodes):
-        pid = _read_pid(_pidfile(root, i))
-        if pid is None:
-            _pidfile(root, i).unlink(missing_ok=True)
-            continue
-        os.kill(pid, signal.SIGTERM)
-        deadline = time.monotonic() + 30
-        while _alive(pid) and time.monotonic() < deadline:
-            time.sleep(0.1)
-        if _alive(pid):
-            os.kill(pid, signal.SIGKILL)
+    confirmed = {i: rec for i in sorted(cluster.nodes) if (rec := _running(root, i))}
+    node_process.stop(confirmed, {i: _config(root, i) for i in confirmed}, args.timeout, _say)
+    for i in confirmed:
         _pidfile(root, i).unlink(missing_ok=True)
-        _say(f"node {i}: stopped")
     return 0
 
 
@@ -299,6 +290,8 @@ def main(argv: list[str] | None = None) -> int:
     p.set_defaults(fn=cmd_up)
     p = sub.add_parser("down", help="stop the nodes of DIR")
     p.add_argument("dir", type=Path)
+    p.add_argument("--timeout", type=float, default=30.0,
+                   help="seconds the nodes get to stop after SIGTERM before SIGKILL")
     p.set_defaults(fn=cmd_down)
     p = sub.add_parser("keygen", help="run keygen + aux info and write the transcript")
     p.add_argument("dir", type=Path)

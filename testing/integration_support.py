@@ -13,6 +13,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import ec, utils
 
+from coordinator import node_process
 from coordinator.coordinator import Coordinator
 from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.protocol.sign import Signature
@@ -64,3 +65,16 @@ def process_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = F
             yield procs, coordinator
     finally:
         stop_all(procs)
+
+
+def processes_naming(path: Path) -> list[tuple[int, str]]:
+    """Every live process (pid, command line) whose command line names ``path`` or a file
+    under it: what a daemon started on a directory's configs leaves running."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or node_process.start_ticks(int(entry.name)) is None:
+            continue  # not a process, gone, or a zombie
+        argv = node_process.command_line(int(entry.name)) or []
+        if any(str(path) in a for a in argv):
+            found.append((int(entry.name), " ".join(argv)))
+    return found

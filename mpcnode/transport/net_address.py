@@ -107,3 +107,29 @@ def refuse_taken(host: str, port: int) -> None:
             why = ("the address is already in use (is another daemon running?)"
                    if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc))
             raise ListenError(f"cannot listen on {address}: {why}") from None
+
+
+def free_port_runs(host: str, count: int, offsets: tuple[int, ...], preferred: int) -> int:
+    """A base port B such that B + o + 1 … B + o + count are free on ``host`` for every
+    offset o (a cluster's node ports, its metrics ports): ``preferred`` if it is, else one
+    near a port the system hands out. Best effort: another process may take a port between
+    this check and the bind, which the daemon then reports (``ListenError``)."""
+    candidates = [preferred]
+    for _ in range(50):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            candidates.append(int(s.getsockname()[1]))
+    for base in candidates:
+        if base + max(offsets) + count < 65536 and _all_free(host, base, count, offsets):
+            return base
+    raise ListenError(f"no {count} consecutive free ports on {host}")
+
+
+def _all_free(host: str, base: int, count: int, offsets: tuple[int, ...]) -> bool:
+    try:
+        for o in offsets:
+            for k in range(1, count + 1):
+                refuse_taken(host, base + o + k)
+    except ListenError:
+        return False
+    return True

@@ -150,6 +150,10 @@ class CircuitBreakers:
         return tuple(s for (name,) in rows.fetchall()
                      if (s := self.state(name)) is not None)
 
+    def monitored(self) -> tuple[str, ...]:
+        """The protocols with a value-locked watch, sorted."""
+        return tuple(sorted(self._watches))
+
     def check(self, protocol: str) -> None:
         """``ProtocolPaused`` if the protocol is paused."""
         state = self.state(protocol)

@@ -9,8 +9,13 @@ is pointed at that file and the Python handler keeps the original stderr, so the
 mix in one stream.
 
 Metrics (``prometheus_client``, one registry, no global state), read from the core at
-scrape time (requests by state, pending approvals, circuit breakers) or counted as they
-happen (calls by method and status code, signing latency).
+scrape time (requests by state, pending approvals, circuit breakers: every watched or
+paused protocol, 1 while paused) or counted as they happen (calls by method and status
+code, signing latency). With a [chain] section, every scrape also reads each endpoint's
+head (``ChainHeads``: all endpoints at once, each within a bound, on connections of its
+own so a hung endpoint never holds up the core): whether it answered, its head, how many
+blocks it is behind the highest head among the endpoints, and how long its head has not
+changed — a stalled or lagging endpoint shows before the cross-checks start failing.
 """
 
 from __future__ import annotations
@@ -21,6 +26,9 @@ import os
 import sys
 import time
 from collections.abc import Callable, Iterator, Mapping
+from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import wait as wait_all
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO
@@ -33,6 +41,7 @@ from mpcnode.transport.net_address import parse_address
 from oms_core.app.requests.request_lifecycle import State
 from oms_core.app.requests.request_signing import Signer
 from oms_core.app.service import OmsCore
+from oms_core.chain.endpoints import Endpoint, EndpointError
 from zero_trust.authorization import SigningRequest
 
 _TEXT_FORMAT = "%(asctime)s %(levelname)s %(name)s %(message)s"
@@ -86,7 +95,8 @@ def configure_logging(log_format: str, grpc_core_log: Path | None = None) -> log
 class OmsMetrics:
     """The OMS's metrics; ``core_reader`` runs a function on the core's own thread."""
 
-    def __init__(self, core_reader: Callable[[Callable[[OmsCore], object]], object]) -> None:
+    def __init__(self, core_reader: Callable[[Callable[[OmsCore], object]], object],
+                 heads: ChainHeads | None = None) -> None:
         self.registry = CollectorRegistry()
         self.calls = Counter("oms_rpc_total", "gRPC calls by method and status code",
                              ["method", "code"], registry=self.registry)
@@ -96,6 +106,8 @@ class OmsMetrics:
                                  buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5,
                                           10, 30, 60))
         self.registry.register(_CoreCollector(core_reader))
+        if heads is not None:
+            self.registry.register(heads)
 
     def serve(self, listen: str) -> None:
         """Expose the metrics over HTTP on ``listen`` (a daemon thread)."""
@@ -112,7 +124,7 @@ class _CoreCollector(Collector):
     def collect(self) -> Iterator[GaugeMetricFamily]:
         snapshot = self._read(_snapshot)
         assert isinstance(snapshot, tuple)
-        states, paused = snapshot
+        states, paused, monitored = snapshot
         by_state = GaugeMetricFamily("oms_requests", "Requests by state", labels=["state"])
         for state in State:
             by_state.add_metric([state.value], states.get(state.value, 0))
@@ -120,15 +132,104 @@ class _CoreCollector(Collector):
         yield GaugeMetricFamily("oms_pending_approvals", "Requests waiting for approvals",
                                 value=states.get(State.PENDING_APPROVAL.value, 0))
         breakers = GaugeMetricFamily("oms_circuit_breaker_open",
-                                     "1 while a protocol is paused", labels=["protocol"])
-        for protocol in paused:
-            breakers.add_metric([protocol], 1)
+                                     "1 while a protocol is paused, 0 while a watched one "
+                                     "runs", labels=["protocol"])
+        for protocol in sorted(set(paused) | set(monitored)):
+            breakers.add_metric([protocol], 1 if protocol in paused else 0)
         yield breakers
 
 
-def _snapshot(core: OmsCore) -> tuple[Mapping[str, int], tuple[str, ...]]:
+def _snapshot(core: OmsCore) -> tuple[Mapping[str, int], tuple[str, ...], tuple[str, ...]]:
     return (core.requests.count_by_state(),
-            tuple(sorted(p.protocol for p in core.breakers.paused())))
+            tuple(sorted(p.protocol for p in core.breakers.paused())),
+            core.breakers.monitored())
+
+
+@dataclass(frozen=True)
+class EndpointHead:
+    """One endpoint as a scrape saw it."""
+
+    up: bool  # it answered this scrape
+    number: int | None  # its newest head (kept from an earlier scrape while it is down)
+    lag_blocks: int | None  # the highest head among the endpoints minus ``number``
+    unchanged_s: float | None  # since its head last changed (or was first seen)
+
+
+class HeadTracker:
+    """Each endpoint's newest head and when it last changed; pure (the caller gives the
+    heads read and the time)."""
+
+    def __init__(self) -> None:
+        self._seen: dict[str, tuple[int, float]] = {}  # name → (head, time it changed)
+
+    def observe(self, heads: Mapping[str, int | None], now: float) -> dict[str, EndpointHead]:
+        """Record this scrape's answers (None: no answer) and describe every endpoint."""
+        for name, number in heads.items():
+            old = self._seen.get(name)
+            if number is not None and (old is None or old[0] != number):
+                self._seen[name] = (number, now)
+        highest = max((self._seen[n][0] for n in heads if n in self._seen), default=None)
+        out = {}
+        for name, number in heads.items():
+            seen = self._seen.get(name)
+            if seen is None or highest is None:
+                out[name] = EndpointHead(number is not None, None, None, None)
+            else:
+                out[name] = EndpointHead(number is not None, seen[0], highest - seen[0],
+                                         now - seen[1])
+        return out
+
+
+class ChainHeads(Collector):
+    """The chain endpoints' heads, read at scrape time: all at once, each within
+    ``timeout`` seconds (an endpoint that does not answer in time counts as down)."""
+
+    def __init__(self, endpoints: Mapping[str, Endpoint], timeout: float,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self._endpoints = dict(endpoints)
+        self._timeout = timeout
+        self._clock = clock
+        self._tracker = HeadTracker()
+        self._pool = ThreadPoolExecutor(max_workers=len(self._endpoints),
+                                        thread_name_prefix="oms-chain-heads")
+
+    def read(self) -> dict[str, EndpointHead]:
+        futures = {name: self._pool.submit(_head_of, e) for name, e in self._endpoints.items()}
+        wait_all(futures.values(), timeout=self._timeout)
+        heads = {name: _number(f) for name, f in futures.items()}
+        return self._tracker.observe(heads, self._clock())
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        view = self.read()
+        families = (
+            ("oms_chain_endpoint_up", "1 if the endpoint answered this scrape",
+             lambda h: 1 if h.up else 0),
+            ("oms_chain_head_block", "The endpoint's newest head block number",
+             lambda h: h.number),
+            ("oms_chain_head_lag_blocks", "Blocks behind the highest head among the "
+             "configured endpoints", lambda h: h.lag_blocks),
+            ("oms_chain_head_unchanged_seconds", "Seconds since the endpoint's head last "
+             "changed (or was first seen)", lambda h: h.unchanged_s))
+        for metric, text, value in families:
+            family = GaugeMetricFamily(metric, text, labels=["endpoint"])
+            for name, head in sorted(view.items()):
+                v = value(head)
+                if v is not None:
+                    family.add_metric([name], v)
+            yield family
+
+
+def _head_of(endpoint: Endpoint) -> int:
+    return endpoint.block(None).number
+
+
+def _number(future: Future[int]) -> int | None:
+    if not future.done():
+        return None
+    try:
+        return future.result()
+    except EndpointError:
+        return None
 
 
 class TimedSigner:

@@ -47,7 +47,7 @@ from oms_core.chain.prices import FixedPrices, PricesByAsset, PriceSource
 from oms_core.chain.simulation import PoolInterface, PoolSpec
 from oms_core.chain.web3_endpoint import Web3Endpoint
 from oms_core.daemon.core_thread import CoreThread
-from oms_core.daemon.observability import OmsMetrics, TimedSigner, configure_logging
+from oms_core.daemon.observability import ChainHeads, OmsMetrics, TimedSigner, configure_logging
 from oms_core.daemon.oms_server import OmsService, ServerTls, running_server
 from oms_core.daemon.rpc_status import status_of
 from oms_core.oms_core_errors import OmsCoreError
@@ -103,6 +103,20 @@ def chain_config(settings: OmsSettings) -> ChainConfig | None:
         sender=c.holding_address, confirmations=c.confirmations,
         confirm_timeout_s=c.confirm_timeout_s, poll_s=c.poll_s,
         max_fee_cap=c.max_fee_cap_wei), pools, watches)
+
+
+HEAD_TIMEOUT_S = 3.0
+"""How long a metrics scrape waits for an endpoint's head (Prometheus's default scrape
+time-out is 10 s); one that takes longer is reported down."""
+
+
+def chain_heads(settings: OmsSettings) -> ChainHeads | None:
+    """The metrics' view of the [chain] endpoints, on connections of its own: a scrape
+    never waits behind (or holds up) the core's calls."""
+    if settings.chain is None:
+        return None
+    return ChainHeads({name: Web3Endpoint.http(url, name, timeout=HEAD_TIMEOUT_S)
+                       for name, url in settings.chain.endpoints.items()}, HEAD_TIMEOUT_S)
 
 
 def _pool_interface(settings: OmsSettings, abi: Path) -> PoolInterface:
@@ -219,7 +233,7 @@ def serve(settings: OmsSettings, *, stop: threading.Event | None = None,
     if settings.metrics_listen is not None:
         refuse_taken(*parse_address(settings.metrics_listen))
     holder: list[CoreThread] = []
-    metrics = OmsMetrics(lambda fn: holder[0].run(fn))
+    metrics = OmsMetrics(lambda fn: holder[0].run(fn), chain_heads(settings))
     with _stop_event(stop) as event, \
             open_core(settings, lambda s: TimedSigner(s, metrics)) as core:
         holder.append(core)

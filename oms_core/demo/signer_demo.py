@@ -39,6 +39,7 @@ from ethereum.hashing import keccak256
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx
 from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.protocol.results import KeygenResult
+from mpcnode.transport.net_address import free_port_runs
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.demo.demo_people import enrol
 from zero_trust.authorization import RelyingParty, SigningRequest
@@ -55,14 +56,15 @@ def _say(msg: str) -> None:
 def run(root: Path, nodes: int, threshold: int) -> dict[str, Any]:
     timings: dict[str, float] = {}
     t0 = time.perf_counter()
+    base = free_port_runs("127.0.0.1", nodes, (0, 2000), 7700)  # 7701… when free
     if ceremony_cli.main(["init", "--nodes", str(nodes), "--threshold", str(threshold),
-                          "--out", str(root), "--base-port", "7700",
-                          "--metrics-base-port", "9700"]) != 0:
+                          "--out", str(root), "--base-port", str(base),
+                          "--metrics-base-port", str(base + 2000)]) != 0:
         raise CoordinatorError("mpc-ceremony init failed")
-    if ceremony_cli.main(["up", str(root)]) != 0:
-        raise CoordinatorError("the nodes did not come up; see the node logs")
-    timings["init_and_up"] = time.perf_counter() - t0
     try:
+        if ceremony_cli.main(["up", str(root)]) != 0:
+            raise CoordinatorError("the nodes did not come up; see the node logs")
+        timings["init_and_up"] = time.perf_counter() - t0
         config = load_coordinator_config(root)
         with Coordinator(config) as co:
             t0 = time.perf_counter()
@@ -159,6 +161,8 @@ def main(argv: list[str] | None = None) -> int:
     except CoordinatorError as exc:
         _say(f"demo failed: {exc}")
         return 1
+    if not Path(result["transcript"]).exists():
+        del result["transcript"]  # it went with the temporary directory
     if args.json:
         print(json.dumps(result))
     else:

@@ -10,6 +10,7 @@ import os
 import re
 import signal
 import stat
+import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -43,7 +44,7 @@ def pids(root: Path) -> dict[int, int]:
     for i in range(1, NODES + 1):
         f = root / f"node{i}" / "node.pid"
         if f.exists():
-            found[i] = int(f.read_text())
+            found[i] = json.loads(f.read_text())["pid"]
     return found
 
 
@@ -119,14 +120,25 @@ class Ceremony:
 def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Ceremony]:
     root = tmp_path_factory.mktemp("ceremony") / "cluster"
     make_cluster(root, NODES, THRESHOLD)  # init + TEST ONLY prime pools
+    # node1/node.pid names an unrelated process (the node's PID, reused after a reboot):
+    # `up` must start node 1 anyway and leave that process alone.
+    unrelated = subprocess.Popen(["sleep", "300"])
+    (root / "node1" / "node.pid").write_text(f"{unrelated.pid}\n")
     try:
         code, _, err = run("up", root, "--test-only-nodes")
         assert code == 0, err
         assert "all nodes healthy" in err
+        assert f"node 1: pid {unrelated.pid} is not this node's process ('sleep 300')" in err
+        assert "node 1: started" in err and unrelated.poll() is None
+        unrelated.kill()
+        unrelated.wait()
         code, out, err = run("keygen", root, "--key-id", "hot")
         assert code == 0, err
         yield Ceremony(root, json.loads(out))
     finally:
+        if unrelated.poll() is None:
+            unrelated.kill()
+            unrelated.wait()
         run("down", root)
         for pid in pids(root).values():  # `down` failed: never leave a node behind
             if running(pid):
@@ -259,6 +271,8 @@ def test_down_stops_every_node(ceremony: Ceremony) -> None:
     code, _, err = run("down", ceremony.root)
     assert code == 0, err
     assert not any(running(p) for p in started.values())
+    assert sorted(line.split(" (")[0] for line in err.splitlines()) == [
+        f"node {i}: stopped" for i in range(1, NODES + 1)]
     assert pids(ceremony.root) == {}
     with ceremony.coordinator() as c:
         assert c.healthy() == []

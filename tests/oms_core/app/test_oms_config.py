@@ -4,14 +4,23 @@ file and the dotted key."""
 from __future__ import annotations
 
 import json
+import tomllib
 from decimal import Decimal
 from pathlib import Path
+from typing import Any, get_args
 
 import pytest
+from pydantic import BaseModel
 
 from mpcnode.core.config_schema import ConfigError
 from oms_core.app.login_sessions import SessionPolicy
-from oms_core.app.oms_config import OmsSettings, TlsFiles, dump_settings, load_settings
+from oms_core.app.oms_config import (
+    OmsSettings,
+    TlsFiles,
+    _OmsToml,
+    dump_settings,
+    load_settings,
+)
 from oms_core.chain import artifacts
 from oms_core.chain.oracles import PriceHeld
 from oms_core.daemon.runtime import chain_config, price_source
@@ -146,6 +155,41 @@ def test_the_readme_example_is_a_complete_valid_file(tmp_path: Path) -> None:
     assert (chain.recovery_s, chain.recovery_interval_s) == (60.0, 10.0)
     assert settings.tls is not None and settings.bootstrap_bundle is not None
     assert load_settings(_rewritten(settings)) == settings  # dump_settings keeps [chain]
+
+
+def _keys_left_out(model: type[BaseModel], doc: dict[str, Any], where: str) -> list[str]:
+    """Every key of the schema ``model`` that ``doc`` (a parsed TOML table) does not set,
+    looking into sub-tables and arrays of tables."""
+    out = []
+    for name, spec in model.model_fields.items():
+        key = spec.alias or name
+        if key not in doc:
+            out.append(where + key)
+            continue
+        sub = next((t for t in _types_in(spec.annotation) if issubclass(t, BaseModel)), None)
+        if sub is None:
+            continue
+        tables = doc[key] if isinstance(doc[key], list) else [doc[key]]
+        merged = {k: v for table in tables for k, v in table.items()}
+        out += _keys_left_out(sub, merged, f"{where}{key}.")
+    return out
+
+
+def _types_in(annotation: object) -> list[type]:
+    if isinstance(annotation, type):
+        return [annotation]
+    return [t for arg in get_args(annotation) for t in _types_in(arg)]
+
+
+def test_the_readme_example_sets_every_key_oms_serve_reads(tmp_path: Path) -> None:
+    """Complete: every section and key of the schema appears in it (a new setting must be
+    documented there); the oracle sources show both kinds."""
+    doc = tomllib.loads(_readme_example(tmp_path).read_text(encoding="utf-8"))
+    assert _keys_left_out(_OmsToml, doc, "") == []
+    assert {s["kind"] for s in doc["oracles"]["sources"]} == {"pool", "reference"}
+    settings = load_settings(tmp_path / "oms.toml")
+    assert (settings.log_format, settings.metrics_listen) == ("json", "127.0.0.1:9600")
+    assert settings.grpc_core_log == tmp_path / "grpc-core.log"
 
 
 def _rewritten(settings: OmsSettings) -> Path:

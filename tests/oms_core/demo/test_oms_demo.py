@@ -1,11 +1,20 @@
 """``oms demo`` end to end (issue 5 §7): a 3-of-5 cluster, the key ceremony, the embedded
-chain and the article's DeFi scenario. Slow-marked: the nodes generate real safe primes
-(about a minute on a 2-core machine); run with ``pytest -m slow``."""
+chain and the article's DeFi scenario. The full run is slow-marked: the nodes generate real
+safe primes (about a minute on a 2-core machine); run with ``pytest -m slow``. A demo that
+fails (a phase raising, SIGTERM) is tested on real node processes before the slow step:
+it leaves no process behind, and it does not need its default ports."""
 
 from __future__ import annotations
 
 import json
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,8 +22,11 @@ import rlp
 from eth_account import Account
 from eth_hash.auto import keccak
 
+from coordinator import node_process
 from ethereum import erc20
+from mpcnode.ceremony.cluster_file import load_cluster_config
 from oms_core.demo import oms_demo as demo
+from testing.integration_support import processes_naming
 
 TYPE_EIP1559 = 2
 
@@ -32,8 +44,94 @@ def as_int(field: bytes) -> int:
     return int.from_bytes(field, "big")
 
 
+class InjectedError(Exception):
+    pass
+
+
+def fail_after_nodes_start(root: Path, pids: list[int]) -> Callable[[str], None]:
+    """A progress callback that fails the demo at the first line after the nodes are up
+    (inside the ceremony phase), noting the nodes' PIDs first."""
+    seen: list[str] = []
+
+    def progress(line: str) -> None:
+        seen.append(line)
+        if len(seen) > 1 and seen[0].startswith("1/"):
+            for f in sorted(root.glob("node*/node.pid")):
+                rec = node_process.read(f, f.parent / "node.toml")
+                assert rec is not None
+                pids.append(rec.pid)
+            raise InjectedError("injected failure")
+
+    return progress
+
+
+@pytest.fixture
+def default_port_taken() -> Iterator[int]:
+    """The demo's default first node port, held by another listener (or already taken)."""
+    port = demo.DEFAULT_BASE_PORT + 1
+    with socket.socket() as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            s.listen()
+        except OSError:
+            pass  # someone else holds it: as good
+        yield port
+
+
+def test_a_failed_demo_stops_every_node_it_started(tmp_path: Path,
+                                                   default_port_taken: int) -> None:
+    root, pids = tmp_path / "cluster", list[int]()
+    try:
+        with pytest.raises(InjectedError):
+            demo.run(root, progress=fail_after_nodes_start(root, pids))
+    finally:
+        leftovers = processes_naming(root)
+        for pid, _ in leftovers:  # the demo failed to: never leave a node behind
+            os.kill(pid, signal.SIGKILL)
+    assert leftovers == []
+    assert len(pids) == demo.NODES
+    assert all(node_process.start_ticks(p) is None for p in pids)
+    assert list(root.glob("node*/node.pid")) == []
+    ports = {int(e.address.rsplit(":", 1)[1])
+             for e in load_cluster_config(root / "cluster.toml").nodes.values()}
+    assert default_port_taken not in ports and len(ports) == demo.NODES
+
+
+def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path) -> None:
+    root, log = tmp_path / "cluster", tmp_path / "demo.log"
+    with log.open("w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "oms_core.cli.oms_cli", "demo",
+                                 "--json", "--dir", str(root)],
+                                stdout=subprocess.PIPE, stderr=err)
+    try:
+        deadline = time.monotonic() + 120
+        while "all nodes healthy" not in log.read_text():
+            assert proc.poll() is None and time.monotonic() < deadline, log.read_text()
+            time.sleep(0.2)
+        assert len([p for p, _ in processes_naming(root) if p != proc.pid]) == demo.NODES
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=90)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        leftovers = processes_naming(root)
+        for pid, _ in leftovers:  # the demo failed to: never leave a node behind
+            os.kill(pid, signal.SIGKILL)
+    assert leftovers == []
+    said = log.read_text()
+    assert proc.returncode == 1 and out == b"", said
+    assert "demo failed: DemoInterruptedError: SIGTERM; everything it started is stopped" \
+        in said
+    assert sorted(line.split(" (")[0] for line in said.splitlines()
+                  if line.startswith("node ") and ": stopped (" in line) == [
+        f"node {i}: stopped" for i in range(1, demo.NODES + 1)]
+
+
 @pytest.mark.slow
 def test_demo_plays_the_defi_scenario_and_every_transaction_recovers(tmp_path: Path) -> None:
+    with pytest.raises(InjectedError):  # a failed run first: the rerun must not mind it
+        demo.run(tmp_path / "failed", progress=fail_after_nodes_start(tmp_path / "failed", []))
     said: list[str] = []
     result = json.loads(json.dumps(demo.run(tmp_path / "cluster", progress=said.append)))
 
@@ -66,3 +164,5 @@ def test_demo_plays_the_defi_scenario_and_every_transaction_recovers(tmp_path: P
     assert re.search(r"blocked: depositSingle: slippage \d+\.\d % exceeds the maximum "
                      r"1\.0 %; split into 10 parts", story), story
     assert "8/8 audit" in story
+    assert list(result["phases"]) == [p.name for p in demo.PHASES]
+    assert all(f"   [{p.name}: " in story for p in demo.PHASES)
