@@ -8,15 +8,15 @@ party at fault otherwise:
    broadcast, the inner one of a disclosed direct message), of its session, of a known
    round, from a party of the session, decodable; no duplicate, none missing; secret
    direct messages (VSS shares) absent;
-2. the key's history, in order: one keygen first, then refreshes, each session id
-   recomputed from public parameters and every public check of the protocol replayed
-   (``keygen.replay``, ``refresh.replay``); the aux-info session ids; the transcript's
-   key id, public key and threshold are the outcome;
+2. the key's history, in order: one keygen first, then refreshes and reshares, each
+   session id recomputed from public parameters and every public check of the protocol
+   replayed (``keygen.replay``, ``refresh.replay``, ``reshare.replay``); the aux-info
+   session ids; the transcript's key id, public key and threshold are the outcome;
 3. at least one aux-info session, and in each every Π^prm, Π^mod and Π^fac
    (``aux_info.replay``) — the expensive part, so it runs last;
 4. each node's reported result is exactly what the replay derived;
-5. the closing record: every party of the key signed exactly the transcript's sessions,
-   in its order, so a transcript cut short or reordered fails.
+5. the closing record: every party of the key (its last committee) signed exactly the
+   transcript's sessions, in its order, so a transcript cut short or reordered fails.
 
 The identity keys are the transcript's own: a transcript whose node was given a fresh
 identity, with that node's messages re-signed, verifies on its own. ``check_cluster``
@@ -260,9 +260,10 @@ def _param(k: int, s: TranscriptSession, name: str, kind: type) -> Any:
 
 def _params(k: int, s: TranscriptSession) -> SessionParams:
     """The session's start parameters, as its nodes read them from the start request."""
-    if set(s.params) - {"epoch"} != {"threshold", "key_id", "path", "profile"}:
-        raise _error(k, s, "params must be threshold, key_id, path, profile and epoch "
-                           "(absent in transcripts made before sessions named it)")
+    if set(s.params) - {"epoch", "new_parties"} != {"threshold", "key_id", "path", "profile"}:
+        raise _error(k, s, "params must be threshold, key_id, path, profile, epoch (absent "
+                           "in transcripts made before sessions named it) and a reshare's "
+                           "new_parties")
     key_id, path = _param(k, s, "key_id", str), _param(k, s, "path", list)
     try:
         key = bytes.fromhex(key_id)
@@ -273,8 +274,11 @@ def _params(k: int, s: TranscriptSession) -> SessionParams:
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in path):
         raise _error(k, s, "params.path must be a list of integers")
     epoch = _param(k, s, "epoch", int) if "epoch" in s.params else 0
+    new_parties = _param(k, s, "new_parties", list) if "new_parties" in s.params else []
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in new_parties):
+        raise _error(k, s, "params.new_parties must be a list of integers")
     return SessionParams(s.parties, s.nonce, _param(k, s, "threshold", int), key, tuple(path),
-                         _param(k, s, "profile", str), epoch)
+                         _param(k, s, "profile", str), epoch, tuple(new_parties))
 
 
 def _replayed(k: int, s: TranscriptSession, check: Callable[P, T], *args: P.args,
