@@ -69,9 +69,10 @@ class VerifiedCeremony:
     ethereum_address: str  # EIP-55 checksummed
     threshold: int
     parties: tuple[int, ...]
-    epoch: int  # refreshes since keygen
+    epoch: int  # refreshes and reshares since keygen
     sessions: int  # sessions checked
     messages: int  # messages checked
+    key: PublicKeyData  # the key's public data after the last session (its public shares)
 
 
 @dataclass
@@ -131,7 +132,7 @@ def verify(t: Transcript) -> VerifiedCeremony:
     return VerifiedCeremony(public.key_id, public.public_key,
                             ethereum_address(public.public_key), public.threshold,
                             public.parties, public.epoch, len(t.sessions),
-                            sum(len(s.messages) for s in t.sessions))
+                            sum(len(s.messages) for s in t.sessions), public)
 
 
 # --- 1. messages ------------------------------------------------------------------------

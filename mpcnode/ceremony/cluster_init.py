@@ -9,6 +9,8 @@
     DIR/admins/admin{k}.key (0600)                  Ed25519 policy-admin keys
     DIR/cluster.toml                                public data every party needs (cluster_file.py)
 
+``add_node`` (``mpc-ceremony add-node``) makes one more node directory the same way.
+
 The ceremony generates the admin keys for a local cluster; in production each admin makes
 their own key offline and hands the ceremony only the public half (``--admin-key``).
 """
@@ -18,7 +20,7 @@ from __future__ import annotations
 import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -30,11 +32,17 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from mpcnode.ceremony import pki
-from mpcnode.ceremony.cluster_file import MAX_NODES, ClusterConfig, NodeEntry, dump_cluster_config
+from mpcnode.ceremony.cluster_file import (
+    MAX_NODES,
+    ClusterConfig,
+    NodeEntry,
+    dump_cluster_config,
+    load_cluster_config,
+)
 from mpcnode.ceremony.node_config import NodeConfig, dump_node_config
 from mpcnode.core.errors import UsageError
 from mpcnode.transport.identity import IdentityKeys
-from mpcnode.transport.net_address import format_address, valid_host
+from mpcnode.transport.net_address import format_address, parse_address, valid_host
 
 NODE_SAN_DEFAULTS = ("localhost", "127.0.0.1")
 
@@ -132,7 +140,7 @@ def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port:
     layout = _layout(root, nodes, admins)
     for d in (layout.ca_key.parent, layout.coordinator_key.parent, root / "admins",
               *(n.directory for n in layout.nodes.values())):
-        d.mkdir(mode=0o700)
+        d.mkdir(mode=0o700)  # a node directory of a new cluster: never there before
     admin_keys: dict[str, bytes] = {}
     for admin_id, key_path in layout.admin_keys.items():
         admin_key = Ed25519PrivateKey.generate()
@@ -149,30 +157,63 @@ def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port:
     pki.write_private(layout.coordinator_key, key)
     pki.write_public(layout.coordinator_cert, cert)
 
-    sans = list(dict.fromkeys([host, *NODE_SAN_DEFAULTS]))
-    entries: dict[int, NodeEntry] = {}
-    for i, node in layout.nodes.items():
-        key, cert = pki.issue_certificate(ca_key, ca_cert, f"node{i}", pki.ROLE_NODE, sans)
-        pki.write_private(node.tls_key, key)
-        pki.write_public(node.tls_cert, cert)
-        passphrase = secrets.token_hex(32)
-        pki.write_private(node.passphrase, passphrase.encode())
-        ident = IdentityKeys.generate(i)
-        pki.write_private(node.identity, ident.to_pem_bytes(passphrase.encode()))
-        cfg = NodeConfig(
-            path=node.node_toml, node_id=i,
-            listen=format_address(host, base_port + i), data_dir=node.directory / "data",
-            tls_ca=layout.ca_cert, tls_cert=node.tls_cert, tls_key=node.tls_key,
-            identity_key=node.identity, passphrase_file=node.passphrase, passphrase_env=None,
-            metrics_listen=format_address(host, metrics_base_port + i),
-            cluster_file=layout.cluster_file)
-        pki.write_public(node.node_toml, dump_node_config(cfg).encode())
-        entries[i] = NodeEntry(i, format_address(host, base_port + i), ident.public,
-                               node.tls_cert)
+    entries = {i: _make_node(layout, node, ca_key, ca_cert, i, host,
+                             format_address(host, metrics_base_port + i),
+                             base_port) for i, node in layout.nodes.items()}
     cluster = ClusterConfig(name=cluster_name, threshold=threshold, nodes=entries,
                             path=layout.cluster_file, admins=admin_keys,
                             admin_quorum=admin_quorum)
     pki.write_public(layout.cluster_file, dump_cluster_config(cluster).encode())
+
+
+def _make_node(layout: ClusterLayout, node: NodeLayout, ca_key: bytes, ca_cert: bytes, i: int,
+               host: str, metrics_listen: str | None, base_port: int) -> NodeEntry:
+    """Node i's TLS certificate (issued by the cluster CA), sealed identity keys,
+    passphrase and node.toml; its cluster.toml entry."""
+    node.directory.mkdir(mode=0o700, exist_ok=True)
+    sans = list(dict.fromkeys([host, *NODE_SAN_DEFAULTS]))
+    key, cert = pki.issue_certificate(ca_key, ca_cert, f"node{i}", pki.ROLE_NODE, sans)
+    pki.write_private(node.tls_key, key)
+    pki.write_public(node.tls_cert, cert)
+    passphrase = secrets.token_hex(32)
+    pki.write_private(node.passphrase, passphrase.encode())
+    ident = IdentityKeys.generate(i)
+    pki.write_private(node.identity, ident.to_pem_bytes(passphrase.encode()))
+    cfg = NodeConfig(
+        path=node.node_toml, node_id=i,
+        listen=format_address(host, base_port + i), data_dir=node.directory / "data",
+        tls_ca=layout.ca_cert, tls_cert=node.tls_cert, tls_key=node.tls_key,
+        identity_key=node.identity, passphrase_file=node.passphrase, passphrase_env=None,
+        metrics_listen=metrics_listen, cluster_file=layout.cluster_file)
+    pki.write_public(node.node_toml, dump_node_config(cfg).encode())
+    return NodeEntry(i, format_address(host, base_port + i), ident.public, node.tls_cert)
+
+
+def add_node(root: Path) -> tuple[int, NodeLayout]:
+    """A new node for the cluster of ``root``, under the same CA (``root/ca/ca.key`` must
+    still be there): the next free id, listening beside the others (node i on the base
+    port + i; no metrics endpoint until its node.toml names one), added to cluster.toml. It holds no
+    key until a reshare moves one to it; the nodes learn its identity at their next start."""
+    root = root.absolute()
+    cluster_file = root / "cluster.toml"
+    cluster = load_cluster_config(cluster_file)
+    layout = _layout(root, 0)
+    if not layout.ca_key.is_file():
+        raise ClusterInitError(f"{layout.ca_key} is missing: a new node's certificate needs "
+                               "the cluster CA key (bring it back from offline storage)")
+    i = max(cluster.nodes) + 1
+    if i > MAX_NODES:
+        raise ClusterInitError(f"a cluster has at most {MAX_NODES} nodes")
+    first = min(cluster.nodes)
+    host, port = parse_address(cluster.nodes[first].address)
+    node = _layout(root, i).nodes[i]
+    if node.directory.exists():
+        raise ClusterInitError(f"{node.directory} already exists; refusing to overwrite a node")
+    entry = _make_node(layout, node, layout.ca_key.read_bytes(), layout.ca_cert.read_bytes(), i,
+                       host, None, port - first)
+    grown = replace(cluster, nodes={**cluster.nodes, i: entry})
+    pki.write_public(cluster_file, dump_cluster_config(grown).encode())
+    return i, node
 
 
 def _layout(root: Path, nodes: int, admins: int = 0) -> ClusterLayout:

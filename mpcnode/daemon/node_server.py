@@ -37,6 +37,7 @@ from ethereum.ethereum_errors import EthereumError
 from mpcnode.ceremony import pki
 from mpcnode.ceremony.cluster_file import load_cluster_config
 from mpcnode.ceremony.node_config import NodeConfig, load_identity_keys
+from mpcnode.ceremony.node_join import open_node_store
 from mpcnode.ceremony.prime_pool import PrimePoolError
 from mpcnode.core.canonical_json import CanonicalJSONError
 from mpcnode.core.errors import PresignatureError, ProtocolError, UsageError, culprit_name
@@ -51,7 +52,6 @@ from mpcnode.rpc import node_pb2_grpc
 from mpcnode.state.audit_witness_state import AuditWitnessState
 from mpcnode.state.node_store import NodeStore, StoreError
 from mpcnode.state.policy_state import NoPolicyInstalled, PolicyState
-from mpcnode.state.seal import Sealer, load_or_create_salt
 from mpcnode.transport.net_address import GRPC_SERVER_OPTIONS, bind_port, parse_address
 from mpcnode.transport.system_random import SystemRandom
 from zero_trust.audit_tree.audit_tree_errors import WitnessRefused
@@ -321,12 +321,9 @@ def build_node(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> tuple[SignerNode
     cluster = load_cluster_config(cfg.cluster_file)
     if cfg.node_id not in cluster.nodes:
         raise UsageError(f"node {cfg.node_id} is not in {cfg.cluster_file}")
-    passphrase = cfg.read_passphrase()
+    cfg.read_passphrase()  # a missing or unreadable passphrase is named before anything else
     keys = load_identity_keys(cfg, cluster)
-    cfg.data_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
-    sealer = Sealer.from_passphrase(passphrase, load_or_create_salt(cfg.data_dir / "seal.salt"))
-    sealer.verify_kcv(cfg.data_dir / "seal.kcv")
-    store = NodeStore(cfg.data_dir, sealer, after_consume=hooks.after_consume)
+    store = open_node_store(cfg, hooks.after_consume)
     identities = {i: e.identity for i, e in cluster.nodes.items()}
     rng = SystemRandom()
     policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
