@@ -339,8 +339,9 @@ def _check_closing(t: Transcript, parties: tuple[int, ...]) -> None:
 
 
 def check_cluster(t: Transcript, proved: VerifiedCeremony, cluster: ClusterConfig) -> None:
-    """The transcript's identities, threshold and parties are those of ``cluster``: what
-    binds a verified transcript to the nodes an auditor knows."""
+    """The transcript's identities and threshold are those of ``cluster`` and the key's
+    parties are nodes of it: what binds a verified transcript to the nodes an auditor
+    knows."""
     nodes = {i: e.identity for i, e in cluster.nodes.items()}
     for party in sorted(set(nodes) | set(t.identities)):
         if party not in nodes:
@@ -357,6 +358,6 @@ def check_cluster(t: Transcript, proved: VerifiedCeremony, cluster: ClusterConfi
     if proved.threshold != cluster.threshold:
         raise TranscriptError(f"the key's threshold is {proved.threshold}, {cluster.path} "
                               f"says {cluster.threshold}")
-    if proved.parties != tuple(sorted(nodes)):
+    if not set(proved.parties) <= set(nodes):  # all of them, or the committee of a reshare
         raise TranscriptError(f"the key's parties are {list(proved.parties)}, {cluster.path} "
                               f"has nodes {sorted(nodes)}")

@@ -129,7 +129,7 @@ def test_3_a_subset_with_node_6_signs_under_the_old_key(cluster: Cluster) -> Non
 def test_4_the_reshare_transcript_verifies_and_a_tampered_copy_fails(
         cluster: Cluster, tmp_path: Path) -> None:
     path = cluster.root / "transcripts" / "hot.reshare-1.json"
-    code, out, err = run("verify", path)
+    code, out, err = run("verify", path, "--cluster", cluster.root / "cluster.toml")
     assert code == 0, err
     assert cluster.keygen["public_key"] in out and cluster.keygen["ethereum_address"] in out
     assert "reshare to [1, 2, 3, 4, 6] (t = 3): shares erased by nodes [5]" in out
