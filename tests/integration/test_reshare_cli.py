@@ -210,3 +210,24 @@ def test_7_bad_input_gives_one_clear_line(cluster: Cluster) -> None:
     code, _, err = run("reshare", cluster.root, "--key-id", "cold", "--to-nodes", "1,2,3",
                        "--threshold", 3)
     assert code != 0 and "no key labelled 'cold'" in err
+
+
+@pytest.mark.parametrize(("parties", "threshold", "new_parties", "refused"), [
+    ([1, 2, 3], 1, [1, 2], "threshold 1 differs from cluster.toml's threshold 3"),
+    ([1, 2, 3, 7], 3, [1, 2, 3, 7], "unknown parties [7]"),
+    ([2, 3, 5], 3, [2, 3, 5], "2 old holders take part; the key needs at least t = 3"),
+], ids=["lower-t", "unknown-node", "fewer-than-t-dealers"])
+def test_8_a_hostile_coordinator_cannot_pick_the_committee_or_t(
+        cluster: Cluster, parties: list[int], threshold: int, new_parties: list[int],
+        refused: str) -> None:
+    """What a coordinator that calls a node directly gets: the reshare's t and committee
+    are the node's own cluster.toml's, and at least t holders must deal."""
+    with cluster.coordinator() as c:
+        req = pb.StartSessionRequest(protocol="reshare", nonce=os.urandom(32), parties=parties,
+                                     key_id=cluster.key_id, threshold=threshold,
+                                     epoch=c.key_info(cluster.key_id).epoch,
+                                     new_parties=new_parties)
+        with pytest.raises(grpc.RpcError) as exc:
+            c.clients[2].start(req)
+    assert exc.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+    assert refused in str(exc.value.details())
