@@ -42,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from mpcnode.core.errors import (
     COORDINATOR,
     MpcnodeError,
@@ -114,6 +115,19 @@ SCHEMA = Schema("node presignature store", (
 
 class StoreError(MpcnodeError):
     """The node store is inconsistent or was misused."""
+
+
+def _decode_share(raw: bytes) -> KeyShare:
+    """A stored share. Releases before reshare wrote no ``origin_id``: their keys were
+    never reshared, so it is empty (the key id is computed from the committee)."""
+    try:
+        doc = parse_json(raw, floats=False)
+    except CanonicalJSONError as exc:
+        raise codec.DecodeError(f"not JSON: {exc}") from exc
+    public = doc.get("public") if isinstance(doc, dict) else None
+    if isinstance(public, dict) and "origin_id" not in public:
+        public["origin_id"] = ""
+    return codec.from_jsonable(KeyShare, doc)
 
 
 class UnknownKey(StoreError, KeyError):  # noqa: N818 (name fixed by the node API)
@@ -356,7 +370,7 @@ class NodeStore:
             os.close(fd)
 
     def get_key_share(self, key_id: bytes) -> KeyShare:
-        share = codec.from_bytes(KeyShare, self._read_sealed("keyshare", key_id))
+        share = _decode_share(self._read_sealed("keyshare", key_id))
         if share.public.key_id != key_id:
             raise StoreError(f"key share file of {key_id.hex()} holds another key")
         return share
