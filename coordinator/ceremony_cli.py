@@ -14,6 +14,10 @@
     mpc-ceremony verify-backup FILE --dir DIR             a backup's labels, not decrypted
     mpc-ceremony restore DIR --backup FILE --recovery-key KEY --out NEWDIR
     mpc-ceremony identity-change sign|apply …             a restored node's new identity
+    mpc-ceremony add-node DIR                             one more node under the same CA
+    mpc-ceremony reshare DIR --key-id ID --to-nodes 1,2,4,6 --threshold 3
+                                                          move key ID to a new committee;
+                                                          DIR/transcripts/ID.reshare-<epoch>.json
 """
 
 from __future__ import annotations
@@ -38,13 +42,19 @@ from mpcnode.ceremony.cluster_init import (
     DEFAULT_KEY_LABEL,
     ClusterInitError,
     TokenSealing,
+    add_node,
     init_cluster,
 )
 from mpcnode.ceremony.identity_change import IdentityChangeError
+from mpcnode.ceremony.node_config import load_node_config
+from mpcnode.ceremony.node_join import give_key
 from mpcnode.ceremony.recovery_key import RecoveryKeyError
 from mpcnode.ceremony.share_backup import BackupError
 from mpcnode.core.config_schema import ConfigError
 from mpcnode.core.errors import UsageError
+from mpcnode.crypto import codec
+from mpcnode.protocol.registry import ProtocolName
+from mpcnode.protocol.results import ReshareResult
 from mpcnode.state.node_store import StoreError
 from mpcnode.state.seal import SealError
 
@@ -216,6 +226,12 @@ def cmd_verify(args: argparse.Namespace) -> int:
     print(f"  public key:       {v.public_key.to_bytes().hex()}")
     print(f"  ethereum address: {v.ethereum_address}")
     print(f"  threshold:        {v.threshold}-of-{len(v.parties)} (parties {list(v.parties)})")
+    print(f"  epoch:            {v.epoch}")
+    for s in t.sessions:  # each result was checked against the replay by verify
+        if s.protocol == ProtocolName.RESHARE:
+            erased = codec.from_bytes(ReshareResult, s.results[s.parties[0]].encode()).erased
+            print(f"  reshare to {list(s.params['new_parties'])} (t = {s.params['threshold']}): "
+                  f"shares erased by nodes {list(erased)}")
     print(f"  sessions: {v.sessions}, messages: {v.messages}, every signature and proof checked")
     print("  closing record signed by every node; node identity key fingerprints "
           "(compare them with what each operator reports):")
@@ -224,11 +240,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latest_transcript(root: Path, label: str) -> transcript.Transcript:
+    """The key's newest transcript: each holds the key's whole history, so the newest is
+    the longest (``ID.json``, or a later ``ID.reshare-<epoch>.json``)."""
+    found = [transcript.load(f) for f in sorted((root / "transcripts").glob(f"{label}.*json"))
+             if f.name == f"{label}.json" or f.name.startswith(f"{label}.reshare-")]
+    if not found:
+        raise CoordinatorError(f"no transcript of key {label!r} in {root / 'transcripts'}")
+    return max(found, key=lambda t: len(t.sessions))
+
+
 def cmd_refresh(args: argparse.Namespace) -> int:
     root: Path = args.dir
     key_id = _key_id(root, args.key_id)
     config = load_coordinator_config(root)
-    prior = transcript.load(root / "transcripts" / f"{args.key_id}.json")
+    prior = _latest_transcript(root, args.key_id)
     _check_same_identities(prior, config.cluster)
     with Coordinator(config) as coordinator:
         result, records = coordinator.refresh(key_id, progress=_say)
@@ -236,7 +262,7 @@ def cmd_refresh(args: argparse.Namespace) -> int:
             prior.cluster_name, prior.threshold, prior.identities, prior.key_id,
             prior.public_key, prior.sessions + transcript.from_records(
                 config.cluster, key_id, prior.public_key, records).sessions),
-            coordinator.close_transcript(key_id))
+            coordinator.close_transcript(key_id, result.parties))
     out = root / "transcripts" / f"{args.key_id}.json"
     transcript.write(out, t)
     _say(f"refreshed: epoch {result.epoch}, public key unchanged")
@@ -255,6 +281,73 @@ def _check_same_identities(prior: transcript.Transcript, cluster: ClusterConfig)
             f"nodes {changed} have another identity in {cluster.path} than in the key's "
             "transcript (an identity change since the ceremony); the transcript cannot record "
             "identity changes yet, so a refresh would leave it unverifiable: refusing")
+
+def cmd_add_node(args: argparse.Namespace) -> int:
+    """A new node directory and cluster.toml entry; the node is given the verified public
+    data and ceremony history of every key in keys.json, so that a reshare can move a
+    key to it (it accepts no other key)."""
+    from coordinator.transcript_verify import verify
+
+    root: Path = args.dir
+    given = []
+    verified = [(label, _latest_transcript(root, label)) for label in sorted(_keys(root))]
+    proved = [(label, t, verify(t)) for label, t in verified]
+    i, node = add_node(root)
+    cfg = load_node_config(node.node_toml)
+    for label, t, v in proved:
+        give_key(cfg, v.key, t.session_refs)
+        given.append(label)
+    address = load_cluster_config(root / "cluster.toml").nodes[i].address
+    _say(f"node {i}: {node.directory} ({address}); restart the nodes (down, up) so that "
+         "they know its identity")
+    print(json.dumps({"node": i, "directory": str(node.directory), "keys": given}))
+    return 0
+
+
+def _node_list(text: str) -> list[int]:
+    try:
+        ids = [int(x) for x in text.split(",")]
+    except ValueError:
+        raise CoordinatorError(f"--to-nodes {text!r}: expected node ids like 1,2,4,6") from None
+    if not ids or ids != sorted(set(ids)) or ids[0] < 1:
+        raise CoordinatorError(f"--to-nodes {text!r}: expected distinct ascending node ids")
+    return ids
+
+
+def cmd_reshare(args: argparse.Namespace) -> int:
+    root: Path = args.dir
+    key_id = _key_id(root, args.key_id)
+    new_parties = _node_list(args.to_nodes)
+    config = load_coordinator_config(root)
+    cluster = config.cluster
+    unknown = sorted(set(new_parties) - set(cluster.nodes))
+    if unknown:
+        raise CoordinatorError(f"--to-nodes: nodes {unknown} are not in {cluster.path} "
+                               "(add them with `mpc-ceremony add-node`)")
+    if not 1 <= args.threshold <= len(new_parties):
+        raise CoordinatorError(f"--threshold {args.threshold} is not in 1..{len(new_parties)}")
+    if args.threshold != cluster.threshold:
+        raise CoordinatorError(
+            f"--threshold {args.threshold} is not {cluster.path}'s threshold "
+            f"{cluster.threshold}: nodes reshare only to their cluster.toml's threshold; "
+            "change it there and restart the nodes first")
+    prior = _latest_transcript(root, args.key_id)
+    with Coordinator(config) as coordinator:
+        result, records = coordinator.reshare(key_id, new_parties, args.threshold,
+                                              progress=_say)
+        identities = {**prior.identities,
+                      **{i: e.identity for i, e in cluster.nodes.items()}}
+        t = transcript.close(transcript.Transcript(
+            prior.cluster_name, args.threshold, identities, prior.key_id, prior.public_key,
+            prior.sessions + transcript.from_records(
+                cluster, key_id, prior.public_key, records).sessions),
+            coordinator.close_transcript(key_id, new_parties))
+    out = root / "transcripts" / f"{args.key_id}.reshare-{result.key.epoch}.json"
+    transcript.write(out, t)
+    _say(f"reshared: {result.key.threshold}-of-{len(result.key.parties)} "
+         f"(parties {list(result.key.parties)}), epoch {result.key.epoch}, public key "
+         f"unchanged; erased by nodes {list(result.erased)}")
+    return _report(out, t)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -306,6 +399,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir", type=Path)
     p.add_argument("--key-id", required=True)
     p.set_defaults(fn=cmd_refresh)
+    p = sub.add_parser("add-node", help="one more node (certificate, identity, config) "
+                                        "under the same CA")
+    p.add_argument("dir", type=Path)
+    p.set_defaults(fn=cmd_add_node)
+    p = sub.add_parser("reshare", help="move a key to a new committee and/or threshold, "
+                                       "same public key")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--key-id", required=True)
+    p.add_argument("--to-nodes", required=True, help="the new committee, e.g. 1,2,4,6")
+    p.add_argument("--threshold", type=int, required=True,
+                   help="t of the new committee (cluster.toml's threshold)")
+    p.set_defaults(fn=cmd_reshare)
     from coordinator import backup_cli  # it imports this module's helpers
 
     backup_cli.add_parsers(sub)

@@ -38,9 +38,10 @@ from mpcnode.protocol.registry import (
     PRESIGN,
     REFRESH,
     REGISTRY,
+    RESHARE,
     ProtocolName,
 )
-from mpcnode.protocol.results import AuxResult, KeygenResult
+from mpcnode.protocol.results import AuxResult, KeygenResult, ReshareResult
 from mpcnode.protocol.sign import (
     Signature,
     SignatureCheckError,
@@ -219,6 +220,7 @@ class Coordinator:
 
     def run_session(self, protocol: ProtocolName, parties: Sequence[int], *, threshold: int = 0,
                     key_id: bytes = b"", path: Sequence[int] = (), profile: str = "",
+                    new_parties: Sequence[int] = (),
                     progress: Progress | None = None) -> SessionRecord:
         """Start ``protocol`` at ``parties`` and relay rounds until every node is done.
         A session of an existing key names the epoch of its shares, as the nodes report
@@ -228,11 +230,13 @@ class Coordinator:
         epoch = int(self.key_info(key_id).epoch) if key_id else 0
         req = pb.StartSessionRequest(protocol=protocol.value, nonce=nonce, parties=list(parties),
                                      threshold=threshold, key_id=key_id, path=list(path),
-                                     profile=profile, epoch=epoch)
+                                     profile=profile, epoch=epoch, new_parties=list(new_parties))
         say = progress or (lambda _msg: None)
-        record = SessionRecord(protocol, nonce, b"", parties,
-                               {"threshold": threshold, "key_id": key_id.hex(),
-                                "path": list(path), "profile": profile, "epoch": epoch})
+        params: dict[str, Any] = {"threshold": threshold, "key_id": key_id.hex(),
+                                  "path": list(path), "profile": profile, "epoch": epoch}
+        if new_parties:  # a reshare's new committee; other sessions' records stay as they were
+            params["new_parties"] = list(new_parties)
+        record = SessionRecord(protocol, nonce, b"", parties, params)
         try:
             say(f"{protocol}: starting at nodes {list(parties)}")
             responses = self._round_at(protocol, parties, lambda c: c.start(req))
@@ -306,10 +310,32 @@ class Coordinator:
         _, aux_rec = self.aux_info(key_id, parties=parties, progress=progress)
         return result, [rec, aux_rec]
 
-    def close_transcript(self, key_id: bytes) -> dict[int, pb.CloseTranscriptResponse]:
-        """Every node's signed list of the key's ceremony sessions: a transcript's closing
-        record (``ceremony_transcript.close``)."""
-        return self._parallel(self.clients, lambda c: c.close_transcript(key_id))
+    def reshare(self, key_id: bytes, new_parties: Sequence[int], threshold: int, *,
+                progress: Progress | None = None) -> tuple[ReshareResult, list[SessionRecord]]:
+        """Move the key to ``new_parties`` with threshold ``threshold`` (reshare.py): every
+        healthy old holder deals (at least t are needed), then the new committee makes
+        fresh Paillier keys. Old holders that are down keep shares of a retired epoch."""
+        info = self.key_info(key_id)
+        up = set(self.healthy())
+        dealers = [i for i in info.parties if i in up]
+        missing = sorted(set(new_parties) - up)
+        if missing:
+            raise CoordinatorError(f"new committee members {missing} are not healthy")
+        if len(dealers) < info.threshold:
+            raise CoordinatorError(f"only {len(dealers)} old holders ({dealers}) are healthy; "
+                                   f"the key needs t = {info.threshold} to reshare")
+        parties = sorted(set(dealers) | set(new_parties))
+        rec = self.run_session(RESHARE.name, parties, threshold=threshold, key_id=key_id,
+                               new_parties=sorted(new_parties), progress=progress)
+        result = codec.from_bytes(RESHARE.result_type, next(iter(rec.results.values())))
+        _, aux_rec = self.aux_info(key_id, parties=sorted(new_parties), progress=progress)
+        return result, [rec, aux_rec]
+
+    def close_transcript(self, key_id: bytes, parties: Sequence[int] | None = None
+                         ) -> dict[int, pb.CloseTranscriptResponse]:
+        """Every key holder's signed list of the key's ceremony sessions: a transcript's
+        closing record (``ceremony_transcript.close``); ``parties`` default to every node."""
+        return self._parallel(parties or self.clients, lambda c: c.close_transcript(key_id))
 
     def key_info(self, key_id: bytes) -> pb.KeyInfo:
         for i in self.healthy():

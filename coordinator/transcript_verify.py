@@ -8,15 +8,15 @@ party at fault otherwise:
    broadcast, the inner one of a disclosed direct message), of its session, of a known
    round, from a party of the session, decodable; no duplicate, none missing; secret
    direct messages (VSS shares) absent;
-2. the key's history, in order: one keygen first, then refreshes, each session id
-   recomputed from public parameters and every public check of the protocol replayed
-   (``keygen.replay``, ``refresh.replay``); the aux-info session ids; the transcript's
-   key id, public key and threshold are the outcome;
+2. the key's history, in order: one keygen first, then refreshes and reshares, each
+   session id recomputed from public parameters and every public check of the protocol
+   replayed (``keygen.replay``, ``refresh.replay``, ``reshare.replay``); the aux-info
+   session ids; the transcript's key id, public key and threshold are the outcome;
 3. at least one aux-info session, and in each every Π^prm, Π^mod and Π^fac
    (``aux_info.replay``) — the expensive part, so it runs last;
 4. each node's reported result is exactly what the replay derived;
-5. the closing record: every party of the key signed exactly the transcript's sessions,
-   in its order, so a transcript cut short or reordered fails.
+5. the closing record: every party of the key (its last committee) signed exactly the
+   transcript's sessions, in its order, so a transcript cut short or reordered fails.
 
 The identity keys are the transcript's own: a transcript whose node was given a fresh
 identity, with that node's messages re-signed, verifies on its own. ``check_cluster``
@@ -69,7 +69,7 @@ class VerifiedCeremony:
     ethereum_address: str  # EIP-55 checksummed
     threshold: int
     parties: tuple[int, ...]
-    epoch: int  # refreshes since keygen
+    epoch: int  # refreshes and reshares since keygen
     sessions: int  # sessions checked
     messages: int  # messages checked
     key: PublicKeyData  # the key after the last session: its current epoch and public shares
@@ -261,9 +261,10 @@ def _param(k: int, s: TranscriptSession, name: str, kind: type) -> Any:
 
 def _params(k: int, s: TranscriptSession) -> SessionParams:
     """The session's start parameters, as its nodes read them from the start request."""
-    if set(s.params) - {"epoch"} != {"threshold", "key_id", "path", "profile"}:
-        raise _error(k, s, "params must be threshold, key_id, path, profile and epoch "
-                           "(absent in transcripts made before sessions named it)")
+    if set(s.params) - {"epoch", "new_parties"} != {"threshold", "key_id", "path", "profile"}:
+        raise _error(k, s, "params must be threshold, key_id, path, profile, epoch (absent "
+                           "in transcripts made before sessions named it) and a reshare's "
+                           "new_parties")
     key_id, path = _param(k, s, "key_id", str), _param(k, s, "path", list)
     try:
         key = bytes.fromhex(key_id)
@@ -274,8 +275,11 @@ def _params(k: int, s: TranscriptSession) -> SessionParams:
     if not all(isinstance(i, int) and not isinstance(i, bool) for i in path):
         raise _error(k, s, "params.path must be a list of integers")
     epoch = _param(k, s, "epoch", int) if "epoch" in s.params else 0
+    new_parties = _param(k, s, "new_parties", list) if "new_parties" in s.params else []
+    if not all(isinstance(i, int) and not isinstance(i, bool) for i in new_parties):
+        raise _error(k, s, "params.new_parties must be a list of integers")
     return SessionParams(s.parties, s.nonce, _param(k, s, "threshold", int), key, tuple(path),
-                         _param(k, s, "profile", str), epoch)
+                         _param(k, s, "profile", str), epoch, tuple(new_parties))
 
 
 def _replayed(k: int, s: TranscriptSession, check: Callable[P, T], *args: P.args,
@@ -335,8 +339,9 @@ def _check_closing(t: Transcript, parties: tuple[int, ...]) -> None:
 
 
 def check_cluster(t: Transcript, proved: VerifiedCeremony, cluster: ClusterConfig) -> None:
-    """The transcript's identities, threshold and parties are those of ``cluster``: what
-    binds a verified transcript to the nodes an auditor knows."""
+    """The transcript's identities and threshold are those of ``cluster`` and the key's
+    parties are nodes of it: what binds a verified transcript to the nodes an auditor
+    knows."""
     nodes = {i: e.identity for i, e in cluster.nodes.items()}
     for party in sorted(set(nodes) | set(t.identities)):
         if party not in nodes:
@@ -353,6 +358,6 @@ def check_cluster(t: Transcript, proved: VerifiedCeremony, cluster: ClusterConfi
     if proved.threshold != cluster.threshold:
         raise TranscriptError(f"the key's threshold is {proved.threshold}, {cluster.path} "
                               f"says {cluster.threshold}")
-    if proved.parties != tuple(sorted(nodes)):
+    if not set(proved.parties) <= set(nodes):  # all of them, or the committee of a reshare
         raise TranscriptError(f"the key's parties are {list(proved.parties)}, {cluster.path} "
                               f"has nodes {sorted(nodes)}")

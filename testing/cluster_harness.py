@@ -86,21 +86,31 @@ def add_test_settings(root: Path, nodes: int, *, metrics: bool = False,
                       primes_per_node: int = PRIMES_PER_NODE) -> None:
     """TEST ONLY prime pools and switches for the nodes of a cluster made by ``init``
     (in this process, or by ``mpc-ceremony init`` in another)."""
-    primes = fixture_keys.test_primes(1024)
-    if nodes * primes_per_node > len(primes):
-        raise ValueError("not enough TEST ONLY fixture primes for that many nodes")
     for i in range(1, nodes + 1):
-        path = root / f"node{i}" / "node.toml"
-        cfg = load_node_config(path)
-        pool = root / f"node{i}" / "TEST_ONLY_primes.json"
-        chunk = primes[primes_per_node * (i - 1): primes_per_node * i]
-        write_pool_atomic(pool, PrimePool(1024, tuple(chunk), test_material=True))
-        cfg = dataclasses.replace(cfg, prime_pool=pool,
-                                  metrics_listen=cfg.metrics_listen if metrics else None)
-        switches = NodeSwitches(allow_test_primes=True,
-                                crash_after_consume=i in (crash_after_consume or set()),
-                                sign_unauthorized_digests=unauthorized_digests)
-        path.write_text(dump_test_node_config(cfg, switches))
+        make_test_node(root, i, metrics=metrics,
+                       crash_after_consume=i in (crash_after_consume or set()),
+                       unauthorized_digests=unauthorized_digests,
+                       primes_per_node=primes_per_node)
+
+
+def make_test_node(root: Path, i: int, *, metrics: bool = False,
+                   crash_after_consume: bool = False, unauthorized_digests: bool = True,
+                   primes_per_node: int = PRIMES_PER_NODE) -> None:
+    """TEST ONLY: node i's node.toml (made by ``init`` or ``add-node``) with its slice of
+    the fixture primes and the test switches."""
+    primes = fixture_keys.test_primes(1024)
+    if i * primes_per_node > len(primes):
+        raise ValueError("not enough TEST ONLY fixture primes for that many nodes")
+    path = root / f"node{i}" / "node.toml"
+    cfg = load_node_config(path)
+    pool = root / f"node{i}" / "TEST_ONLY_primes.json"
+    chunk = primes[primes_per_node * (i - 1): primes_per_node * i]
+    write_pool_atomic(pool, PrimePool(1024, tuple(chunk), test_material=True))
+    cfg = dataclasses.replace(cfg, prime_pool=pool,
+                              metrics_listen=cfg.metrics_listen if metrics else None)
+    switches = NodeSwitches(allow_test_primes=True, crash_after_consume=crash_after_consume,
+                            sign_unauthorized_digests=unauthorized_digests)
+    path.write_text(dump_test_node_config(cfg, switches))
 
 
 @contextmanager

@@ -11,6 +11,8 @@
     DIR/admins/admin{k}.key (0600)                  Ed25519 policy-admin keys
     DIR/cluster.toml                                public data every party needs (cluster_file.py)
 
+``add_node`` (``mpc-ceremony add-node``) makes one more node directory the same way.
+
 The ceremony generates the admin keys for a local cluster; in production each admin makes
 their own key offline and hands the ceremony only the public half (``--admin-key``).
 
@@ -25,7 +27,7 @@ import dataclasses
 import secrets
 import shutil
 import tempfile
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -37,13 +39,19 @@ from cryptography.hazmat.primitives.serialization import (
 )
 
 from mpcnode.ceremony import pki
-from mpcnode.ceremony.cluster_file import MAX_NODES, ClusterConfig, NodeEntry, dump_cluster_config
+from mpcnode.ceremony.cluster_file import (
+    MAX_NODES,
+    ClusterConfig,
+    NodeEntry,
+    dump_cluster_config,
+    load_cluster_config,
+)
 from mpcnode.ceremony.node_config import NodeConfig, dump_node_config, token_sealed_identity
 from mpcnode.core.errors import UsageError
 from mpcnode.state.pkcs11_seal import Pkcs11Settings
 from mpcnode.state.seal import SealError, passphrase_from_env_or_file
 from mpcnode.transport.identity import IdentityKeys
-from mpcnode.transport.net_address import format_address, valid_host
+from mpcnode.transport.net_address import format_address, parse_address, valid_host
 
 NODE_SAN_DEFAULTS = ("localhost", "127.0.0.1")
 
@@ -180,7 +188,7 @@ def _build_cluster(root: Path, nodes: int, threshold: int, host: str, base_port:
     layout = _layout(root, nodes, admins)
     for d in (layout.ca_key.parent, layout.coordinator_key.parent, root / "admins",
               *(n.directory for n in layout.nodes.values())):
-        d.mkdir(mode=0o700)
+        d.mkdir(mode=0o700)  # a node directory of a new cluster: never there before
     admin_keys: dict[str, bytes] = {}
     for admin_id, key_path in layout.admin_keys.items():
         admin_key = Ed25519PrivateKey.generate()
@@ -247,6 +255,39 @@ def node_layout(directory: Path) -> NodeLayout:
     d = directory
     return NodeLayout(d, d / "node.toml", d / "tls.pem", d / "tls.key", d / "identity.pem",
                       d / "passphrase")
+
+
+def add_node(root: Path) -> tuple[int, NodeLayout]:
+    """A new node for the cluster of ``root``, under the same CA (``root/ca/ca.key`` must
+    still be there): the next free id, listening beside the others (node i on the base
+    port + i; no metrics endpoint until its node.toml names one), added to cluster.toml.
+    It holds no key until a reshare moves one to it; the nodes learn its identity at
+    their next start."""
+    root = root.absolute()
+    cluster_file = root / "cluster.toml"
+    cluster = load_cluster_config(cluster_file)
+    layout = _layout(root, 0)
+    if not layout.ca_key.is_file():
+        raise ClusterInitError(f"{layout.ca_key} is missing: a new node's certificate needs "
+                               "the cluster CA key (bring it back from offline storage)")
+    i = max(cluster.nodes) + 1
+    if i > MAX_NODES:
+        raise ClusterInitError(f"a cluster has at most {MAX_NODES} nodes")
+    first = min(cluster.nodes)
+    host, port = parse_address(cluster.nodes[first].address)
+    node = _layout(root, i).nodes[i]
+    if node.directory.exists():
+        raise ClusterInitError(f"{node.directory} already exists; refusing to overwrite a node")
+    node.directory.mkdir(mode=0o700)
+    listen = format_address(host, port - first + i)
+    ident = make_node_host(node, i, listen,
+                           (layout.ca_key.read_bytes(), layout.ca_cert.read_bytes()),
+                           layout.ca_cert, cluster_file,
+                           list(dict.fromkeys([host, *NODE_SAN_DEFAULTS])), metrics_listen=None)
+    grown = replace(cluster, nodes={**cluster.nodes, i: NodeEntry(i, listen, ident.public,
+                                                                  node.tls_cert)})
+    pki.write_public(cluster_file, dump_cluster_config(grown).encode())
+    return i, node
 
 
 def _layout(root: Path, nodes: int, admins: int = 0) -> ClusterLayout:

@@ -22,7 +22,7 @@ from mpcnode.crypto import bip32, codec
 from mpcnode.crypto.primes import generate_safe_prime
 from mpcnode.crypto.random_source import RandomSource
 from mpcnode.daemon import sign_identification
-from mpcnode.protocol.key_share import AuxInfo, KeyShare
+from mpcnode.protocol.key_share import AuxInfo, KeyShare, PublicKeyData, Reshared
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
 from mpcnode.protocol.registry import session_protocol
 from mpcnode.protocol.session_params import ClusterView, SessionParams
@@ -96,6 +96,9 @@ class _Holdings:
     def get_key_share(self, key_id: bytes) -> KeyShare:
         return self.store.get_key_share(key_id)
 
+    def get_key_public(self, key_id: bytes) -> PublicKeyData:
+        return self.store.get_key_public(key_id)
+
     def get_aux_info(self, key_id: bytes) -> AuxInfo:
         return self.store.get_aux_info(key_id)
 
@@ -151,7 +154,7 @@ class SignerNode:
         if unknown:
             raise UsageError(f"unknown parties {sorted(unknown)}")
         params = SessionParams(parties, req.nonce, req.threshold, req.key_id, tuple(req.path),
-                               req.profile, req.epoch)
+                               req.profile, req.epoch, tuple(req.new_parties))
         cfg = spec.configure(self.party, params,
                              _Holdings(self.store, self.primes, self.cluster))
         self.store.claim_session_nonce(req.nonce, spec.name.value)  # durable, atomic, forever
@@ -201,15 +204,31 @@ class SignerNode:
                 self._shares.pop(out.public.key_id, None)
             if spec.replaces_shares:
                 self.store.discard_for_key(out.public.key_id)
+        elif isinstance(out, Reshared):
+            self._persist_reshared(out)
         elif isinstance(out, AuxInfo):
             self.store.put_aux_info(session.key_id, out)
         else:
             assert isinstance(out, Presignature)
             self.store.add_presignature(out)
         if spec.ceremony is not None:  # what this node's closing record will sign
-            key_id = out.public.key_id if isinstance(out, KeyShare) else session.key_id
+            key_id = (out.public.key_id if isinstance(out, KeyShare | Reshared)
+                      else session.key_id)
             self.ceremony_log.append(key_id, SessionRef(spec.name.value, session.session_id))
         return codec.to_bytes(spec.public_result(out, session.key_id))
+
+    def _persist_reshared(self, out: Reshared) -> None:
+        """A new member stores its new share (the old epoch's presignatures go); a dealer
+        that left the committee erases its share, aux info and presignatures before it
+        reports the session's result, which names it among the erased."""
+        key_id = out.public.key_id
+        if out.share is not None:
+            self.store.put_key_share(out.share)
+        else:
+            self.store.erase_key(key_id)
+        self.store.discard_for_key(key_id)
+        with self._lock:
+            self._shares.pop(key_id, None)
 
     def _touch(self, nonce: bytes) -> None:
         with self._lock:

@@ -115,10 +115,10 @@ def _start(req: pb.StartSessionRequest, cluster: ClusterView) -> None:
     _at_most("StartSessionRequest.profile", req.profile, MAX_NAME, "characters")
     _exactly("StartSessionRequest.key_id", req.key_id, (0, KEY_ID_BYTES))
     _at_most("StartSessionRequest.path", req.path, MAX_PATH_DEPTH, "levels")
-    parties = list(req.parties)
-    if len(parties) > nodes or parties != sorted(set(parties)):
-        raise UsageError(f"the parties must be distinct ascending ids of the cluster's "
-                         f"{nodes} nodes, got {len(parties)} ids")
+    for name, ids in (("parties", list(req.parties)), ("new_parties", list(req.new_parties))):
+        if len(ids) > nodes or ids != sorted(set(ids)):
+            raise UsageError(f"the {name} must be distinct ascending ids of the cluster's "
+                             f"{nodes} nodes, got {len(ids)} ids")
 
 
 def _round(req: pb.RoundRequest, cluster: ClusterView) -> None:

@@ -1,4 +1,4 @@
-"""The outputs of keygen, aux info and refresh: what a signer node keeps for a key.
+"""The outputs of keygen, aux info, refresh and reshare: what a signer node keeps for a key.
 
 Secrets (x_i, the Paillier factors, λ) are never part of ``repr`` and live only in the
 ``*Secret`` types; everything else is public and identical at every party.
@@ -31,11 +31,18 @@ class PublicKeyData:
     public_key: Point  # X = x·G
     public_shares: dict[int, Point]  # X_j = x_j·G (Shamir shares)
     chain_code: bytes  # BIP32 chain code agreed at keygen
-    epoch: int  # 0 after keygen, +1 per refresh
+    epoch: int  # 0 after keygen, +1 per refresh or reshare
+    # The key id fixed by the key's first committee, carried by every reshare after it
+    # (b"" until the first reshare, while the committee is still the keygen's).
+    origin_id: bytes = b""
 
     @cached_property
     def key_id(self) -> bytes:
-        """Stable across refreshes: the key is its public key, chain code and committee."""
+        """Stable across refreshes and reshares: the key is its public key, chain code and
+        first committee (a reshare changes the committee, not the key, its addresses, the
+        policies and pools that name it)."""
+        if self.origin_id:
+            return self.origin_id
         t = Transcript("cggmp21/key-id/v1")
         t.append_point("X", self.public_key)
         t.append_bytes("chain_code", self.chain_code)
@@ -54,6 +61,16 @@ class KeyShare:
     party: int
     public: PublicKeyData
     x: int = field(repr=False)  # this party's Shamir share x_i
+
+
+@dataclass(frozen=True)
+class Reshared:
+    """A party's output of a reshare: the new public data, and its new share if it is a
+    member of the new committee (None: a leaving dealer, whose node erases its share)."""
+
+    public: PublicKeyData
+    share: KeyShare | None = field(repr=False)
+    leaving: tuple[int, ...]  # the dealers outside the new committee: they erase their shares
 
 
 @dataclass(frozen=True)

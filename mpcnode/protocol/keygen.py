@@ -193,7 +193,7 @@ class Round2:
             x = (x + sh.share) % Q
         decs[cfg.party] = self.st.decommitment
         public = _public_data(cfg.threshold, cfg.parties, decs)
-        rid = _xor_all(d.rid for d in decs.values())
+        rid = xor_all(d.rid for d in decs.values())
         stmt = sch.Statement(public.public_shares[cfg.party])
         proof = sch.prove_with(
             _sch_ctx(cfg.session, rid, cfg.party), stmt, sch.Witness(x),
@@ -244,7 +244,7 @@ def audit(parties: tuple[int, ...], threshold: int, nonce: bytes, msg1: Mapping[
     public = _public_data(threshold, parties, decs)
     check_echoes(echo_hash(session, KeygenRound.REVEAL, msg2),
                  {j: m.echo for j, m in msg3.items()}, KeygenRound.REVEAL)
-    _check_proofs(session, _xor_all(d.rid for d in decs.values()), public, decs, msg3)
+    _check_proofs(session, xor_all(d.rid for d in decs.values()), public, decs, msg3)
     return public
 
 
@@ -297,7 +297,7 @@ def _public_data(threshold: int, parties: tuple[int, ...],
     shares = {
         k: Point.sum(commitment_eval(list(d.F), k) for d in decs.values()) for k in parties
     }
-    chain_code = _xor_all(decs[j].chain_code for j in sorted(decs))
+    chain_code = xor_all(decs[j].chain_code for j in sorted(decs))
     return PublicKeyData(threshold, parties, X, shares, chain_code, epoch=0)
 
 
@@ -305,7 +305,8 @@ def _sch_ctx(session: bytes, rid: bytes, prover: int) -> ProofContext:
     return ProofContext(session + rid, prover, KeygenRound.PROVE)
 
 
-def _xor_all(parts: Iterable[bytes]) -> bytes:
+def xor_all(parts: Iterable[bytes]) -> bytes:
+    """⊕ of 32-byte parts: a joint random value (rid) no single party controls."""
     out = bytes(32)
     for p in parts:
         out = bytes(a ^ b for a, b in zip(out, p, strict=True))

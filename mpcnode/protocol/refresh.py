@@ -272,7 +272,7 @@ def _refreshed(old: PublicKeyData, decs: Mapping[int, Decommitment]) -> PublicKe
         for k, X_k in old.public_shares.items()
     }
     return PublicKeyData(old.threshold, old.parties, old.public_key, new_shares,
-                         old.chain_code, old.epoch + 1)
+                         old.chain_code, old.epoch + 1, old.origin_id)
 
 
 def _check_proofs(session: bytes, rid: bytes, public: PublicKeyData,

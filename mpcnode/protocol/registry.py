@@ -9,7 +9,7 @@ protocol or a round. A protocol name arrives as text only at a wire boundary (a
 enum there and refuses an unknown name with ``UnknownProtocol``. The enum's values are
 the wire strings, so old transcripts and the proto fields keep working.
 
-Adding a protocol (reshare is next) means exactly one module plus one registry entry:
+Adding a protocol means exactly one module plus one registry entry:
 
 1. the module, ``mpcnode/protocol/<name>.py``: its round names (a ``StrEnum``), its
    message dataclasses, ``configure(party, params, held) -> config``,
@@ -33,11 +33,11 @@ from typing import Any, Generic, Never, TypeVar
 
 from mpcnode.core.errors import ProtocolError, UsageError
 from mpcnode.crypto.random_source import RandomSource
-from mpcnode.protocol import aux_info, identify_round, keygen, presign, refresh
+from mpcnode.protocol import aux_info, identify_round, keygen, presign, refresh, reshare
 from mpcnode.protocol.identify_round import SignedMessage
-from mpcnode.protocol.key_share import AuxInfo, KeyShare, PublicKeyData
+from mpcnode.protocol.key_share import AuxInfo, KeyShare, PublicKeyData, Reshared
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
-from mpcnode.protocol.results import AuxResult, KeygenResult
+from mpcnode.protocol.results import AuxResult, KeygenResult, ReshareResult
 from mpcnode.protocol.rounds import Next, Round, RoundName
 from mpcnode.protocol.session_params import Holdings, PublicRecord, SessionParams
 
@@ -58,6 +58,7 @@ class ProtocolName(StrEnum):
     AUX_INFO = "aux_info"
     PRESIGN = "presign"
     REFRESH = "refresh"
+    RESHARE = "reshare"
     SIGN = "sign"  # one Sign call per signer, not a session: it has no entry in REGISTRY
 
     def __repr__(self) -> str:
@@ -163,6 +164,10 @@ def _refresh_session(cfg: refresh.RefreshConfig) -> bytes:
     return cfg.session
 
 
+def _reshare_session(cfg: reshare.ReshareConfig) -> bytes:
+    return cfg.session
+
+
 KEYGEN = ProtocolSpec(
     name=ProtocolName.KEYGEN,
     rounds=(
@@ -238,8 +243,26 @@ REFRESH = ProtocolSpec(
     ceremony=CeremonyRole(makes_key=False, key_after=refresh.replay, result=_key_of),
 )
 
+RESHARE = ProtocolSpec(
+    name=ProtocolName.RESHARE,
+    rounds=(
+        RoundSpec(reshare.ReshareRound.COMMIT, reshare.Msg1),
+        RoundSpec(reshare.ReshareRound.REVEAL, reshare.Msg2, reshare.Share2,
+                  direct_secret=True),
+        RoundSpec(reshare.ReshareRound.PROVE, reshare.Msg3),
+    ),
+    configure=reshare.configure,
+    session_id=_reshare_session,
+    start=reshare.start,
+    output=Reshared,
+    public_result=ReshareResult.of,
+    result_type=ReshareResult,
+    replaces_shares=True,
+    ceremony=CeremonyRole(makes_key=False, key_after=reshare.replay, result=reshare.result_of),
+)
+
 REGISTRY: Mapping[ProtocolName, ProtocolSpec[Any, Any, Any]] = {
-    spec.name: spec for spec in (KEYGEN, AUX_INFO, PRESIGN, REFRESH)
+    spec.name: spec for spec in (KEYGEN, AUX_INFO, PRESIGN, REFRESH, RESHARE)
 }
 """Every protocol that runs as a session, by name (the specs differ in their types)."""
 

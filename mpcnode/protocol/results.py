@@ -1,7 +1,7 @@
-"""The public results of key-lifecycle sessions: what every node reports when a session
-ends (``RoundResponse.result``, canonical JSON), what the coordinator decodes and what a
-ceremony transcript records for each party. A presigning session reports its
-``PresignaturePublic`` (``presignature.py``).
+"""The public results of key-lifecycle sessions (keygen, aux info, refresh, reshare): what
+every node reports when a session ends (``RoundResponse.result``, canonical JSON), what the
+coordinator decodes and what a ceremony transcript records for each party. A presigning
+session reports its ``PresignaturePublic`` (``presignature.py``).
 
 Their field names and types are a wire format: renaming one breaks old transcripts.
 """
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from mpcnode.crypto.group import Point
-from mpcnode.protocol.key_share import AuxInfo, PublicKeyData
+from mpcnode.protocol.key_share import AuxInfo, PublicKeyData, Reshared
 
 
 @dataclass(frozen=True)
@@ -42,3 +42,16 @@ class AuxResult:
     @staticmethod
     def of(aux: AuxInfo, key_id: bytes) -> AuxResult:
         return AuxResult(key_id, aux.digest)
+
+
+@dataclass(frozen=True)
+class ReshareResult:
+    """The key after a reshare and the dealers that left the committee and erased their
+    shares, the same at every party: a ceremony transcript records both."""
+
+    key: KeygenResult
+    erased: tuple[int, ...]
+
+    @staticmethod
+    def of(out: Reshared, key_id: bytes) -> ReshareResult:
+        return ReshareResult(KeygenResult.of(out.public), out.leaving)

@@ -28,11 +28,12 @@ class SessionParams:
 
     parties: tuple[int, ...]  # ascending party ids
     nonce: bytes  # fresh per session, chosen by the coordinator
-    threshold: int = 0  # t, set by keygen only
+    threshold: int = 0  # t, set by keygen (the key's) and reshare (the new committee's)
     key_id: bytes = b""  # the key the session serves (b"" for keygen)
     path: tuple[int, ...] = ()  # BIP32 path, set by presign only
     profile: str = ""  # parameter profile, set by aux info only ("" = the default)
     epoch: int = 0  # the key share's epoch the session serves (0 for keygen: a new key)
+    new_parties: tuple[int, ...] = ()  # the committee a reshare moves the key to
 
     def resolve_profile(self) -> Profile:
         """The named profile; "" names the default, as every node resolves it."""
@@ -47,7 +48,7 @@ class ClusterView:
     """What a node's own cluster.toml fixes for every session: the coordinator only
     repeats these values, and a node refuses a session that asks for others (DESIGN §2)."""
 
-    threshold: int  # t of t-of-n
+    threshold: int  # t of t-of-n (a reshare moves a key to this threshold only)
     parties: tuple[int, ...]  # every node id, ascending
 
 
@@ -62,6 +63,11 @@ class Holdings(Protocol):
 
     def get_key_share(self, key_id: bytes) -> KeyShare:
         """The share of ``key_id``; KeyError if this node holds none."""
+        ...
+
+    def get_key_public(self, key_id: bytes) -> PublicKeyData:
+        """The public data of ``key_id``: its share's, or, for a node joining the key's
+        committee, what the ceremony that added the node gave it; KeyError if neither."""
         ...
 
     def get_aux_info(self, key_id: bytes) -> AuxInfo:
@@ -89,7 +95,8 @@ class ParameterRefused(RecordError):  # noqa: N818 - the node's verdict, as oper
         super().__init__(f"{protocol} refused: {name} {asked!r} {reason}")
 
 
-_UNSET = {"threshold": 0, "key_id": b"", "path": (), "profile": "", "epoch": 0}
+_UNSET = {"threshold": 0, "key_id": b"", "path": (), "profile": "", "epoch": 0,
+          "new_parties": ()}
 
 
 def require_params(protocol: str, params: SessionParams, *, uses: tuple[str, ...] = (),
@@ -116,10 +123,11 @@ def require_cluster_keygen(params: SessionParams, cluster: ClusterView) -> None:
 
 def require_held_key(protocol: str, params: SessionParams, key: PublicKeyData,
                      cluster: ClusterView) -> None:
-    """A key this node holds, made for this cluster (its threshold and node ids), at the
-    epoch the session names: after a refresh, a session for the old shares is refused
-    before it reads them (the coordinator cannot run a protocol on a retired epoch)."""
-    if key.threshold != cluster.threshold or key.parties != cluster.parties:
+    """A key this node holds, of this cluster (its threshold, a committee of its nodes:
+    all of them after keygen, those a reshare chose after one), at the epoch the session
+    names: after a refresh or reshare, a session for the old shares is refused before it
+    reads them (the coordinator cannot run a protocol on a retired epoch)."""
+    if key.threshold != cluster.threshold or not set(key.parties) <= set(cluster.parties):
         raise ParameterRefused(protocol, "key_id", key.key_id.hex(),
                                f"names a {key.threshold}-of-{key.parties} key, not one of "
                                f"this cluster ({cluster.threshold} of {cluster.parties})")
@@ -156,10 +164,13 @@ def _as(cls: type[T], message: object) -> T:
 
 
 def check_params(record: PublicRecord, key_id: bytes, *, threshold: bool = False,
-                 profile: bool = False) -> None:
+                 profile: bool = False, committee: bool = False) -> None:
     """The session serves the key ``key_id`` (b"" for keygen) at the root of its tree;
-    only a session that says so sets a threshold (keygen) or a profile (aux info)."""
+    only a session that says so sets a threshold (keygen, reshare), a profile (aux info)
+    or a new committee (reshare)."""
     p = record.params
+    if not committee and p.new_parties:
+        raise RecordError("params.new_parties must be empty")
     if p.key_id != key_id:
         raise RecordError("params.key_id is not the key of this transcript")
     if p.path:

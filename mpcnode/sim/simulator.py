@@ -20,10 +20,18 @@ from typing import Any, ParamSpec, TypeVar
 from mpcnode.core.errors import ProtocolError
 from mpcnode.core.params import Profile
 from mpcnode.crypto.random_source import RandomSource
-from mpcnode.protocol import aux_info, keygen, presign, refresh, sign
-from mpcnode.protocol.key_share import AuxInfo, KeyShare
+from mpcnode.protocol import aux_info, keygen, presign, refresh, reshare, sign
+from mpcnode.protocol.key_share import AuxInfo, KeyShare, Reshared
 from mpcnode.protocol.presignature import Presignature
-from mpcnode.protocol.registry import AUX_INFO, KEYGEN, PRESIGN, REFRESH, ProtocolName, ProtocolSpec
+from mpcnode.protocol.registry import (
+    AUX_INFO,
+    KEYGEN,
+    PRESIGN,
+    REFRESH,
+    RESHARE,
+    ProtocolName,
+    ProtocolSpec,
+)
 from mpcnode.protocol.rounds import Done, Inbound, Round, RoundOutput
 from mpcnode.protocol.signer_set import SignerSet
 
@@ -137,3 +145,14 @@ def run_refresh(shares: Mapping[int, KeyShare], nonce: bytes, rng: RandomSource,
                 clock: CpuClock | None = None) -> dict[int, KeyShare]:
     configs = {i: refresh.RefreshConfig(shares[i], nonce) for i in sorted(shares)}
     return run_protocol(REFRESH, configs, rng, clock)
+
+
+def run_reshare(old_shares: Mapping[int, KeyShare], new_parties: tuple[int, ...],
+                new_threshold: int, nonce: bytes, rng: RandomSource,
+                clock: CpuClock | None = None) -> dict[int, Reshared]:
+    """Move the key of ``old_shares`` (the old holders taking part, at least t) to
+    ``new_parties`` with threshold ``new_threshold``; every party's output."""
+    old = next(iter(old_shares.values())).public
+    c = reshare.Committees(old, tuple(sorted(old_shares)), new_parties, new_threshold)
+    configs = {i: reshare.ReshareConfig(i, c, nonce, old_shares.get(i)) for i in c.parties}
+    return run_protocol(RESHARE, configs, rng, clock)

@@ -8,6 +8,11 @@ Layout under ``data_dir`` (directories 0700, files 0600):
   share simply replaces the old file: no previous version is kept, since an old share
   beside the new one only widens what a thief of the disk gets. Storing a share of a
   newer epoch first discards the key's presignatures (they belong to the old shares).
+- ``keys/<key id hex>.keypublic.sealed``: the public data of a key this node is joining
+  (``mpc-ceremony add-node``), sealed like a share so nobody can swap the key it will
+  accept in a reshare; removed once the node holds a share of the key.
+- A node that leaves a key's committee in a reshare erases its share and aux info files
+  (``erase_key``) and discards the key's presignatures.
 - ``presignatures.sqlite3`` (WAL, synchronous=FULL, secure_delete): one row per
   presignature; its secret (k_i, χ_i) sealed with associated data binding the row's id,
   party and public part. The pool is per (key, signer set): a presignature serves every
@@ -37,6 +42,7 @@ from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 
+from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from mpcnode.core.errors import (
     COORDINATOR,
     MpcnodeError,
@@ -45,7 +51,13 @@ from mpcnode.core.errors import (
     UsageError,
 )
 from mpcnode.crypto import codec
-from mpcnode.protocol.key_share import AuxInfo, KeyShare, check_aux_info, check_key_share
+from mpcnode.protocol.key_share import (
+    AuxInfo,
+    KeyShare,
+    PublicKeyData,
+    check_aux_info,
+    check_key_share,
+)
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic, PresignatureSecret
 from mpcnode.protocol.sign import SignatureShare
 from mpcnode.state.atomic_file import write_atomic
@@ -111,6 +123,19 @@ class StoreError(MpcnodeError):
     """The node store is inconsistent or was misused."""
 
 
+def _decode_share(raw: bytes) -> KeyShare:
+    """A stored share. Releases before reshare wrote no ``origin_id``: their keys were
+    never reshared, so it is empty (the key id is computed from the committee)."""
+    try:
+        doc = parse_json(raw, floats=False)
+    except CanonicalJSONError as exc:
+        raise codec.DecodeError(f"not JSON: {exc}") from exc
+    public = doc.get("public") if isinstance(doc, dict) else None
+    if isinstance(public, dict) and "origin_id" not in public:
+        public["origin_id"] = ""
+    return codec.from_jsonable(KeyShare, doc)
+
+
 class UnknownKey(StoreError, KeyError):  # noqa: N818 (name fixed by the node API)
     """No key material is stored under this key id."""
 
@@ -168,7 +193,7 @@ class SealedKeyFiles:
         write_atomic(self.path(kind, key_id), blob)
 
     def key_share(self, key_id: bytes) -> KeyShare:
-        share = codec.from_bytes(KeyShare, self.read("keyshare", key_id))
+        share = _decode_share(self.read("keyshare", key_id))
         if share.public.key_id != key_id:
             raise StoreError(f"key share file of {key_id.hex()} holds another key")
         return share
@@ -344,6 +369,37 @@ class NodeStore:
             if share.public.epoch > old.public.epoch:
                 self.discard_for_key(key_id)
         self._files.write("keyshare", key_id, codec.to_bytes(share))
+        self._files.path("keypublic", key_id).unlink(missing_ok=True)
+
+    def put_key_public(self, public: PublicKeyData) -> None:
+        """Store the public data of a key this node will join in a reshare (it holds no
+        share of it yet); refused if the node already holds a share of the key."""
+        if self._files.path("keyshare", public.key_id).exists():
+            raise StoreError(f"key {public.key_id.hex()} already has a share on this node")
+        self._files.write("keypublic", public.key_id, codec.to_bytes(public))
+
+    def get_key_public(self, key_id: bytes) -> PublicKeyData:
+        """The public data of ``key_id``: its share's, or what ``put_key_public`` stored."""
+        try:
+            return self.get_key_share(key_id).public
+        except UnknownKey:
+            public = codec.from_bytes(PublicKeyData, self._files.read("keypublic", key_id))
+        if public.key_id != key_id:
+            raise StoreError(f"key public-data file of {key_id.hex()} holds another key")
+        return public
+
+    def erase_key(self, key_id: bytes) -> None:
+        """Forget this node's part of a key it left in a reshare: the share and aux info
+        files are removed (the directory entry synced) and the presignatures discarded,
+        so a later theft of the disk finds nothing of the key."""
+        self.discard_for_key(key_id)
+        for kind in ("keyshare", "auxinfo", "keypublic"):
+            self._files.path(kind, key_id).unlink(missing_ok=True)
+        fd = os.open(self._keys, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
 
     def get_key_share(self, key_id: bytes) -> KeyShare:
         return self._files.key_share(key_id)

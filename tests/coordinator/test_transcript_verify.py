@@ -318,7 +318,7 @@ def test_dropped_aux_info_session_is_rejected(ceremony: Ceremony, tmp_path: Path
 
 
 @pytest.mark.parametrize(("protocol", "reason"), [
-    ("reshare", "sessions[1].protocol: unknown protocol 'reshare'"),
+    ("redistribute", "sessions[1].protocol: unknown protocol 'redistribute'"),
     ("presign", "session 1 (presign): not a ceremony protocol"),
 ])
 def test_unknown_or_non_ceremony_protocol_is_rejected(ceremony: Ceremony, tmp_path: Path,

@@ -23,6 +23,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
 
+from coordinator import node_process
 from coordinator.ceremony_cli import main
 from coordinator.coordinator import Coordinator
 from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
@@ -44,8 +45,9 @@ def run(*argv: str | Path | int) -> tuple[int, str, str]:
 
 
 def pid_of(root: Path, i: int) -> int | None:
-    f = root / f"node{i}" / "node.pid"
-    return int(f.read_text()) if f.exists() else None
+    node = root / f"node{i}"
+    rec = node_process.read(node / "node.pid", node / "node.toml")
+    return None if rec is None else rec.pid
 
 
 def kill_node(root: Path, i: int) -> None:

@@ -77,10 +77,11 @@ def test_every_session_protocol_has_one_entry() -> None:
 def test_wire_names_are_unchanged() -> None:
     """Old transcripts and the proto fields carry these strings."""
     assert [str(n) for n in ProtocolName] == ["keygen", "aux_info", "presign", "refresh",
-                                              "sign"]
+                                              "reshare", "sign"]
     assert sorted(_round_names()) == sorted([
         "keygen/1", "keygen/2", "keygen/3", "aux/1", "aux/2", "aux/3", "presign/1",
-        "presign/2", "presign/3", "presign/identify", "refresh/1", "refresh/2", "refresh/3"])
+        "presign/2", "presign/3", "presign/identify", "refresh/1", "refresh/2", "refresh/3",
+        "reshare/1", "reshare/2", "reshare/3"])
 
 
 def test_round_names_are_unique_and_owned_by_their_module() -> None:
@@ -131,7 +132,7 @@ def _states(module_name: str) -> Iterator[type]:
             yield c
 
 
-@pytest.mark.parametrize("name", ["reshare", "KEYGEN", "keygen/1", "", "sign"])
+@pytest.mark.parametrize("name", ["redistribute", "KEYGEN", "keygen/1", "", "sign"])
 def test_a_name_without_a_session_protocol_is_refused(name: str) -> None:
     with pytest.raises(UnknownProtocol):
         session_protocol(name)
@@ -179,14 +180,14 @@ class Nodes:
 
     def run(self, protocol: ProtocolName, parties: tuple[int, ...] = THREE, *,
             threshold: int = 0, key_id: bytes = b"", path: tuple[int, ...] = (),
-            profile: str = "") -> bytes:
+            profile: str = "", epoch: int = 0, new_parties: tuple[int, ...] = ()) -> bytes:
         """One session of ``protocol`` by its wire name; the result every node reports."""
         self.nonces += 1
         nonce = b"registry/%d" % self.nonces
         nonce = nonce.ljust(32, b"\0")
         req = pb.StartSessionRequest(protocol=protocol.value, nonce=nonce, parties=list(parties),
                                      threshold=threshold, key_id=key_id, path=list(path),
-                                     profile=profile)
+                                     profile=profile, epoch=epoch, new_parties=new_parties)
         responses = {i: self.nodes[i].start(req) for i in parties}
         relayed: list[pb.Envelope] = []
         while not all(r.done for r in responses.values()):
@@ -200,7 +201,8 @@ class Nodes:
         self.sessions.append(TranscriptSession(
             protocol, nonce, sid, parties,
             {"threshold": threshold, "key_id": key_id.hex(), "path": list(path),
-             "profile": profile},
+             "profile": profile, "epoch": epoch,
+             **({"new_parties": list(new_parties)} if new_parties else {})},
             tuple(TranscriptMessage.from_envelope(e) for e in [*relayed, *disclosed]),
             {i: r.result.decode() for i, r in responses.items()}))
         results = {r.result for r in responses.values()}
@@ -240,6 +242,9 @@ def test_every_protocol_runs_through_the_node_and_the_verifier(nodes: Nodes) -> 
     assert nodes.nodes[1].store.count_available(key.key_id) == {(1, 3): 1}
     nodes.run(ProtocolName.REFRESH, key_id=key.key_id)
     assert nodes.nodes[1].store.count_available(key.key_id) == {}  # made with old shares
+    nodes.run(ProtocolName.PRESIGN, (1, 3), key_id=key.key_id, epoch=1)
+    nodes.run(ProtocolName.RESHARE, key_id=key.key_id, epoch=1, threshold=2, new_parties=THREE)
+    assert nodes.nodes[1].store.count_available(key.key_id) == {}  # made with old shares
     assert {s.protocol for s in nodes.sessions} == set(REGISTRY)  # a new entry: run it here
 
     ceremony = tuple(s for s in nodes.sessions if REGISTRY[s.protocol].ceremony is not None)
@@ -248,8 +253,8 @@ def test_every_protocol_runs_through_the_node_and_the_verifier(nodes: Nodes) -> 
                                  key.key_id, key.public_key.to_bytes(), ceremony)
     proved = verify(close(open_transcript, {i: n.close_transcript(key.key_id)
                                             for i, n in nodes.nodes.items()}))
-    assert (proved.key_id, proved.public_key, proved.epoch) == (key.key_id, key.public_key, 1)
+    assert (proved.key_id, proved.public_key, proved.epoch) == (key.key_id, key.public_key, 2)
 
-    with pytest.raises(UnknownProtocol, match="unknown protocol 'reshare'"):
-        nodes.nodes[1].start(pb.StartSessionRequest(protocol="reshare", nonce=b"n" * 32,
+    with pytest.raises(UnknownProtocol, match="unknown protocol 'redistribute'"):
+        nodes.nodes[1].start(pb.StartSessionRequest(protocol="redistribute", nonce=b"n" * 32,
                                                     parties=list(THREE)))

@@ -11,7 +11,7 @@ from coincurve import PublicKey
 
 from mpcnode.crypto import bip32
 from mpcnode.protocol import presign
-from mpcnode.protocol.key_share import AuxInfo, KeyShare
+from mpcnode.protocol.key_share import AuxInfo, KeyShare, PublicKeyData
 from mpcnode.protocol.session_params import ClusterView, ParameterRefused, SessionParams
 from mpcnode.sim.simulator import run_presign, run_sign
 from test_only.seeded_random import SeededRandom
@@ -44,6 +44,9 @@ class _Held:
 
     def get_key_share(self, key_id: bytes) -> KeyShare:
         return self.material.shares[1]
+
+    def get_key_public(self, key_id: bytes) -> PublicKeyData:
+        return self.material.shares[1].public
 
     def get_aux_info(self, key_id: bytes) -> AuxInfo:
         return self.material.aux[1]

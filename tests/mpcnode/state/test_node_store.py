@@ -116,6 +116,49 @@ def test_unknown_key(store: NodeStore) -> None:
         store.get_aux_info(b"\xab" * 32)
 
 
+def test_a_joining_node_keeps_the_key_public_data_sealed_until_it_holds_a_share(
+        tmp_path: Path, store: NodeStore, material: Material) -> None:
+    public, kid = material.shares[1].public, material.key_id
+    store.put_key_public(public)
+    assert store.get_key_public(kid) == public
+    sealed = tmp_path / KEYS_DIR / f"{kid.hex()}.keypublic.sealed"
+    assert mode(sealed) == 0o600 and b"public_shares" not in sealed.read_bytes()
+    with pytest.raises(UnknownKey):
+        store.get_key_share(kid)  # public data is not a share
+    store.put_key_share(material.shares[1])  # the reshare gave it one
+    assert not sealed.exists()
+    assert store.get_key_public(kid) == public
+    with pytest.raises(StoreError, match="already has a share"):
+        store.put_key_public(public)
+
+
+def test_key_public_data_swapped_for_another_key_is_refused(
+        tmp_path: Path, store: NodeStore, material: Material) -> None:
+    """Who can write the data directory cannot make a joining node accept another key:
+    the file is sealed under its key id."""
+    other = run_keygen(PARTIES, 2, b"test_store/other".ljust(32, b"\0"),
+                       SeededRandom(b"other"))[1].public
+    store.put_key_public(material.shares[1].public)
+    store.put_key_public(other)
+    keys = tmp_path / KEYS_DIR
+    (keys / f"{material.key_id.hex()}.keypublic.sealed").write_bytes(
+        (keys / f"{other.key_id.hex()}.keypublic.sealed").read_bytes())
+    with pytest.raises(SealError):
+        store.get_key_public(material.key_id)
+
+
+def test_erase_key_leaves_nothing_of_the_key(tmp_path: Path, store: NodeStore,
+                                             material: Material) -> None:
+    kid = material.key_id
+    store.put_key_share(material.shares[1])
+    store.put_aux_info(kid, material.aux[1])
+    store.erase_key(kid)
+    assert store.list_keys() == []
+    assert list((tmp_path / KEYS_DIR).iterdir()) == []
+    with pytest.raises(UnknownKey):
+        store.get_key_public(kid)
+
+
 def test_swapped_key_file_refused(tmp_path: Path, store: NodeStore, material: Material) -> None:
     other = run_keygen(PARTIES, 2, b"test_store/other".ljust(32, b"\0"),
                        SeededRandom(b"other"))[1]
