@@ -29,6 +29,7 @@ from eth_account import Account
 
 from ethereum.hashing import function_selector, keccak256
 from ethereum.transactions import TYPE_EIP1559, UnsignedTx, rlp_encode
+from oms_core.audit.verify import AnchoredRoot, log_id_hash
 from oms_core.chain.artifacts import AUDIT_ANCHOR, load
 from oms_core.chain.endpoints import CallRequest
 from oms_core.chain.fees import estimate_fees
@@ -47,11 +48,6 @@ class AnchorError(OmsCoreError):
     """The anchor contract, account or chain is not usable as configured."""
 
 
-def log_id_hash(log_id: str) -> bytes:
-    """The ``logId`` the contract is given: Keccak-256 of the log id's UTF-8 text."""
-    return keccak256(log_id.encode("utf-8"))
-
-
 @dataclass(frozen=True)
 class Anchor:
     """One ``Anchored`` event as mined."""
@@ -68,6 +64,10 @@ class Anchor:
         """How a verification defect names it: where an auditor finds it on chain."""
         return (f"anchor in block {self.block_number} tx 0x{self.tx_hash.hex()} "
                 f"(size {self.tree_size})")
+
+    def root(self) -> AnchoredRoot:
+        """What ``verify_log`` checks the log against."""
+        return AnchoredRoot(self.label, self.log_id_hash, self.tree_size, self.root_hash)
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import pytest
 from eth_account import Account
 from web3 import Web3
 
+from oms_core.audit.verify import log_id_hash
 from oms_core.chain import artifacts, embedded
 from oms_core.chain.audit_anchor import (
     ANCHORED_TOPIC,
@@ -22,7 +23,6 @@ from oms_core.chain.audit_anchor import (
     anchor_calldata,
     check_contract,
     deploy_contract,
-    log_id_hash,
     read_anchors,
 )
 from oms_core.chain.endpoints import CallRequest, CallReverted
