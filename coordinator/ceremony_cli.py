@@ -6,6 +6,7 @@
     mpc-ceremony keygen DIR --key-id ID                   keygen + aux info; DIR/transcripts/ID.json
     mpc-ceremony verify FILE [--cluster cluster.toml]     re-verify a transcript offline
     mpc-ceremony refresh DIR --key-id ID                  proactive refresh of the key ID
+    mpc-ceremony audit-key DIR --oms-public-key PEM       nodes witness that OMS audit log
 """
 
 from __future__ import annotations
@@ -22,7 +23,11 @@ from pathlib import Path
 from coordinator import ceremony_transcript as transcript
 from coordinator.coordinator import Coordinator
 from coordinator.coordinator_errors import CoordinatorError
-from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
+from mpcnode.ceremony.cluster_file import (
+    load_cluster_config,
+    load_coordinator_config,
+    set_oms_audit_key,
+)
 from mpcnode.ceremony.cluster_init import ClusterInitError, init_cluster
 from mpcnode.core.config_schema import ConfigError
 
@@ -210,6 +215,21 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return _report(out, t)
 
 
+def cmd_audit_key(args: argparse.Namespace) -> int:
+    """Name the OMS audit key in cluster.toml; the nodes read it when they (re)start."""
+    path = args.dir.absolute() / "cluster.toml"
+    try:
+        pem = args.oms_public_key.read_bytes()
+    except OSError as exc:
+        raise ConfigError(args.oms_public_key, "(file)", f"cannot read: {exc.strerror}") \
+            from None
+    cfg = set_oms_audit_key(path, pem, replace=args.replace)
+    assert cfg.audit_key is not None
+    print(json.dumps({"cluster": str(path), "oms_public_key": cfg.audit_key.hex()}))
+    _say("restart the nodes (mpc-ceremony down/up) for them to witness this audit log")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mpc-ceremony", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -246,6 +266,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir", type=Path)
     p.add_argument("--key-id", required=True)
     p.set_defaults(fn=cmd_refresh)
+    p = sub.add_parser("audit-key", help="set the OMS audit public key the nodes witness")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--oms-public-key", type=Path, required=True,
+                   help="the OMS audit public key PEM (audit.pub.pem from oms init)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace another key already in cluster.toml")
+    p.set_defaults(fn=cmd_audit_key)
     args = ap.parse_args(argv)
     try:
         return int(args.fn(args))

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import Annotated
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field
 
 from mpcnode.ceremony import pki
@@ -198,3 +201,28 @@ def load_coordinator_config(root: Path) -> CoordinatorConfig:
     check_private_mode(key, key, "(file)")
     check_certificate(cert, "(file)", cert, ca, pki.ROLE_COORDINATOR)
     return CoordinatorConfig(ca=ca, cert=cert, key=key, cluster=cluster)
+
+
+def set_oms_audit_key(path: Path, public_key_pem: bytes, *, replace: bool = False
+                      ) -> ClusterConfig:
+    """Write the OMS audit public key (a PEM Ed25519 key, as ``oms init`` writes
+    audit.pub.pem) into cluster.toml as ``[audit] oms_public_key``; the nodes witness that
+    log once restarted. Another key already there is kept unless ``replace``: a node's
+    witnessed head is signed by the old one, so a swap is a decision, not a typo."""
+    try:
+        key = serialization.load_pem_public_key(public_key_pem)
+    except ValueError:
+        raise ConfigError(path, "audit.oms_public_key", "the key file is not a PEM public "
+                                                        "key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError(path, "audit.oms_public_key", "the OMS audit key must be Ed25519, "
+                                                        f"not {type(key).__name__}")
+    raw = key.public_bytes_raw()
+    cfg = load_cluster_config(path)
+    if cfg.audit_key is not None and cfg.audit_key != raw and not replace:
+        raise ConfigError(path, "audit.oms_public_key",
+                          f"already names another OMS audit key ({cfg.audit_key.hex()[:16]}…); "
+                          "pass --replace to change it")
+    updated = replace_fields(cfg, audit_key=raw)
+    pki.write_public(path, dump_cluster_config(updated).encode())
+    return updated
