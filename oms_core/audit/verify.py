@@ -14,7 +14,9 @@ tree head at fault. In order:
    from the entries' content, and the RFC 9162 §2.1.4.2 consistency proof from the
    previous head's size, built from the recomputed tree, verifies against both signed
    roots;
-4. no head covers more entries than the log holds ("entry 40 missing … (truncated?)").
+4. no head covers more entries than the log holds ("entry 40 missing … (truncated?)");
+5. every root anchored on chain (``anchored_roots``) is the root of a stored signed head of
+   its size: the OMS anchors only heads it signed and kept.
 
 One pass, O(log n) memory: leaf hashes stream through a ``MerkleFrontier``, and the
 subtree hashes the consistency proofs need are caught as the frontier forms them.
@@ -23,7 +25,8 @@ What it cannot see: entries after the newest signed head are protected only by t
 chain, which anyone able to write the file can recompute; and deleting the newest entries
 together with the heads that cover them leaves a shorter, sound log. Against both, keep
 tree heads outside the database (``oms audit head``) and pass them as ``trusted_heads``,
-or pass the heads the signer nodes witnessed (``witnessed_heads``, ``--witness``).
+pass the heads the signer nodes witnessed (``witnessed_heads``, ``--witness``), or the
+roots the OMS anchored on chain (``anchored_roots``, ``--anchors``).
 """
 
 from __future__ import annotations
@@ -121,9 +124,21 @@ def verify_log(conn: sqlite3.Connection, public_key: Ed25519PublicKey, *,
     anchored = [_anchored(root, log_id) for root in anchored_roots]
     heads = sorted(stored + trusted + anchored, key=lambda item: item.tree_size)
     entries, root = _check_entries(conn, heads)
+    _check_anchored_heads_kept(anchored, stored)
     latest = stored[-1].head if stored else None
     return VerifyReport(log_id, entries, root, len(stored), len(trusted), latest,
                         entries - (latest.tree_size if latest else 0), len(anchored))
+
+
+def _check_anchored_heads_kept(anchored: Sequence[_Head], stored: Sequence[_Head]) -> None:
+    """The OMS anchors only a head it signed and stored: an anchored root without its
+    stored head means the heads were deleted (or the anchor key anchored a head the audit
+    key never signed)."""
+    kept = {(item.tree_size, item.root_hash) for item in stored}
+    for item in anchored:
+        if (item.tree_size, item.root_hash) not in kept:
+            raise _head_defect(item, f"no signed tree head of {item.tree_size} entries with "
+                                     "this root is in the database (tree heads deleted?)")
 
 
 def _anchored(root: AnchoredRoot, log_id: str) -> _Head:
