@@ -107,10 +107,10 @@ class AnchorAccount:
 
 
 def deploy_contract(endpoint: Web3Endpoint, account: AnchorAccount, *, chain_id: int,
-                    timeout_s: float = 120.0) -> str:
+                    timeout_s: float = 120.0) -> tuple[str, int]:
     """Deploy an ``AuditAnchor`` owned by ``account`` (which pays the gas); returns its
-    address once mined (Keccak(RLP(sender, nonce)), Yellow Paper §7). A creation transaction
-    is outside ``UnsignedTx`` (which signs calls only), so eth-account signs this one."""
+    address (Keccak(RLP(sender, nonce)), Yellow Paper §7) and block once mined. A creation
+    transaction is outside ``UnsignedTx`` (which signs calls only): eth-account signs it."""
     creation = load(AUDIT_ANCHOR).bytecode
     sender = account.address
     fees = estimate_fees(endpoint)
@@ -130,7 +130,8 @@ def deploy_contract(endpoint: Web3Endpoint, account: AnchorAccount, *, chain_id:
         time.sleep(0.5)
     if receipt.status != 1:
         raise AnchorError(f"deploying AuditAnchor reverted in transaction 0x{tx_hash.hex()}")
-    return "0x" + keccak256(rlp_encode([bytes.fromhex(sender[2:]), nonce]))[-20:].hex()
+    address = "0x" + keccak256(rlp_encode([bytes.fromhex(sender[2:]), nonce]))[-20:].hex()
+    return address, receipt.block_number
 
 
 def anchor_calldata(log_id: str, tree_size: int, root_hash: bytes) -> bytes:

@@ -157,8 +157,7 @@ def _anchor_account_files(anvil: AnvilNode, out: Path) -> tuple[str, int]:
     passphrase.write_text("anchor-passphrase\n")
     passphrase.chmod(0o600)
     _fund(anvil, account.address)
-    contract = deploy_contract(anvil.endpoint(), account, chain_id=ANVIL_CHAIN_ID)
-    return contract, anvil.endpoint().block(None).number
+    return deploy_contract(anvil.endpoint(), account, chain_id=ANVIL_CHAIN_ID)
 
 
 @pytest.fixture(scope="module")

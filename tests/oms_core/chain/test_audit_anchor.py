@@ -7,6 +7,7 @@ could emit the same events for anyone) is refused.
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -27,6 +28,7 @@ from oms_core.chain.audit_anchor import (
 )
 from oms_core.chain.endpoints import CallRequest, CallReverted
 from oms_core.chain.web3_endpoint import Web3Endpoint
+from oms_core.cli.oms_cli import main as oms_main
 from testing import chain_support
 from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode
 
@@ -47,7 +49,7 @@ def fund(anvil: AnvilNode, address: str) -> None:
 def contract(anvil_node: AnvilNode) -> str:
     fund(anvil_node, OWNER.address)
     fund(anvil_node, STRANGER.address)
-    return deploy_contract(anvil_node.endpoint(), OWNER, chain_id=ANVIL_CHAIN_ID)
+    return deploy_contract(anvil_node.endpoint(), OWNER, chain_id=ANVIL_CHAIN_ID)[0]
 
 
 def sender(anvil: AnvilNode, account: AnchorAccount, contract: str) -> AnchorSender:
@@ -121,3 +123,33 @@ def test_endpoint_logs_filter_by_address(anvil_node: AnvilNode, contract: str) -
     endpoint: Web3Endpoint = anvil_node.endpoint()
     latest = endpoint.block(None).number
     assert endpoint.logs(STRANGER.address, [ANCHORED_TOPIC], 0, latest) == []
+
+
+def test_oms_anchor_new_key_and_deploy(anvil_node: AnvilNode, tmp_path: Path,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """What an operator runs once: a fresh anchor account, funded, owning a new contract."""
+    passphrase = tmp_path / "anchor.passphrase"
+    passphrase.write_text("a long passphrase\n")
+    passphrase.chmod(0o644)
+    keystore = tmp_path / "anchor.keystore.json"
+    new_key = ["anchor", "new-key", "--out", str(keystore), "--passphrase-file",
+               str(passphrase)]
+    assert oms_main(new_key) == 2
+    assert "may be read by other users" in capsys.readouterr().err
+    passphrase.chmod(0o600)
+    assert oms_main(new_key) == 0
+    address = json.loads(capsys.readouterr().out)["address"]
+    assert oct(keystore.stat().st_mode & 0o777) == "0o600"
+    assert AnchorAccount.from_keystore(keystore, b"a long passphrase").address == address
+    assert oms_main(new_key) == 2 and "refusing to overwrite" in capsys.readouterr().err
+    fund(anvil_node, address)
+    deploy = ["anchor", "deploy", "--rpc", anvil_node.url, "--key-file", str(keystore),
+              "--passphrase-file", str(passphrase), "--chain-id"]
+    assert oms_main([*deploy, "1"]) == 2
+    assert f"serves chain {ANVIL_CHAIN_ID}, not 1" in capsys.readouterr().err
+    assert oms_main([*deploy, str(ANVIL_CHAIN_ID)]) == 0
+    deployed = json.loads(capsys.readouterr().out)
+    assert deployed["owner"] == address
+    assert check_contract(anvil_node.endpoint(), deployed["contract"]) == address
+    assert anvil_node.endpoint().code(deployed["contract"])
+    assert anvil_node.endpoint().block(deployed["block"]).number == deployed["block"]
