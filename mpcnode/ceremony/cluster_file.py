@@ -57,8 +57,13 @@ class AdminTable(StrictConfig):
     public_key: HexKey  # raw Ed25519 public key
 
 
+DEFAULT_MAX_HEAD_AGE_S = 600  # the OMS signs a fresh head for every sign request
+
+
 class AuditSection(StrictConfig):
     oms_public_key: HexKey  # raw Ed25519: the OMS audit key whose tree heads nodes witness
+    # A node refuses a head dated further than this from its own clock (either way).
+    max_head_age_seconds: Annotated[int, Field(ge=10, le=7 * 86400)] = DEFAULT_MAX_HEAD_AGE_S
 
 
 class NodeTable(StrictConfig):
@@ -103,6 +108,7 @@ class ClusterConfig:
     # The OMS audit key (raw Ed25519): set, every node witnesses the audit log and refuses
     # a sign request without a tree head it signed (zero_trust/audit_tree/witness.py).
     audit_key: bytes | None = None
+    audit_max_head_age_s: int = DEFAULT_MAX_HEAD_AGE_S
 
 
 @dataclass(frozen=True)
@@ -124,8 +130,10 @@ def load_cluster_config(path: Path) -> ClusterConfig:
                           f"got {doc.cluster.threshold}")
     admins, quorum = _admins(path, doc)
     audit_key = None if doc.audit is None else bytes.fromhex(doc.audit.oms_public_key)
+    max_age = DEFAULT_MAX_HEAD_AGE_S if doc.audit is None else doc.audit.max_head_age_seconds
     return ClusterConfig(name=doc.cluster.name, threshold=doc.cluster.threshold, nodes=nodes,
-                         path=path, admins=admins, admin_quorum=quorum, audit_key=audit_key)
+                         path=path, admins=admins, admin_quorum=quorum, audit_key=audit_key,
+                         audit_max_head_age_s=max_age)
 
 
 def _nodes(path: Path, tables: list[NodeTable]) -> dict[int, NodeEntry]:
@@ -178,7 +186,9 @@ def dump_cluster_config(cfg: ClusterConfig) -> str:
     doc = ClusterToml(
         cluster=ClusterSection(name=cfg.name, threshold=cfg.threshold),
         policy=PolicySection(admin_quorum=cfg.admin_quorum) if cfg.admins else None,
-        audit=AuditSection(oms_public_key=cfg.audit_key.hex()) if cfg.audit_key else None,
+        audit=AuditSection(oms_public_key=cfg.audit_key.hex(),
+                           max_head_age_seconds=cfg.audit_max_head_age_s)
+        if cfg.audit_key else None,
         admin=[AdminTable(id=a, public_key=key.hex()) for a, key in cfg.admins.items()],
         node=[NodeTable(id=e.id, address=e.address, signing_key=e.identity.signing_key_hex,
                         kex_key=e.identity.kex_key_hex,

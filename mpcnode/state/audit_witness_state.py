@@ -29,7 +29,7 @@ from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.atomic_file import PUBLIC, write_atomic
 from zero_trust.audit_tree.audit_tree_errors import AuditTreeError, WitnessRefused
 from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead
-from zero_trust.audit_tree.witness import check_next_head
+from zero_trust.audit_tree.witness import check_head_age, check_next_head
 
 
 class WitnessStateError(MpcnodeError):
@@ -51,10 +51,11 @@ def tree_head_from_proto(msg: pb.TreeHead) -> SignedTreeHead:
 class AuditWitnessState:
     """The witnessed head of one node; thread-safe (one check-and-replace at a time)."""
 
-    def __init__(self, data_dir: Path, audit_key: bytes) -> None:
+    def __init__(self, data_dir: Path, audit_key: bytes, max_age_s: float) -> None:
         self._dir = data_dir / "audit_witness"
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._key = Ed25519PublicKey.from_public_bytes(audit_key)
+        self._max_age_s = max_age_s
         self._lock = threading.Lock()
         self._head = self._load()
 
@@ -67,14 +68,16 @@ class AuditWitnessState:
         with self._lock:
             return self._head
 
-    def witness(self, message: pb.AuditWitness) -> SignedTreeHead:
+    def witness(self, message: pb.AuditWitness, *, now_s: float) -> SignedTreeHead:
         """Accept the head a sign request carries, or raise ``WitnessRefused`` naming why;
-        a newer head is on disk before this returns."""
+        a newer head is on disk before this returns. ``now_s``: the node's clock, which
+        the head's timestamp must be within the maximum age of."""
         try:
             new = tree_head_from_proto(message.head)
         except AuditTreeError as exc:
             raise WitnessRefused(f"audit tree head refused: {exc}") from None
         proof: Sequence[bytes] = [bytes(node) for node in message.consistency_proof]
+        check_head_age(new, now_s, self._max_age_s)
         with self._lock:
             if check_next_head(self._head, new, proof, self._key):
                 write_atomic(self.head_file, canonical_json(new.to_json_object()), PUBLIC)

@@ -6,7 +6,9 @@ then rewrites the database (an entry changed and every later hash recomputed, th
 heads deleted) or cuts it short: ``oms audit verify`` alone still passes, as the issue
 measured, and ``oms audit verify --witness node:ID`` (or a saved head) fails naming the
 witnessed head. A head that is older, inconsistent, signed by another key or missing is
-refused by the nodes, and honest signing continues afterwards.
+refused by the nodes, and honest signing continues afterwards. So is a head older than
+the cluster's ``max_head_age_seconds`` by the node's own clock: an OMS cannot keep showing
+the nodes an old head instead of the newest.
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ RP = RelyingParty("oms.test", "https://oms.test")
 CHAIN = 1337
 TREASURY = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
 AUDIT_KEY = AuditSigner.from_seed(b"\x11" * 32)
+MAX_HEAD_AGE_S = 20  # short, so that a head ages out within the test
 POLICY = f"""
 version = 1
 name = "audit-witness"
@@ -108,8 +111,8 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("witness") / "cluster"
     audit_raw = AUDIT_KEY.public_key.public_bytes_raw()
-    with process_cluster(root, 3, 2, unauthorized_digests=False,
-                         audit_key=audit_raw) as (procs, co):
+    with process_cluster(root, 3, 2, unauthorized_digests=False, audit_key=audit_raw,
+                         audit_max_head_age_s=MAX_HEAD_AGE_S) as (procs, co):
         key, _ = co.keygen()
         co.aux_info(key.key_id)
         registry, people = enrol(RP, [("tina", ["trader"]), ("admin1", ["admin"]),
@@ -279,6 +282,30 @@ def test_nodes_refuse_an_older_inconsistent_foreign_or_missing_head(world: World
     # None of it moved a node's head; the honest OMS still signs.
     assert max(map(world.witnessed, (1, 2, 3))) <= core.newest_head().tree_size
     world.sign_one()
+
+
+def test_nodes_refuse_a_head_held_back_past_the_maximum_age(world: World) -> None:
+    """The OMS keeps showing the signers the head they already hold (consistent, signed,
+    nothing to refuse but its age) instead of newer ones: accepted while fresh, refused
+    once older than max_head_age_seconds by the nodes' clocks."""
+    world.sign_one()
+    core = world.core
+    held = core.newest_head()
+    stuck = HostileHeads(core, held, held.tree_size)
+    world.signer.audit = stuck
+    try:
+        world.sign_one()  # fresh: the nodes take it (and it stays their newest)
+        time.sleep(max(0.0, held.timestamp_ms / 1000 + MAX_HEAD_AGE_S + 1 - time.time()))
+        with pytest.raises(SigningRefused, match=rf"s old, more than the {MAX_HEAD_AGE_S} s"):
+            world.sign_one()
+        # The same from a head signed long ago with the audit key (a node with no head
+        # would otherwise take it on first use).
+        old = AUDIT_KEY.sign(TreeHead(held.log_id, held.tree_size, held.root_hash,
+                                      held.timestamp_ms - 3_600_000))
+        refused(world, HostileHeads(core, old, held.tree_size), "s old, more than")
+    finally:
+        world.signer.audit = core
+    world.sign_one()  # a fresh head again: signing goes on
 
 
 def test_a_witnessed_head_survives_a_node_restart(world: World) -> None:

@@ -9,8 +9,15 @@ the entries it covers and no truncation below it can be shown to that node again
 auditor holding the node's head (``oms audit verify --witness``) detects the rewrite even
 when every tree head in the OMS database was deleted.
 
+A head must also be fresh (``check_head_age``): dated no more than the configured
+maximum age before the witness's own clock, and not after it by more than that. An OMS
+that kept showing the nodes an old head (and never the newest, which would cover what it
+did since) is refused as soon as that head ages out; the OMS signs a fresh head for every
+sign request, so an honest one never meets the limit.
+
 The first head a node sees is taken on trust (trust on first use): before it there is
-nothing to be consistent with.
+nothing to be consistent with. An operator who wants no first use to trust pins a head
+the auditors hold (``mpcnode witness-pin``): the node then starts from it.
 """
 
 from __future__ import annotations
@@ -26,6 +33,20 @@ from zero_trust.audit_tree.audit_tree_errors import (
 )
 from zero_trust.audit_tree.merkle import MAX_PROOF_NODES, verify_consistency
 from zero_trust.audit_tree.tree_head import SignedTreeHead
+
+
+def check_head_age(new: SignedTreeHead, now_s: float, max_age_s: float) -> None:
+    """Raise ``WitnessRefused`` unless ``new`` is dated within ``max_age_s`` of ``now_s``
+    (the witness's clock) in either direction: a head from the future would stay "fresh"
+    for as long as the OMS host chose when it signed it."""
+    age_s = now_s - new.timestamp_ms / 1000
+    if age_s > max_age_s:
+        raise WitnessRefused(f"audit tree head refused: it is {age_s:.0f} s old, more than "
+                             f"the {max_age_s:.0f} s this node accepts (a stale head held "
+                             "back from the newest?)")
+    if -age_s > max_age_s:
+        raise WitnessRefused(f"audit tree head refused: it is dated {-age_s:.0f} s ahead of "
+                             f"this node's clock, more than {max_age_s:.0f} s")
 
 
 def check_next_head(witnessed: SignedTreeHead | None, new: SignedTreeHead,
