@@ -84,6 +84,26 @@ class AuditWitnessState:
                 self._head = new
             return new
 
+    def pin(self, head: SignedTreeHead) -> bool:
+        """Start from ``head`` (an operator's pin, instead of trusting the first head a sign
+        request brings); True if written, False if it is the head already held. A node
+        holding another head is refused: a newer head needs the consistency proof that
+        signing brings, an older one would undo what the node witnessed."""
+        try:
+            head.verify(self._key)
+        except AuditTreeError as exc:
+            raise WitnessRefused(f"pinned head refused: {exc}") from None
+        with self._lock:
+            if self._head == head:
+                return False
+            if self._head is not None:
+                raise WitnessRefused(f"pinned head refused: this node already witnesses a head "
+                                     f"of {self._head.tree_size} entries; a pin is for a node "
+                                     "that has none")
+            write_atomic(self.head_file, canonical_json(head.to_json_object()), PUBLIC)
+            self._head = head
+            return True
+
     def _load(self) -> SignedTreeHead | None:
         if not self.head_file.exists():
             return None

@@ -26,6 +26,7 @@ import pytest
 from coordinator.coordinator import AuditHeads, SigningRefused
 from coordinator.oms_signer import CoordinatorSigner
 from mpcnode.ceremony.cluster_file import load_cluster_config
+from mpcnode.state.audit_witness_state import AuditWitnessState
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.requests.request_lifecycle import State
 from oms_core.app.service import OmsConfig, OmsCore
@@ -306,6 +307,30 @@ def test_nodes_refuse_a_head_held_back_past_the_maximum_age(world: World) -> Non
     finally:
         world.signer.audit = core
     world.sign_one()  # a fresh head again: signing goes on
+
+
+def test_a_new_witness_starts_from_a_pinned_head(world: World) -> None:
+    """A node that has witnessed nothing (here: its state removed while stopped) would take
+    the first head a sign request brings on trust; pinned, it starts from the head the
+    auditors hold and serves it."""
+    world.sign_one()
+    core = world.core
+    pinned = core.newest_head()
+    node = min((1, 2, 3), key=world.witnessed)
+    world.procs.stop(node)
+    head_file = world.root / f"node{node}" / "data" / "audit_witness" / "head.json"
+    head_file.unlink(missing_ok=True)
+    cluster = load_cluster_config(world.root / "cluster.toml")
+    assert cluster.audit_key is not None
+    state = AuditWitnessState(head_file.parent.parent, cluster.audit_key,
+                              cluster.audit_max_head_age_s)
+    assert state.pin(pinned)
+    world.procs.start(node)
+    world.procs.wait_healthy(world.signer.coordinator, {node}, timeout=60.0)
+    assert world.witnessed(node) == pinned.tree_size
+    assert verify(world, world.db, "--witness", f"node:{node}",
+                  "--cluster", str(world.root)) == EXIT_OK
+    world.sign_one()
 
 
 def test_a_witnessed_head_survives_a_node_restart(world: World) -> None:

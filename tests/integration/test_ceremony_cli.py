@@ -24,10 +24,13 @@ from coordinator.ceremony_cli import main
 from coordinator.coordinator import Coordinator
 from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
 from mpcnode.ceremony.node_config import load_identity_keys, load_node_config
+from mpcnode.daemon.node_cli import main as node_main
+from mpcnode.state.audit_witness_state import AuditWitnessState
 from mpcnode.transport import envelope
 from oms_core.audit.signing_key import AuditSigner, write_public_key
 from test_only.node_switches import load_test_node_config
 from testing.cluster_harness import free_port_base, make_cluster
+from zero_trust.audit_tree.tree_head import TreeHead
 
 NODES, THRESHOLD = 3, 2
 HEX_FLIP = dict(zip("0123456789abcdef", "1032547698badcfe", strict=True))
@@ -130,6 +133,23 @@ def test_audit_key_names_the_oms_audit_key_in_cluster_toml(tmp_path: Path) -> No
     assert code == 1 and "must be Ed25519, not" in err and err.count("\n") == 1
     code, _, err = run("audit-key", out, "--oms-public-key", tmp_path / "missing.pem")
     assert code == 1 and "missing.pem: (file): cannot read" in err
+    # A node of the cluster pins its first witnessed head (mpcnode witness-pin).
+    head = tmp_path / "head.json"
+    signed = second.sign(TreeHead("oms", 3, b"\x33" * 32, 1_700_000_000_000))
+    head.write_text(json.dumps(signed.to_json_object()))
+    pin = ["witness-pin", "--config", str(out / "node1" / "node.toml"), str(head)]
+    err_out = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        assert node_main(pin) == 0
+    assert "node 1: pinned the audit tree head of log 'oms', 3 entries" in said.getvalue()
+    cluster = load_cluster_config(out / "cluster.toml")
+    assert cluster.audit_key is not None
+    state = AuditWitnessState(out / "node1" / "data", cluster.audit_key, 600)
+    assert state.head == signed
+    head.write_text(json.dumps(first.sign(signed.head).to_json_object()))
+    with contextlib.redirect_stderr(err_out):
+        assert node_main(pin) == 2
+    assert "pinned head refused" in err_out.getvalue() and err_out.getvalue().count("\n") == 1
 
 
 def test_init_rejects_a_bad_threshold(tmp_path: Path) -> None:

@@ -87,3 +87,37 @@ def test_a_stale_or_future_head_is_refused_and_leaves_the_file(tmp_path: Path) -
     assert state.head_file.read_bytes() == before
     state.witness(witness(9, 4, at_s=NOW_S + 10), now_s=NOW_S + 609)  # 599 s old
     assert state.head is not None and state.head.tree_size == 9
+
+
+def signed(size: int, key: Ed25519PrivateKey = KEY, at_s: float = NOW_S) -> SignedTreeHead:
+    unsigned = TreeHead("oms", size, root_hash(LEAVES[:size]), int(at_s * 1000) + size)
+    return SignedTreeHead(unsigned, key.sign(unsigned.signed_bytes()))
+
+
+def test_a_pinned_head_replaces_trust_on_first_use(tmp_path: Path) -> None:
+    """Pinned, the node's first head must extend the pin: a log that does not (another
+    log the OMS host made up, or the real one rewritten) is refused from the start."""
+    state = AuditWitnessState(tmp_path, RAW, MAX_AGE_S)
+    assert state.pin(signed(6)) is True
+    assert state.pin(signed(6)) is False  # the same pin again
+    forged = [leaf_hash(b"forged %d" % i) for i in range(10)]
+    unsigned = TreeHead("oms", 9, root_hash(forged[:9]), int(NOW_S * 1000) + 9)
+    lie = SignedTreeHead(unsigned, KEY.sign(unsigned.signed_bytes()))
+    with pytest.raises(WitnessRefused, match="is not consistent with the head of 6"):
+        state.witness(pb.AuditWitness(head=tree_head_to_proto(lie),
+                                      consistency_proof=consistency_proof(forged, 6, 9)),
+                      now_s=NOW_S)
+    state.witness(witness(9, 6), now_s=NOW_S)  # the real log, extending the pin
+    assert AuditWitnessState(tmp_path, RAW, MAX_AGE_S).head == state.head
+
+
+def test_a_pin_is_refused_unsigned_or_over_a_held_head(tmp_path: Path) -> None:
+    state = AuditWitnessState(tmp_path, RAW, MAX_AGE_S)
+    other = Ed25519PrivateKey.from_private_bytes(b"\x06" * 32)
+    with pytest.raises(WitnessRefused, match=r"pinned head refused: .*does not verify"):
+        state.pin(signed(6, key=other))
+    assert state.head is None and not state.head_file.exists()
+    state.witness(witness(4, 0), now_s=NOW_S)
+    with pytest.raises(WitnessRefused, match="already witnesses a head of 4 entries"):
+        state.pin(signed(9))
+    assert state.head is not None and state.head.tree_size == 4
