@@ -139,16 +139,16 @@ def anchor_calldata(log_id: str, tree_size: int, root_hash: bytes) -> bytes:
         ["bytes32", "uint64", "bytes32"], [log_id_hash(log_id), tree_size, root_hash])
 
 
-def check_contract(endpoint: Web3Endpoint, contract: str) -> str:
+def check_contract(endpoint: Web3Endpoint, contract: str, caller: str | None = None) -> str:
     """The owner of the ``AuditAnchor`` at ``contract``; ``AnchorError`` unless the code
     there is byte for byte the committed artifact's (any other code could emit the same
-    events for anyone)."""
+    events for anyone). ``caller`` makes the owner() call (some chains want it funded)."""
     expected = load(AUDIT_ANCHOR, require_current_source=False).deployed_bytecode
     code = endpoint.code(contract)
     if code != expected:
         what = "no code" if not code else f"{len(code)} bytes of other code"
         raise AnchorError(f"{contract} on {endpoint.name} is not an AuditAnchor ({what})")
-    answer = endpoint.call(CallRequest(contract, contract,
+    answer = endpoint.call(CallRequest(caller or contract, contract,
                                        function_selector(OWNER_SIGNATURE)))
     try:
         (owner,) = abi_decode(["address"], answer)
@@ -205,7 +205,7 @@ class AnchorSender:
         """The endpoints serve the chain, the contract is an AuditAnchor, and the anchor
         account owns it (else every anchor would revert)."""
         self._manager.check_chain_ids()
-        owner = check_contract(self._endpoint, self.contract)
+        owner = check_contract(self._endpoint, self.contract, self.account.address)
         if owner != self.account.address:
             raise AnchorError(f"the AuditAnchor at {self.contract} is owned by {owner}, not "
                               f"by the anchor account {self.account.address}")

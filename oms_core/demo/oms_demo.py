@@ -8,7 +8,10 @@ The scenario ("Predictive Scenario Analysis: a DeFi Interaction"): admins whitel
 DEX pool (admin quorum, then a cool-down); a portfolio manager's 400,000 USDC allowance
 for it is over their limit and waits for the risk officer's approval; simulation shows
 the slippage of one large deposit and splits it; each part is signed by the nodes,
-broadcast and confirmed; the audit log verifies. ``--json`` prints one JSON object last.
+broadcast and confirmed; the audit log verifies. The nodes witness the audit log (the
+OMS audit key is in cluster.toml before they start) and the OMS anchors its tree heads on
+the chain, so the last step checks the log against the heads the nodes hold and the
+anchors read back from the chain. ``--json`` prints one JSON object last.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ import secrets
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
@@ -34,14 +37,22 @@ from coordinator.transcript_verify import verify
 from ethereum import erc20
 from ethereum.addresses import ethereum_address
 from ethereum.hashing import function_selector
-from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.ceremony.cluster_file import load_coordinator_config, set_oms_audit_key
+from mpcnode.state.audit_witness_state import tree_head_from_proto
+from oms_core.app.audit_anchoring import AnchorRecord
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.chain_gateway import ChainConfig, ChainSettings
 from oms_core.app.requests.request_store import Request
 from oms_core.app.service import OmsConfig, OmsCore
 from oms_core.app.tx_builder import Submission
-from oms_core.audit.signing_key import AuditSigner
+from oms_core.audit.signing_key import AuditSigner, write_public_key
 from oms_core.audit.verify import verify_log
+from oms_core.chain.audit_anchor import (
+    AnchorAccount,
+    AnchorSender,
+    deploy_contract,
+    read_anchors,
+)
 from oms_core.chain.embedded import USDC, WETH, deploy_market, embedded_web3, fund
 from oms_core.chain.oracles import FixedFeed, PoolSide, PoolSpotFeed, PriceOracle
 from oms_core.chain.simulation import PoolInterface, PoolSpec, SimulationBlocked
@@ -111,18 +122,68 @@ def run(root: Path, progress: Callable[[str], None] = say) -> dict[str, Any]:
     if ceremony_cli.main(["init", "--nodes", "5", "--threshold", "3", "--out", str(root),
                           "--base-port", "7800", "--metrics-base-port", "9800"]) != 0:
         raise RuntimeError("mpc-ceremony init failed")
+    audit_signer = _witnessed_audit_key(root)
     if ceremony_cli.main(["up", str(root)]) != 0:
         raise RuntimeError("the signer nodes did not come up; see the node logs")
     try:
         config = load_coordinator_config(root)
         with Coordinator(config) as co:
-            return _play(root, co, config, progress, t_start)
+            return _play(root, co, config, progress, t_start, audit_signer)
     finally:
         ceremony_cli.main(["down", str(root)])
 
 
+def _witnessed_audit_key(root: Path) -> AuditSigner:
+    """The OMS audit key, named in cluster.toml (as ``mpc-ceremony audit-key`` does) before
+    the nodes start: they witness every tree head the sign requests carry."""
+    signer = AuditSigner.generate()
+    write_public_key(root / "oms-audit.pub.pem", signer.public_key)
+    set_oms_audit_key(root / "cluster.toml", (root / "oms-audit.pub.pem").read_bytes())
+    return signer
+
+
+def _anchoring(w3: Any, endpoints: Sequence[Web3Endpoint], chain_id: int) -> AnchorSender:
+    """A fresh anchor account with gas only, owning a new AuditAnchor on the chain."""
+    account = AnchorAccount.from_private_key(bytes(Account.create().key))
+    fund(w3, account.address, 10**18)
+    contract, _ = deploy_contract(endpoints[0], account, chain_id=chain_id)
+    sender = AnchorSender(endpoints, account, contract, chain_id=chain_id, confirmations=1,
+                          max_fee_cap=None, timeout_s=60, poll_s=0.05)
+    sender.check()
+    return sender
+
+
+def _anchor(oms: OmsCore, sender: AnchorSender, chain_id: int) -> None:
+    """What ``oms serve`` does every [audit.anchor] interval."""
+    head = oms.head_to_anchor()
+    if head is not None:
+        tx_hash, block = sender.anchor(head.log_id, head.tree_size, head.root_hash)
+        oms.record_anchor(AnchorRecord(head, chain_id, sender.contract, tx_hash, block))
+
+
+def _verify_audit(oms: OmsCore, co: Coordinator, audit_signer: AuditSigner,
+                  anchors: AnchorSender, endpoint: Web3Endpoint) -> dict[str, Any]:
+    """``oms audit verify --witness node:N … --anchors CONTRACT``, in this process: the log
+    against every head a node holds and every anchor read back from the chain."""
+    witnessed = {}
+    for i, client in sorted(co.clients.items()):
+        answer = client.witnessed_head()
+        if answer.HasField("head"):
+            witnessed[i] = tree_head_from_proto(answer.head)
+    anchored = read_anchors(endpoint, anchors.contract)
+    report = verify_log(oms.conn, audit_signer.public_key, witnessed_heads=[
+        (f"tree head witnessed by node {i} (size {h.tree_size})", h)
+        for i, h in witnessed.items()], anchored_roots=[a.root() for a in anchored])
+    return {"audit_root": "0x" + report.root_hash.hex(), "audit_entries": report.entries,
+            "audit_witnessed_heads": {str(i): h.tree_size for i, h in witnessed.items()},
+            "audit_anchor_contract": anchors.contract,
+            "audit_anchors": [{"block": a.block_number, "tx": "0x" + a.tx_hash.hex(),
+                               "tree_size": a.tree_size, "root": "0x" + a.root_hash.hex()}
+                              for a in anchored]}
+
+
 def _play(root: Path, co: Coordinator, config: Any, progress: Callable[[str], None],
-          t_start: float) -> dict[str, Any]:
+          t_start: float, audit_signer: AuditSigner) -> dict[str, Any]:
     kg, rec1 = co.keygen(progress=progress)
     progress("   aux info: each node generates two safe primes and proves its Paillier key "
              "(the slow step, ~30 s) …")
@@ -164,7 +225,7 @@ def _play(root: Path, co: Coordinator, config: Any, progress: Callable[[str], No
         OmsConfig(root / "oms.sqlite3", kg.key_id, RP, config.cluster.admins,
                   config.cluster.admin_quorum,
                   chain=ChainConfig(endpoints, chain_id, ChainSettings(address), pools)),
-        signer := CoordinatorSigner(co, kg.key_id), oracle, AuditSigner.generate(),
+        signer := CoordinatorSigner(co, kg.key_id), oracle, audit_signer,
         progress=lambda m: progress("   " + m))
     signer.audit = oms  # every sign request carries the log's newest signed tree head
     scene = Scene(oms, people)
@@ -173,6 +234,9 @@ def _play(root: Path, co: Coordinator, config: Any, progress: Callable[[str], No
     oms.bootstrap_policy(signed_bundle_json(bundle, {k: admin_keys[k]
                                                      for k in ("admin1", "admin2")}))
     progress(f"   policy v1 active on the OMS and all 5 nodes ({bundle.bundle_hash[:16]}…)")
+    anchors = _anchoring(w3, endpoints, chain_id)
+    _anchor(oms, anchors, chain_id)
+    progress(f"   audit log anchored on chain in AuditAnchor {anchors.contract}")
 
     progress("4/8 admins whitelist the new DEX pool (quorum of 2, then a cool-down)")
     admin1, admin2 = scene.login("admin1"), scene.login("admin2")
@@ -228,9 +292,13 @@ def _play(root: Path, co: Coordinator, config: Any, progress: Callable[[str], No
                  f"0x{(part.tx_hash or b'').hex()[:16]}…")
         done.append(part)
 
-    progress("8/8 audit: signed tree head, whole log verified")
+    progress("8/8 audit: tree head anchored; the log verified against the heads the nodes "
+             "witnessed and the anchors on chain")
+    _anchor(oms, anchors, chain_id)
     head = oms.sign_tree_head()
-    report = verify_log(oms.conn, oms._audit_signer.public_key)
+    audit = _verify_audit(oms, co, audit_signer, anchors, endpoints[0])
+    progress(f"   witnessed by nodes {sorted(audit['audit_witnessed_heads'])}, "
+             f"{len(audit['audit_anchors'])} anchors checked")
     transactions = []
     for r in done:
         assert r.signed_tx is not None and r.tx_hash is not None
@@ -246,8 +314,7 @@ def _play(root: Path, co: Coordinator, config: Any, progress: Callable[[str], No
         "key_id": kg.key_id.hex(),
         "threshold": 3, "nodes": 5,
         "transactions": transactions,
-        "audit_root": "0x" + report.root_hash.hex(),
-        "audit_entries": report.entries,
+        **audit,
         "audit_tree_head_size": head.head.tree_size if hasattr(head, "head") else None,
         "transcript": str(root / "transcripts" / "demo.json"),
         "seconds": round(time.perf_counter() - t_start, 1),
