@@ -129,11 +129,17 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def _readme_example(tmp_path: Path) -> Path:
-    """The complete ``oms.toml`` of the README, as a file."""
+    """The complete ``oms.toml`` of the README, as a file, with the anchor account's two
+    files it names (checked at load)."""
     text = README.read_text(encoding="utf-8")
     start = text.index("```toml\n[oms]") + len("```toml\n")
     path = tmp_path / "oms.toml"
     path.write_text(text[start:text.index("```", start)], encoding="utf-8")
+    keystore = Account.encrypt(b"\x07" * 32, "anchor-pass", kdf="scrypt", iterations=2**10)
+    (tmp_path / "anchor.keystore.json").write_text(json.dumps(keystore), encoding="utf-8")
+    passphrase = tmp_path / "anchor.passphrase"
+    passphrase.write_text("anchor-pass\n", encoding="utf-8")
+    passphrase.chmod(0o600)
     return path
 
 
@@ -253,27 +259,10 @@ def test_only_reference_prices_are_no_oracle(tmp_path: Path) -> None:
 
 # --- [audit.anchor] ----------------------------------------------------------------------
 
-ANCHOR = """
-[audit.anchor]
-interval_seconds = 600
-contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"
-key_file = "anchor.keystore.json"
-passphrase_file = "anchor.passphrase"
-"""
-
-
 def _with_anchor(tmp_path: Path) -> Path:
-    """The README example with [audit.anchor] and its two files."""
+    """The README example, whose [audit.anchor] names its two files."""
     path = _readme_example(tmp_path)
-    text = path.read_text(encoding="utf-8")
-    if "[audit.anchor]" not in text:
-        cut = text.index("[tls]")
-        path.write_text(text[:cut] + ANCHOR.lstrip() + "\n" + text[cut:], encoding="utf-8")
-    keystore = Account.encrypt(b"\x07" * 32, "anchor-pass", kdf="scrypt", iterations=2**10)
-    (tmp_path / "anchor.keystore.json").write_text(json.dumps(keystore), encoding="utf-8")
-    passphrase = tmp_path / "anchor.passphrase"
-    passphrase.write_text("anchor-pass\n", encoding="utf-8")
-    passphrase.chmod(0o600)
+    assert "[audit.anchor]" in path.read_text(encoding="utf-8")
     return path
 
 
@@ -321,7 +310,7 @@ def test_a_readable_or_missing_anchor_passphrase_is_one_line(tmp_path: Path) -> 
      "audit.anchor.contract: address"),
     ("interval_seconds = 600", "interval_seconds = 0", "audit.anchor.interval_seconds"),
     ("interval_seconds = 600", 'interval_seconds = "600"', "audit.anchor.interval_seconds"),
-    ('key_file = "anchor.keystore.json"\n', "", "audit.anchor.key_file"),
+    ('key_file = "anchor.keystore.json"', "", "audit.anchor.key_file"),
     ("interval_seconds = 600", "interval_seconds = 600\nsend_from = \"custody\"",
      "audit.anchor.send_from"),
 ])
@@ -329,6 +318,7 @@ def test_a_bad_anchor_section_is_one_line_naming_the_key(
         tmp_path: Path, old: str, new: str, message: str) -> None:
     path = _with_anchor(tmp_path)
     text = path.read_text(encoding="utf-8")
+    assert old in text
     path.write_text(text.replace(old, new, 1), encoding="utf-8")
     assert message in _refusal(path)
 
@@ -336,5 +326,5 @@ def test_a_bad_anchor_section_is_one_line_naming_the_key(
 def test_anchoring_needs_a_chain(tmp_path: Path) -> None:
     path = _with_anchor(tmp_path)
     text = path.read_text(encoding="utf-8")
-    path.write_text(text[:text.index("[chain]")], encoding="utf-8")
+    path.write_text(text[:text.index("\n[chain]\n")], encoding="utf-8")
     assert "[audit.anchor] needs [chain]" in _refusal(path)
