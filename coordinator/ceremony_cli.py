@@ -6,7 +6,8 @@
     mpc-ceremony keygen DIR --key-id ID                   keygen + aux info; DIR/transcripts/ID.json
     mpc-ceremony verify FILE [--cluster cluster.toml]     re-verify a transcript offline
     mpc-ceremony refresh DIR --key-id ID                  proactive refresh of the key ID
-    mpc-ceremony audit-key DIR --oms-public-key PEM       nodes witness that OMS audit log
+    mpc-ceremony audit-key DIR --oms-public-key PEM [--max-head-age-seconds S]
+                                                          nodes witness that OMS audit log
 """
 
 from __future__ import annotations
@@ -223,9 +224,11 @@ def cmd_audit_key(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise ConfigError(args.oms_public_key, "(file)", f"cannot read: {exc.strerror}") \
             from None
-    cfg = set_oms_audit_key(path, pem, replace=args.replace)
+    cfg = set_oms_audit_key(path, pem, replace=args.replace,
+                            max_head_age_s=args.max_head_age_seconds)
     assert cfg.audit_key is not None
-    print(json.dumps({"cluster": str(path), "oms_public_key": cfg.audit_key.hex()}))
+    print(json.dumps({"cluster": str(path), "oms_public_key": cfg.audit_key.hex(),
+                      "max_head_age_seconds": cfg.audit_max_head_age_s}))
     _say("restart the nodes (mpc-ceremony down/up) for them to witness this audit log")
     return 0
 
@@ -272,6 +275,9 @@ def main(argv: list[str] | None = None) -> int:
                    help="the OMS audit public key PEM (audit.pub.pem from oms init)")
     p.add_argument("--replace", action="store_true",
                    help="replace another key already in cluster.toml")
+    p.add_argument("--max-head-age-seconds", type=int, default=None,
+                   help="refuse tree heads dated further than this from a node's clock "
+                        "(default: as set, else 600)")
     p.set_defaults(fn=cmd_audit_key)
     args = ap.parse_args(argv)
     try:

@@ -213,8 +213,8 @@ def load_coordinator_config(root: Path) -> CoordinatorConfig:
     return CoordinatorConfig(ca=ca, cert=cert, key=key, cluster=cluster)
 
 
-def set_oms_audit_key(path: Path, public_key_pem: bytes, *, replace: bool = False
-                      ) -> ClusterConfig:
+def set_oms_audit_key(path: Path, public_key_pem: bytes, *, replace: bool = False,
+                      max_head_age_s: int | None = None) -> ClusterConfig:
     """Write the OMS audit public key (a PEM Ed25519 key, as ``oms init`` writes
     audit.pub.pem) into cluster.toml as ``[audit] oms_public_key``; the nodes witness that
     log once restarted. Another key already there is kept unless ``replace``: a node's
@@ -233,6 +233,8 @@ def set_oms_audit_key(path: Path, public_key_pem: bytes, *, replace: bool = Fals
         raise ConfigError(path, "audit.oms_public_key",
                           f"already names another OMS audit key ({cfg.audit_key.hex()[:16]}…); "
                           "pass --replace to change it")
-    updated = replace_fields(cfg, audit_key=raw)
+    age = cfg.audit_max_head_age_s if max_head_age_s is None else max_head_age_s
+    validate(AuditSection, {"oms_public_key": raw.hex(), "max_head_age_seconds": age}, path)
+    updated = replace_fields(cfg, audit_key=raw, audit_max_head_age_s=age)
     pki.write_public(path, dump_cluster_config(updated).encode())
     return updated

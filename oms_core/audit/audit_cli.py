@@ -156,7 +156,7 @@ def _run_verify(args: argparse.Namespace) -> int:
         public_key = load_public_key(args.public_key)
         trusted = [_read_tree_head(path) for path in args.tree_head]
         witnessed = [_witnessed_head(spec, args.cluster) for spec in args.witness]
-        anchors = _anchors(args)
+        owner, anchors = _anchors(args)
         with _open_db(args.db) as conn:
             try:
                 report = verify_log(conn, public_key, trusted_heads=trusted,
@@ -173,8 +173,9 @@ def _run_verify(args: argparse.Namespace) -> int:
                 if report.trusted_heads else "")
         kept += "".join(f"; {label} matched" for label, _ in witnessed)
         if anchors:
-            kept += (f"; {len(anchors)} anchors on chain matched, the newest over "
-                     f"{anchors[-1].tree_size} entries ({anchors[-1].label})")
+            kept += (f"; {len(anchors)} anchors on chain (AuditAnchor {args.anchors} owned by "
+                     f"{owner}) matched, the newest over {anchors[-1].tree_size} entries "
+                     f"({anchors[-1].label})")
         print(f"audit log {report.log_id!r} OK: {report.entries} entries, root "
               f"{report.root_hash.hex()}; {signed}{kept}; audit key "
               f"sha256:{key_fingerprint(public_key)}")
@@ -375,13 +376,13 @@ def _witnessed_head(spec: str, cluster: Path | None) -> tuple[str, SignedTreeHea
     return f"tree head witnessed by node {node_id} (size {head.tree_size})", head
 
 
-def _anchors(args: argparse.Namespace) -> list[Anchor]:
-    """Every anchor of ``--anchors`` read from ``--rpc``, straight from the chain: what the
-    OMS database says about its anchors is not consulted."""
+def _anchors(args: argparse.Namespace) -> tuple[str, list[Anchor]]:
+    """The contract's owner and every anchor of ``--anchors`` read from ``--rpc``, straight
+    from the chain: what the OMS database says about its anchors is not consulted."""
     if args.anchors is None:
         if args.rpc is not None:
             raise _UnusableInputError("--rpc is for --anchors CONTRACT")
-        return []
+        return "", []
     if args.rpc is None:
         raise _UnusableInputError("--anchors needs --rpc URL to read the chain")
     if args.from_block < 0:
@@ -392,7 +393,7 @@ def _anchors(args: argparse.Namespace) -> list[Anchor]:
         raise _UnusableInputError(str(exc)) from None
     endpoint = Web3Endpoint.http(args.rpc)
     try:
-        check_contract(endpoint, contract)
+        owner = check_contract(endpoint, contract)
         anchors = read_anchors(endpoint, contract, from_block=args.from_block)
     except (AnchorError, EndpointError, CallReverted) as exc:
         raise _UnusableInputError(f"--anchors {args.anchors}: {exc}") from None
@@ -400,7 +401,7 @@ def _anchors(args: argparse.Namespace) -> list[Anchor]:
         raise _UnusableInputError(f"--anchors {args.anchors}: no anchor on chain from block "
                                   f"{args.from_block} (wrong contract, or nothing anchored "
                                   "yet)")
-    return anchors
+    return owner, anchors
 
 
 def _parse_head(obj: object) -> SignedTreeHead:

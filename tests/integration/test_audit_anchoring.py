@@ -347,7 +347,9 @@ def test_an_honest_log_passes_against_the_anchors_and_the_witness(
                            "--cluster", str(instance.root / "cluster")) == EXIT_OK
     out = capsys.readouterr().out
     anchors = instance.anchors()
-    assert f"{len(anchors)} anchors on chain matched" in out
+    owner = AnchorAccount.from_private_key(ANCHOR_KEY).address
+    assert (f"{len(anchors)} anchors on chain (AuditAnchor {instance.contract} owned by "
+            f"{owner}) matched") in out
     assert anchors[-1].label in out and f"tree head witnessed by node {node}" in out
 
 

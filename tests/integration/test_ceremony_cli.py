@@ -114,6 +114,11 @@ def test_audit_key_names_the_oms_audit_key_in_cluster_toml(tmp_path: Path) -> No
     raw = first.public_key.public_bytes_raw()
     assert json.loads(stdout)["oms_public_key"] == raw.hex() and "restart the nodes" in err
     assert load_cluster_config(out / "cluster.toml").audit_key == raw
+    assert load_cluster_config(out / "cluster.toml").audit_max_head_age_s == 600
+    code, _, err = run("audit-key", out, "--oms-public-key", pem, "--max-head-age-seconds", 5)
+    assert code == 1 and "max_head_age_seconds" in err and err.count("\n") == 1
+    assert run("audit-key", out, "--oms-public-key", pem, "--max-head-age-seconds", 120)[0] == 0
+    assert load_cluster_config(out / "cluster.toml").audit_max_head_age_s == 120
     assert run("audit-key", out, "--oms-public-key", pem)[0] == 0  # the same key again
     pem = tmp_path / "other.pub.pem"
     write_public_key(pem, second.public_key)
