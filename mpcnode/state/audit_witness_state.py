@@ -29,7 +29,7 @@ from mpcnode.rpc import node_pb2 as pb
 from mpcnode.state.atomic_file import PUBLIC, write_atomic
 from zero_trust.audit_tree.audit_tree_errors import AuditTreeError, WitnessRefused
 from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead
-from zero_trust.audit_tree.witness import check_head_age, check_next_head
+from zero_trust.audit_tree.witness import check_next_head
 
 
 class WitnessStateError(MpcnodeError):
@@ -77,9 +77,9 @@ class AuditWitnessState:
         except AuditTreeError as exc:
             raise WitnessRefused(f"audit tree head refused: {exc}") from None
         proof: Sequence[bytes] = [bytes(node) for node in message.consistency_proof]
-        check_head_age(new, now_s, self._max_age_s)
         with self._lock:
-            if check_next_head(self._head, new, proof, self._key):
+            if check_next_head(self._head, new, proof, self._key, now_s=now_s,
+                               max_age_s=self._max_age_s):
                 write_atomic(self.head_file, canonical_json(new.to_json_object()), PUBLIC)
                 self._head = new
             return new

@@ -37,7 +37,7 @@ from oms_core.app.oms_errors import NotFound
 from oms_core.app.requests.request_signing import Signer
 from oms_core.app.service import OmsCore
 from oms_core.audit.signing_key import load_signer
-from oms_core.chain.audit_anchor import AnchorAccount, AnchorError, AnchorSender
+from oms_core.chain.audit_anchor import AnchorAccount, AnchorSender
 from oms_core.chain.oracles import (
     PoolSide,
     PoolSpotFeed,
@@ -171,7 +171,7 @@ def anchor_sender(settings: OmsSettings) -> AnchorSender | None:
                               confirmations=c.confirmations, max_fee_cap=c.max_fee_cap_wei,
                               timeout_s=a.confirm_timeout_s, poll_s=c.poll_s)
         sender.check()
-    except (AnchorError, OmsCoreError) as exc:
+    except OmsCoreError as exc:  # AnchorError, the endpoints' and node manager's errors
         raise StartupError(f"[audit.anchor] in {settings.path}: {exc}") from None
     return sender
 

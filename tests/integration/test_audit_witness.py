@@ -47,7 +47,7 @@ RP = RelyingParty("oms.test", "https://oms.test")
 CHAIN = 1337
 TREASURY = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
 AUDIT_KEY = AuditSigner.from_seed(b"\x11" * 32)
-MAX_HEAD_AGE_S = 20  # short, so that a head ages out within the test
+MAX_HEAD_AGE_S = 45  # short, so that a head ages out within the test; above a signing
 POLICY = f"""
 version = 1
 name = "audit-witness"
@@ -268,15 +268,22 @@ def test_nodes_refuse_an_older_inconsistent_foreign_or_missing_head(world: World
     world.sign_one()  # both signer pairs overlap: some node now holds a head of size > 1
     core = world.core
     newest = core.newest_head()
-    older = core.audit.tree_heads(core.conn)[0]
-    assert older.tree_size < min(s for s in map(world.witnessed, (1, 2, 3)) if s > 0)
+    first = core.audit.tree_heads(core.conn)[0]
+    assert first.tree_size < min(s for s in map(world.witnessed, (1, 2, 3)) if s > 0)
+
+    def now_ms() -> int:
+        """Each hostile head is dated now: the nodes must refuse it for what it is, not
+        for its age (max_head_age_seconds, tested below)."""
+        return int(time.time() * 1000)
+
+    older = AUDIT_KEY.sign(TreeHead(first.log_id, first.tree_size, first.root_hash, now_ms()))
     refused(world, HostileHeads(core, older, newest.tree_size), "older than the head of")
     grown = newest.tree_size + 5
-    bogus = AUDIT_KEY.sign(TreeHead(newest.log_id, grown, b"\x42" * 32,
-                                    newest.timestamp_ms + 1))
+    bogus = AUDIT_KEY.sign(TreeHead(newest.log_id, grown, b"\x42" * 32, now_ms()))
     refused(world, HostileHeads(core, bogus, newest.tree_size),
             "is not consistent with the head of")
-    foreign = AuditSigner.from_seed(b"\x22" * 32).sign(newest.head)
+    foreign = AuditSigner.from_seed(b"\x22" * 32).sign(
+        TreeHead(newest.log_id, newest.tree_size, newest.root_hash, now_ms()))
     refused(world, HostileHeads(core, foreign, newest.tree_size),
             "does not verify under the audit public key")
     refused(world, None, "must carry the OMS's newest signed tree head")

@@ -50,14 +50,18 @@ def check_head_age(new: SignedTreeHead, now_s: float, max_age_s: float) -> None:
 
 
 def check_next_head(witnessed: SignedTreeHead | None, new: SignedTreeHead,
-                    proof: Sequence[bytes], audit_key: Ed25519PublicKey) -> bool:
+                    proof: Sequence[bytes], audit_key: Ed25519PublicKey, *,
+                    now_s: float | None = None, max_age_s: float | None = None) -> bool:
     """Raise ``WitnessRefused`` unless ``new`` may follow ``witnessed`` (the head this
     witness holds, None if none); return True if ``new`` should replace it (it is not the
-    very head already held)."""
+    very head already held). With ``now_s`` and ``max_age_s`` the head must also be fresh
+    (``check_head_age``), checked once its signature holds: a forged head has no age."""
     try:
         new.verify(audit_key)
     except TreeHeadError as exc:
         raise WitnessRefused(f"audit tree head refused: {exc}") from None
+    if now_s is not None and max_age_s is not None:
+        check_head_age(new, now_s, max_age_s)
     if len(proof) > MAX_PROOF_NODES:
         raise WitnessRefused(f"audit tree head refused: a consistency proof has at most "
                              f"{MAX_PROOF_NODES} nodes, got {len(proof)}")

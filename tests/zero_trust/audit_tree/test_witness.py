@@ -96,3 +96,14 @@ def test_a_head_older_than_the_maximum_age_is_refused() -> None:
 def test_a_head_dated_ahead_of_the_clock_is_refused() -> None:
     with pytest.raises(WitnessRefused, match=r"dated 601 s ahead of this node's clock"):
         check_head_age(head(0, at=1_000_000), 399.0, 600)
+
+
+def test_the_age_is_checked_once_the_signature_holds() -> None:
+    """A forged head is refused as forged, whatever its date; a signed one for its age."""
+    with pytest.raises(WitnessRefused, match="does not verify"):
+        check_next_head(None, head(5, key=OTHER), [], KEY.public_key(), now_s=10**6,
+                        max_age_s=600)
+    with pytest.raises(WitnessRefused, match="s old"):
+        check_next_head(None, head(5), [], KEY.public_key(), now_s=10**6, max_age_s=600)
+    assert check_next_head(None, head(5, at=10**9), [], KEY.public_key(), now_s=10**6,
+                           max_age_s=600)
