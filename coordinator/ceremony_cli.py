@@ -18,6 +18,8 @@
     mpc-ceremony reshare DIR --key-id ID --to-nodes 1,2,4,6 --threshold 3
                                                           move key ID to a new committee;
                                                           DIR/transcripts/ID.reshare-<epoch>.json
+    mpc-ceremony audit-key DIR --oms-public-key PEM [--max-head-age-seconds S]
+                                                          nodes witness that OMS audit log
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from mpcnode.ceremony.cluster_file import (
     ClusterConfig,
     load_cluster_config,
     load_coordinator_config,
+    set_oms_audit_key,
 )
 from mpcnode.ceremony.cluster_init import (
     DEFAULT_KEY_LABEL,
@@ -282,6 +285,7 @@ def _check_same_identities(prior: transcript.Transcript, cluster: ClusterConfig)
             "transcript (an identity change since the ceremony); the transcript cannot record "
             "identity changes yet, so a refresh would leave it unverifiable: refusing")
 
+
 def cmd_add_node(args: argparse.Namespace) -> int:
     """A new node directory and cluster.toml entry; the node is given the verified public
     data and ceremony history of every key in keys.json, so that a reshare can move a
@@ -350,6 +354,23 @@ def cmd_reshare(args: argparse.Namespace) -> int:
     return _report(out, t)
 
 
+def cmd_audit_key(args: argparse.Namespace) -> int:
+    """Name the OMS audit key in cluster.toml; the nodes read it when they (re)start."""
+    path = args.dir.absolute() / "cluster.toml"
+    try:
+        pem = args.oms_public_key.read_bytes()
+    except OSError as exc:
+        raise ConfigError(args.oms_public_key, "(file)", f"cannot read: {exc.strerror}") \
+            from None
+    cfg = set_oms_audit_key(path, pem, replace=args.replace,
+                            max_head_age_s=args.max_head_age_seconds)
+    assert cfg.audit_key is not None
+    print(json.dumps({"cluster": str(path), "oms_public_key": cfg.audit_key.hex(),
+                      "max_head_age_seconds": cfg.audit_max_head_age_s}))
+    _say("restart the nodes (mpc-ceremony down/up) for them to witness this audit log")
+    return 0
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="mpc-ceremony", description=__doc__.splitlines()[0],
                                  formatter_class=argparse.RawDescriptionHelpFormatter,
@@ -399,6 +420,16 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("dir", type=Path)
     p.add_argument("--key-id", required=True)
     p.set_defaults(fn=cmd_refresh)
+    p = sub.add_parser("audit-key", help="set the OMS audit public key the nodes witness")
+    p.add_argument("dir", type=Path)
+    p.add_argument("--oms-public-key", type=Path, required=True,
+                   help="the OMS audit public key PEM (audit.pub.pem from oms init)")
+    p.add_argument("--replace", action="store_true",
+                   help="replace another key already in cluster.toml")
+    p.add_argument("--max-head-age-seconds", type=int, default=None,
+                   help="refuse tree heads dated further than this from a node's clock "
+                        "(default: as set, else 600)")
+    p.set_defaults(fn=cmd_audit_key)
     p = sub.add_parser("add-node", help="one more node (certificate, identity, config) "
                                         "under the same CA")
     p.add_argument("dir", type=Path)

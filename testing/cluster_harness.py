@@ -21,6 +21,7 @@ from pathlib import Path
 
 from coordinator.coordinator import Coordinator
 from mpcnode.ceremony.cluster_file import (
+    DEFAULT_MAX_HEAD_AGE_S,
     dump_cluster_config,
     load_cluster_config,
     load_coordinator_config,
@@ -60,20 +61,22 @@ def make_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = Fals
                  crash_after_consume: set[int] | None = None,
                  unauthorized_digests: bool = True,
                  primes_per_node: int = PRIMES_PER_NODE,
-                 audit_key: bytes | None = None) -> ClusterLayout:
+                 audit_key: bytes | None = None,
+                 audit_max_head_age_s: int = DEFAULT_MAX_HEAD_AGE_S) -> ClusterLayout:
     """``mpc-ceremony init`` plus TEST ONLY prime pools and test settings per node.
 
     ``unauthorized_digests`` (TEST ONLY) lets the nodes sign bare digests without a
     policy check, for the tests of the protocol and transport layers; the zero-trust
     tests turn it off, as production configs always are. ``audit_key`` (raw Ed25519)
     goes into cluster.toml as ``[audit] oms_public_key``: the nodes witness that OMS
-    audit log."""
+    audit log, refusing heads older than ``audit_max_head_age_s``."""
     base = free_port_base(nodes)
     layout = init_cluster(root, nodes, threshold, base_port=base,
                           metrics_base_port=base + 1000)
     if audit_key is not None:
         cluster_file = root / "cluster.toml"
-        cluster = dataclasses.replace(load_cluster_config(cluster_file), audit_key=audit_key)
+        cluster = dataclasses.replace(load_cluster_config(cluster_file), audit_key=audit_key,
+                                      audit_max_head_age_s=audit_max_head_age_s)
         cluster_file.write_text(dump_cluster_config(cluster))
     add_test_settings(root, nodes, metrics=metrics, crash_after_consume=crash_after_consume,
                       unauthorized_digests=unauthorized_digests, primes_per_node=primes_per_node)

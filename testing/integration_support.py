@@ -15,7 +15,7 @@ from cryptography.hazmat.primitives.asymmetric import ec, utils
 
 from coordinator import node_process
 from coordinator.coordinator import Coordinator
-from mpcnode.ceremony.cluster_file import load_coordinator_config
+from mpcnode.ceremony.cluster_file import DEFAULT_MAX_HEAD_AGE_S, load_coordinator_config
 from mpcnode.protocol.sign import Signature
 from testing.cluster_harness import PRIMES_PER_NODE, ProcessCluster, make_cluster
 
@@ -47,7 +47,8 @@ def stop_all(procs: ProcessCluster) -> None:
 def process_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = False,
                     crash_after_consume: set[int] | None = None,
                     unauthorized_digests: bool = True, primes_per_node: int = PRIMES_PER_NODE,
-                    audit_key: bytes | None = None
+                    audit_key: bytes | None = None,
+                    audit_max_head_age_s: int = DEFAULT_MAX_HEAD_AGE_S
                     ) -> Iterator[tuple[ProcessCluster, Coordinator]]:
     """``nodes`` real node processes (``cluster_harness.node_command``), all healthy, and a
     coordinator. Every process is stopped on exit, whatever happened. Each node's prime
@@ -55,7 +56,7 @@ def process_cluster(root: Path, nodes: int, threshold: int, *, metrics: bool = F
     make_cluster(root, nodes, threshold, metrics=metrics,
                  crash_after_consume=crash_after_consume,
                  unauthorized_digests=unauthorized_digests, primes_per_node=primes_per_node,
-                 audit_key=audit_key)
+                 audit_key=audit_key, audit_max_head_age_s=audit_max_head_age_s)
     procs = ProcessCluster(root)
     try:
         for i in range(1, nodes + 1):

@@ -17,9 +17,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from dataclasses import replace as replace_fields
 from pathlib import Path
 from typing import Annotated
 
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import Field
 
 from mpcnode.ceremony import pki
@@ -54,8 +57,13 @@ class AdminTable(StrictConfig):
     public_key: HexKey  # raw Ed25519 public key
 
 
+DEFAULT_MAX_HEAD_AGE_S = 600  # the OMS signs a fresh head for every sign request
+
+
 class AuditSection(StrictConfig):
     oms_public_key: HexKey  # raw Ed25519: the OMS audit key whose tree heads nodes witness
+    # A node refuses a head dated further than this from its own clock (either way).
+    max_head_age_seconds: Annotated[int, Field(ge=10, le=7 * 86400)] = DEFAULT_MAX_HEAD_AGE_S
 
 
 class NodeTable(StrictConfig):
@@ -100,6 +108,7 @@ class ClusterConfig:
     # The OMS audit key (raw Ed25519): set, every node witnesses the audit log and refuses
     # a sign request without a tree head it signed (zero_trust/audit_tree/witness.py).
     audit_key: bytes | None = None
+    audit_max_head_age_s: int = DEFAULT_MAX_HEAD_AGE_S
 
 
 @dataclass(frozen=True)
@@ -121,8 +130,10 @@ def load_cluster_config(path: Path) -> ClusterConfig:
                           f"got {doc.cluster.threshold}")
     admins, quorum = _admins(path, doc)
     audit_key = None if doc.audit is None else bytes.fromhex(doc.audit.oms_public_key)
+    max_age = DEFAULT_MAX_HEAD_AGE_S if doc.audit is None else doc.audit.max_head_age_seconds
     return ClusterConfig(name=doc.cluster.name, threshold=doc.cluster.threshold, nodes=nodes,
-                         path=path, admins=admins, admin_quorum=quorum, audit_key=audit_key)
+                         path=path, admins=admins, admin_quorum=quorum, audit_key=audit_key,
+                         audit_max_head_age_s=max_age)
 
 
 def _nodes(path: Path, tables: list[NodeTable]) -> dict[int, NodeEntry]:
@@ -175,7 +186,9 @@ def dump_cluster_config(cfg: ClusterConfig) -> str:
     doc = ClusterToml(
         cluster=ClusterSection(name=cfg.name, threshold=cfg.threshold),
         policy=PolicySection(admin_quorum=cfg.admin_quorum) if cfg.admins else None,
-        audit=AuditSection(oms_public_key=cfg.audit_key.hex()) if cfg.audit_key else None,
+        audit=AuditSection(oms_public_key=cfg.audit_key.hex(),
+                           max_head_age_seconds=cfg.audit_max_head_age_s)
+        if cfg.audit_key else None,
         admin=[AdminTable(id=a, public_key=key.hex()) for a, key in cfg.admins.items()],
         node=[NodeTable(id=e.id, address=e.address, signing_key=e.identity.signing_key_hex,
                         kex_key=e.identity.kex_key_hex,
@@ -198,3 +211,30 @@ def load_coordinator_config(root: Path) -> CoordinatorConfig:
     check_private_mode(key, key, "(file)")
     check_certificate(cert, "(file)", cert, ca, pki.ROLE_COORDINATOR)
     return CoordinatorConfig(ca=ca, cert=cert, key=key, cluster=cluster)
+
+
+def set_oms_audit_key(path: Path, public_key_pem: bytes, *, replace: bool = False,
+                      max_head_age_s: int | None = None) -> ClusterConfig:
+    """Write the OMS audit public key (a PEM Ed25519 key, as ``oms init`` writes
+    audit.pub.pem) into cluster.toml as ``[audit] oms_public_key``; the nodes witness that
+    log once restarted. Another key already there is kept unless ``replace``: a node's
+    witnessed head is signed by the old one, so a swap is a decision, not a typo."""
+    try:
+        key = serialization.load_pem_public_key(public_key_pem)
+    except ValueError:
+        raise ConfigError(path, "audit.oms_public_key", "the key file is not a PEM public "
+                                                        "key") from None
+    if not isinstance(key, Ed25519PublicKey):
+        raise ConfigError(path, "audit.oms_public_key", "the OMS audit key must be Ed25519, "
+                                                        f"not {type(key).__name__}")
+    raw = key.public_bytes_raw()
+    cfg = load_cluster_config(path)
+    if cfg.audit_key is not None and cfg.audit_key != raw and not replace:
+        raise ConfigError(path, "audit.oms_public_key",
+                          f"already names another OMS audit key ({cfg.audit_key.hex()[:16]}…); "
+                          "pass --replace to change it")
+    age = cfg.audit_max_head_age_s if max_head_age_s is None else max_head_age_s
+    validate(AuditSection, {"oms_public_key": raw.hex(), "max_head_age_seconds": age}, path)
+    updated = replace_fields(cfg, audit_key=raw, audit_max_head_age_s=age)
+    pki.write_public(path, dump_cluster_config(updated).encode())
+    return updated

@@ -305,7 +305,7 @@ class SignerNode:
         if not req.HasField("audit_witness"):
             raise WitnessRefused("this node witnesses the OMS audit log: a sign request "
                                  "must carry the OMS's newest signed tree head")
-        self.witness.witness(req.audit_witness)
+        self.witness.witness(req.audit_witness, now_s=self.clock())
 
     def witnessed_head(self) -> pb.WitnessedHeadResponse:
         """The newest audit tree head this node accepted (unset: none, or not a witness)."""

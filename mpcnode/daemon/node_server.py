@@ -337,7 +337,8 @@ def build_node(cfg: NodeConfig, hooks: NodeHooks = NO_HOOKS) -> tuple[SignerNode
     policy = PolicyState(cfg.data_dir, cluster.admins, cluster.admin_quorum)
     policy.attach(store)
     witness = (None if cluster.audit_key is None
-               else AuditWitnessState(cfg.data_dir, cluster.audit_key))
+               else AuditWitnessState(cfg.data_dir, cluster.audit_key,
+                                      cluster.audit_max_head_age_s))
     primes = hooks.primes or primes_from(cfg.prime_pool, rng)
     node = SignerNode(cfg.node_id, keys, identities, store, primes, rng,
                       threshold=cluster.threshold, policy=policy,

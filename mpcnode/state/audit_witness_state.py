@@ -51,10 +51,11 @@ def tree_head_from_proto(msg: pb.TreeHead) -> SignedTreeHead:
 class AuditWitnessState:
     """The witnessed head of one node; thread-safe (one check-and-replace at a time)."""
 
-    def __init__(self, data_dir: Path, audit_key: bytes) -> None:
+    def __init__(self, data_dir: Path, audit_key: bytes, max_age_s: float) -> None:
         self._dir = data_dir / "audit_witness"
         self._dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         self._key = Ed25519PublicKey.from_public_bytes(audit_key)
+        self._max_age_s = max_age_s
         self._lock = threading.Lock()
         self._head = self._load()
 
@@ -67,19 +68,41 @@ class AuditWitnessState:
         with self._lock:
             return self._head
 
-    def witness(self, message: pb.AuditWitness) -> SignedTreeHead:
+    def witness(self, message: pb.AuditWitness, *, now_s: float) -> SignedTreeHead:
         """Accept the head a sign request carries, or raise ``WitnessRefused`` naming why;
-        a newer head is on disk before this returns."""
+        a newer head is on disk before this returns. ``now_s``: the node's clock, which
+        the head's timestamp must be within the maximum age of."""
         try:
             new = tree_head_from_proto(message.head)
         except AuditTreeError as exc:
             raise WitnessRefused(f"audit tree head refused: {exc}") from None
         proof: Sequence[bytes] = [bytes(node) for node in message.consistency_proof]
         with self._lock:
-            if check_next_head(self._head, new, proof, self._key):
+            if check_next_head(self._head, new, proof, self._key, now_s=now_s,
+                               max_age_s=self._max_age_s):
                 write_atomic(self.head_file, canonical_json(new.to_json_object()), PUBLIC)
                 self._head = new
             return new
+
+    def pin(self, head: SignedTreeHead) -> bool:
+        """Start from ``head`` (an operator's pin, instead of trusting the first head a sign
+        request brings); True if written, False if it is the head already held. A node
+        holding another head is refused: a newer head needs the consistency proof that
+        signing brings, an older one would undo what the node witnessed."""
+        try:
+            head.verify(self._key)
+        except AuditTreeError as exc:
+            raise WitnessRefused(f"pinned head refused: {exc}") from None
+        with self._lock:
+            if self._head == head:
+                return False
+            if self._head is not None:
+                raise WitnessRefused(f"pinned head refused: this node already witnesses a head "
+                                     f"of {self._head.tree_size} entries; a pin is for a node "
+                                     "that has none")
+            write_atomic(self.head_file, canonical_json(head.to_json_object()), PUBLIC)
+            self._head = head
+            return True
 
     def _load(self) -> SignedTreeHead | None:
         if not self.head_file.exists():

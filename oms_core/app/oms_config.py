@@ -5,6 +5,10 @@
     [webauthn]  rp_id, origin: where approvers' assertions must come from
     [prices]    SYMBOL = "decimal USD": fixed prices until issue 5 brings oracles
     [audit]     signing_key, passphrase_file, public_key: the tree-head signing key
+    [audit.anchor]  interval_seconds, contract (an AuditAnchor owned by the anchor account),
+                key_file (that account's Ethereum keystore v3 JSON: it pays the gas and
+                holds nothing else), passphrase_file (mode 0600), confirm_timeout_seconds:
+                anchor the newest tree head on chain this often; needs [chain]
     [tls]       cert, key, ca: the OMS server certificate (from the cluster CA) and the
                 CA clients verify it with; without [tls] the OMS serves plaintext on a
                 loopback address only
@@ -43,6 +47,7 @@ and the dotted key. ``dump_settings`` writes the file back with tomli-w.
 
 from __future__ import annotations
 
+import json
 import os
 import re
 from collections.abc import Callable, Mapping
@@ -78,6 +83,21 @@ class TlsFiles:
     cert: Path
     key: Path
     ca: Path
+
+
+@dataclass(frozen=True)
+class AnchorSettings:
+    """[audit.anchor]: the OMS anchors its newest signed tree head's root on chain."""
+
+    interval_s: float
+    contract: str  # lower-case 0x; an AuditAnchor owned by the key in key_file
+    key_file: Path  # Ethereum keystore v3 JSON of the anchor account
+    passphrase_file: Path
+    confirm_timeout_s: float = 120.0
+
+    def read_passphrase(self, config: Path) -> bytes:
+        return read_private_file(config, "audit.anchor.passphrase_file",
+                                 self.passphrase_file)
 
 
 @dataclass(frozen=True)
@@ -171,21 +191,12 @@ class OmsSettings:
     metrics_listen: str | None = None
     chain: ChainSettingsFile | None = None
     oracles: OracleSettings | None = None
+    anchor: AnchorSettings | None = None
 
     def read_audit_passphrase(self) -> bytes:
         """The audit key's passphrase; the file must be private to its owner."""
-        try:
-            mode = os.stat(self.audit_passphrase_file).st_mode & 0o777
-            data = self.audit_passphrase_file.read_bytes()
-        except OSError as exc:
-            raise ConfigError(self.path, "audit.passphrase_file",
-                              f"cannot read {self.audit_passphrase_file}: {exc.strerror}") \
-                from None
-        if mode & 0o077:
-            raise ConfigError(self.path, "audit.passphrase_file",
-                              f"{self.audit_passphrase_file} may be read by other users "
-                              f"(mode {mode:04o}); chmod 600 it")
-        return data.strip()
+        return read_private_file(self.path, "audit.passphrase_file",
+                                 self.audit_passphrase_file)
 
     def core_config(self, cluster: ClusterConfig, chain: ChainConfig | None = None
                     ) -> OmsConfig:
@@ -194,6 +205,21 @@ class OmsSettings:
                          cluster.admin_quorum, request_ttl_s=self.request_ttl_s,
                          sessions=self.sessions, chain=chain,
                          nonce_at_signing=2 * cluster.threshold > len(cluster.nodes))
+
+
+def read_private_file(config: Path, key: str, file: Path) -> bytes:
+    """A passphrase file's content (stripped); the file must be private to its owner."""
+    try:
+        mode = os.stat(file).st_mode & 0o777
+        data = file.read_bytes()
+    except OSError as exc:
+        raise ConfigError(config, key, f"cannot read {file}: {exc.strerror}") from None
+    if mode & 0o077:
+        raise ConfigError(config, key, f"{file} may be read by other users "
+                                       f"(mode {mode:04o}); chmod 600 it")
+    if not data.strip():
+        raise ConfigError(config, key, f"{file} is empty")
+    return data.strip()
 
 
 def load_settings(path: Path) -> OmsSettings:
@@ -223,9 +249,7 @@ def dump_settings(settings: OmsSettings) -> str:
         "cluster": {"dir": rel(settings.cluster_dir)},
         "webauthn": {"rp_id": settings.rp.rp_id, "origin": settings.rp.origin},
         "prices": {k: decimal_text(v) for k, v in sorted(settings.prices.items())},
-        "audit": {"signing_key": rel(settings.audit_key),
-                  "passphrase_file": rel(settings.audit_passphrase_file),
-                  "public_key": rel(settings.audit_public_key)},
+        "audit": _audit_doc(settings, rel),
     }
     if settings.tls is not None:
         doc["tls"] = {"cert": rel(settings.tls.cert), "key": rel(settings.tls.key),
@@ -247,6 +271,19 @@ def dump_settings(settings: OmsSettings) -> str:
     if settings.oracles is not None:
         doc["oracles"] = _oracles_doc(settings.oracles)
     return dumps(doc, header=_HEADER)
+
+
+def _audit_doc(settings: OmsSettings, rel: Callable[[Path], str]) -> dict[str, Any]:
+    doc: dict[str, Any] = {"signing_key": rel(settings.audit_key),
+                           "passphrase_file": rel(settings.audit_passphrase_file),
+                           "public_key": rel(settings.audit_public_key)}
+    a = settings.anchor
+    if a is not None:
+        doc["anchor"] = {"interval_seconds": a.interval_s, "contract": a.contract,
+                         "key_file": rel(a.key_file),
+                         "passphrase_file": rel(a.passphrase_file),
+                         "confirm_timeout_seconds": a.confirm_timeout_s}
+    return doc
 
 
 def _oracles_doc(o: OracleSettings) -> dict[str, Any]:
@@ -340,10 +377,19 @@ class _WebauthnSection(StrictConfig):
     origin: Annotated[str, AfterValidator(_origin)]
 
 
+class _AnchorSection(StrictConfig):
+    interval_seconds: Annotated[float, Field(ge=1, le=7 * 86400)]
+    contract: Annotated[str, AfterValidator(_address)]
+    key_file: _Text
+    passphrase_file: _Text
+    confirm_timeout_seconds: Annotated[float, Field(gt=0, le=86400)] = 120.0
+
+
 class _AuditSection(StrictConfig):
     signing_key: _Text
     passphrase_file: _Text
     public_key: _Text
+    anchor: _AnchorSection | None = None
 
 
 class _TlsSection(StrictConfig):
@@ -506,6 +552,13 @@ class _OmsToml(StrictConfig):
     oracles: _OraclesSection | None = None
 
     @model_validator(mode="after")
+    def _anchor_needs_chain(self) -> _OmsToml:
+        if self.audit.anchor is not None and self.chain is None:
+            raise ValueError("[audit.anchor] needs [chain]: its endpoints send and confirm "
+                             "the anchors")
+        return self
+
+    @model_validator(mode="after")
     def _oracle_endpoints(self) -> _OmsToml:
         if self.oracles is None:
             return self
@@ -525,6 +578,7 @@ def _settings(path: Path, doc: _OmsToml) -> OmsSettings:
         return Path(os.path.normpath(p if p.is_absolute() else path.parent / p))
 
     tls, sessions = doc.tls, doc.sessions
+    anchor = None if doc.audit.anchor is None else _anchor_settings(path, doc.audit.anchor, at)
     return OmsSettings(
         path=path, db=at(doc.oms.db), listen=doc.oms.listen, key_id=doc.oms.key_id,
         cluster_dir=at(doc.cluster.dir), rp=RelyingParty(doc.webauthn.rp_id, doc.webauthn.origin),
@@ -547,7 +601,30 @@ def _settings(path: Path, doc: _OmsToml) -> OmsSettings:
             doc.oracles.min_sources, tuple(OracleSource(
                 s.asset, s.name, s.kind, s.price, s.pool or "", s.asset_is_token0,
                 s.asset_decimals, s.quote_decimals, s.quote_usd, s.min_quote_reserve,
-                s.endpoint or "") for s in doc.oracles.sources)))
+                s.endpoint or "") for s in doc.oracles.sources)),
+        anchor=anchor)
+
+
+def _anchor_settings(path: Path, a: _AnchorSection, at: Callable[[str], Path]
+                     ) -> AnchorSettings:
+    """[audit.anchor], its files checked now: a typo there would otherwise surface only at
+    the first anchor, after the OMS has been serving unanchored."""
+    settings = AnchorSettings(a.interval_seconds, a.contract, at(a.key_file),
+                              at(a.passphrase_file), a.confirm_timeout_seconds)
+    key = "audit.anchor.key_file"
+    try:
+        keystore = json.loads(settings.key_file.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(path, key, f"cannot read {settings.key_file}: {exc.strerror}") \
+            from None
+    except ValueError:
+        raise ConfigError(path, key, f"{settings.key_file} is not JSON") from None
+    if not (isinstance(keystore, dict) and keystore.get("version") == 3
+            and isinstance(keystore.get("crypto", keystore.get("Crypto")), dict)):
+        raise ConfigError(path, key, f"{settings.key_file} is not an Ethereum keystore "
+                                     "(version 3 JSON with a crypto section)")
+    settings.read_passphrase(path)
+    return settings
 
 
 def _chain_settings(c: _ChainSection, at: Callable[[str], Path]) -> ChainSettingsFile:

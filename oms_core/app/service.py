@@ -18,6 +18,7 @@ import threading
 import time
 from collections.abc import Callable
 
+from oms_core.app.audit_anchoring import AnchorRecord, AuditAnchoring
 from oms_core.app.chain_gateway import ChainGateway
 from oms_core.app.circuit_breakers import CircuitBreakers
 from oms_core.app.core_context import DAY_S, CoreContext, OmsConfig
@@ -79,6 +80,7 @@ class OmsCore:
         self.assignments = SigningAssignments(conn, self.audit, clock)
         self._approvals = RequestApprovals(ctx, self._signing)
         self._emergency = EmergencyActions(ctx, self._intake)
+        self._anchoring = AuditAnchoring(ctx, self.newest_head)
 
     @property
     def config(self) -> OmsConfig:
@@ -197,3 +199,11 @@ class OmsCore:
     def consistency_proof(self, old_size: int, new_size: int) -> list[bytes]:
         with self.context.lock:
             return self.audit.consistency_proof(self.conn, old_size, new_size)
+
+    # Anchoring on chain (``audit_anchoring``; the daemon sends the transactions).
+
+    def head_to_anchor(self) -> SignedTreeHead | None:
+        return self._anchoring.head_to_anchor()
+
+    def record_anchor(self, record: AnchorRecord) -> None:
+        self._anchoring.record(record)

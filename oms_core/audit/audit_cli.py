@@ -2,6 +2,7 @@
 
     oms audit verify --db oms.sqlite3 --public-key audit.pub.pem [--tree-head HEAD.json …]
                      [--witness HEAD.json | --witness node:ID --cluster DIR …]
+                     [--anchors CONTRACT --rpc URL [--from-block N]]
     oms audit head --db oms.sqlite3
     oms audit prove inclusion --db oms.sqlite3 --index I [--tree-size N] > proof.json
     oms audit prove consistency --db oms.sqlite3 --old-size M [--new-size N] > proof.json
@@ -13,7 +14,10 @@ short together with its own tree heads. ``verify --witness`` does the same with 
 a signer node witnessed (``WitnessedHead``, read over the coordinator's mTLS identity from
 the cluster directory ``--cluster``) or a head saved from one: the nodes keep the newest
 head every sign request carried, so a log rewritten with recomputed hashes, or cut short,
-with its tree heads deleted no longer gives the witnessed root. ``prove`` prints a proof
+with its tree heads deleted no longer gives the witnessed root. ``verify --anchors`` does
+the same with every root the OMS anchored on chain (``AuditAnchor``), read with eth_getLogs
+from ``--rpc``: nothing about the anchors is taken from the database, and a defect names
+the anchor's block and transaction. ``prove`` prints a proof
 against a *signed* head (of exactly the requested size), so ``check-proof`` needs nothing
 but the proof file and the audit public key. The database is opened read-only.
 
@@ -38,6 +42,8 @@ import grpc
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from coordinator.node_client import NodeClient
+from ethereum.addresses import parse_address
+from ethereum.ethereum_errors import EthereumError
 from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.core.config_schema import ConfigError
 from mpcnode.state.audit_witness_state import tree_head_from_proto
@@ -53,6 +59,9 @@ from oms_core.audit.entry import entry_from_json_object
 from oms_core.audit.log import AuditLog
 from oms_core.audit.signing_key import key_fingerprint, load_public_key
 from oms_core.audit.verify import verify_log
+from oms_core.chain.audit_anchor import Anchor, AnchorError, check_contract, read_anchors
+from oms_core.chain.endpoints import CallReverted, EndpointError
+from oms_core.chain.web3_endpoint import Web3Endpoint
 from oms_core.oms_core_errors import OmsCoreError
 from zero_trust.audit_tree.merkle import verify_consistency, verify_inclusion
 from zero_trust.audit_tree.tree_head import SignedTreeHead
@@ -93,6 +102,13 @@ def register(subcommands: argparse._SubParsersAction[argparse.ArgumentParser]) -
     verify.add_argument("--cluster", type=Path,
                         help="cluster directory (cluster.toml, ca/, coordinator/) to reach "
                              "the nodes named by --witness node:ID")
+    verify.add_argument("--anchors", metavar="CONTRACT",
+                        help="the AuditAnchor contract the OMS anchors its roots in: every "
+                             "anchor read from the chain must match the log (needs --rpc)")
+    verify.add_argument("--rpc", metavar="URL",
+                        help="a JSON-RPC endpoint of the chain holding --anchors")
+    verify.add_argument("--from-block", type=int, default=0,
+                        help="first block to read anchors from (the contract's deployment)")
     verify.set_defaults(handler=_run_verify)
 
     head = actions.add_parser("head", help="print the newest signed tree head as JSON")
@@ -140,10 +156,12 @@ def _run_verify(args: argparse.Namespace) -> int:
         public_key = load_public_key(args.public_key)
         trusted = [_read_tree_head(path) for path in args.tree_head]
         witnessed = [_witnessed_head(spec, args.cluster) for spec in args.witness]
+        owner, anchors = _anchors(args)
         with _open_db(args.db) as conn:
             try:
                 report = verify_log(conn, public_key, trusted_heads=trusted,
-                                    witnessed_heads=witnessed)
+                                    witnessed_heads=witnessed,
+                                    anchored_roots=[a.root() for a in anchors])
             except AuditVerificationError as exc:
                 print(f"audit log DEFECT: {exc}", file=sys.stderr)
                 return EXIT_DEFECT
@@ -154,6 +172,10 @@ def _run_verify(args: argparse.Namespace) -> int:
         kept = (f"; {report.trusted_heads} externally kept tree heads matched"
                 if report.trusted_heads else "")
         kept += "".join(f"; {label} matched" for label, _ in witnessed)
+        if anchors:
+            kept += (f"; {len(anchors)} anchors on chain (AuditAnchor {args.anchors} owned by "
+                     f"{owner}) matched, the newest over {anchors[-1].tree_size} entries "
+                     f"({anchors[-1].label})")
         print(f"audit log {report.log_id!r} OK: {report.entries} entries, root "
               f"{report.root_hash.hex()}; {signed}{kept}; audit key "
               f"sha256:{key_fingerprint(public_key)}")
@@ -352,6 +374,34 @@ def _witnessed_head(spec: str, cluster: Path | None) -> tuple[str, SignedTreeHea
                                   "[audit] oms_public_key in its cluster.toml?)")
     head = _parsed(lambda: tree_head_from_proto(answer.head))
     return f"tree head witnessed by node {node_id} (size {head.tree_size})", head
+
+
+def _anchors(args: argparse.Namespace) -> tuple[str, list[Anchor]]:
+    """The contract's owner and every anchor of ``--anchors`` read from ``--rpc``, straight
+    from the chain: what the OMS database says about its anchors is not consulted."""
+    if args.anchors is None:
+        if args.rpc is not None:
+            raise _UnusableInputError("--rpc is for --anchors CONTRACT")
+        return "", []
+    if args.rpc is None:
+        raise _UnusableInputError("--anchors needs --rpc URL to read the chain")
+    if args.from_block < 0:
+        raise _UnusableInputError("--from-block must not be negative")
+    try:
+        contract = "0x" + parse_address(args.anchors, "--anchors").hex()
+    except EthereumError as exc:
+        raise _UnusableInputError(str(exc)) from None
+    endpoint = Web3Endpoint.http(args.rpc)
+    try:
+        owner = check_contract(endpoint, contract)
+        anchors = read_anchors(endpoint, contract, from_block=args.from_block)
+    except (AnchorError, EndpointError, CallReverted) as exc:
+        raise _UnusableInputError(f"--anchors {args.anchors}: {exc}") from None
+    if not anchors:
+        raise _UnusableInputError(f"--anchors {args.anchors}: no anchor on chain from block "
+                                  f"{args.from_block} (wrong contract, or nothing anchored "
+                                  "yet)")
+    return owner, anchors
 
 
 def _parse_head(obj: object) -> SignedTreeHead:

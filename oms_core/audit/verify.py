@@ -14,7 +14,9 @@ tree head at fault. In order:
    from the entries' content, and the RFC 9162 §2.1.4.2 consistency proof from the
    previous head's size, built from the recomputed tree, verifies against both signed
    roots;
-4. no head covers more entries than the log holds ("entry 40 missing … (truncated?)").
+4. no head covers more entries than the log holds ("entry 40 missing … (truncated?)");
+5. every root anchored on chain (``anchored_roots``) is the root of a stored signed head of
+   its size: the OMS anchors only heads it signed and kept.
 
 One pass, O(log n) memory: leaf hashes stream through a ``MerkleFrontier``, and the
 subtree hashes the consistency proofs need are caught as the frontier forms them.
@@ -23,7 +25,8 @@ What it cannot see: entries after the newest signed head are protected only by t
 chain, which anyone able to write the file can recompute; and deleting the newest entries
 together with the heads that cover them leaves a shorter, sound log. Against both, keep
 tree heads outside the database (``oms audit head``) and pass them as ``trusted_heads``,
-or pass the heads the signer nodes witnessed (``witnessed_heads``, ``--witness``).
+pass the heads the signer nodes witnessed (``witnessed_heads``, ``--witness``), or the
+roots the OMS anchored on chain (``anchored_roots``, ``--anchors``).
 """
 
 from __future__ import annotations
@@ -36,6 +39,7 @@ from dataclasses import dataclass
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from ethereum.hashing import keccak256
 from oms_core.audit.audit_errors import (
     AuditError,
     AuditLogError,
@@ -67,33 +71,81 @@ class VerifyReport:
     trusted_heads: int  # externally kept tree heads checked
     latest_tree_head: SignedTreeHead | None  # newest stored head
     unsigned_entries: int  # entries after the newest head: guarded by the chain alone
+    anchored_roots: int = 0  # roots anchored on chain checked
+
+
+def log_id_hash(log_id: str) -> bytes:
+    """The ``logId`` an anchor carries (contracts/AuditAnchor.sol): Keccak-256 of the log
+    id's UTF-8 text."""
+    return keccak256(log_id.encode("utf-8"))
+
+
+@dataclass(frozen=True)
+class AnchoredRoot:
+    """A root the OMS anchored on chain (``oms_core.chain.audit_anchor``): not signed by
+    the audit key, but mined, so the OMS host cannot take it back."""
+
+    label: str  # where it is on chain: "anchor in block 12 tx 0x… (size 40)"
+    log_id_hash: bytes  # Keccak-256 of the log id, as the contract was given it
+    tree_size: int
+    root_hash: bytes
 
 
 @dataclass(frozen=True)
 class _Head:
-    label: str  # "tree head #3 (size 40)" or "trusted tree head (size 40)"
-    head: SignedTreeHead
+    label: str  # "tree head #3 (size 40)", "trusted tree head (size 40)" or an anchor's
+    tree_size: int
+    root_hash: bytes
+    head: SignedTreeHead | None  # None for an anchored root
+
+    @classmethod
+    def signed(cls, label: str, head: SignedTreeHead) -> _Head:
+        return cls(label, head.tree_size, head.root_hash, head)
 
 
 def verify_log(conn: sqlite3.Connection, public_key: Ed25519PublicKey, *,
                trusted_heads: Iterable[SignedTreeHead] = (),
-               witnessed_heads: Iterable[tuple[str, SignedTreeHead]] = ()) -> VerifyReport:
+               witnessed_heads: Iterable[tuple[str, SignedTreeHead]] = (),
+               anchored_roots: Iterable[AnchoredRoot] = ()) -> VerifyReport:
     """Check the whole log in ``conn``; raise ``AuditVerificationError`` at the first
     defect (``AuditLogError`` if the database holds no audit log at all).
     ``witnessed_heads`` are heads kept by the signer nodes, with the label a defect names
     them by ("tree head witnessed by node 2 (size 40)"); they are checked as trusted
-    heads."""
+    heads. ``anchored_roots`` are checked the same way, except that instead of a signature
+    each must carry ``log_id_hash`` of this log's id: the first ``tree_size`` entries must
+    give the anchored root, and so must the ones every later head or anchor covers."""
     log_id = _log_id(conn)
     stored = _checked_stored_heads(conn, log_id, public_key)
-    trusted = [_Head(f"trusted tree head (size {h.tree_size})", h) for h in trusted_heads]
-    trusted += [_Head(label, h) for label, h in witnessed_heads]
+    trusted = [_Head.signed(f"trusted tree head (size {h.tree_size})", h)
+               for h in trusted_heads]
+    trusted += [_Head.signed(label, h) for label, h in witnessed_heads]
     for item in trusted:
         _check_authentic(item, log_id, public_key)
-    heads = sorted(stored + trusted, key=lambda item: item.head.tree_size)
+    anchored = [_anchored(root, log_id) for root in anchored_roots]
+    heads = sorted(stored + trusted + anchored, key=lambda item: item.tree_size)
     entries, root = _check_entries(conn, heads)
+    _check_anchored_heads_kept(anchored, stored)
     latest = stored[-1].head if stored else None
     return VerifyReport(log_id, entries, root, len(stored), len(trusted), latest,
-                        entries - (latest.tree_size if latest else 0))
+                        entries - (latest.tree_size if latest else 0), len(anchored))
+
+
+def _check_anchored_heads_kept(anchored: Sequence[_Head], stored: Sequence[_Head]) -> None:
+    """The OMS anchors only a head it signed and stored: an anchored root without its
+    stored head means the heads were deleted (or the anchor key anchored a head the audit
+    key never signed)."""
+    kept = {(item.tree_size, item.root_hash) for item in stored}
+    for item in anchored:
+        if (item.tree_size, item.root_hash) not in kept:
+            raise _head_defect(item, f"no signed tree head of {item.tree_size} entries with "
+                                     "this root is in the database (tree heads deleted?)")
+
+
+def _anchored(root: AnchoredRoot, log_id: str) -> _Head:
+    if root.log_id_hash != log_id_hash(log_id):
+        raise AuditVerificationError(f"{root.label}: anchors another log than {log_id!r} "
+                                     "(the log id was changed?)", tree_head=root.label)
+    return _Head(root.label, root.tree_size, root.root_hash, None)
 
 
 def _log_id(conn: sqlite3.Connection) -> str:
@@ -124,7 +176,8 @@ def _checked_stored_heads(conn: sqlite3.Connection, log_id: str,
         if stored.head is None:
             raise AuditVerificationError(f"tree head #{stored.seq}: {stored.problem} "
                                          "(edited?)", tree_head=f"tree head #{stored.seq}")
-        item = _Head(f"tree head #{stored.seq} (size {stored.head.tree_size})", stored.head)
+        item = _Head.signed(f"tree head #{stored.seq} (size {stored.head.tree_size})",
+                            stored.head)
         _check_authentic(item, log_id, public_key)
         if checked:
             _check_follows(item, checked[-1])
@@ -133,6 +186,7 @@ def _checked_stored_heads(conn: sqlite3.Connection, log_id: str,
 
 
 def _check_authentic(item: _Head, log_id: str, public_key: Ed25519PublicKey) -> None:
+    assert item.head is not None  # only signed heads are checked for a signature
     if item.head.log_id != log_id:
         raise _head_defect(item, f"signed for log {item.head.log_id!r}, not {log_id!r}")
     try:
@@ -143,7 +197,8 @@ def _check_authentic(item: _Head, log_id: str, public_key: Ed25519PublicKey) -> 
 
 
 def _check_follows(item: _Head, previous: _Head) -> None:
-    if item.head.tree_size < previous.head.tree_size:
+    assert item.head is not None and previous.head is not None  # stored heads are signed
+    if item.tree_size < previous.tree_size:
         raise _head_defect(item, f"covers fewer entries than {previous.label} (rolled back?)")
     if item.head.timestamp_ms < previous.head.timestamp_ms:
         raise _head_defect(item, f"is dated before {previous.label}")
@@ -153,7 +208,7 @@ def _check_entries(conn: sqlite3.Connection, heads: Sequence[_Head]) -> tuple[in
     """Steps 2–4: one pass over the entries, checking each head when its size is reached."""
     by_size: dict[int, list[_Head]] = defaultdict(list)
     for item in heads:
-        by_size[item.head.tree_size].append(item)
+        by_size[item.tree_size].append(item)
     sizes = sorted(by_size)
     collector = _ProofNodeCollector(zip([0, *sizes], sizes, strict=False))
     frontier = MerkleFrontier()
@@ -174,7 +229,7 @@ def _check_entries(conn: sqlite3.Connection, heads: Sequence[_Head]) -> tuple[in
     beyond = [item for size in sizes if size > frontier.size for item in by_size[size]]
     if beyond:
         raise AuditVerificationError(
-            f"entry {frontier.size} missing: {beyond[0].label} covers {beyond[0].head.tree_size}"
+            f"entry {frontier.size} missing: {beyond[0].label} covers {beyond[0].tree_size}"
             f" entries but the log ends after {frontier.size} (truncated?)",
             index=frontier.size, tree_head=beyond[0].label)
     return frontier.size, frontier.root()
@@ -195,15 +250,16 @@ def _check_heads_at(size: int, by_size: dict[int, list[_Head]], frontier: Merkle
         return last_good
     root = frontier.root()
     for item in by_size[size]:
-        if not hmac.compare_digest(item.head.root_hash, root):
+        if not hmac.compare_digest(item.root_hash, root):
             raise AuditVerificationError(
-                f"entry {last_good}..{size - 1}: the entries do not give the root signed in "
-                f"{item.label} (one of them rewritten with recomputed hashes?)",
+                f"entry {last_good}..{size - 1}: the entries do not give the root "
+                f"{'signed in' if item.head is not None else 'of'} {item.label} (one of "
+                "them rewritten with recomputed hashes?)",
                 index=last_good, tree_head=item.label)
     if last_good:
         old = by_size[last_good][0]
         try:
-            verify_consistency(last_good, size, old.head.root_hash, root,
+            verify_consistency(last_good, size, old.root_hash, root,
                                collector.proof(last_good, size))
         except MerkleProofError as exc:
             raise AuditVerificationError(f"{by_size[size][0].label} is not consistent with "

@@ -1,4 +1,4 @@
-"""The compiled test contracts (``contracts/artifacts/*.json``, written by contracts/build.py).
+"""The compiled contracts (``contracts/artifacts/*.json``, written by contracts/build.py).
 
 Deploying code that was not built from the committed source would make every test about the
 token and the pool a test of something else, so ``load`` can refuse an artifact whose recorded
@@ -20,6 +20,7 @@ ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"
 
 TOKEN = "Token"
 POOL = "ConstantProductPool"
+AUDIT_ANCHOR = "AuditAnchor"
 
 
 class ArtifactError(OmsCoreError):

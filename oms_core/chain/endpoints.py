@@ -49,7 +49,7 @@ class CallRequest:
     """An eth_call / eth_estimateGas request (the exact transaction, from the sender)."""
 
     sender: str
-    to: str
+    to: str  # "" estimates a contract creation (``data`` is then the creation code)
     data: bytes = b""
     value: int = 0
     gas: int | None = None

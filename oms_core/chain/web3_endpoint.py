@@ -25,7 +25,7 @@ from web3.exceptions import (
     TransactionNotFound,
     Web3RPCError,
 )
-from web3.types import BlockIdentifier, TxParams
+from web3.types import BlockIdentifier, FilterParams, TxParams
 
 from ethereum.addresses import checksummed
 from ethereum.hashing import keccak256
@@ -234,14 +234,30 @@ class Web3Endpoint:
         return self._run("eth_maxPriorityFeePerGas",
                          lambda: int(self.w3.eth.max_priority_fee))
 
+    def code(self, address: str) -> bytes:
+        """The deployed code at ``address`` (empty for an account without code)."""
+        account = checksummed(address)
+        return self._run("eth_getCode", lambda: _hexbytes(self.w3.eth.get_code(account)))
+
+    def logs(self, address: str, topics: list[bytes], from_block: int, to_block: int
+             ) -> list[dict[str, Any]]:
+        """The logs ``address`` emitted in blocks from_block … to_block whose leading
+        topics are ``topics`` (eth_getLogs), in chain order."""
+        params = cast(FilterParams, {
+            "address": checksummed(address), "fromBlock": from_block, "toBlock": to_block,
+            "topics": ["0x" + t.hex() for t in topics]})
+        return self._run("eth_getLogs",
+                         lambda: [dict(entry) for entry in self.w3.eth.get_logs(params)])
+
 
 def _params(request: CallRequest) -> TxParams:
     params: dict[str, Any] = {
         "from": checksummed(request.sender),
-        "to": checksummed(request.to),
         "data": "0x" + request.data.hex(),
         "value": request.value,
     }
+    if request.to:
+        params["to"] = checksummed(request.to)
     if request.gas is not None:
         params["gas"] = request.gas
     return cast(TxParams, params)

@@ -12,6 +12,7 @@
     oms policy propose FILE.toml | get | approve HASH --admin-key FILE
     oms address-book add --label L --address 0x… --kind wallet|contract [--selector 0x…]
     oms audit …                                          offline audit checks (--db)
+    oms anchor new-key | deploy                          the on-chain audit anchor's set-up
     oms risk report --config oms.toml [--json]           the scenario table
     oms resolve ID --as confirmed|failed --reason T --operator NAME [--config oms.toml]
                                                          settle an in-flight request (audited)
@@ -44,6 +45,7 @@ from mpcnode.core.config_schema import ConfigError
 from oms_core.audit import audit_cli
 from oms_core.audit.audit_errors import AuditError, AuditTreeError
 from oms_core.cli import (
+    anchor_commands,
     demo_command,
     emergency_commands,
     policy_commands,
@@ -101,6 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
     emergency_commands.register(commands, connect)
     policy_commands.register(commands, connect)
     audit_cli.register(commands)
+    anchor_commands.register(commands)
     risk_command.register(commands)
     resolve_command.register(commands)
     return parser

@@ -1,7 +1,8 @@
 """``oms serve``: the OMS daemon, put together from ``oms.toml`` and run until SIGTERM.
 
 The core signs through the coordinator over the real signer nodes (``CoordinatorSigner``),
-prices from the fixed table, and signs audit tree heads with the audit key. On first start
+prices from the fixed table, and signs audit tree heads with the audit key; with
+[audit.anchor] a thread anchors the newest head on chain every ``interval_seconds``. On first start
 it adopts the configured admin-signed bootstrap bundle (pushed to every node, which
 verifies the admin quorum itself). SIGTERM or SIGINT: stop taking calls, let running ones
 finish, close the core and the coordinator.
@@ -28,6 +29,7 @@ from ethereum.addresses import ethereum_address
 from mpcnode.ceremony.cluster_file import load_coordinator_config
 from mpcnode.crypto.group import Point
 from mpcnode.transport.net_address import parse_address, refuse_taken
+from oms_core.app.audit_anchoring import AnchorRecord
 from oms_core.app.chain_gateway import ChainConfig, ChainSettings
 from oms_core.app.circuit_breakers import TvlWatch
 from oms_core.app.oms_config import OmsSettings
@@ -35,6 +37,7 @@ from oms_core.app.oms_errors import NotFound
 from oms_core.app.requests.request_signing import Signer
 from oms_core.app.service import OmsCore
 from oms_core.audit.signing_key import load_signer
+from oms_core.chain.audit_anchor import AnchorAccount, AnchorSender
 from oms_core.chain.oracles import (
     PoolSide,
     PoolSpotFeed,
@@ -168,6 +171,52 @@ def _check_chain(core: CoreThread, coordinator: Coordinator, settings: OmsSettin
                            f"{settings.key_id.hex()[:16]}… ({address})")
 
 
+def anchor_sender(settings: OmsSettings) -> AnchorSender | None:
+    """The [audit.anchor] sender, its account unlocked and checked against the contract's
+    owner (``StartupError`` naming the key otherwise)."""
+    a, c = settings.anchor, settings.chain
+    if a is None:
+        return None
+    assert c is not None  # the schema requires [chain] with [audit.anchor]
+    try:
+        account = AnchorAccount.from_keystore(a.key_file, a.read_passphrase(settings.path))
+        sender = AnchorSender([Web3Endpoint.http(url, name) for name, url in c.endpoints.items()],
+                              account, a.contract, chain_id=c.chain_id,
+                              confirmations=c.confirmations, max_fee_cap=c.max_fee_cap_wei,
+                              timeout_s=a.confirm_timeout_s, poll_s=c.poll_s)
+        sender.check()
+    except OmsCoreError as exc:  # AnchorError, the endpoints' and node manager's errors
+        raise StartupError(f"[audit.anchor] in {settings.path}: {exc}") from None
+    return sender
+
+
+def anchor_once(core: CoreThread, sender: AnchorSender, chain_id: int) -> AnchorRecord | None:
+    """Anchor the newest head if entries were added since the last anchor; the transaction
+    is sent and confirmed off the core's thread, then recorded in the log."""
+    head = core.run(lambda c: c.head_to_anchor())
+    if head is None:
+        return None
+    tx_hash, block = sender.anchor(head.log_id, head.tree_size, head.root_hash)
+    record = AnchorRecord(head, chain_id, sender.contract, tx_hash, block)
+    core.run(lambda c: c.record_anchor(record))
+    log.info(json.dumps({"event": "audit_anchored", "tree_size": head.tree_size,
+                         "root_hash": head.root_hash.hex(), "tx_hash": "0x" + tx_hash.hex(),
+                         "block_number": block}))
+    return record
+
+
+def _keep_anchoring(core: CoreThread, settings: OmsSettings, sender: AnchorSender | None,
+                    stop: threading.Event) -> None:
+    if sender is None or settings.anchor is None or settings.chain is None:
+        return
+    while not stop.wait(settings.anchor.interval_s):
+        try:
+            anchor_once(core, sender, settings.chain.chain_id)
+        except Exception as exc:  # the next round anchors a newer head
+            log.warning(json.dumps({"event": "audit_anchor_failed",
+                                    "error": f"{type(exc).__name__}: {exc}"}))
+
+
 def recover(core: CoreThread, budget_s: float, *, startup: bool = True) -> None:
     """One recovery round (``RequestSigning.recover``), its outcome logged."""
     result = core.run(lambda c: c.recover(budget_s, startup=startup))
@@ -234,6 +283,7 @@ def serve(settings: OmsSettings, *, stop: threading.Event | None = None,
         refuse_taken(*parse_address(settings.metrics_listen))
     holder: list[CoreThread] = []
     metrics = OmsMetrics(lambda fn: holder[0].run(fn), chain_heads(settings))
+    anchors = anchor_sender(settings)
     with _stop_event(stop) as event, \
             open_core(settings, lambda s: TimedSigner(s, metrics)) as core:
         holder.append(core)
@@ -242,6 +292,10 @@ def serve(settings: OmsSettings, *, stop: threading.Event | None = None,
             keeper = threading.Thread(target=_keep_recovering, args=(core, settings, event),
                                       name="oms-recovery", daemon=True)
             keeper.start()
+            anchoring = threading.Thread(target=_keep_anchoring,
+                                         args=(core, settings, anchors, event),
+                                         name="oms-anchoring", daemon=True)
+            anchoring.start()
             if settings.metrics_listen is not None:
                 metrics.serve(settings.metrics_listen)
                 log.info(json.dumps({"event": "metrics", "listen": settings.metrics_listen}))
@@ -249,6 +303,7 @@ def serve(settings: OmsSettings, *, stop: threading.Event | None = None,
                 on_ready(port)
             event.wait()
             keeper.join()
+            anchoring.join()
         log.info('{"event": "stopping"}')
     return 0
 

@@ -8,7 +8,10 @@ The scenario ("Predictive Scenario Analysis: a DeFi Interaction"): admins whitel
 DEX pool (admin quorum, then a cool-down); a portfolio manager's 400,000 USDC allowance
 for it is over their limit and waits for the risk officer's approval; simulation shows
 the slippage of one large deposit and splits it; each part is signed by the nodes,
-broadcast and confirmed; the audit log verifies. ``--json`` prints one JSON object last.
+broadcast and confirmed; the audit log verifies. The nodes witness the audit log (the
+OMS audit key is in cluster.toml before they start) and the OMS anchors its tree heads on
+the chain, so the last step checks the log against the heads the nodes hold and the
+anchors read back from the chain. ``--json`` prints one JSON object last.
 
 The scenario is a list of phases (``PHASES``), each timed and announced. Whatever a phase
 starts (nodes, coordinator, OMS) is registered for clean-up the moment it starts, so a
@@ -24,7 +27,7 @@ import signal
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
@@ -41,15 +44,27 @@ from coordinator.transcript_verify import verify
 from ethereum import erc20
 from ethereum.addresses import ethereum_address
 from ethereum.hashing import function_selector
-from mpcnode.ceremony.cluster_file import CoordinatorConfig, load_coordinator_config
+from mpcnode.ceremony.cluster_file import (
+    CoordinatorConfig,
+    load_coordinator_config,
+    set_oms_audit_key,
+)
+from mpcnode.state.audit_witness_state import tree_head_from_proto
 from mpcnode.transport.net_address import free_port_runs
+from oms_core.app.audit_anchoring import AnchorRecord
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.chain_gateway import ChainConfig, ChainSettings
 from oms_core.app.requests.request_store import Request
 from oms_core.app.service import OmsConfig, OmsCore
 from oms_core.app.tx_builder import Submission
-from oms_core.audit.signing_key import AuditSigner
+from oms_core.audit.signing_key import AuditSigner, write_public_key
 from oms_core.audit.verify import verify_log
+from oms_core.chain.audit_anchor import (
+    AnchorAccount,
+    AnchorSender,
+    deploy_contract,
+    read_anchors,
+)
 from oms_core.chain.embedded import USDC, WETH, Market, deploy_market, embedded_web3, fund
 from oms_core.chain.endpoints import Endpoint
 from oms_core.chain.oracles import FixedFeed, PoolSide, PoolSpotFeed, PriceOracle
@@ -147,6 +162,10 @@ class Demo:
     market: Market | None = None
     chain: ChainConfig | None = None
     scene: Scene | None = None
+    audit_signer: AuditSigner | None = None  # named in cluster.toml before the nodes start
+    anchors: AnchorSender | None = None
+    w3: Any = None  # the embedded chain (anchoring funds its account there)
+    endpoints: tuple[Web3Endpoint, ...] = ()  # its endpoints, as the anchor sender reads them
     split: tuple[int, int] = (1, DEPOSIT_USDC * 10**6)  # parts, part size (simulation)
     done: list[Request] = field(default_factory=list)
     result: dict[str, Any] = field(default_factory=dict)
@@ -190,12 +209,14 @@ def _ceremony(demo: Demo) -> None:
                           "--out", str(root), "--base-port", str(base),
                           "--metrics-base-port", str(base + METRICS_OFFSET)]) != 0:
         raise DemoError("mpc-ceremony init failed")
+    demo.audit_signer = _witnessed_audit_key(root)
     # Registered before ``up``: a node that started before another failed is stopped too.
     demo.cleanup.callback(ceremony_cli.main, ["down", str(root)])
     if ceremony_cli.main(["up", str(root)]) != 0:
         raise DemoError("the signer nodes did not come up; see the node logs")
     demo.config = config = load_coordinator_config(root)
     demo.co = co = demo.cleanup.enter_context(Coordinator(config))
+
     kg, rec1 = co.keygen(progress=progress)
     progress("   aux info: each node generates two safe primes and proves its Paillier key "
              "(the slow step, ~30 s) …")
@@ -210,19 +231,69 @@ def _ceremony(demo: Demo) -> None:
              f"threshold address {demo.address}")
 
 
+def _witnessed_audit_key(root: Path) -> AuditSigner:
+    """The OMS audit key, named in cluster.toml (as ``mpc-ceremony audit-key`` does) before
+    the nodes start: they witness every tree head the sign requests carry."""
+    signer = AuditSigner.generate()
+    write_public_key(root / "oms-audit.pub.pem", signer.public_key)
+    set_oms_audit_key(root / "cluster.toml", (root / "oms-audit.pub.pem").read_bytes())
+    return signer
+
+
+def _anchoring(w3: Any, endpoints: Sequence[Web3Endpoint], chain_id: int) -> AnchorSender:
+    """A fresh anchor account with gas only, owning a new AuditAnchor on the chain."""
+    account = AnchorAccount.from_private_key(bytes(Account.create().key))
+    fund(w3, account.address, 10**18)
+    contract, _ = deploy_contract(endpoints[0], account, chain_id=chain_id)
+    sender = AnchorSender(endpoints, account, contract, chain_id=chain_id, confirmations=1,
+                          max_fee_cap=None, timeout_s=60, poll_s=0.05)
+    sender.check()
+    return sender
+
+
+def _anchor(oms: OmsCore, sender: AnchorSender, chain_id: int) -> None:
+    """What ``oms serve`` does every [audit.anchor] interval."""
+    head = oms.head_to_anchor()
+    if head is not None:
+        tx_hash, block = sender.anchor(head.log_id, head.tree_size, head.root_hash)
+        oms.record_anchor(AnchorRecord(head, chain_id, sender.contract, tx_hash, block))
+
+
+def _verify_audit(oms: OmsCore, co: Coordinator, audit_signer: AuditSigner,
+                  anchors: AnchorSender, endpoint: Web3Endpoint) -> dict[str, Any]:
+    """``oms audit verify --witness node:N … --anchors CONTRACT``, in this process: the log
+    against every head a node holds and every anchor read back from the chain."""
+    witnessed = {}
+    for i, client in sorted(co.clients.items()):
+        answer = client.witnessed_head()
+        if answer.HasField("head"):
+            witnessed[i] = tree_head_from_proto(answer.head)
+    anchored = read_anchors(endpoint, anchors.contract)
+    report = verify_log(oms.conn, audit_signer.public_key, witnessed_heads=[
+        (f"tree head witnessed by node {i} (size {h.tree_size})", h)
+        for i, h in witnessed.items()], anchored_roots=[a.root() for a in anchored])
+    return {"audit_root": "0x" + report.root_hash.hex(), "audit_entries": report.entries,
+            "audit_witnessed_heads": {str(i): h.tree_size for i, h in witnessed.items()},
+            "audit_anchor_contract": anchors.contract,
+            "audit_anchors": [{"block": a.block_number, "tx": "0x" + a.tx_hash.hex(),
+                               "tree_size": a.tree_size, "root": "0x" + a.root_hash.hex()}
+                              for a in anchored]}
+
+
 def _chain(demo: Demo) -> None:
-    w3 = embedded_web3()
+    demo.w3 = w3 = embedded_web3()
     demo.market = market = deploy_market(w3, USDC, WETH, reserves=POOL_RESERVES)
     pool = market.pool.lower()
     fund(w3, demo.address, 10 * 10**18, {market.token0: 1_000_000 * 10**6})
-    endpoints = (Web3Endpoint(w3, "embedded-a"), Web3Endpoint(w3, "embedded-b"))
+    demo.endpoints = endpoints = (Web3Endpoint(w3, "embedded-a"),
+                                  Web3Endpoint(w3, "embedded-b"))
     pools = (PoolSpec(pool, market.token0.lower(), market.token1.lower(), MAX_SLIPPAGE_BPS,
                       PoolInterface.of_test_pool()),)
     demo.chain = ChainConfig(endpoints, w3.eth.chain_id, ChainSettings(demo.address), pools)
 
 
 def _oms(demo: Demo) -> None:
-    assert demo.co is not None and demo.config is not None
+    assert demo.co is not None and demo.config is not None and demo.audit_signer is not None
     assert demo.market is not None and demo.chain is not None
     registry, people = enrol(RP, [("pm", ["trader"]), ("rita", ["risk_officer"]),
                                   ("admin1", ["admin"]), ("admin2", ["admin"])],
@@ -231,7 +302,7 @@ def _oms(demo: Demo) -> None:
         OmsConfig(demo.root / "oms.sqlite3", demo.key_id, RP, demo.config.cluster.admins,
                   demo.config.cluster.admin_quorum, chain=demo.chain),
         signer := CoordinatorSigner(demo.co, demo.key_id),
-        _oracle(demo.chain.endpoints[0], demo.market.pool.lower()), AuditSigner.generate(),
+        _oracle(demo.chain.endpoints[0], demo.market.pool.lower()), demo.audit_signer,
         progress=lambda m: demo.progress("   " + m))
     demo.cleanup.callback(oms.close)
     signer.audit = oms  # every sign request carries the log's newest signed tree head
@@ -244,6 +315,10 @@ def _oms(demo: Demo) -> None:
                                                      for k in ("admin1", "admin2")}))
     demo.progress(f"   policy v1 active on the OMS and all {NODES} nodes "
                   f"({bundle.bundle_hash[:16]}…)")
+    assert demo.w3 is not None
+    demo.anchors = _anchoring(demo.w3, demo.endpoints, demo.chain.chain_id)
+    _anchor(oms, demo.anchors, demo.chain.chain_id)
+    demo.progress(f"   audit log anchored on chain in AuditAnchor {demo.anchors.contract}")
 
 
 def _oracle(endpoint: Endpoint, pool: str) -> PriceOracle:
@@ -331,8 +406,13 @@ def _deposits(demo: Demo) -> None:
 
 def _audit(demo: Demo) -> None:
     oms = demo.oms
+    assert demo.co is not None and demo.audit_signer is not None
+    assert demo.anchors is not None and demo.chain is not None
+    _anchor(oms, demo.anchors, demo.chain.chain_id)
     head = oms.sign_tree_head()
-    report = verify_log(oms.conn, oms._audit_signer.public_key)
+    audit = _verify_audit(oms, demo.co, demo.audit_signer, demo.anchors, demo.endpoints[0])
+    demo.progress(f"   witnessed by nodes {sorted(audit['audit_witnessed_heads'])}, "
+                  f"{len(audit['audit_anchors'])} anchors checked")
     transactions = []
     for r in demo.done:
         assert r.signed_tx is not None and r.tx_hash is not None
@@ -347,8 +427,7 @@ def _audit(demo: Demo) -> None:
         "key_id": demo.key_id.hex(),
         "threshold": THRESHOLD, "nodes": NODES,
         "transactions": transactions,
-        "audit_root": "0x" + report.root_hash.hex(),
-        "audit_entries": report.entries,
+        **audit,
         "audit_tree_head_size": head.head.tree_size if hasattr(head, "head") else None,
         "transcript": str(demo.root / "transcripts" / "demo.json"),
         "oms_db": str(demo.root / "oms.sqlite3"),
@@ -369,7 +448,8 @@ PHASES: tuple[Phase, ...] = (
           _simulate),
     Phase("deposits", "the deposit in parts, each simulated, signed by 3 of 5 nodes, "
                       "broadcast and confirmed", _deposits),
-    Phase("audit", "audit: signed tree head, whole log verified", _audit),
+    Phase("audit", "audit: tree head anchored; the log verified against the heads the nodes "
+                   "witnessed and the anchors on chain", _audit),
 )
 """The scenario in order; a new phase is one function and one entry here."""
 

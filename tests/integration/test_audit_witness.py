@@ -6,7 +6,9 @@ then rewrites the database (an entry changed and every later hash recomputed, th
 heads deleted) or cuts it short: ``oms audit verify`` alone still passes, as the issue
 measured, and ``oms audit verify --witness node:ID`` (or a saved head) fails naming the
 witnessed head. A head that is older, inconsistent, signed by another key or missing is
-refused by the nodes, and honest signing continues afterwards.
+refused by the nodes, and honest signing continues afterwards. So is a head older than
+the cluster's ``max_head_age_seconds`` by the node's own clock: an OMS cannot keep showing
+the nodes an old head instead of the newest.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import pytest
 from coordinator.coordinator import AuditHeads, SigningRefused
 from coordinator.oms_signer import CoordinatorSigner
 from mpcnode.ceremony.cluster_file import load_cluster_config
+from mpcnode.state.audit_witness_state import AuditWitnessState
 from oms_core.app.bundle_signing import load_admin_keys, make_bundle, signed_bundle_json
 from oms_core.app.requests.request_lifecycle import State
 from oms_core.app.service import OmsConfig, OmsCore
@@ -44,6 +47,7 @@ RP = RelyingParty("oms.test", "https://oms.test")
 CHAIN = 1337
 TREASURY = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
 AUDIT_KEY = AuditSigner.from_seed(b"\x11" * 32)
+MAX_HEAD_AGE_S = 45  # short, so that a head ages out within the test; above a signing
 POLICY = f"""
 version = 1
 name = "audit-witness"
@@ -108,8 +112,8 @@ class World:
 def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     root = tmp_path_factory.mktemp("witness") / "cluster"
     audit_raw = AUDIT_KEY.public_key.public_bytes_raw()
-    with process_cluster(root, 3, 2, unauthorized_digests=False,
-                         audit_key=audit_raw) as (procs, co):
+    with process_cluster(root, 3, 2, unauthorized_digests=False, audit_key=audit_raw,
+                         audit_max_head_age_s=MAX_HEAD_AGE_S) as (procs, co):
         key, _ = co.keygen()
         co.aux_info(key.key_id)
         registry, people = enrol(RP, [("tina", ["trader"]), ("admin1", ["admin"]),
@@ -264,20 +268,75 @@ def test_nodes_refuse_an_older_inconsistent_foreign_or_missing_head(world: World
     world.sign_one()  # both signer pairs overlap: some node now holds a head of size > 1
     core = world.core
     newest = core.newest_head()
-    older = core.audit.tree_heads(core.conn)[0]
-    assert older.tree_size < min(s for s in map(world.witnessed, (1, 2, 3)) if s > 0)
+    first = core.audit.tree_heads(core.conn)[0]
+    assert first.tree_size < min(s for s in map(world.witnessed, (1, 2, 3)) if s > 0)
+
+    def now_ms() -> int:
+        """Each hostile head is dated now: the nodes must refuse it for what it is, not
+        for its age (max_head_age_seconds, tested below)."""
+        return int(time.time() * 1000)
+
+    older = AUDIT_KEY.sign(TreeHead(first.log_id, first.tree_size, first.root_hash, now_ms()))
     refused(world, HostileHeads(core, older, newest.tree_size), "older than the head of")
     grown = newest.tree_size + 5
-    bogus = AUDIT_KEY.sign(TreeHead(newest.log_id, grown, b"\x42" * 32,
-                                    newest.timestamp_ms + 1))
+    bogus = AUDIT_KEY.sign(TreeHead(newest.log_id, grown, b"\x42" * 32, now_ms()))
     refused(world, HostileHeads(core, bogus, newest.tree_size),
             "is not consistent with the head of")
-    foreign = AuditSigner.from_seed(b"\x22" * 32).sign(newest.head)
+    foreign = AuditSigner.from_seed(b"\x22" * 32).sign(
+        TreeHead(newest.log_id, newest.tree_size, newest.root_hash, now_ms()))
     refused(world, HostileHeads(core, foreign, newest.tree_size),
             "does not verify under the audit public key")
     refused(world, None, "must carry the OMS's newest signed tree head")
     # None of it moved a node's head; the honest OMS still signs.
     assert max(map(world.witnessed, (1, 2, 3))) <= core.newest_head().tree_size
+    world.sign_one()
+
+
+def test_nodes_refuse_a_head_held_back_past_the_maximum_age(world: World) -> None:
+    """The OMS keeps showing the signers the head they already hold (consistent, signed,
+    nothing to refuse but its age) instead of newer ones: accepted while fresh, refused
+    once older than max_head_age_seconds by the nodes' clocks."""
+    world.sign_one()
+    core = world.core
+    held = core.newest_head()
+    stuck = HostileHeads(core, held, held.tree_size)
+    world.signer.audit = stuck
+    try:
+        world.sign_one()  # fresh: the nodes take it (and it stays their newest)
+        time.sleep(max(0.0, held.timestamp_ms / 1000 + MAX_HEAD_AGE_S + 1 - time.time()))
+        with pytest.raises(SigningRefused, match=rf"s old, more than the {MAX_HEAD_AGE_S} s"):
+            world.sign_one()
+        # The same from a head signed long ago with the audit key (a node with no head
+        # would otherwise take it on first use).
+        old = AUDIT_KEY.sign(TreeHead(held.log_id, held.tree_size, held.root_hash,
+                                      held.timestamp_ms - 3_600_000))
+        refused(world, HostileHeads(core, old, held.tree_size), "s old, more than")
+    finally:
+        world.signer.audit = core
+    world.sign_one()  # a fresh head again: signing goes on
+
+
+def test_a_new_witness_starts_from_a_pinned_head(world: World) -> None:
+    """A node that has witnessed nothing (here: its state removed while stopped) would take
+    the first head a sign request brings on trust; pinned, it starts from the head the
+    auditors hold and serves it."""
+    world.sign_one()
+    core = world.core
+    pinned = core.newest_head()
+    node = min((1, 2, 3), key=world.witnessed)
+    world.procs.stop(node)
+    head_file = world.root / f"node{node}" / "data" / "audit_witness" / "head.json"
+    head_file.unlink(missing_ok=True)
+    cluster = load_cluster_config(world.root / "cluster.toml")
+    assert cluster.audit_key is not None
+    state = AuditWitnessState(head_file.parent.parent, cluster.audit_key,
+                              cluster.audit_max_head_age_s)
+    assert state.pin(pinned)
+    world.procs.start(node)
+    world.procs.wait_healthy(world.signer.coordinator, {node}, timeout=60.0)
+    assert world.witnessed(node) == pinned.tree_size
+    assert verify(world, world.db, "--witness", f"node:{node}",
+                  "--cluster", str(world.root)) == EXIT_OK
     world.sign_one()
 
 

@@ -18,14 +18,20 @@ from typing import Any
 
 import pytest
 from bip_utils import EthAddrEncoder
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ec as ec_key
 
 from coordinator.ceremony_cli import main
 from coordinator.coordinator import Coordinator
 from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
 from mpcnode.ceremony.node_config import load_identity_keys, load_node_config
+from mpcnode.daemon.node_cli import main as node_main
+from mpcnode.state.audit_witness_state import AuditWitnessState
 from mpcnode.transport import envelope
+from oms_core.audit.signing_key import AuditSigner, write_public_key
 from test_only.node_switches import load_test_node_config
 from testing.cluster_harness import free_port_base, make_cluster
+from zero_trust.audit_tree.tree_head import TreeHead
 
 NODES, THRESHOLD = 3, 2
 HEX_FLIP = dict(zip("0123456789abcdef", "1032547698badcfe", strict=True))
@@ -92,6 +98,64 @@ def test_init_writes_a_complete_cluster(tmp_path: Path) -> None:
     code, _, err = run("init", "--nodes", NODES, "--threshold", THRESHOLD, "--out", out)
     assert code != 0 and "refusing to overwrite" in err
     assert (out / "ca" / "ca.key").read_bytes() == before
+
+
+def test_audit_key_names_the_oms_audit_key_in_cluster_toml(tmp_path: Path) -> None:
+    """``audit-key``: the key ``oms init`` wrote goes into cluster.toml; a second, other
+    key is refused unless replaced on purpose; what is not an Ed25519 PEM is one line."""
+    out = tmp_path / "c"
+    base = free_port_base(NODES)
+    assert run("init", "--nodes", NODES, "--threshold", THRESHOLD, "--out", out,
+               "--base-port", base, "--metrics-base-port", base + 1000)[0] == 0
+    first, second = (AuditSigner.from_seed(bytes([i]) * 32) for i in (1, 2))
+    pem = tmp_path / "audit.pub.pem"
+    write_public_key(pem, first.public_key)
+    code, stdout, err = run("audit-key", out, "--oms-public-key", pem)
+    assert code == 0, err
+    raw = first.public_key.public_bytes_raw()
+    assert json.loads(stdout)["oms_public_key"] == raw.hex() and "restart the nodes" in err
+    assert load_cluster_config(out / "cluster.toml").audit_key == raw
+    assert load_cluster_config(out / "cluster.toml").audit_max_head_age_s == 600
+    code, _, err = run("audit-key", out, "--oms-public-key", pem, "--max-head-age-seconds", 5)
+    assert code == 1 and "max_head_age_seconds" in err and err.count("\n") == 1
+    assert run("audit-key", out, "--oms-public-key", pem, "--max-head-age-seconds", 120)[0] == 0
+    assert load_cluster_config(out / "cluster.toml").audit_max_head_age_s == 120
+    assert run("audit-key", out, "--oms-public-key", pem)[0] == 0  # the same key again
+    pem = tmp_path / "other.pub.pem"
+    write_public_key(pem, second.public_key)
+    code, _, err = run("audit-key", out, "--oms-public-key", pem)
+    assert code == 1 and "already names another OMS audit key" in err and "--replace" in err
+    assert load_cluster_config(out / "cluster.toml").audit_key == raw
+    assert run("audit-key", out, "--oms-public-key", pem, "--replace")[0] == 0
+    assert load_cluster_config(out / "cluster.toml").audit_key == \
+        second.public_key.public_bytes_raw()
+    (tmp_path / "tls.pem").write_bytes((out / "ca" / "ca.pem").read_bytes())  # an EC cert
+    code, _, err = run("audit-key", out, "--oms-public-key", tmp_path / "tls.pem")
+    assert code == 1 and "not a PEM public key" in err and err.count("\n") == 1
+    ec = ec_key.generate_private_key(ec_key.SECP256R1()).public_key()
+    (tmp_path / "ec.pem").write_bytes(ec.public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo))
+    code, _, err = run("audit-key", out, "--oms-public-key", tmp_path / "ec.pem")
+    assert code == 1 and "must be Ed25519, not" in err and err.count("\n") == 1
+    code, _, err = run("audit-key", out, "--oms-public-key", tmp_path / "missing.pem")
+    assert code == 1 and "missing.pem: (file): cannot read" in err
+    # A node of the cluster pins its first witnessed head (mpcnode witness-pin).
+    head = tmp_path / "head.json"
+    signed = second.sign(TreeHead("oms", 3, b"\x33" * 32, 1_700_000_000_000))
+    head.write_text(json.dumps(signed.to_json_object()))
+    pin = ["witness-pin", "--config", str(out / "node1" / "node.toml"), str(head)]
+    err_out = io.StringIO()
+    with contextlib.redirect_stdout(io.StringIO()) as said:
+        assert node_main(pin) == 0
+    assert "node 1: pinned the audit tree head of log 'oms', 3 entries" in said.getvalue()
+    cluster = load_cluster_config(out / "cluster.toml")
+    assert cluster.audit_key is not None
+    state = AuditWitnessState(out / "node1" / "data", cluster.audit_key, 600)
+    assert state.head == signed
+    head.write_text(json.dumps(first.sign(signed.head).to_json_object()))
+    with contextlib.redirect_stderr(err_out):
+        assert node_main(pin) == 2
+    assert "pinned head refused" in err_out.getvalue() and err_out.getvalue().count("\n") == 1
 
 
 def test_init_rejects_a_bad_threshold(tmp_path: Path) -> None:

@@ -9,8 +9,15 @@ the entries it covers and no truncation below it can be shown to that node again
 auditor holding the node's head (``oms audit verify --witness``) detects the rewrite even
 when every tree head in the OMS database was deleted.
 
+A head must also be fresh (``check_head_age``): dated no more than the configured
+maximum age before the witness's own clock, and not after it by more than that. An OMS
+that kept showing the nodes an old head (and never the newest, which would cover what it
+did since) is refused as soon as that head ages out; the OMS signs a fresh head for every
+sign request, so an honest one never meets the limit.
+
 The first head a node sees is taken on trust (trust on first use): before it there is
-nothing to be consistent with.
+nothing to be consistent with. An operator who wants no first use to trust pins a head
+the auditors hold (``mpcnode witness-pin``): the node then starts from it.
 """
 
 from __future__ import annotations
@@ -28,15 +35,33 @@ from zero_trust.audit_tree.merkle import MAX_PROOF_NODES, verify_consistency
 from zero_trust.audit_tree.tree_head import SignedTreeHead
 
 
+def check_head_age(new: SignedTreeHead, now_s: float, max_age_s: float) -> None:
+    """Raise ``WitnessRefused`` unless ``new`` is dated within ``max_age_s`` of ``now_s``
+    (the witness's clock) in either direction: a head from the future would stay "fresh"
+    for as long as the OMS host chose when it signed it."""
+    age_s = now_s - new.timestamp_ms / 1000
+    if age_s > max_age_s:
+        raise WitnessRefused(f"audit tree head refused: it is {age_s:.0f} s old, more than "
+                             f"the {max_age_s:.0f} s this node accepts (a stale head held "
+                             "back from the newest?)")
+    if -age_s > max_age_s:
+        raise WitnessRefused(f"audit tree head refused: it is dated {-age_s:.0f} s ahead of "
+                             f"this node's clock, more than {max_age_s:.0f} s")
+
+
 def check_next_head(witnessed: SignedTreeHead | None, new: SignedTreeHead,
-                    proof: Sequence[bytes], audit_key: Ed25519PublicKey) -> bool:
+                    proof: Sequence[bytes], audit_key: Ed25519PublicKey, *,
+                    now_s: float | None = None, max_age_s: float | None = None) -> bool:
     """Raise ``WitnessRefused`` unless ``new`` may follow ``witnessed`` (the head this
     witness holds, None if none); return True if ``new`` should replace it (it is not the
-    very head already held)."""
+    very head already held). With ``now_s`` and ``max_age_s`` the head must also be fresh
+    (``check_head_age``), checked once its signature holds: a forged head has no age."""
     try:
         new.verify(audit_key)
     except TreeHeadError as exc:
         raise WitnessRefused(f"audit tree head refused: {exc}") from None
+    if now_s is not None and max_age_s is not None:
+        check_head_age(new, now_s, max_age_s)
     if len(proof) > MAX_PROOF_NODES:
         raise WitnessRefused(f"audit tree head refused: a consistency proof has at most "
                              f"{MAX_PROOF_NODES} nodes, got {len(proof)}")

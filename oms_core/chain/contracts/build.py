@@ -1,4 +1,4 @@
-"""Compile the test contracts with a pinned solc and write the committed artifacts.
+"""Compile the contracts (test chains' and the audit anchor) with a pinned solc; write artifacts.
 
 Run ``python3 -m oms_core.chain.contracts.build`` after editing a ``.sol`` file (needs node and
 npm; npx fetches the pinned ``solc`` package, the JavaScript build of the official compiler).
@@ -23,7 +23,8 @@ from oms_core.oms_core_errors import OmsCoreError
 SOLC_PACKAGE = "solc@0.8.26"  # npm package; solcjs is its command
 EVM_VERSION = "cancun"  # supported by eth-tester (py-evm Prague VM) and anvil alike
 OPTIMIZER_RUNS = 200
-CONTRACTS = ("Token", "ConstantProductPool")  # each in <name>.sol, contract of the same name
+# each in <name>.sol, contract of the same name
+CONTRACTS = ("Token", "ConstantProductPool", "AuditAnchor")
 
 CONTRACTS_DIR = Path(__file__).resolve().parent
 ARTIFACTS_DIR = CONTRACTS_DIR / "artifacts"

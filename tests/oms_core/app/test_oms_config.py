@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Any, get_args
 
 import pytest
+from eth_account import Account
 from pydantic import BaseModel
 
 from mpcnode.core.config_schema import ConfigError
@@ -137,11 +138,17 @@ README = Path(__file__).resolve().parents[3] / "README.md"
 
 
 def _readme_example(tmp_path: Path) -> Path:
-    """The complete ``oms.toml`` of the README, as a file."""
+    """The complete ``oms.toml`` of the README, as a file, with the anchor account's two
+    files it names (checked at load)."""
     text = README.read_text(encoding="utf-8")
     start = text.index("```toml\n[oms]") + len("```toml\n")
     path = tmp_path / "oms.toml"
     path.write_text(text[start:text.index("```", start)], encoding="utf-8")
+    keystore = Account.encrypt(b"\x07" * 32, "anchor-pass", kdf="scrypt", iterations=2**10)
+    (tmp_path / "anchor.keystore.json").write_text(json.dumps(keystore), encoding="utf-8")
+    passphrase = tmp_path / "anchor.passphrase"
+    passphrase.write_text("anchor-pass\n", encoding="utf-8")
+    passphrase.chmod(0o600)
     return path
 
 
@@ -292,3 +299,76 @@ def test_only_reference_prices_are_no_oracle(tmp_path: Path) -> None:
                     encoding="utf-8")
     with pytest.raises(ConfigError, match="ETH has no live source"):
         load_settings(path)
+
+
+# --- [audit.anchor] ----------------------------------------------------------------------
+
+def _with_anchor(tmp_path: Path) -> Path:
+    """The README example, whose [audit.anchor] names its two files."""
+    path = _readme_example(tmp_path)
+    assert "[audit.anchor]" in path.read_text(encoding="utf-8")
+    return path
+
+
+def test_an_anchor_section_reads_back_and_its_files_are_checked(tmp_path: Path) -> None:
+    settings = load_settings(_with_anchor(tmp_path))
+    a = settings.anchor
+    assert a is not None and a.interval_s == 600.0 and a.confirm_timeout_s == 120.0
+    assert a.contract == "0x5fbdb2315678afecb367f032d93f642f64180aa3"
+    assert a.key_file == tmp_path / "anchor.keystore.json"
+    assert a.read_passphrase(settings.path) == b"anchor-pass"
+    assert load_settings(_rewritten(settings)) == settings
+
+
+def _refusal(path: Path) -> str:
+    with pytest.raises(ConfigError) as info:
+        load_settings(path)
+    assert "\n" not in str(info.value) and info.value.file == path
+    return str(info.value)
+
+
+def test_a_missing_or_foreign_anchor_key_file_is_one_line(tmp_path: Path) -> None:
+    path = _with_anchor(tmp_path)
+    key_file = tmp_path / "anchor.keystore.json"
+    key_file.unlink()
+    assert "audit.anchor.key_file: cannot read" in _refusal(path)
+    key_file.write_text("-----BEGIN PRIVATE KEY-----\n", encoding="utf-8")
+    assert "audit.anchor.key_file:" in _refusal(path) and "is not JSON" in _refusal(path)
+    key_file.write_text('{"version": 3, "address": "00"}', encoding="utf-8")
+    assert "is not an Ethereum keystore" in _refusal(path)
+
+
+def test_a_readable_or_missing_anchor_passphrase_is_one_line(tmp_path: Path) -> None:
+    path = _with_anchor(tmp_path)
+    passphrase = tmp_path / "anchor.passphrase"
+    passphrase.chmod(0o644)
+    assert "audit.anchor.passphrase_file:" in _refusal(path)
+    assert "may be read by other users (mode 0644); chmod 600 it" in _refusal(path)
+    passphrase.unlink()
+    assert "audit.anchor.passphrase_file: cannot read" in _refusal(path)
+
+
+@pytest.mark.parametrize(("old", "new", "message"), [
+    ('contract = "0x5FbDB2315678afecb367f032d93F642f64180aa3"',
+     'contract = "0x5FbDB2315678afecb367f032d93F642f64180AA3"',
+     "audit.anchor.contract: address"),
+    ("interval_seconds = 600", "interval_seconds = 0", "audit.anchor.interval_seconds"),
+    ("interval_seconds = 600", 'interval_seconds = "600"', "audit.anchor.interval_seconds"),
+    ('key_file = "anchor.keystore.json"', "", "audit.anchor.key_file"),
+    ("interval_seconds = 600", "interval_seconds = 600\nsend_from = \"custody\"",
+     "audit.anchor.send_from"),
+])
+def test_a_bad_anchor_section_is_one_line_naming_the_key(
+        tmp_path: Path, old: str, new: str, message: str) -> None:
+    path = _with_anchor(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    assert old in text
+    path.write_text(text.replace(old, new, 1), encoding="utf-8")
+    assert message in _refusal(path)
+
+
+def test_anchoring_needs_a_chain(tmp_path: Path) -> None:
+    path = _with_anchor(tmp_path)
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[:text.index("\n[chain]\n")], encoding="utf-8")
+    assert "[audit.anchor] needs [chain]" in _refusal(path)

@@ -32,7 +32,7 @@ from oms_core.audit.signing_key import (
     write_public_key,
     write_signing_key,
 )
-from oms_core.audit.verify import verify_log
+from oms_core.audit.verify import AnchoredRoot, log_id_hash, verify_log
 from zero_trust.audit_tree.merkle import EMPTY_ROOT, verify_consistency, verify_inclusion
 from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead, timestamp_ms
 
@@ -594,3 +594,68 @@ def test_missing_log_id_is_reported(conn: sqlite3.Connection) -> None:
 def test_database_without_a_log_is_not_verifiable(conn: sqlite3.Connection) -> None:
     with pytest.raises(AuditLogError, match="holds no audit log"):
         verify_log(conn, SIGNER.public_key)
+
+
+# --- verify_log: roots anchored on chain (the events, as oms_core.chain.audit_anchor reads them)
+
+def _anchor(log: AuditLog, conn: sqlite3.Connection, size: int, block: int) -> AnchoredRoot:
+    return AnchoredRoot(f"anchor in block {block} tx 0x{block:064x} (size {size})",
+                        log_id_hash(LOG_ID), size, log.root_hash(conn, size))
+
+
+def test_anchored_roots_of_the_log_verify(conn: sqlite3.Connection) -> None:
+    log = _fill(conn, 20, heads_at=(5, 7, 20))
+    anchors = [_anchor(log, conn, 7, 11), _anchor(log, conn, 20, 12)]
+    assert verify_log(conn, SIGNER.public_key, anchored_roots=anchors).anchored_roots == 2
+
+
+def test_a_rewritten_log_with_its_heads_deleted_fails_against_an_anchor(
+        conn: sqlite3.Connection) -> None:
+    """The careful forger: recomputed hashes, no signed head left to contradict them."""
+    log = _fill(conn, 20, heads_at=(5, 7, 16, 20))
+    anchors = [_anchor(log, conn, 7, 11), _anchor(log, conn, 16, 12)]
+    _rewrite_from(conn, 9, {"n": 9, "amount": "0.01", "ok": True})
+    _tamper(conn, "DELETE FROM audit_tree_heads")
+    assert verify_log(conn, SIGNER.public_key).entries == 20  # the attack, unseen alone
+    error = _defect(conn, anchored_roots=anchors)
+    assert str(error) == ("entry 7..15: the entries do not give the root of anchor in block 12 "
+                          f"tx 0x{12:064x} (size 16) (one of them rewritten with recomputed "
+                          "hashes?)")
+    assert error.tree_head == anchors[1].label
+
+
+def test_a_log_cut_short_fails_against_an_anchor(conn: sqlite3.Connection) -> None:
+    log = _fill(conn, 20, heads_at=(18,))
+    anchor = _anchor(log, conn, 18, 30)
+    _tamper(conn, "DELETE FROM audit_entries WHERE idx >= 15")
+    _tamper(conn, "DELETE FROM audit_tree_heads")
+    error = _defect(conn, anchored_roots=[anchor])
+    assert str(error) == (f"entry 15 missing: {anchor.label} covers 18 entries but the log "
+                          "ends after 15 (truncated?)")
+
+
+def test_deleted_heads_fail_against_an_anchor(conn: sqlite3.Connection) -> None:
+    """Entries intact, but the heads the anchors were made of are gone."""
+    log = _fill(conn, 12, heads_at=(4, 9))
+    anchors = [_anchor(log, conn, 4, 20), _anchor(log, conn, 9, 21)]
+    assert verify_log(conn, SIGNER.public_key, anchored_roots=anchors).anchored_roots == 2
+    _tamper(conn, "DELETE FROM audit_tree_heads WHERE seq = 2")
+    error = _defect(conn, anchored_roots=anchors)
+    assert str(error) == (f"{anchors[1].label}: no signed tree head of 9 entries with this "
+                          "root is in the database (tree heads deleted?)")
+
+
+def test_an_anchor_of_a_head_never_signed_is_named(conn: sqlite3.Connection) -> None:
+    """The anchor key (on the OMS host) anchoring a size the audit key never signed."""
+    log = _fill(conn, 12, heads_at=(4,))
+    assert "no signed tree head of 6 entries" in str(
+        _defect(conn, anchored_roots=[_anchor(log, conn, 6, 20)]))
+
+
+def test_an_anchor_of_another_log_is_named(conn: sqlite3.Connection) -> None:
+    log = _fill(conn, 4)
+    other = AnchoredRoot("anchor in block 3 tx 0x03 (size 4)", log_id_hash("another"), 4,
+                         log.root_hash(conn, 4))
+    assert str(_defect(conn, anchored_roots=[other])) == (
+        f"anchor in block 3 tx 0x03 (size 4): anchors another log than {LOG_ID!r} (the log "
+        "id was changed?)")

@@ -139,6 +139,12 @@ def test_demo_plays_the_defi_scenario_and_every_transaction_recovers(tmp_path: P
     assert re.fullmatch(r"0x[0-9a-fA-F]{40}", address) and address != address.lower()
     assert re.fullmatch(r"0x[0-9a-f]{64}", result["audit_root"])
     assert result["audit_entries"] > 0
+    # The nodes witnessed the log and the OMS anchored it; the verify step checked both.
+    assert result["audit_witnessed_heads"] and all(
+        0 < size <= result["audit_entries"] for size in result["audit_witnessed_heads"].values())
+    anchors = result["audit_anchors"]
+    assert len(anchors) == 2 and anchors[0]["tree_size"] < anchors[1]["tree_size"]
+    assert re.fullmatch(r"0x[0-9a-f]{40}", result["audit_anchor_contract"])
     assert (result["threshold"], result["nodes"]) == (3, 5)
 
     transactions = result["transactions"]

@@ -11,7 +11,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from zero_trust.audit_tree.audit_tree_errors import WitnessRefused
 from zero_trust.audit_tree.merkle import consistency_proof, leaf_hash, root_hash
 from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead
-from zero_trust.audit_tree.witness import check_next_head
+from zero_trust.audit_tree.witness import check_head_age, check_next_head
 
 KEY = Ed25519PrivateKey.from_private_bytes(b"\x01" * 32)
 OTHER = Ed25519PrivateKey.from_private_bytes(b"\x02" * 32)
@@ -79,3 +79,31 @@ def test_a_different_root_at_the_same_size_is_refused() -> None:
 def test_a_proof_longer_than_any_tree_allows_is_refused_before_it_is_hashed() -> None:
     with pytest.raises(WitnessRefused, match="at most 65 nodes, got 66"):
         accept(head(7), head(13), [b"\x00" * 32] * 66)
+
+
+def test_a_head_within_the_maximum_age_either_way_is_fresh() -> None:
+    stamped = head(0, at=1_000_000)  # timestamp 1000 s
+    check_head_age(stamped, 1000.0 + 600, 600)
+    check_head_age(stamped, 1000.0 - 600, 600)
+
+
+def test_a_head_older_than_the_maximum_age_is_refused() -> None:
+    with pytest.raises(WitnessRefused, match=r"it is 601 s old, more than the 600 s this node "
+                                             r"accepts \(a stale head held back"):
+        check_head_age(head(0, at=1_000_000), 1601.0, 600)
+
+
+def test_a_head_dated_ahead_of_the_clock_is_refused() -> None:
+    with pytest.raises(WitnessRefused, match=r"dated 601 s ahead of this node's clock"):
+        check_head_age(head(0, at=1_000_000), 399.0, 600)
+
+
+def test_the_age_is_checked_once_the_signature_holds() -> None:
+    """A forged head is refused as forged, whatever its date; a signed one for its age."""
+    with pytest.raises(WitnessRefused, match="does not verify"):
+        check_next_head(None, head(5, key=OTHER), [], KEY.public_key(), now_s=10**6,
+                        max_age_s=600)
+    with pytest.raises(WitnessRefused, match="s old"):
+        check_next_head(None, head(5), [], KEY.public_key(), now_s=10**6, max_age_s=600)
+    assert check_next_head(None, head(5, at=10**9), [], KEY.public_key(), now_s=10**6,
+                           max_age_s=600)
