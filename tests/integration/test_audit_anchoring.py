@@ -45,45 +45,18 @@ from oms_core.cli.oms_client import OmsClient
 from oms_core.rpc import oms_pb2 as pb
 from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode, running_anvil
 from testing.integration_support import process_cluster
+from testing.transfer_policy import SINK_ADDRESS, transfer_policy
 
 # The tests share one cluster whose state each one changes in turn (in file order): one
 # xdist worker runs them all (pyproject's --dist loadgroup).
 pytestmark = pytest.mark.xdist_group("audit_anchoring")
 
 REPO = Path(__file__).resolve().parents[2]  # this checkout's code runs in oms serve
-TREASURY = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
+TREASURY = SINK_ADDRESS
 ANCHOR_KEY = b"\x3c" * 32
 INTERVAL_S = 1
-POLICY = f"""
-version = 1
-name = "anchoring"
-cooldown_seconds = 0
-
-[[assets]]
-symbol = "ETH"
-chain_id = {ANVIL_CHAIN_ID}
-contract = "native"
-decimals = 18
-min_usd_price = 1000
-
-[address_book.treasury]
-address = "{TREASURY}"
-chain_id = {ANVIL_CHAIN_ID}
-added_at = 0
-kind = "wallet"
-
-[[limits]]
-role = "trader"
-max_single_usd = 1000
-max_daily_usd = 10000000
-
-[[rules]]
-name = "within"
-initiator_roles = ["trader"]
-destination = "address_book"
-within_limits = true
-action = "allow"
-"""
+POLICY = transfer_policy("anchoring", max_single_usd=1000, max_daily_usd=10_000_000,
+                         chain_id=ANVIL_CHAIN_ID)
 
 
 @dataclass

@@ -39,45 +39,22 @@ from oms_core.chain.prices import FixedPrices
 from oms_core.demo.demo_people import Person, enrol
 from testing.cluster_harness import ProcessCluster
 from testing.integration_support import process_cluster
+from testing.transfer_policy import SINK_ADDRESS, transfer_policy
 from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead
 from zero_trust.authorization import RelyingParty
 from zero_trust.policy.document import load_policy
 
+# The tests share one cluster and one log, each moving the heads on: one xdist worker runs
+# them all (pyproject's --dist loadgroup).
+pytestmark = pytest.mark.xdist_group("audit_witness")
+
 RP = RelyingParty("oms.test", "https://oms.test")
 CHAIN = 1337
-TREASURY = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
+TREASURY = SINK_ADDRESS
 AUDIT_KEY = AuditSigner.from_seed(b"\x11" * 32)
 MAX_HEAD_AGE_S = 45  # short, so that a head ages out within the test; above a signing
-POLICY = f"""
-version = 1
-name = "audit-witness"
-cooldown_seconds = 3600
-
-[[assets]]
-symbol = "ETH"
-chain_id = {CHAIN}
-contract = "native"
-decimals = 18
-min_usd_price = 1000
-
-[address_book.treasury]
-address = "{TREASURY}"
-chain_id = {CHAIN}
-added_at = 0
-kind = "wallet"
-
-[[limits]]
-role = "trader"
-max_single_usd = 10000
-max_daily_usd = 1000000
-
-[[rules]]
-name = "trader-within-limits"
-initiator_roles = ["trader"]
-destination = "address_book"
-within_limits = true
-action = "allow"
-"""
+POLICY = transfer_policy("audit-witness", max_single_usd=10_000, max_daily_usd=1_000_000,
+                         chain_id=CHAIN, cooldown_seconds=3600)
 
 
 @dataclass
@@ -342,6 +319,7 @@ def test_a_new_witness_starts_from_a_pinned_head(world: World) -> None:
 
 def test_a_witnessed_head_survives_a_node_restart(world: World) -> None:
     """The head is on disk (atomically replaced), not only in memory."""
+    world.sign_one()  # every signer holds a head, whatever ran before
     node = max((1, 2, 3), key=world.witnessed)
     before = world.witnessed(node)
     world.procs.stop(node)

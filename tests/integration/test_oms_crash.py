@@ -48,47 +48,12 @@ from oms_core.cli.oms_client import OmsCallError, OmsClient
 from oms_core.rpc import oms_pb2 as pb
 from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode, running_anvil
 from testing.integration_support import process_cluster
+from testing.transfer_policy import OVER_LIMIT_NEEDS_RISK_OFFICER, SINK_ADDRESS, transfer_policy
 
 REPO = Path(__file__).resolve().parents[2]  # this checkout's code runs in oms serve
-TREASURY = "0x7e5f4552091a69125d5dfcb7b8c2659029395bdf"
-POLICY = f"""
-version = 1
-name = "crash"
-cooldown_seconds = 0
-
-[[assets]]
-symbol = "ETH"
-chain_id = {ANVIL_CHAIN_ID}
-contract = "native"
-decimals = 18
-min_usd_price = 1000
-
-[address_book.treasury]
-address = "{TREASURY}"
-chain_id = {ANVIL_CHAIN_ID}
-added_at = 0
-kind = "wallet"
-
-[[limits]]
-role = "trader"
-max_single_usd = 1000
-max_daily_usd = 10000000
-
-[[rules]]
-name = "within"
-initiator_roles = ["trader"]
-destination = "address_book"
-within_limits = true
-action = "allow"
-
-[[rules]]
-name = "over"
-initiator_roles = ["trader"]
-destination = "address_book"
-within_limits = false
-action = "require_approvals"
-approvals = {{ risk_officer = 1 }}
-"""
+TREASURY = SINK_ADDRESS
+POLICY = transfer_policy("crash", max_single_usd=1000, max_daily_usd=10_000_000,
+                         chain_id=ANVIL_CHAIN_ID, extra_rules=OVER_LIMIT_NEEDS_RISK_OFFICER)
 
 LAUNCHER = """
 import json
