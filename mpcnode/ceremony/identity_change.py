@@ -113,16 +113,22 @@ def apply_change(cluster: ClusterConfig, change: IdentityChange,
                  cert_path: Path) -> ClusterConfig:
     """``cluster`` with node ``change.node`` given its new identity, address and
     certificate (written to ``cert_path``), after every check of ``verify_change`` and of
-    the certificate (chains to the cluster CA, names the node role)."""
+    the certificate (chains to the cluster CA, names the node role and this node)."""
     verify_change(change, signatures, cluster)
     try:
         chained = pki.verify_chain(change.tls_cert, ca_cert.read_bytes())
         role = pki.role_of(change.tls_cert) if chained else None
+        name = pki.common_name_of(change.tls_cert) if role else None
     except (OSError, pki.PkiError) as exc:
         raise IdentityChangeError(f"the change's TLS certificate does not check: {exc}") from None
     if role != pki.ROLE_NODE:
         raise IdentityChangeError(f"the change's TLS certificate is not a node certificate "
                                   f"issued by {ca_cert}")
+    if name != pki.node_common_name(change.node):
+        # The CA issued it to another node (its own certificate, or a spare): node N's
+        # identity carries node N's certificate only.
+        raise IdentityChangeError(f"the change's TLS certificate names {name!r}, not node "
+                                  f"{change.node}")
     cert_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     pki.write_public(cert_path, change.tls_cert)
     nodes = dict(cluster.nodes)
