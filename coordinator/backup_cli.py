@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -36,11 +37,13 @@ from mpcnode.ceremony.recovery_key import (
     load_recovery_public,
     new_recovery_key,
 )
-from mpcnode.protocol.key_share import PublicKeyData
 from mpcnode.state.atomic_file import write_new, write_public
 from mpcnode.state.node_store import SealedKeyFiles
 from mpcnode.state.seal import passphrase_from_env_or_file
 from mpcnode.transport.system_random import SystemRandom
+
+if TYPE_CHECKING:
+    from coordinator.transcript_verify import VerifiedCeremony
 
 PASSPHRASE_ENV = "MPC_RECOVERY_PASSPHRASE"
 
@@ -68,13 +71,13 @@ def _key_id_or_hex(root: Path, key: str) -> bytes:
     return bytes.fromhex(hex_id)
 
 
-def current_key(root: Path, label: str) -> PublicKeyData:
-    """The key's public data now (epoch, public shares), from its transcript, every
-    session and proof verified: the record refresh keeps, so a backup is checked against
-    it without asking a node."""
+def current_key(root: Path, label: str) -> VerifiedCeremony:
+    """The key's public data now (epoch, public shares, aux info digest), from its
+    transcript, every session and proof verified: the record refresh keeps, so a backup
+    is checked against it without asking a node."""
     from coordinator.transcript_verify import verify
 
-    return verify(transcript.load(root / "transcripts" / f"{label}.json")).key
+    return verify(transcript.load(root / "transcripts" / f"{label}.json"))
 
 
 def cmd_recovery_key_new(args: argparse.Namespace) -> int:
@@ -131,7 +134,7 @@ def cmd_verify_backup(args: argparse.Namespace) -> int:
     root: Path = args.dir
     backup = _load_backup(args.file)
     label = _label_of(root, backup.labels.key_id)
-    sb.check_labels(backup.labels, current_key(root, label),
+    sb.check_labels(backup.labels, current_key(root, label).key,
                     load_cluster_config(root / "cluster.toml").name)
     print(f"backup {args.file}: labels match key {label!r} at its current epoch "
           f"{backup.labels.epoch} (nothing decrypted)")
@@ -144,7 +147,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     cluster = load_cluster_config(root / "cluster.toml")
     backup = _load_backup(args.backup)
     label = _label_of(root, backup.labels.key_id)
-    sb.check_labels(backup.labels, current_key(root, label), cluster.name)  # before decrypting
+    current = current_key(root, label)
+    sb.check_labels(backup.labels, current.key, cluster.name)  # before decrypting
     files: list[Path] = args.recovery_passphrase_file or []
     if files and len(files) != len(args.recovery_key):
         raise CoordinatorError("give one --recovery-passphrase-file per --recovery-key, or "
@@ -152,6 +156,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     keys = [load_recovery_private(k, _passphrase(files[n] if files else None))
             for n, k in enumerate(args.recovery_key)]
     payload = sb.open_backup(backup, keys)
+    sb.check_restorable(payload, current.key, current.aux_digest)
     ca_cert = root / "ca" / "ca.pem"
     ca_key: Path = args.ca_key or root / "ca" / "ca.key"
     restored = restore_node(cluster, payload, args.out, ca=(ca_key.read_bytes(),
