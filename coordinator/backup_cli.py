@@ -40,6 +40,7 @@ from mpcnode.ceremony.recovery_key import (
 from mpcnode.state.atomic_file import write_new, write_public
 from mpcnode.state.node_store import SealedKeyFiles
 from mpcnode.state.seal import passphrase_from_env_or_file
+from mpcnode.transport.identity import IdentityPublic
 from mpcnode.transport.system_random import SystemRandom
 
 if TYPE_CHECKING:
@@ -186,15 +187,23 @@ def cmd_identity_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def retired_identities(records: Path) -> list[IdentityPublic]:
+    """The identities the changes applied here replaced (their records, written by
+    ``identity-change apply``): none of their keys may be a node's identity again."""
+    return [ic.from_json(p.read_bytes())[0].old for p in sorted(records.glob("*.json"))]
+
+
 def cmd_identity_apply(args: argparse.Namespace) -> int:
     root: Path = args.dir
     cluster_file = root / "cluster.toml"
     cluster = load_cluster_config(cluster_file)
     change, signatures = ic.from_json(args.file.read_bytes())
     tag = change.digest.hex()[:16]
+    records = root / "identity_changes"
     updated = ic.apply_change(cluster, change, signatures, root / "ca" / "ca.pem",
-                              root / "certs" / f"node{change.node}-{tag}.pem")
-    record = root / "identity_changes" / f"node{change.node}-{tag}.json"
+                              root / "certs" / f"node{change.node}-{tag}.pem",
+                              retired_identities(records))
+    record = records / f"node{change.node}-{tag}.json"
     record.parent.mkdir(mode=0o755, exist_ok=True)
     write_public(record, ic.to_json(change, signatures))
     write_public(cluster_file, dump_cluster_config(updated).encode())
