@@ -153,6 +153,10 @@ def test_recovery_drill_restores_node_2_on_a_new_host_and_it_signs(
     restored = json.loads(out)
     node_toml = Path(restored["node_toml"])
     cfg = load_node_config(node_toml)  # production config, every file checks
+    # Neither the recovery passphrases nor the new host's seal passphrase are shown.
+    assert cfg.passphrase_file is not None
+    for secret in (PASSPHRASE, cfg.passphrase_file.read_bytes().strip()):
+        assert secret.decode() not in out + err
     old_cluster = load_cluster_config(root / "cluster.toml")
     for p in (cfg.tls_key, cfg.identity_key, cfg.passphrase_file):
         assert p is not None and stat.S_IMODE(p.stat().st_mode) == 0o600
