@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import json
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
@@ -36,11 +37,14 @@ from mpcnode.ceremony.recovery_key import (
     load_recovery_public,
     new_recovery_key,
 )
-from mpcnode.protocol.key_share import PublicKeyData
 from mpcnode.state.atomic_file import write_new, write_public
 from mpcnode.state.node_store import SealedKeyFiles
 from mpcnode.state.seal import passphrase_from_env_or_file
+from mpcnode.transport.identity import IdentityPublic
 from mpcnode.transport.system_random import SystemRandom
+
+if TYPE_CHECKING:
+    from coordinator.transcript_verify import VerifiedCeremony
 
 PASSPHRASE_ENV = "MPC_RECOVERY_PASSPHRASE"
 
@@ -68,13 +72,13 @@ def _key_id_or_hex(root: Path, key: str) -> bytes:
     return bytes.fromhex(hex_id)
 
 
-def current_key(root: Path, label: str) -> PublicKeyData:
-    """The key's public data now (epoch, public shares), from its transcript, every
-    session and proof verified: the record refresh keeps, so a backup is checked against
-    it without asking a node."""
+def current_key(root: Path, label: str) -> VerifiedCeremony:
+    """The key's public data now (epoch, public shares, aux info digest), from its
+    transcript, every session and proof verified: the record refresh keeps, so a backup
+    is checked against it without asking a node."""
     from coordinator.transcript_verify import verify
 
-    return verify(transcript.load(root / "transcripts" / f"{label}.json")).key
+    return verify(transcript.load(root / "transcripts" / f"{label}.json"))
 
 
 def cmd_recovery_key_new(args: argparse.Namespace) -> int:
@@ -131,7 +135,7 @@ def cmd_verify_backup(args: argparse.Namespace) -> int:
     root: Path = args.dir
     backup = _load_backup(args.file)
     label = _label_of(root, backup.labels.key_id)
-    sb.check_labels(backup.labels, current_key(root, label),
+    sb.check_labels(backup.labels, current_key(root, label).key,
                     load_cluster_config(root / "cluster.toml").name)
     print(f"backup {args.file}: labels match key {label!r} at its current epoch "
           f"{backup.labels.epoch} (nothing decrypted)")
@@ -144,7 +148,8 @@ def cmd_restore(args: argparse.Namespace) -> int:
     cluster = load_cluster_config(root / "cluster.toml")
     backup = _load_backup(args.backup)
     label = _label_of(root, backup.labels.key_id)
-    sb.check_labels(backup.labels, current_key(root, label), cluster.name)  # before decrypting
+    current = current_key(root, label)
+    sb.check_labels(backup.labels, current.key, cluster.name)  # before decrypting
     files: list[Path] = args.recovery_passphrase_file or []
     if files and len(files) != len(args.recovery_key):
         raise CoordinatorError("give one --recovery-passphrase-file per --recovery-key, or "
@@ -152,6 +157,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     keys = [load_recovery_private(k, _passphrase(files[n] if files else None))
             for n, k in enumerate(args.recovery_key)]
     payload = sb.open_backup(backup, keys)
+    sb.check_restorable(payload, current.key, current.aux_digest)
     ca_cert = root / "ca" / "ca.pem"
     ca_key: Path = args.ca_key or root / "ca" / "ca.key"
     restored = restore_node(cluster, payload, args.out, ca=(ca_key.read_bytes(),
@@ -181,15 +187,23 @@ def cmd_identity_sign(args: argparse.Namespace) -> int:
     return 0
 
 
+def retired_identities(records: Path) -> list[IdentityPublic]:
+    """The identities the changes applied here replaced (their records, written by
+    ``identity-change apply``): none of their keys may be a node's identity again."""
+    return [ic.from_json(p.read_bytes())[0].old for p in sorted(records.glob("*.json"))]
+
+
 def cmd_identity_apply(args: argparse.Namespace) -> int:
     root: Path = args.dir
     cluster_file = root / "cluster.toml"
     cluster = load_cluster_config(cluster_file)
     change, signatures = ic.from_json(args.file.read_bytes())
     tag = change.digest.hex()[:16]
+    records = root / "identity_changes"
     updated = ic.apply_change(cluster, change, signatures, root / "ca" / "ca.pem",
-                              root / "certs" / f"node{change.node}-{tag}.pem")
-    record = root / "identity_changes" / f"node{change.node}-{tag}.json"
+                              root / "certs" / f"node{change.node}-{tag}.pem",
+                              retired_identities(records))
+    record = records / f"node{change.node}-{tag}.json"
     record.parent.mkdir(mode=0o755, exist_ok=True)
     write_public(record, ic.to_json(change, signatures))
     write_public(cluster_file, dump_cluster_config(updated).encode())

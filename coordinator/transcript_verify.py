@@ -51,6 +51,7 @@ from mpcnode.protocol.registry import (
     RoundSpec,
     ceremony_protocols,
 )
+from mpcnode.protocol.results import AuxResult
 from mpcnode.protocol.session_params import PublicRecord, RecordError, SessionParams
 from mpcnode.transport import ceremony_closing, envelope
 from mpcnode.transport.identity import IdentityPublic
@@ -73,6 +74,7 @@ class VerifiedCeremony:
     sessions: int  # sessions checked
     messages: int  # messages checked
     key: PublicKeyData  # the key after the last session: its current epoch and public shares
+    aux_digest: bytes | None  # AuxInfo.digest of the last aux-info session (refresh keeps it)
 
 
 @dataclass
@@ -126,13 +128,17 @@ def verify(t: Transcript) -> VerifiedCeremony:
         required = _role_of(name).required
         if required and not any(s.protocol == name for s in t.sessions):
             raise TranscriptError(required)
+    aux_digest = None
     for k, s in enumerate(t.sessions):  # the expensive checks (aux info's proofs) last
-        _check_results(k, s, _replayed(k, s, _role(s).result, records[k], keys[k]))
+        result = _replayed(k, s, _role(s).result, records[k], keys[k])
+        _check_results(k, s, result)
+        if isinstance(result, AuxResult):
+            aux_digest = result.aux_digest
     _check_closing(t, public.parties)
     return VerifiedCeremony(public.key_id, public.public_key,
                             ethereum_address(public.public_key), public.threshold,
                             public.parties, public.epoch, len(t.sessions),
-                            sum(len(s.messages) for s in t.sessions), public)
+                            sum(len(s.messages) for s in t.sessions), public, aux_digest)
 
 
 # --- 1. messages ------------------------------------------------------------------------

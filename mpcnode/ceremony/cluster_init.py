@@ -229,7 +229,8 @@ def make_node_host(node: NodeLayout, i: int, listen: str, ca: tuple[bytes, bytes
     passphrase (or by the node's key in ``token``), and node.toml. The ceremony makes one
     per node; a restore makes one for the node it brings back on a new host."""
     ca_key, ca_cert = ca
-    key, cert = pki.issue_certificate(ca_key, ca_cert, f"node{i}", pki.ROLE_NODE, sans)
+    key, cert = pki.issue_certificate(ca_key, ca_cert, pki.node_common_name(i), pki.ROLE_NODE,
+                                     sans)
     pki.write_private(node.tls_key, key)
     pki.write_public(node.tls_cert, cert)
     ident = IdentityKeys.generate(i)

@@ -13,7 +13,7 @@ bundles, over a domain tag of their own (a bundle signature is never an identity
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -73,9 +73,12 @@ def sign_change(change: IdentityChange, key: Ed25519PrivateKey, admin_id: str) -
 
 
 def verify_change(change: IdentityChange, signatures: Sequence[AdminSignature],
-                  cluster: ClusterConfig) -> tuple[str, ...]:
+                  cluster: ClusterConfig,
+                  retired: Collection[IdentityPublic] = ()) -> tuple[str, ...]:
     """The admins whose signatures count; raises unless the quorum signed and the change
-    applies to ``cluster`` as it is now."""
+    applies to ``cluster`` as it is now. ``retired``: identities earlier changes replaced
+    (a restore replaces an identity because its host was lost or compromised, so its keys
+    never come back, however many admins sign a change back to them)."""
     if change.cluster != cluster.name:
         raise IdentityChangeError(f"the change is for cluster {change.cluster!r}, not "
                                   f"{cluster.name!r}")
@@ -90,6 +93,10 @@ def verify_change(change: IdentityChange, signatures: Sequence[AdminSignature],
         if other.id != change.node and {other.identity.signing_key, other.identity.kex_key} & {
                 change.new.signing_key, change.new.kex_key}:
             raise IdentityChangeError(f"the new identity reuses a key of node {other.id}")
+    for gone in retired:
+        if {gone.signing_key, gone.kex_key} & {change.new.signing_key, change.new.kex_key}:
+            raise IdentityChangeError(f"the new identity reuses a key of node {gone.party}'s "
+                                      f"retired identity {gone.fingerprint}")
     if cluster.admin_quorum < 1:
         raise IdentityChangeError(f"{cluster.path} names no admin quorum: no identity "
                                   "change can be approved")
@@ -110,19 +117,25 @@ def _count(change: IdentityChange, signatures: Sequence[AdminSignature],
 
 def apply_change(cluster: ClusterConfig, change: IdentityChange,
                  signatures: Sequence[AdminSignature], ca_cert: Path,
-                 cert_path: Path) -> ClusterConfig:
+                 cert_path: Path, retired: Collection[IdentityPublic] = ()) -> ClusterConfig:
     """``cluster`` with node ``change.node`` given its new identity, address and
     certificate (written to ``cert_path``), after every check of ``verify_change`` and of
-    the certificate (chains to the cluster CA, names the node role)."""
-    verify_change(change, signatures, cluster)
+    the certificate (chains to the cluster CA, names the node role and this node)."""
+    verify_change(change, signatures, cluster, retired)
     try:
         chained = pki.verify_chain(change.tls_cert, ca_cert.read_bytes())
         role = pki.role_of(change.tls_cert) if chained else None
+        name = pki.common_name_of(change.tls_cert) if role else None
     except (OSError, pki.PkiError) as exc:
         raise IdentityChangeError(f"the change's TLS certificate does not check: {exc}") from None
     if role != pki.ROLE_NODE:
         raise IdentityChangeError(f"the change's TLS certificate is not a node certificate "
                                   f"issued by {ca_cert}")
+    if name != pki.node_common_name(change.node):
+        # The CA issued it to another node (its own certificate, or a spare): node N's
+        # identity carries node N's certificate only.
+        raise IdentityChangeError(f"the change's TLS certificate names {name!r}, not node "
+                                  f"{change.node}")
     cert_path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
     pki.write_public(cert_path, change.tls_cert)
     nodes = dict(cluster.nodes)

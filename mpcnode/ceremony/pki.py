@@ -131,6 +131,11 @@ def role_of(cert_pem: bytes) -> str | None:
     return role if _EKU[role] in eku else None
 
 
+def node_common_name(node: int) -> str:
+    """The subject CommonName of node ``node``'s certificate, as the ceremony issues it."""
+    return f"node{node}"
+
+
 def common_name_of(cert_pem: bytes) -> str:
     """The subject CommonName; raises PkiError if there is not exactly one."""
     cert = _load_cert(cert_pem, "certificate")

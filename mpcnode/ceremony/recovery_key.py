@@ -10,6 +10,8 @@ line (``seal.passphrase_from_env_or_file``).
 
 from __future__ import annotations
 
+import os
+import stat
 from pathlib import Path
 
 from cryptography.hazmat.primitives import serialization
@@ -58,8 +60,11 @@ def load_recovery_public(path: Path) -> X25519PublicKey:
 
 
 def load_recovery_private(path: Path, passphrase: bytes) -> X25519PrivateKey:
+    """The private key in ``path``, which only its owner may read: a recovery key left
+    readable by others has been exposed to offline passphrase guessing, so the operator
+    is told to rotate it rather than it being used."""
     try:
-        key = serialization.load_pem_private_key(path.read_bytes(), passphrase)
+        key = serialization.load_pem_private_key(_read_private(path), passphrase)
     except OSError as exc:
         raise RecoveryKeyError(f"cannot read recovery key {path}: {exc.strerror}") from None
     except (ValueError, TypeError):
@@ -68,3 +73,13 @@ def load_recovery_private(path: Path, passphrase: bytes) -> X25519PrivateKey:
     if not isinstance(key, X25519PrivateKey):
         raise RecoveryKeyError(f"{path} is not an X25519 recovery private key")
     return key
+
+
+def _read_private(path: Path) -> bytes:
+    with path.open("rb") as f:
+        # fstat on the open file: the mode checked is the mode of what is read.
+        mode = stat.S_IMODE(os.fstat(f.fileno()).st_mode)
+        if mode & 0o077:
+            raise RecoveryKeyError(f"recovery key {path} is accessible by group or others "
+                                   f"(mode {mode:04o}): treat it as exposed, chmod 600 it")
+        return f.read()

@@ -37,7 +37,14 @@ from mpcnode.core.errors import MpcnodeError
 from mpcnode.crypto import codec
 from mpcnode.crypto.group import Point, Q, lagrange_coefficient, poly_eval
 from mpcnode.crypto.random_source import RandomSource, rand_scalar
-from mpcnode.protocol.key_share import AuxInfo, KeyShare, PublicKeyData
+from mpcnode.protocol.key_share import (
+    AuxInfo,
+    KeyMaterialError,
+    KeyShare,
+    PublicKeyData,
+    check_aux_info,
+    check_key_share,
+)
 
 FORMAT = "mpc-share-backup/1"
 SUITE = "HPKE-base DHKEM(X25519,HKDF-SHA256) HKDF-SHA256 AES-256-GCM"
@@ -249,6 +256,28 @@ def check_labels(labels: BackupLabels, current: PublicKeyData, cluster: str) -> 
     if current.public_shares.get(labels.node) != labels.public_share:
         raise BackupLabelError(f"the backup's public share is not node {labels.node}'s "
                                f"public share X_{labels.node} of the key")
+
+
+def check_restorable(payload: BackupPayload, current: PublicKeyData,
+                     aux_digest: bytes | None) -> None:
+    """After opening: is every public value the payload brings the key's verified one?
+    The labels bind only the node's own public share; whoever holds x_i and the recovery
+    keys can seal a payload whose other parties' public shares or Paillier and
+    ring-Pedersen parameters are their own choice, and the restored node would trust
+    them. ``aux_digest`` is ``AuxInfo.digest`` of the transcript's aux-info session."""
+    share, aux = payload.share, payload.aux
+    if share.public != current:
+        raise BackupLabelError(f"the backup's public key data for node {share.party} "
+                               "(public shares, chain code) is not the key's verified data")
+    if aux.digest != aux_digest:
+        raise BackupLabelError(f"the backup's aux info for node {share.party} (the parties' "
+                               "Paillier and ring-Pedersen parameters) is not the one the "
+                               "key's aux-info session made")
+    try:
+        check_key_share(share, share.party)
+        check_aux_info(aux, current, share.party)
+    except KeyMaterialError as exc:
+        raise BackupLabelError(f"the backup's key material does not check: {exc}") from None
 
 
 def _fingerprints(keys: Sequence[bytes]) -> str:

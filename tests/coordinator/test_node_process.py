@@ -113,6 +113,25 @@ def test_down_leaves_unrelated_processes_alone(cluster: Path,
     assert not pidfile(cluster, 1).exists() and not pidfile(cluster, 2).exists()
 
 
+def test_a_process_that_only_names_the_nodes_config_is_left_alone(
+        cluster: Path, spawn: list[subprocess.Popen[bytes]]) -> None:
+    """Pid files with the right start time, naming processes whose command lines hold the
+    node's config path, even the node's whole command line, as mere arguments (an
+    operator's ``tail -f``, a script that sleeps): neither is a node, neither is signalled."""
+    conf1, conf2 = config(cluster, 1).resolve(), config(cluster, 2).resolve()
+    spawn.append(subprocess.Popen(["tail", "-f", str(conf1)], stdout=subprocess.DEVNULL))
+    spawn.append(subprocess.Popen([sys.executable, "-c", "import time; time.sleep(300)",
+                                   "-m", "mpcnode", "serve", "--config", str(conf2)]))
+    tail, mimic = spawn
+    node_process.write(pidfile(cluster, 1), node_process.record(tail.pid, conf1))
+    node_process.write(pidfile(cluster, 2), node_process.record(mimic.pid, conf2))
+    code, err = run("down", cluster)
+    assert code == 0, err
+    assert alive(tail) and alive(mimic), err
+    for proc in (tail, mimic):
+        assert f"pid {proc.pid} is not this node's process" in err, err
+
+
 def test_a_pid_file_of_another_node_is_not_this_node(cluster: Path, tmp_path: Path,
                                                      spawn: list[subprocess.Popen[bytes]]
                                                      ) -> None:

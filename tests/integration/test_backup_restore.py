@@ -26,9 +26,12 @@ from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption,
 from coordinator import node_process
 from coordinator.ceremony_cli import main
 from coordinator.coordinator import Coordinator
+from mpcnode.ceremony import share_backup as sb
 from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
 from mpcnode.ceremony.node_config import load_node_config, load_node_host
+from mpcnode.ceremony.recovery_key import load_recovery_public
 from mpcnode.state.node_store import SealedKeyFiles
+from mpcnode.transport.system_random import SystemRandom
 from test_only.node_switches import NodeSwitches, dump_test_node_config
 from testing.cluster_harness import make_cluster, node_command
 from testing.integration_support import openssl_verifies
@@ -151,6 +154,10 @@ def test_recovery_drill_restores_node_2_on_a_new_host_and_it_signs(
     restored = json.loads(out)
     node_toml = Path(restored["node_toml"])
     cfg = load_node_config(node_toml)  # production config, every file checks
+    # Neither the recovery passphrases nor the new host's seal passphrase are shown.
+    assert cfg.passphrase_file is not None
+    for secret in (PASSPHRASE, cfg.passphrase_file.read_bytes().strip()):
+        assert secret.decode() not in out + err
     old_cluster = load_cluster_config(root / "cluster.toml")
     for p in (cfg.tls_key, cfg.identity_key, cfg.passphrase_file):
         assert p is not None and stat.S_IMODE(p.stat().st_mode) == 0o600
@@ -276,3 +283,44 @@ def test_a_backup_from_before_a_refresh_is_refused(cluster: Path, tmp_path: Path
     code, _, err = run("restore", root, "--backup", new, "--recovery-key", private,
                        "--recovery-passphrase-file", pf, "--out", new_host)
     assert code == 0, err
+
+
+def test_a_backup_sealed_by_an_insider_with_other_peers_parameters_is_refused(
+        cluster: Path, tmp_path: Path) -> None:
+    """An insider who holds x_2 and the recovery key (so can seal a backup the labels
+    accept) plants node 1's Paillier and ring-Pedersen parameters as node 3's: the restored
+    node 2 would prove its ranges to node 3 under parameters the insider chose. Restore
+    compares the payload with the transcript's aux info, and writes nothing."""
+    root = cluster
+    [(private, public, pf)] = recovery_keys(tmp_path, 1)
+    cfg = load_node_host(root / "node2" / "node.toml")
+    key_id = bytes.fromhex(json.loads((root / "keys.json").read_text())["hot"])
+    files = SealedKeyFiles(cfg.data_dir, cfg.open_seal())
+    share, aux = files.key_share(key_id), files.aux_info(key_id)
+    peers = {**aux.peers, 3: aux.peers[1]}
+    forged = dataclasses.replace(aux, peers=peers)
+    cluster_name = load_cluster_config(root / "cluster.toml").name
+    backup = tmp_path / "forged.backup"
+    backup.write_bytes(sb.to_json(sb.encrypt_backup(
+        cluster_name, sb.BackupPayload(share, forged), [load_recovery_public(public)], 1,
+        SystemRandom())))
+    assert run("verify-backup", backup, "--dir", root)[0] == 0  # the labels are node 2's
+    new_host = tmp_path / "newhost2"
+    code, out, err = run("restore", root, "--backup", backup, "--recovery-key", private,
+                         "--recovery-passphrase-file", pf, "--out", new_host)
+    assert code != 0
+    assert "aux info for node 2" in err and "not the one the key's aux-info session" in err
+    assert not new_host.exists()
+    assert format(share.x, "x") not in out + err
+
+    # Into a directory that already holds a node (node 3's host): refused, left as it was.
+    honest = tmp_path / "node2.backup"
+    take_backup(root, honest, [public])
+    before = {p: p.read_bytes() for p in [*(root / "node3").glob("*.*"),
+                                          *(root / "node3" / "data" / "keys").iterdir()]
+              if p.is_file() and p.name != "node.pid"}
+    assert any(p.name.endswith(".keyshare.sealed") for p in before)
+    code, _, err = run("restore", root, "--backup", honest, "--recovery-key", private,
+                       "--recovery-passphrase-file", pf, "--out", root / "node3")
+    assert code != 0 and "is not empty" in err
+    assert {p: p.read_bytes() for p in before} == before

@@ -103,6 +103,23 @@ def test_a_certificate_of_another_ca_is_refused(cluster: Path, tmp_path: Path) -
     assert not (tmp_path / "cert.pem").exists()
 
 
+@pytest.mark.parametrize("holder", ["node 3", "coordinator"])
+def test_another_holders_certificate_is_refused(cluster: Path, tmp_path: Path,
+                                                holder: str) -> None:
+    """A change that gives node 2 a certificate the cluster CA issued to someone else
+    (node 3's own, or the coordinator's) does not apply, however many admins signed it."""
+    config = load_cluster_config(cluster / "cluster.toml")
+    cert = (config.nodes[3].tls_cert if holder == "node 3"
+            else cluster / "coordinator" / "coordinator.pem").read_bytes()
+    assert pki.verify_chain(cert, (cluster / "ca" / "ca.pem").read_bytes())
+    change = dataclasses.replace(change_for(cluster, config), tls_cert=cert)
+    want = "names 'node3', not node 2" if holder == "node 3" else "not a node certificate"
+    with pytest.raises(IdentityChangeError, match=want):
+        ic.apply_change(config, change, signed(cluster, change, 1, 2, 3),
+                        cluster / "ca" / "ca.pem", tmp_path / "cert.pem")
+    assert not (tmp_path / "cert.pem").exists()
+
+
 @pytest.mark.parametrize("data", [
     b"{}", b"not json", b'{"format":"mpc-identity-change/0","change":{},"signatures":[]}',
 ])

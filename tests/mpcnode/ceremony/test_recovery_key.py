@@ -52,3 +52,17 @@ def test_a_file_of_another_kind_is_refused(tmp_path: Path) -> None:
     bogus.write_text("not a key")
     with pytest.raises(RecoveryKeyError, match="not a PEM public key"):
         load_recovery_public(bogus)
+
+
+@pytest.mark.parametrize("mode", [0o640, 0o604, 0o666])
+def test_a_private_key_readable_by_others_is_refused(tmp_path: Path, mode: int) -> None:
+    """A careless operator's chmod (or a copy made with a loose umask) exposed the
+    encrypted key to offline guessing: it is refused before the passphrase is tried."""
+    private = tmp_path / "r.key"
+    new_recovery_key(private, tmp_path / "r.pub", PASSPHRASE)
+    private.chmod(mode)
+    with pytest.raises(RecoveryKeyError, match=f"accessible by group or others "
+                                               f"\\(mode {mode:04o}\\)"):
+        load_recovery_private(private, PASSPHRASE)
+    private.chmod(0o600)
+    assert load_recovery_private(private, PASSPHRASE)
