@@ -11,10 +11,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -25,6 +28,7 @@ from eth_hash.auto import keccak
 from coordinator import node_process
 from ethereum import erc20
 from mpcnode.ceremony.cluster_file import load_cluster_config
+from oms_core.app.oms_config import load_settings
 from oms_core.demo import oms_demo as demo
 from testing.integration_support import processes_naming
 
@@ -128,10 +132,35 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path) -> Non
         f"node {i}: stopped" for i in range(1, demo.NODES + 1)]
 
 
+def fail_once_the_oms_serves() -> Callable[[str], None]:
+    """A progress callback that fails the demo as the phase after the OMS's begins: the
+    daemon is serving, the people are logged in."""
+
+    def progress(line: str) -> None:
+        if line.startswith("4/"):
+            raise InjectedError("injected failure")
+
+    return progress
+
+
+def oms_listening(config: Path) -> bool:
+    host, port = load_settings(config).listen.rsplit(":", 1)
+    with socket.socket() as s:
+        return s.connect_ex((host, int(port))) == 0
+
+
 @pytest.mark.slow
 def test_demo_plays_the_defi_scenario_and_every_transaction_recovers(tmp_path: Path) -> None:
-    with pytest.raises(InjectedError):  # a failed run first: the rerun must not mind it
-        demo.run(tmp_path / "failed", progress=fail_after_nodes_start(tmp_path / "failed", []))
+    # A run that fails while the OMS daemon serves, first: it stops the daemon (its port
+    # closed, its thread gone) and every node, and the rerun must not mind it.
+    failed = tmp_path / "failed"
+    with pytest.raises(InjectedError):
+        demo.run(failed, progress=fail_once_the_oms_serves())
+    assert (failed / "oms" / "oms.toml").is_file() and not oms_listening(
+        failed / "oms" / "oms.toml")
+    assert not [t for t in threading.enumerate()
+                if t.name in ("oms-serve", "oms-recovery", "oms-anchoring")]
+    assert processes_naming(failed) == []
     said: list[str] = []
     result = json.loads(json.dumps(demo.run(tmp_path / "cluster", progress=said.append)))
 
@@ -142,8 +171,12 @@ def test_demo_plays_the_defi_scenario_and_every_transaction_recovers(tmp_path: P
     # The nodes witnessed the log and the OMS anchored it; the verify step checked both.
     assert result["audit_witnessed_heads"] and all(
         0 < size <= result["audit_entries"] for size in result["audit_witnessed_heads"].values())
+    # The daemon's anchoring thread anchored as the log grew, the last anchor over all of
+    # it but that anchor's own record.
     anchors = result["audit_anchors"]
-    assert len(anchors) == 2 and anchors[0]["tree_size"] < anchors[1]["tree_size"]
+    sizes = [a["tree_size"] for a in anchors]
+    assert len(sizes) >= 2 and sizes == sorted(set(sizes))
+    assert sizes[-1] >= result["audit_entries"] - 2
     assert re.fullmatch(r"0x[0-9a-f]{40}", result["audit_anchor_contract"])
     assert (result["threshold"], result["nodes"]) == (3, 5)
 
@@ -171,4 +204,17 @@ def test_demo_plays_the_defi_scenario_and_every_transaction_recovers(tmp_path: P
                      r"1\.0 %; split into 10 parts", story), story
     assert "8/8 audit" in story
     assert list(result["phases"]) == [p.name for p in demo.PHASES]
+
+    # The OMS was the daemon of an oms.toml, over TLS, and every request went through it:
+    # its database holds each transaction the demo reports, and it no longer serves.
+    config = Path(result["oms_config"])
+    settings = load_settings(config)
+    assert settings.tls is not None and settings.anchor is not None
+    assert settings.chain is not None and len(settings.chain.endpoints) == 2
+    assert f"oms serve ({config}) on {settings.listen} over TLS" in story
+    with closing(sqlite3.connect(f"{Path(result['oms_db']).as_uri()}?mode=ro",
+                                 uri=True)) as conn:
+        stored = dict(conn.execute("SELECT request_id, state FROM requests").fetchall())
+    assert {t["request_id"]: "confirmed" for t in transactions}.items() <= stored.items()
+    assert not oms_listening(config)
     assert all(f"   [{p.name}: " in story for p in demo.PHASES)
