@@ -8,9 +8,10 @@ with its gRPC server over TLS, metrics, recovery and anchoring thread. The one d
 from ``oms serve --config``: the embedded chain lives in this process and has no JSON-RPC
 URL, so the daemon is handed its endpoints connected (``runtime.ConnectedEndpoints``, by
 the names oms.toml gives them); the URLs written for them are placeholders under the
-reserved ``.invalid`` domain, never resolved. The ``test_only`` fence of ``oms serve``
-(the demo's software authenticators live in this process) is the other: the daemon itself
-holds no authenticator.
+reserved ``.invalid`` domain, never resolved. (``oms serve``'s command line also refuses
+a process that loaded ``test_only``; the demo's process holds its people's DEMO ONLY
+software authenticators, so it calls the daemon's code below that check. The daemon
+itself holds no authenticator and checks every assertion as it always does.)
 """
 
 from __future__ import annotations

@@ -129,6 +129,7 @@ class Scene:
 
     client: OmsClient
     people: dict[str, Person]
+    rp: RelyingParty = RP
     sessions: dict[str, str] = field(default_factory=dict)
 
     def login(self, user: str) -> str:
@@ -136,7 +137,7 @@ class Scene:
         (``oms login``)."""
         if user not in self.sessions:
             challenge = self.client.login_begin(user)
-            assertion = self.people[user].sign_challenge(RP, challenge)
+            assertion = self.people[user].sign_challenge(self.rp, challenge)
             self.sessions[user] = self.client.login_finish(user, assertion).token
         return self.sessions[user]
 
@@ -146,7 +147,7 @@ class Scene:
         together), sign that, send it."""
         token = self.login(user)
         to_sign = challenge_to_sign(self.client.get(token, request_id), request_id)
-        assertion = self.people[user].sign_challenge(RP, to_sign.challenge)
+        assertion = self.people[user].sign_challenge(self.rp, to_sign.challenge)
         send = self.client.confirm if action == "confirm" else self.client.approve
         return send(token, request_id, assertion)
 

@@ -29,8 +29,12 @@ from coordinator import node_process
 from ethereum import erc20
 from mpcnode.ceremony.cluster_file import load_cluster_config
 from oms_core.app.oms_config import load_settings
+from oms_core.cli.client_challenge import ChallengeCheckError
+from oms_core.cli.oms_client import OmsClient
 from oms_core.demo import oms_demo as demo
+from oms_core.rpc import oms_pb2 as pb
 from testing.integration_support import processes_naming
+from testing.oms_rpc_support import RP, TREASURY, UNKNOWN, running_world
 
 TYPE_EIP1559 = 2
 
@@ -67,6 +71,39 @@ def fail_after_nodes_start(root: Path, pids: list[int]) -> Callable[[str], None]
             raise InjectedError("injected failure")
 
     return progress
+
+
+class LyingServer(OmsClient):
+    """An OMS host that shows each request with another payee than the one its
+    transaction pays, and counts the assertions it receives."""
+
+    assertions = 0
+
+    def get(self, token: str, request_id: str) -> pb.RequestView:
+        view = super().get(token, request_id)
+        view.destination = UNKNOWN
+        return view
+
+    def confirm(self, token: str, request_id: str, assertion: bytes) -> pb.RequestView:
+        self.assertions += 1
+        return super().confirm(token, request_id, assertion)
+
+
+def test_the_demo_people_sign_only_what_their_client_checked(tmp_path: Path) -> None:
+    """The demo's users go through the CLI's challenge check: a server that misdescribes
+    the request gets no assertion at all; the same request confirms over an honest one."""
+    with running_world(tmp_path) as world:
+        lying = LyingServer(world.target, ca_pem=None)
+        with lying:
+            scene = demo.Scene(lying, world.people, rp=RP)
+            rid = scene.submit("tina", TREASURY, b"").request_id
+            with pytest.raises(ChallengeCheckError, match="the transaction pays elsewhere"):
+                scene.assert_request("tina", rid, "confirm")
+            assert lying.assertions == 0
+        with OmsClient(world.target, ca_pem=None) as honest:
+            view = demo.Scene(honest, world.people, rp=RP).assert_request(
+                "tina", rid, "confirm")
+        assert view.state == "signed" and view.signed_transaction
 
 
 @pytest.fixture
