@@ -10,6 +10,7 @@ everywhere in oms_core.chain.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, cast
@@ -18,7 +19,7 @@ from eth_tester import EthereumTester, PyEVMBackend
 from eth_typing import ABI
 from web3 import EthereumTesterProvider, Web3
 from web3.contract import Contract
-from web3.types import TxParams
+from web3.types import RPCEndpoint, RPCResponse, TxParams
 
 from ethereum.addresses import checksummed
 from oms_core.chain import artifacts
@@ -53,9 +54,22 @@ class Market:
     deployer: str  # minter of both tokens and first liquidity provider
 
 
+class _SerialTesterProvider(EthereumTesterProvider):
+    """eth-tester with one call at a time: py-evm is not thread-safe, and the OMS daemon
+    reaches the chain from several threads (its core, the anchoring, the metrics)."""
+
+    def __init__(self, tester: EthereumTester) -> None:
+        super().__init__(tester)
+        self._lock = threading.Lock()
+
+    def make_request(self, method: RPCEndpoint, params: Any) -> RPCResponse:
+        with self._lock:
+            return super().make_request(method, params)
+
+
 def embedded_web3() -> Web3:
     """A fresh in-process chain (eth-tester on py-evm; every transaction mined at once)."""
-    return Web3(EthereumTesterProvider(EthereumTester(PyEVMBackend())))
+    return Web3(_SerialTesterProvider(EthereumTester(PyEVMBackend())))
 
 
 def funded_accounts(w3: Web3) -> list[str]:

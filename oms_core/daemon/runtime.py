@@ -6,6 +6,11 @@ prices from the fixed table, and signs audit tree heads with the audit key; with
 it adopts the configured admin-signed bootstrap bundle (pushed to every node, which
 verifies the admin quorum itself). SIGTERM or SIGINT: stop taking calls, let running ones
 finish, close the core and the coordinator.
+
+The [chain] endpoints are JSON-RPC URLs. A chain that has none (the embedded eth-tester
+``oms demo`` runs inside its own process) is handed in already connected, by the names
+oms.toml gives its endpoints (``ConnectedEndpoints``): the only part of the daemon a caller
+can replace, and it changes where calls go, never what is checked.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ import logging
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from decimal import Decimal
 from functools import partial
@@ -57,10 +62,13 @@ from oms_core.oms_core_errors import OmsCoreError
 
 log = logging.getLogger("oms")
 
+ConnectedEndpoints = Mapping[str, Web3Endpoint]
+"""[chain.endpoints] by name, already connected (instead of over their URLs)."""
+
 
 @contextmanager
-def open_core(settings: OmsSettings, wrap: Callable[[Signer], Signer] = lambda s: s
-              ) -> Iterator[CoreThread]:
+def open_core(settings: OmsSettings, wrap: Callable[[Signer], Signer] = lambda s: s,
+              endpoints: ConnectedEndpoints | None = None) -> Iterator[CoreThread]:
     """The core over the cluster of ``settings``, with its bootstrap policy adopted, its
     chain endpoints checked, and the coordinator's assignments kept in its database;
     ``wrap`` decorates the signer (the metrics time it)."""
@@ -68,7 +76,7 @@ def open_core(settings: OmsSettings, wrap: Callable[[Signer], Signer] = lambda s
     audit_signer = load_signer(settings.audit_key, settings.read_audit_passphrase())
     bootstrap = (settings.bootstrap_bundle.read_bytes()
                  if settings.bootstrap_bundle is not None else None)
-    chain = chain_config(settings)
+    chain = chain_config(settings, endpoints)
     prices = price_source(settings, chain)
     with Coordinator(coordinator_config) as coordinator:
         coordinator_signer = CoordinatorSigner(coordinator, settings.key_id)
@@ -90,12 +98,14 @@ def open_core(settings: OmsSettings, wrap: Callable[[Signer], Signer] = lambda s
             core.close()
 
 
-def chain_config(settings: OmsSettings) -> ChainConfig | None:
-    """The [chain] section as the core's chain configuration (endpoints over HTTP)."""
+def chain_config(settings: OmsSettings, endpoints: ConnectedEndpoints | None = None
+                 ) -> ChainConfig | None:
+    """The [chain] section as the core's chain configuration (endpoints over HTTP, or
+    ``endpoints`` when given)."""
     c = settings.chain
     if c is None:
         return None
-    named = {name: Web3Endpoint.http(url, name) for name, url in c.endpoints.items()}
+    named = connect_endpoints(settings, endpoints)
     pools = tuple(PoolSpec(p.address, p.token0, p.token1, Decimal(p.max_slippage_bps),
                            _pool_interface(settings, p.abi)) for p in c.pools)
     watches = tuple(TvlWatch(w.protocol, partial(
@@ -108,18 +118,35 @@ def chain_config(settings: OmsSettings) -> ChainConfig | None:
         max_fee_cap=c.max_fee_cap_wei), pools, watches)
 
 
+def connect_endpoints(settings: OmsSettings, endpoints: ConnectedEndpoints | None = None,
+                      timeout: float | None = None) -> dict[str, Web3Endpoint]:
+    """[chain.endpoints] by name: over their URLs, or the ``endpoints`` handed in, which
+    must be exactly the configured names (a missing or extra one would silently drop or
+    add a cross-check)."""
+    assert settings.chain is not None
+    urls = settings.chain.endpoints
+    if endpoints is None:
+        return {name: (Web3Endpoint.http(url, name) if timeout is None
+                       else Web3Endpoint.http(url, name, timeout=timeout))
+                for name, url in urls.items()}
+    if set(endpoints) != set(urls):
+        raise StartupError(f"chain.endpoints in {settings.path}: connected endpoints "
+                           f"{sorted(endpoints)} are not the configured {sorted(urls)}")
+    return {name: endpoints[name] for name in urls}
+
+
 HEAD_TIMEOUT_S = 3.0
 """How long a metrics scrape waits for an endpoint's head (Prometheus's default scrape
 time-out is 10 s); one that takes longer is reported down."""
 
 
-def chain_heads(settings: OmsSettings) -> ChainHeads | None:
+def chain_heads(settings: OmsSettings, endpoints: ConnectedEndpoints | None = None
+                ) -> ChainHeads | None:
     """The metrics' view of the [chain] endpoints, on connections of its own: a scrape
     never waits behind (or holds up) the core's calls."""
     if settings.chain is None:
         return None
-    return ChainHeads({name: Web3Endpoint.http(url, name, timeout=HEAD_TIMEOUT_S)
-                       for name, url in settings.chain.endpoints.items()}, HEAD_TIMEOUT_S)
+    return ChainHeads(connect_endpoints(settings, endpoints, HEAD_TIMEOUT_S), HEAD_TIMEOUT_S)
 
 
 def _pool_interface(settings: OmsSettings, abi: Path) -> PoolInterface:
@@ -171,7 +198,8 @@ def _check_chain(core: CoreThread, coordinator: Coordinator, settings: OmsSettin
                            f"{settings.key_id.hex()[:16]}… ({address})")
 
 
-def anchor_sender(settings: OmsSettings) -> AnchorSender | None:
+def anchor_sender(settings: OmsSettings, endpoints: ConnectedEndpoints | None = None
+                  ) -> AnchorSender | None:
     """The [audit.anchor] sender, its account unlocked and checked against the contract's
     owner (``StartupError`` naming the key otherwise)."""
     a, c = settings.anchor, settings.chain
@@ -180,8 +208,8 @@ def anchor_sender(settings: OmsSettings) -> AnchorSender | None:
     assert c is not None  # the schema requires [chain] with [audit.anchor]
     try:
         account = AnchorAccount.from_keystore(a.key_file, a.read_passphrase(settings.path))
-        sender = AnchorSender([Web3Endpoint.http(url, name) for name, url in c.endpoints.items()],
-                              account, a.contract, chain_id=c.chain_id,
+        sender = AnchorSender(list(connect_endpoints(settings, endpoints).values()), account,
+                              a.contract, chain_id=c.chain_id,
                               confirmations=c.confirmations, max_fee_cap=c.max_fee_cap_wei,
                               timeout_s=a.confirm_timeout_s, poll_s=c.poll_s)
         sender.check()
@@ -274,18 +302,20 @@ def server_tls(settings: OmsSettings) -> ServerTls | None:
 
 
 def serve(settings: OmsSettings, *, stop: threading.Event | None = None,
-          on_ready: Callable[[int], None] | None = None) -> int:
-    """Serve until ``stop`` is set, or (without one) until SIGTERM/SIGINT."""
+          on_ready: Callable[[int], None] | None = None,
+          endpoints: ConnectedEndpoints | None = None) -> int:
+    """Serve until ``stop`` is set, or (without one) until SIGTERM/SIGINT; ``endpoints``
+    replaces the [chain] URLs with connected endpoints of the same names."""
     configure_logging(settings.log_format, settings.grpc_core_log)
     tls = server_tls(settings)
     refuse_taken(*parse_address(settings.listen))  # before a second copy opens the state
     if settings.metrics_listen is not None:
         refuse_taken(*parse_address(settings.metrics_listen))
     holder: list[CoreThread] = []
-    metrics = OmsMetrics(lambda fn: holder[0].run(fn), chain_heads(settings))
-    anchors = anchor_sender(settings)
+    metrics = OmsMetrics(lambda fn: holder[0].run(fn), chain_heads(settings, endpoints))
+    anchors = anchor_sender(settings, endpoints)
     with _stop_event(stop) as event, \
-            open_core(settings, lambda s: TimedSigner(s, metrics)) as core:
+            open_core(settings, lambda s: TimedSigner(s, metrics), endpoints) as core:
         holder.append(core)
         recover(core, settings.chain.recovery_s if settings.chain else 0.0)
         with running_server(OmsService(core, metrics), settings.listen, tls) as (_server, port):

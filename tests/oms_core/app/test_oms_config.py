@@ -23,8 +23,10 @@ from oms_core.app.oms_config import (
     load_settings,
 )
 from oms_core.chain import artifacts
+from oms_core.chain.embedded import embedded_web3
 from oms_core.chain.oracles import PriceHeld
-from oms_core.daemon.runtime import chain_config, price_source
+from oms_core.chain.web3_endpoint import Web3Endpoint
+from oms_core.daemon.runtime import StartupError, chain_config, price_source
 from zero_trust.authorization import RelyingParty
 
 
@@ -264,6 +266,38 @@ def test_the_readme_example_builds_the_chain_breakers_and_oracles(tmp_path: Path
     assert prices.usd_price("USDC") == Decimal(1)
     with pytest.raises(PriceHeld, match="ETH"):
         prices.usd_price("ETH")
+
+
+def test_connected_endpoints_replace_the_urls_by_name_and_every_part_uses_them(
+        tmp_path: Path) -> None:
+    """The one seam ``oms demo`` uses (its chain has no URL): the connected endpoints are
+    what the core, its pools, its breakers and its oracles call, and nothing goes over
+    the configured URLs (none of them answers here)."""
+    path = _readme_example(tmp_path)
+    _with_abi(path)
+    settings = load_settings(path)
+    w3 = embedded_web3()
+    connected = {name: Web3Endpoint(w3, name) for name in ("own-node", "provider-a",
+                                                           "provider-b")}
+    chain = chain_config(settings, connected)
+    assert chain is not None and list(chain.endpoints) == [
+        connected["provider-a"], connected["provider-b"], connected["own-node"]]
+    assert all(e.chain_id() == w3.eth.chain_id for e in chain.endpoints)
+
+
+@pytest.mark.parametrize("names", [("provider-a", "provider-b"),
+                                   ("provider-a", "provider-b", "own-node", "extra")])
+def test_connected_endpoints_must_be_exactly_the_configured_names(
+        tmp_path: Path, names: tuple[str, ...]) -> None:
+    """A caller cannot drop an endpoint from the cross-check, or slip in one the operator
+    did not configure."""
+    path = _readme_example(tmp_path)
+    _with_abi(path)
+    settings = load_settings(path)
+    w3 = embedded_web3()
+    with pytest.raises(StartupError, match=r"chain.endpoints in .*oms.toml: connected "
+                                           r"endpoints .* are not the configured"):
+        chain_config(settings, {name: Web3Endpoint(w3, name) for name in names})
 
 
 @pytest.mark.parametrize(("old", "new", "message"), [

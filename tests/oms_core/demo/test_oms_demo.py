@@ -11,10 +11,13 @@ import os
 import re
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable, Iterator
+from contextlib import closing
 from pathlib import Path
 
 import pytest
@@ -25,8 +28,13 @@ from eth_hash.auto import keccak
 from coordinator import node_process
 from ethereum import erc20
 from mpcnode.ceremony.cluster_file import load_cluster_config
+from oms_core.app.oms_config import load_settings
+from oms_core.cli.client_challenge import ChallengeCheckError
+from oms_core.cli.oms_client import OmsClient
 from oms_core.demo import oms_demo as demo
+from oms_core.rpc import oms_pb2 as pb
 from testing.integration_support import processes_naming
+from testing.oms_rpc_support import RP, TREASURY, UNKNOWN, running_world
 
 TYPE_EIP1559 = 2
 
@@ -63,6 +71,39 @@ def fail_after_nodes_start(root: Path, pids: list[int]) -> Callable[[str], None]
             raise InjectedError("injected failure")
 
     return progress
+
+
+class LyingServer(OmsClient):
+    """An OMS host that shows each request with another payee than the one its
+    transaction pays, and counts the assertions it receives."""
+
+    assertions = 0
+
+    def get(self, token: str, request_id: str) -> pb.RequestView:
+        view = super().get(token, request_id)
+        view.destination = UNKNOWN
+        return view
+
+    def confirm(self, token: str, request_id: str, assertion: bytes) -> pb.RequestView:
+        self.assertions += 1
+        return super().confirm(token, request_id, assertion)
+
+
+def test_the_demo_people_sign_only_what_their_client_checked(tmp_path: Path) -> None:
+    """The demo's users go through the CLI's challenge check: a server that misdescribes
+    the request gets no assertion at all; the same request confirms over an honest one."""
+    with running_world(tmp_path) as world:
+        lying = LyingServer(world.target, ca_pem=None)
+        with lying:
+            scene = demo.Scene(lying, world.people, rp=RP)
+            rid = scene.submit("tina", TREASURY, b"").request_id
+            with pytest.raises(ChallengeCheckError, match="the transaction pays elsewhere"):
+                scene.assert_request("tina", rid, "confirm")
+            assert lying.assertions == 0
+        with OmsClient(world.target, ca_pem=None) as honest:
+            view = demo.Scene(honest, world.people, rp=RP).assert_request(
+                "tina", rid, "confirm")
+        assert view.state == "signed" and view.signed_transaction
 
 
 @pytest.fixture
@@ -128,10 +169,35 @@ def test_sigterm_stops_the_demo_and_everything_it_started(tmp_path: Path) -> Non
         f"node {i}: stopped" for i in range(1, demo.NODES + 1)]
 
 
+def fail_once_the_oms_serves() -> Callable[[str], None]:
+    """A progress callback that fails the demo as the phase after the OMS's begins: the
+    daemon is serving, the people are logged in."""
+
+    def progress(line: str) -> None:
+        if line.startswith("4/"):
+            raise InjectedError("injected failure")
+
+    return progress
+
+
+def oms_listening(config: Path) -> bool:
+    host, port = load_settings(config).listen.rsplit(":", 1)
+    with socket.socket() as s:
+        return s.connect_ex((host, int(port))) == 0
+
+
 @pytest.mark.slow
 def test_demo_plays_the_defi_scenario_and_every_transaction_recovers(tmp_path: Path) -> None:
-    with pytest.raises(InjectedError):  # a failed run first: the rerun must not mind it
-        demo.run(tmp_path / "failed", progress=fail_after_nodes_start(tmp_path / "failed", []))
+    # A run that fails while the OMS daemon serves, first: it stops the daemon (its port
+    # closed, its thread gone) and every node, and the rerun must not mind it.
+    failed = tmp_path / "failed"
+    with pytest.raises(InjectedError):
+        demo.run(failed, progress=fail_once_the_oms_serves())
+    assert (failed / "oms" / "oms.toml").is_file() and not oms_listening(
+        failed / "oms" / "oms.toml")
+    assert not [t for t in threading.enumerate()
+                if t.name in ("oms-serve", "oms-recovery", "oms-anchoring")]
+    assert processes_naming(failed) == []
     said: list[str] = []
     result = json.loads(json.dumps(demo.run(tmp_path / "cluster", progress=said.append)))
 
@@ -142,8 +208,12 @@ def test_demo_plays_the_defi_scenario_and_every_transaction_recovers(tmp_path: P
     # The nodes witnessed the log and the OMS anchored it; the verify step checked both.
     assert result["audit_witnessed_heads"] and all(
         0 < size <= result["audit_entries"] for size in result["audit_witnessed_heads"].values())
+    # The daemon's anchoring thread anchored as the log grew, the last anchor over all of
+    # it but that anchor's own record.
     anchors = result["audit_anchors"]
-    assert len(anchors) == 2 and anchors[0]["tree_size"] < anchors[1]["tree_size"]
+    sizes = [a["tree_size"] for a in anchors]
+    assert len(sizes) >= 2 and sizes == sorted(set(sizes))
+    assert sizes[-1] >= result["audit_entries"] - 2
     assert re.fullmatch(r"0x[0-9a-f]{40}", result["audit_anchor_contract"])
     assert (result["threshold"], result["nodes"]) == (3, 5)
 
@@ -171,4 +241,17 @@ def test_demo_plays_the_defi_scenario_and_every_transaction_recovers(tmp_path: P
                      r"1\.0 %; split into 10 parts", story), story
     assert "8/8 audit" in story
     assert list(result["phases"]) == [p.name for p in demo.PHASES]
+
+    # The OMS was the daemon of an oms.toml, over TLS, and every request went through it:
+    # its database holds each transaction the demo reports, and it no longer serves.
+    config = Path(result["oms_config"])
+    settings = load_settings(config)
+    assert settings.tls is not None and settings.anchor is not None
+    assert settings.chain is not None and len(settings.chain.endpoints) == 2
+    assert f"oms serve ({config}) on {settings.listen} over TLS" in story
+    with closing(sqlite3.connect(f"{Path(result['oms_db']).as_uri()}?mode=ro",
+                                 uri=True)) as conn:
+        stored = dict(conn.execute("SELECT request_id, state FROM requests").fetchall())
+    assert {t["request_id"]: "confirmed" for t in transactions}.items() <= stored.items()
+    assert not oms_listening(config)
     assert all(f"   [{p.name}: " in story for p in demo.PHASES)
