@@ -321,7 +321,6 @@ class SignerNode:
         """Record the spend in this node's ledger (authorized against it, fsynced), then
         sign the receipt that says so. Repeating it for the same request is harmless."""
         share = self._key_share(req.key_id)  # UnknownKey unless this node holds the key
-        require_cluster_key("reserve_spend", share.public, self.cluster)
         if req.authorization.nonce_at_signing:
             _signer_sets_intersect(share)
         path = tuple(req.path)
