@@ -322,7 +322,7 @@ def cmd_set_threshold(args: argparse.Namespace) -> int:
     _say(f"t = {cfg.threshold} of {len(cfg.nodes)} nodes in {path}: restart the nodes "
          "(mpc-ceremony down/up), then reshare every key to it (mpc-ceremony reshare … "
          f"--threshold {cfg.threshold}); until then the nodes refuse to sign with a key of "
-         f"another t")
+         "another t")
     return 0
 
 
