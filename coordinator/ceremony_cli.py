@@ -15,6 +15,8 @@
     mpc-ceremony restore DIR --backup FILE --recovery-key KEY --out NEWDIR
     mpc-ceremony identity-change sign|apply …             a restored node's new identity
     mpc-ceremony add-node DIR                             one more node under the same CA
+    mpc-ceremony set-threshold DIR T                      t of cluster.toml (restart the
+                                                          nodes, then reshare every key)
     mpc-ceremony reshare DIR --key-id ID --to-nodes 1,2,4,6 --threshold 3
                                                           move key ID to a new committee;
                                                           DIR/transcripts/ID.reshare-<epoch>.json
@@ -40,6 +42,7 @@ from mpcnode.ceremony.cluster_file import (
     load_cluster_config,
     load_coordinator_config,
     set_oms_audit_key,
+    set_threshold,
 )
 from mpcnode.ceremony.cluster_init import (
     DEFAULT_KEY_LABEL,
@@ -308,6 +311,21 @@ def cmd_add_node(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_set_threshold(args: argparse.Namespace) -> int:
+    """t in cluster.toml; the nodes read it when they (re)start. Keys of the old t are
+    refused for signing until reshared to the new one (``--threshold`` of reshare)."""
+    path = args.dir.absolute() / "cluster.toml"
+    old = load_cluster_config(path).threshold
+    cfg = set_threshold(path, args.threshold)
+    print(json.dumps({"cluster": str(path), "threshold": cfg.threshold,
+                      "nodes": sorted(cfg.nodes), "previous_threshold": old}))
+    _say(f"t = {cfg.threshold} of {len(cfg.nodes)} nodes in {path}: restart the nodes "
+         "(mpc-ceremony down/up), then reshare every key to it (mpc-ceremony reshare … "
+         f"--threshold {cfg.threshold}); until then the nodes refuse to sign with a key of "
+         "another t")
+    return 0
+
+
 def _node_list(text: str) -> list[int]:
     try:
         ids = [int(x) for x in text.split(",")]
@@ -434,6 +452,11 @@ def main(argv: list[str] | None = None) -> int:
                                         "under the same CA")
     p.add_argument("dir", type=Path)
     p.set_defaults(fn=cmd_add_node)
+    p = sub.add_parser("set-threshold", help="change t in cluster.toml (then restart the "
+                                             "nodes and reshare every key)")
+    p.add_argument("dir", type=Path)
+    p.add_argument("threshold", type=int, help="t, the minimum number of signers")
+    p.set_defaults(fn=cmd_set_threshold)
     p = sub.add_parser("reshare", help="move a key to a new committee and/or threshold, "
                                        "same public key")
     p.add_argument("dir", type=Path)

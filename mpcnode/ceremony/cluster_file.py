@@ -238,3 +238,18 @@ def set_oms_audit_key(path: Path, public_key_pem: bytes, *, replace: bool = Fals
     updated = replace_fields(cfg, audit_key=raw, audit_max_head_age_s=age)
     pki.write_public(path, dump_cluster_config(updated).encode())
     return updated
+
+
+def set_threshold(path: Path, threshold: int) -> ClusterConfig:
+    """Write a new t into cluster.toml. Keygen and reshare take t from this file only (a
+    coordinator never names it), so changing t is this edit, a restart of the nodes, then a
+    reshare of every key: until then a key of the old t is refused by every session and
+    sign request (``session_params.require_cluster_key``), never signed at the wrong t."""
+    cfg = load_cluster_config(path)
+    if not 1 <= threshold <= len(cfg.nodes):
+        raise ConfigError(path, "cluster.threshold",
+                          f"must be in 1..{len(cfg.nodes)} (the number of nodes), "
+                          f"got {threshold}")
+    updated = replace_fields(cfg, threshold=threshold)
+    pki.write_public(path, dump_cluster_config(updated).encode())
+    return updated

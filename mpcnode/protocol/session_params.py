@@ -127,14 +127,25 @@ def require_held_key(protocol: str, params: SessionParams, key: PublicKeyData,
     all of them after keygen, those a reshare chose after one), at the epoch the session
     names: after a refresh or reshare, a session for the old shares is refused before it
     reads them (the coordinator cannot run a protocol on a retired epoch)."""
-    if key.threshold != cluster.threshold or not set(key.parties) <= set(cluster.parties):
-        raise ParameterRefused(protocol, "key_id", key.key_id.hex(),
-                               f"names a {key.threshold}-of-{key.parties} key, not one of "
-                               f"this cluster ({cluster.threshold} of {cluster.parties})")
+    require_cluster_key(protocol, key, cluster)
     if params.epoch != key.epoch:
         raise ParameterRefused(protocol, "epoch", params.epoch,
                                f"is not the epoch of this node's share of the key "
                                f"({key.epoch})")
+
+
+def require_cluster_key(protocol: str, key: PublicKeyData, cluster: ClusterView) -> None:
+    """A key of this cluster: its threshold is cluster.toml's and its committee nodes of
+    it. After the operator changes t in cluster.toml, a key of the old t is refused by
+    every protocol but reshare, and by signing (its presignatures made at the old t
+    included): t is the operator's decision, and the spend quorums that hold limits across
+    signer subsets are sized with cluster.toml's t (zero_trust/spend_quorum.py), so no key
+    may keep signing at another t until it is reshared to the new one."""
+    if key.threshold != cluster.threshold or not set(key.parties) <= set(cluster.parties):
+        raise ParameterRefused(protocol, "key_id", key.key_id.hex(),
+                               f"names a {key.threshold}-of-{key.parties} key, not one of "
+                               f"this cluster ({cluster.threshold} of {cluster.parties}); "
+                               "reshare it to cluster.toml's threshold")
 
 
 @dataclass(frozen=True)

@@ -13,6 +13,7 @@ import os
 import signal
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -72,9 +73,10 @@ class Cluster:
         return self.root / f"node{i}" / "data" / "keys" / f"{self.key_id.hex()}.keyshare.sealed"
 
 
-@pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
-    root = tmp_path_factory.mktemp("reshare") / "cluster"
+@contextmanager
+def started_cluster(root: Path) -> Iterator[Cluster]:
+    """A 3-of-5 cluster of TEST ONLY node processes with the key "hot"; every node it
+    or a test started (up to node 7) is stopped at the end."""
     make_cluster(root, 5, 3)
     try:
         code, _, err = run("up", root, "--test-only-nodes")
@@ -84,10 +86,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
         yield Cluster(root, json.loads(out))
     finally:
         run("down", root)
-        for i in range(1, 7):  # `down` failed: never leave a node behind
-            f = root / f"node{i}" / "node.pid"
-            if f.exists() and running(int(f.read_text())):
-                os.kill(int(f.read_text()), signal.SIGKILL)
+        for i in range(1, 8):  # `down` failed: never leave a node behind
+            config = root / f"node{i}" / "node.toml"
+            rec = node_process.read(root / f"node{i}" / "node.pid", config)
+            if rec is not None and node_process.check(rec, config).status is \
+                    node_process.Status.RUNNING:
+                os.kill(rec.pid, signal.SIGKILL)
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    with started_cluster(tmp_path_factory.mktemp("reshare") / "cluster") as c:
+        yield c
 
 
 def signs(c: Cluster, coordinator: Coordinator, signers: tuple[int, ...], text: bytes) -> bool:

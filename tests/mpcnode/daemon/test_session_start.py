@@ -54,3 +54,9 @@ def test_a_key_of_another_threshold_serves_no_session(
                            f"'{key_id.hex()}' names a {threshold}-of-"):
             node.start(req)
     assert node.session_count == 0
+    # Nor a sign request: a presignature made before cluster.toml's t changed is refused
+    # with the key, before the presignature is looked up.
+    with pytest.raises(ParameterRefused, match=f"sign refused: key_id '{key_id.hex()}' "
+                       f"names a {threshold}-of-"):
+        node.sign(pb.SignRequest(key_id=key_id, digest=b"\x02" * 32, request_id="r/0",
+                                 presignature_id=b"\x03" * 32))
