@@ -8,6 +8,9 @@ now, so a change applies once and only to the cluster it was made for) to which,
 address, with which certificate. It counts only with the signatures of the admin quorum
 fixed in cluster.toml at the ceremony, the same admins and quorum that sign policy
 bundles, over a domain tag of their own (a bundle signature is never an identity change).
+``apply`` keeps the signed change under the cluster directory; the key's next refresh or
+reshare records it in the key's ceremony transcript, whose verifier checks it with the same
+``check_change`` against the identities in force at that point of the key's history.
 """
 
 from __future__ import annotations
