@@ -22,7 +22,12 @@ from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from coordinator import ceremony_transcript as transcript
 from coordinator.ceremony_transcript import Transcript, TranscriptError
-from coordinator.transcript_verify import VerifiedCeremony, check_cluster, verify
+from coordinator.transcript_verify import (
+    VerifiedCeremony,
+    check_cluster,
+    identities_in_force,
+    verify,
+)
 from ethereum.addresses import eip55, ethereum_address
 from mpcnode.ceremony import identity_change as ic
 from mpcnode.ceremony.cluster_file import ClusterConfig
@@ -803,3 +808,30 @@ def test_a_transcript_written_before_identity_changes_verifies(ceremony: Ceremon
     check_cluster(t, verify(t), ceremony.cluster)
     doc["identity_changes"] = []  # a v2 document has no such field
     assert "unknown fields ['identity_changes']" in str(_rejected(tmp_path, doc))
+
+
+def test_a_v2_transcript_extended_after_a_restore_takes_the_clusters_admins(
+        ceremony: Ceremony, tmp_path: Path) -> None:
+    """A key whose transcript was written before identity changes were recorded: the next
+    refresh after a restore records the applied change, checked by cluster.toml's admins."""
+    doc = _doc(ceremony, refreshed=True)
+    doc["format"] = transcript.FORMAT_V2
+    del doc["cluster"]["admins"], doc["cluster"]["admin_quorum"], doc["identity_changes"]
+    prior = _loaded(tmp_path, doc)
+    new = IdentityKeys.generate(2)
+    change = _change(ceremony, 2, new)
+    changed = dataclasses.replace(ceremony.cluster, nodes={
+        **ceremony.cluster.nodes,
+        2: dataclasses.replace(ceremony.cluster.nodes[2], identity=new.public)})
+    with pytest.raises(TranscriptError, match="no applied identity change leads node 2"):
+        transcript.extend(prior, changed, [], 2, [])
+    signatures = tuple(ic.sign_change(change, ceremony.admin_keys[a], a)
+                       for a in ("admin2", "admin3"))
+    t = transcript.extend(prior, changed, [], 2, [(change, signatures)])
+    assert (t.admins, t.admin_quorum) == (ceremony.cluster.admins, 2)
+    assert [(r.before_session, r.change) for r in t.identity_changes] == [(4, change)]
+    assert t.identities == prior.identities and t.current_identities[2] == new.public
+    assert identities_in_force(t)[-1][2] == new.public
+    one = transcript.extend(prior, changed, [], 2, [(change, signatures[:1])])
+    with pytest.raises(TranscriptError, match="has 1 of the 2 admin signatures"):
+        identities_in_force(one)
