@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
-from coordinator import ceremony_transcript as transcript
-from coordinator.ceremony_cli import KEYS_FILE, _keys, _say
+from coordinator.ceremony_cli import KEYS_FILE, _keys, _latest_transcript, _say
 from coordinator.coordinator_errors import CoordinatorError
 from mpcnode.ceremony import identity_change as ic
 from mpcnode.ceremony import share_backup as sb
@@ -40,6 +39,7 @@ from mpcnode.ceremony.recovery_key import (
 from mpcnode.state.atomic_file import write_new, write_public
 from mpcnode.state.node_store import SealedKeyFiles
 from mpcnode.state.seal import passphrase_from_env_or_file
+from mpcnode.transport.ceremony_closing import SessionRef
 from mpcnode.transport.identity import IdentityPublic
 from mpcnode.transport.system_random import SystemRandom
 
@@ -72,13 +72,15 @@ def _key_id_or_hex(root: Path, key: str) -> bytes:
     return bytes.fromhex(hex_id)
 
 
-def current_key(root: Path, label: str) -> VerifiedCeremony:
-    """The key's public data now (epoch, public shares, aux info digest), from its
-    transcript, every session and proof verified: the record refresh keeps, so a backup
-    is checked against it without asking a node."""
+def current_key(root: Path, label: str) -> tuple[VerifiedCeremony, tuple[SessionRef, ...]]:
+    """The key now (public data with its epoch and public shares, aux info digest) and its
+    ceremony history, from its newest transcript (refresh or reshare), every session and
+    proof verified: the record refresh and reshare keep, so a backup is checked against it
+    without asking a node."""
     from coordinator.transcript_verify import verify
 
-    return verify(transcript.load(root / "transcripts" / f"{label}.json"))
+    t = _latest_transcript(root, label)
+    return verify(t), t.session_refs
 
 
 def cmd_recovery_key_new(args: argparse.Namespace) -> int:
@@ -135,7 +137,7 @@ def cmd_verify_backup(args: argparse.Namespace) -> int:
     root: Path = args.dir
     backup = _load_backup(args.file)
     label = _label_of(root, backup.labels.key_id)
-    sb.check_labels(backup.labels, current_key(root, label).key,
+    sb.check_labels(backup.labels, current_key(root, label)[0].key,
                     load_cluster_config(root / "cluster.toml").name)
     print(f"backup {args.file}: labels match key {label!r} at its current epoch "
           f"{backup.labels.epoch} (nothing decrypted)")
@@ -148,7 +150,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     cluster = load_cluster_config(root / "cluster.toml")
     backup = _load_backup(args.backup)
     label = _label_of(root, backup.labels.key_id)
-    current = current_key(root, label)
+    current, history = current_key(root, label)
     sb.check_labels(backup.labels, current.key, cluster.name)  # before decrypting
     files: list[Path] = args.recovery_passphrase_file or []
     if files and len(files) != len(args.recovery_key):
@@ -162,7 +164,7 @@ def cmd_restore(args: argparse.Namespace) -> int:
     ca_key: Path = args.ca_key or root / "ca" / "ca.key"
     restored = restore_node(cluster, payload, args.out, ca=(ca_key.read_bytes(),
                                                             ca_cert.read_bytes()),
-                            ca_cert_path=ca_cert, address=args.address)
+                            ca_cert_path=ca_cert, history=history, address=args.address)
     _say(f"node {backup.labels.node} restored in {args.out} (key {label!r}, epoch "
          f"{backup.labels.epoch}); new identity {restored.change.new.fingerprint}")
     _say(f"next: admins sign {restored.change_file} (mpc-ceremony identity-change sign), "
@@ -203,7 +205,7 @@ def cmd_identity_apply(args: argparse.Namespace) -> int:
     updated = ic.apply_change(cluster, change, signatures, root / "ca" / "ca.pem",
                               root / "certs" / f"node{change.node}-{tag}.pem",
                               retired_identities(records))
-    record = records / f"node{change.node}-{tag}.json"
+    record = ic.applied_path(root, change)
     record.parent.mkdir(mode=0o755, exist_ok=True)
     write_public(record, ic.to_json(change, signatures))
     write_public(cluster_file, dump_cluster_config(updated).encode())

@@ -51,7 +51,7 @@ from mpcnode.ceremony.cluster_init import (
     add_node,
     init_cluster,
 )
-from mpcnode.ceremony.identity_change import IdentityChangeError
+from mpcnode.ceremony.identity_change import IdentityChangeError, load_applied
 from mpcnode.ceremony.node_config import load_node_config
 from mpcnode.ceremony.node_join import give_key
 from mpcnode.ceremony.recovery_key import RecoveryKeyError
@@ -238,10 +238,14 @@ def cmd_verify(args: argparse.Namespace) -> int:
             erased = codec.from_bytes(ReshareResult, s.results[s.parties[0]].encode()).erased
             print(f"  reshare to {list(s.params['new_parties'])} (t = {s.params['threshold']}): "
                   f"shares erased by nodes {list(erased)}")
+    for r in t.identity_changes:  # each checked against the admins by verify
+        print(f"  before session {r.before_session}: node {r.change.node}'s identity "
+              f"{r.change.old.fingerprint} -> {r.change.new.fingerprint}, the admin "
+              f"quorum's signatures checked ({r.change.reason})")
     print(f"  sessions: {v.sessions}, messages: {v.messages}, every signature and proof checked")
     print("  closing record signed by every node; node identity key fingerprints "
           "(compare them with what each operator reports):")
-    for i, identity in sorted(t.identities.items()):
+    for i, identity in sorted(t.current_identities.items()):
         print(f"    node {i}: {identity.fingerprint}")
     return 0
 
@@ -261,13 +265,12 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     key_id = _key_id(root, args.key_id)
     config = load_coordinator_config(root)
     prior = _latest_transcript(root, args.key_id)
-    _check_same_identities(prior, config.cluster)
+    _check_changes(prior, root, config.cluster)
     with Coordinator(config) as coordinator:
         result, records = coordinator.refresh(key_id, progress=_say)
-        t = transcript.close(transcript.Transcript(
-            prior.cluster_name, prior.threshold, prior.identities, prior.key_id,
-            prior.public_key, prior.sessions + transcript.from_records(
-                config.cluster, key_id, prior.public_key, records).sessions),
+        t = transcript.close(
+            transcript.extend(prior, config.cluster, records, prior.threshold,
+                              load_applied(root)),
             coordinator.close_transcript(key_id, result.parties))
     out = root / "transcripts" / f"{args.key_id}.json"
     transcript.write(out, t)
@@ -275,18 +278,15 @@ def cmd_refresh(args: argparse.Namespace) -> int:
     return _report(out, t)
 
 
-def _check_same_identities(prior: transcript.Transcript, cluster: ClusterConfig) -> None:
-    """A transcript holds one identity per node, checked for every session in it: after an
-    identity change (a node restored on a new host) new sessions would be signed by a key
-    the transcript does not hold, and the transcript would no longer verify. Refuse that
-    before running anything."""
-    changed = sorted(i for i, e in cluster.nodes.items()
-                     if prior.identities.get(i) not in (None, e.identity))
-    if changed:
-        raise CoordinatorError(
-            f"nodes {changed} have another identity in {cluster.path} than in the key's "
-            "transcript (an identity change since the ceremony); the transcript cannot record "
-            "identity changes yet, so a refresh would leave it unverifiable: refusing")
+def _check_changes(prior: transcript.Transcript, root: Path, cluster: ClusterConfig) -> None:
+    """Before any session runs: the key's transcript can record how every node got from
+    its identity in the transcript to the one in cluster.toml (the changes applied under
+    ``identity_changes/``, each signed by the transcript's admin quorum); else the new
+    sessions would leave it unverifiable."""
+    from coordinator.transcript_verify import identities_in_force
+
+    identities_in_force(transcript.extend(prior, cluster, [], prior.threshold,
+                                          load_applied(root)))
 
 
 def cmd_add_node(args: argparse.Namespace) -> int:
@@ -354,15 +354,12 @@ def cmd_reshare(args: argparse.Namespace) -> int:
             f"{cluster.threshold}: nodes reshare only to their cluster.toml's threshold; "
             "change it there and restart the nodes first")
     prior = _latest_transcript(root, args.key_id)
+    _check_changes(prior, root, cluster)
     with Coordinator(config) as coordinator:
         result, records = coordinator.reshare(key_id, new_parties, args.threshold,
                                               progress=_say)
-        identities = {**prior.identities,
-                      **{i: e.identity for i, e in cluster.nodes.items()}}
-        t = transcript.close(transcript.Transcript(
-            prior.cluster_name, args.threshold, identities, prior.key_id, prior.public_key,
-            prior.sessions + transcript.from_records(
-                cluster, key_id, prior.public_key, records).sessions),
+        t = transcript.close(
+            transcript.extend(prior, cluster, records, args.threshold, load_applied(root)),
             coordinator.close_transcript(key_id, new_parties))
     out = root / "transcripts" / f"{args.key_id}.reshare-{result.key.epoch}.json"
     transcript.write(out, t)

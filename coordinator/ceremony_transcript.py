@@ -7,17 +7,25 @@ messages (VSS shares) are never in it. It ends with a closing record: every node
 identity signature over the list of the key's ceremony sessions it took part in
 (``mpcnode/transport/ceremony_closing.py``), so that a transcript cut short or reordered
 fails. ``mpc-ceremony verify`` re-checks all of it offline (see transcript_verify.py).
+
+A node restored on a new host (docs/backup.md) signs later sessions with a new identity.
+The transcript keeps the identities its sessions started with and records each applied
+identity change, the admin-quorum-signed document itself, before the first session run
+under it, with the admin keys and quorum of cluster.toml that check it: so a key's
+history stays verifiable across a restore (format v3; v2, without admins and changes,
+is still read).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from coordinator.coordinator_errors import CoordinatorError
+from mpcnode.ceremony import identity_change as ic
 from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.core.canonical_json import CanonicalJSONError, parse_json
 from mpcnode.protocol.registry import ProtocolName, UnknownProtocol
@@ -26,7 +34,9 @@ from mpcnode.state.atomic_file import write_atomic
 from mpcnode.transport.ceremony_closing import SessionRef
 from mpcnode.transport.identity import IdentityError, IdentityPublic
 
-FORMAT = "mpc-ceremony-transcript/v2"  # v2: the closing record
+FORMAT = "mpc-ceremony-transcript/v3"  # v3: admins and identity changes
+FORMAT_V2 = "mpc-ceremony-transcript/v2"  # v2: the closing record
+ADMIN_KEY_BYTES = 32
 
 
 class TranscriptError(CoordinatorError, ValueError):
@@ -84,18 +94,38 @@ class Closing:
 
 
 @dataclass(frozen=True)
+class RecordedChange:
+    """An identity change in force from session ``before_session`` on (its index)."""
+
+    before_session: int
+    change: ic.IdentityChange
+    signatures: tuple[ic.AdminSignature, ...]
+
+
+@dataclass(frozen=True)
 class Transcript:
     cluster_name: str
     threshold: int
-    identities: dict[int, IdentityPublic]
+    identities: dict[int, IdentityPublic]  # each node's first identity in the key's history
     key_id: bytes
     public_key: bytes  # compressed SEC1
     sessions: tuple[TranscriptSession, ...]
     closing: Closing | None = None  # None until ``close``; verify refuses an open one
+    admins: dict[str, bytes] = field(default_factory=dict)  # cluster.toml's, checking changes
+    admin_quorum: int = 0
+    identity_changes: tuple[RecordedChange, ...] = ()
 
     @property
     def session_refs(self) -> tuple[SessionRef, ...]:
         return tuple(SessionRef(s.protocol.value, s.session_id) for s in self.sessions)
+
+    @property
+    def current_identities(self) -> dict[int, IdentityPublic]:
+        """The identities after every recorded change (unchecked: verify checks them)."""
+        current = dict(self.identities)
+        for r in self.identity_changes:
+            current[r.change.node] = r.change.new
+        return current
 
 
 def close(t: Transcript, signed: Mapping[int, pb.CloseTranscriptResponse]) -> Transcript:
@@ -126,7 +156,12 @@ def to_json(t: Transcript) -> str:
             "threshold": t.threshold,
             "nodes": {str(i): {"signing_key": p.signing_key.hex(), "kex_key": p.kex_key.hex()}
                       for i, p in sorted(t.identities.items())},
+            "admins": {a: key.hex() for a, key in sorted(t.admins.items())},
+            "admin_quorum": t.admin_quorum,
         },
+        "identity_changes": [{"before_session": r.before_session,
+                              "document": ic.document(r.change, r.signatures)}
+                             for r in t.identity_changes],
         "key_id": t.key_id.hex(),
         "public_key": t.public_key.hex(),
         "sessions": [
@@ -206,17 +241,21 @@ def load(path: Path) -> Transcript:
         raise TranscriptError(f"{path}: {exc}") from exc
 
 
-_DOC_KEYS = {"format", "cluster", "key_id", "public_key", "sessions", "closing"}
+_DOC_KEYS_V2 = {"format", "cluster", "key_id", "public_key", "sessions", "closing"}
+_DOC_KEYS = _DOC_KEYS_V2 | {"identity_changes"}
+_CLUSTER_KEYS_V2 = {"name", "threshold", "nodes"}
+_CLUSTER_KEYS = _CLUSTER_KEYS_V2 | {"admins", "admin_quorum"}
 _SESSION_KEYS = {"protocol", "nonce", "session_id", "parties", "params", "messages", "results"}
 _MESSAGE_KEYS = {"session_id", "round", "sender", "recipient", "body", "signature"}
 
 
 def parse(doc: Any) -> Transcript:
     """A transcript from its decoded JSON document; TranscriptError names a bad field."""
-    doc = _obj(doc, "transcript", _DOC_KEYS)
-    if doc["format"] != FORMAT:
-        raise TranscriptError(f"not a {FORMAT} document")
-    cl = _obj(doc["cluster"], "cluster", {"name", "threshold", "nodes"})
+    v2 = isinstance(doc, dict) and doc.get("format") == FORMAT_V2
+    doc = _obj(doc, "transcript", _DOC_KEYS_V2 if v2 else _DOC_KEYS)
+    if doc["format"] not in (FORMAT, FORMAT_V2):
+        raise TranscriptError(f"not a {FORMAT} (or {FORMAT_V2}) document")
+    cl = _obj(doc["cluster"], "cluster", _CLUSTER_KEYS_V2 if v2 else _CLUSTER_KEYS)
     identities = {}
     for i, n in _obj(cl["nodes"], "cluster.nodes").items():
         where = f"cluster.nodes.{i}"
@@ -229,10 +268,31 @@ def parse(doc: Any) -> Transcript:
             raise TranscriptError(f"{where}: {exc}") from exc
     sessions = tuple(_parse_session(k, s) for k, s in enumerate(_list(doc["sessions"],
                                                                         "sessions")))
-    return Transcript(_str(cl["name"], "cluster.name"),
-                      _int(cl["threshold"], "cluster.threshold"), identities,
-                      _hex(doc["key_id"], "key_id"), _hex(doc["public_key"], "public_key"),
-                      sessions, _parse_closing(doc["closing"]))
+    t = Transcript(_str(cl["name"], "cluster.name"),
+                   _int(cl["threshold"], "cluster.threshold"), identities,
+                   _hex(doc["key_id"], "key_id"), _hex(doc["public_key"], "public_key"),
+                   sessions, _parse_closing(doc["closing"]))
+    if v2:
+        return t
+    admins = {_str(a, "cluster.admins"): _hex(k, f"cluster.admins.{a}")
+              for a, k in _obj(cl["admins"], "cluster.admins").items()}
+    if any(len(k) != ADMIN_KEY_BYTES for k in admins.values()):
+        raise TranscriptError(f"cluster.admins: each key {ADMIN_KEY_BYTES} bytes (Ed25519)")
+    changes = tuple(_parse_change(n, c)
+                    for n, c in enumerate(_list(doc["identity_changes"], "identity_changes")))
+    return replace(t, admins=admins, admin_quorum=_int(cl["admin_quorum"], "cluster.admin_quorum"),
+                   identity_changes=changes)
+
+
+def _parse_change(n: int, doc: Any) -> RecordedChange:
+    where = f"identity_changes[{n}]"
+    c = _obj(doc, where, {"before_session", "document"})
+    try:
+        change, signatures = ic.from_document(c["document"])
+    except ic.IdentityChangeError as exc:
+        raise TranscriptError(f"{where}.document: {exc}") from exc
+    return RecordedChange(_int(c["before_session"], f"{where}.before_session"), change,
+                          signatures)
 
 
 def _parse_closing(doc: Any) -> Closing | None:
@@ -287,4 +347,33 @@ def from_records(cluster: ClusterConfig, key_id: bytes, public_key: bytes,
         for r in records)
     return Transcript(cluster.name, threshold or cluster.threshold,
                       {i: e.identity for i, e in cluster.nodes.items()}, key_id, public_key,
-                      sessions)
+                      sessions, admins=dict(cluster.admins), admin_quorum=cluster.admin_quorum)
+
+
+def extend(prior: Transcript, cluster: ClusterConfig, records: list[Any], threshold: int,
+           applied: list[tuple[ic.IdentityChange, tuple[ic.AdminSignature, ...]]]
+           ) -> Transcript:
+    """``prior`` with the sessions of ``records`` appended (still open: ``close`` it). A
+    node whose identity in ``cluster`` is not the one in force at the end of ``prior`` gets
+    the applied changes (``identity_changes/``) that lead to it, recorded before the new
+    sessions; a node new to the key's history (``add-node``) is added with its identity.
+    A transcript written before it recorded admins takes cluster.toml's."""
+    at = len(prior.sessions)
+    current = prior.current_identities
+    changes = list(prior.identity_changes)
+    for i, entry in sorted(cluster.nodes.items()):
+        if i in current and current[i] != entry.identity:
+            try:
+                chain = ic.changes_between(i, current[i], entry.identity, applied)
+            except ic.IdentityChangeError as exc:
+                raise TranscriptError(f"{exc} in {cluster.path}: the key's transcript would "
+                                      "not verify", party=i) from None
+            changes += [RecordedChange(at, c, sigs) for c, sigs in chain]
+    identities = {**{i: e.identity for i, e in cluster.nodes.items() if i not in current},
+                  **prior.identities}
+    admins, quorum = ((prior.admins, prior.admin_quorum) if prior.admins
+                      else (dict(cluster.admins), cluster.admin_quorum))
+    new = from_records(cluster, prior.key_id, prior.public_key, records).sessions
+    return Transcript(prior.cluster_name, threshold, identities, prior.key_id,
+                      prior.public_key, prior.sessions + new, None, admins, quorum,
+                      tuple(changes))

@@ -16,13 +16,19 @@ party at fault otherwise:
    (``aux_info.replay``) — the expensive part, so it runs last;
 4. each node's reported result is exactly what the replay derived;
 5. the closing record: every party of the key (its last committee) signed exactly the
-   transcript's sessions, in its order, so a transcript cut short or reordered fails.
+   transcript's sessions, in its order, so a transcript cut short or reordered fails;
+0. before all of these, the identity changes (a node restored on a new host): each one
+   signed by the quorum of the transcript's admins, its old identity the one in force
+   where it is recorded, its new keys no other node's. Each session's messages are
+   checked under the identities in force at that session, the closing record under
+   those after the last change; so a node whose key changed without a recorded change
+   fails at its first message under the new key.
 
-The identity keys are the transcript's own: a transcript whose node was given a fresh
-identity, with that node's messages re-signed, verifies on its own. ``check_cluster``
-compares them (and the threshold and parties) with the cluster.toml an auditor trusts,
-and ``mpc-ceremony verify`` prints each key's fingerprint for comparison with what the
-operators report.
+The identity and admin keys are the transcript's own: a transcript whose node was given a
+fresh identity, with that node's messages re-signed, verifies on its own. ``check_cluster``
+compares them (the identities after the last change, the admins and their quorum, the
+threshold and parties) with the cluster.toml an auditor trusts, and ``mpc-ceremony
+verify`` prints each key's fingerprint for comparison with what the operators report.
 
 Each protocol's part comes from its registry entry (``ProtocolSpec.ceremony``): its
 rounds, how its session changes the key, and what its parties must have reported.
@@ -39,6 +45,7 @@ from typing import Any, ParamSpec, TypeVar
 
 from coordinator.ceremony_transcript import Transcript, TranscriptError, TranscriptSession
 from ethereum.addresses import ethereum_address
+from mpcnode.ceremony import identity_change as ic
 from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.core.errors import ProtocolError
 from mpcnode.crypto import codec
@@ -113,7 +120,8 @@ def verify(t: Transcript) -> VerifiedCeremony:
     """Check every signature, session id, proof and result of ``t``; the key it proves."""
     if not t.sessions:
         raise TranscriptError("the transcript holds no session")
-    decoded = [_check_session(k, s, t.identities) for k, s in enumerate(t.sessions)]
+    in_force = identities_in_force(t)
+    decoded = [_check_session(k, s, in_force[k]) for k, s in enumerate(t.sessions)]
     _check_distinct_sessions(t)
     records, keys = _check_key_history(t, decoded)
     public = keys[-1]
@@ -134,11 +142,40 @@ def verify(t: Transcript) -> VerifiedCeremony:
         _check_results(k, s, result)
         if isinstance(result, AuxResult):
             aux_digest = result.aux_digest
-    _check_closing(t, public.parties)
+    _check_closing(t, public.parties, in_force[-1])
     return VerifiedCeremony(public.key_id, public.public_key,
                             ethereum_address(public.public_key), public.threshold,
                             public.parties, public.epoch, len(t.sessions),
                             sum(len(s.messages) for s in t.sessions), public, aux_digest)
+
+
+# --- 0. identity changes ---------------------------------------------------------------
+
+
+def identities_in_force(t: Transcript) -> list[dict[int, IdentityPublic]]:
+    """The identities each session is checked under, and (last) those after every
+    change; raises unless every recorded change is in order, applies to the identity in
+    force where it stands and carries the admin quorum's signatures."""
+    current = dict(t.identities)
+    in_force: list[dict[int, IdentityPublic]] = []
+    for n, r in enumerate(t.identity_changes):
+        k = r.before_session
+        at = f"identity_changes[{n}] (node {r.change.node}, before session {k})"
+        if not len(in_force) <= k <= len(t.sessions) or k == 0:
+            raise TranscriptError(f"{at}: not in session order, or before the keygen",
+                                  session=k, party=r.change.node)
+        while len(in_force) < k:
+            in_force.append(dict(current))
+        try:
+            ic.check_change(r.change, r.signatures, cluster_name=t.cluster_name,
+                            identities=current, admins=t.admins, quorum=t.admin_quorum,
+                            where=f"the transcript before session {k}")
+        except ic.IdentityChangeError as exc:
+            raise TranscriptError(f"{at}: {exc}", session=k, party=r.change.node) from exc
+        current[r.change.node] = r.change.new
+    while len(in_force) <= len(t.sessions):
+        in_force.append(dict(current))
+    return in_force
 
 
 # --- 1. messages ------------------------------------------------------------------------
@@ -318,8 +355,10 @@ def _check_results(k: int, s: TranscriptSession, expected: object) -> None:
 # --- 5. the closing record --------------------------------------------------------------
 
 
-def _check_closing(t: Transcript, parties: tuple[int, ...]) -> None:
-    """Every party of the key signed the transcript's own list of sessions, in order."""
+def _check_closing(t: Transcript, parties: tuple[int, ...],
+                   identities: Mapping[int, IdentityPublic]) -> None:
+    """Every party of the key signed the transcript's own list of sessions, in order, with
+    the identity it has after the last change."""
     if t.closing is None:
         raise TranscriptError("the transcript has no closing record: it may have been cut "
                               "short")
@@ -335,7 +374,7 @@ def _check_closing(t: Transcript, parties: tuple[int, ...]) -> None:
         if signature is None:
             raise TranscriptError(f"party {party} did not sign the closing record",
                                   party=party)
-        if not ceremony_closing.verify(t.identities[party], t.key_id, listed, signature):
+        if not ceremony_closing.verify(identities[party], t.key_id, listed, signature):
             raise TranscriptError(f"party {party}'s closing signature does not verify",
                                   party=party)
     extra = sorted(set(t.closing.signatures) - set(parties))
@@ -345,22 +384,30 @@ def _check_closing(t: Transcript, parties: tuple[int, ...]) -> None:
 
 
 def check_cluster(t: Transcript, proved: VerifiedCeremony, cluster: ClusterConfig) -> None:
-    """The transcript's identities and threshold are those of ``cluster`` and the key's
-    parties are nodes of it: what binds a verified transcript to the nodes an auditor
-    knows."""
+    """The transcript's identities (after its last identity change), its admins and their
+    quorum (when it recorded them) and its threshold are those of ``cluster``, and the
+    key's parties are nodes of it: what binds a verified transcript to the nodes and
+    admins an auditor knows."""
     nodes = {i: e.identity for i, e in cluster.nodes.items()}
-    for party in sorted(set(nodes) | set(t.identities)):
+    ours = t.current_identities
+    for party in sorted(set(nodes) | set(ours)):
         if party not in nodes:
             raise TranscriptError(f"node {party} of the transcript is not in {cluster.path}",
                                   party=party)
-        if party not in t.identities:
+        if party not in ours:
             raise TranscriptError(f"node {party} of {cluster.path} is not in the transcript",
                                   party=party)
-        if t.identities[party] != nodes[party]:
+        if ours[party] != nodes[party]:
             raise TranscriptError(
                 f"node {party}'s identity key in the transcript "
-                f"({t.identities[party].fingerprint}) is not the one in {cluster.path} "
+                f"({ours[party].fingerprint}) is not the one in {cluster.path} "
                 f"({nodes[party].fingerprint})", party=party)
+    if (t.admins or t.identity_changes) and (t.admins, t.admin_quorum) != (
+            cluster.admins, cluster.admin_quorum):
+        raise TranscriptError(f"the transcript's admins or admin quorum "
+                              f"({sorted(t.admins)}, {t.admin_quorum}) are not those of "
+                              f"{cluster.path} ({sorted(cluster.admins)}, "
+                              f"{cluster.admin_quorum})")
     if proved.threshold != cluster.threshold:
         raise TranscriptError(f"the key's threshold is {proved.threshold}, {cluster.path} "
                               f"says {cluster.threshold}")

@@ -8,6 +8,9 @@ now, so a change applies once and only to the cluster it was made for) to which,
 address, with which certificate. It counts only with the signatures of the admin quorum
 fixed in cluster.toml at the ceremony, the same admins and quorum that sign policy
 bundles, over a domain tag of their own (a bundle signature is never an identity change).
+``apply`` keeps the signed change under the cluster directory; the key's next refresh or
+reshare records it in the key's ceremony transcript, whose verifier checks it with the same
+``check_change`` against the identities in force at that point of the key's history.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ _CHANGE = frozenset({"cluster", "node", "old_signing_key", "old_kex_key", "new_s
                      "new_kex_key", "address", "tls_cert", "reason"})
 _SIGNATURE = frozenset({"admin_id", "signature"})
 MAX_CHANGE_BYTES = 64 * 1024
+APPLIED_DIR = "identity_changes"  # under the cluster directory
 
 
 class IdentityChangeError(MpcnodeError):
@@ -79,28 +83,43 @@ def verify_change(change: IdentityChange, signatures: Sequence[AdminSignature],
     applies to ``cluster`` as it is now. ``retired``: identities earlier changes replaced
     (a restore replaces an identity because its host was lost or compromised, so its keys
     never come back, however many admins sign a change back to them)."""
-    if change.cluster != cluster.name:
+    return check_change(change, signatures, cluster_name=cluster.name,
+                        identities={i: e.identity for i, e in cluster.nodes.items()},
+                        admins=cluster.admins, quorum=cluster.admin_quorum,
+                        where=str(cluster.path), retired=retired)
+
+
+def check_change(change: IdentityChange, signatures: Sequence[AdminSignature], *,
+                 cluster_name: str, identities: Mapping[int, IdentityPublic],
+                 admins: Mapping[str, bytes], quorum: int, where: str,
+                 retired: Collection[IdentityPublic] = ()) -> tuple[str, ...]:
+    """The admins whose signatures count; raises unless the quorum of ``admins`` signed,
+    the change's old identity is the one in force (``identities``, as ``where`` names
+    them) and the new one reuses no key of a node or of a ``retired`` identity. The one
+    check of a change: ``apply`` runs it on cluster.toml, the transcript verifier on the
+    identities in force between two sessions of a key."""
+    if change.cluster != cluster_name:
         raise IdentityChangeError(f"the change is for cluster {change.cluster!r}, not "
-                                  f"{cluster.name!r}")
-    entry = cluster.nodes.get(change.node)
-    if entry is None:
-        raise IdentityChangeError(f"node {change.node} is not in {cluster.path}")
-    if entry.identity != change.old:
+                                  f"{cluster_name!r}")
+    current = identities.get(change.node)
+    if current is None:
+        raise IdentityChangeError(f"node {change.node} is not in {where}")
+    if current != change.old:
         raise IdentityChangeError(
-            f"node {change.node}'s identity in {cluster.path} is not the change's old "
+            f"node {change.node}'s identity in {where} is not the change's old "
             "identity: the change was applied already, or made against another cluster file")
-    for other in cluster.nodes.values():
-        if other.id != change.node and {other.identity.signing_key, other.identity.kex_key} & {
+    for party, other in identities.items():
+        if party != change.node and {other.signing_key, other.kex_key} & {
                 change.new.signing_key, change.new.kex_key}:
-            raise IdentityChangeError(f"the new identity reuses a key of node {other.id}")
+            raise IdentityChangeError(f"the new identity reuses a key of node {party}")
     for gone in retired:
         if {gone.signing_key, gone.kex_key} & {change.new.signing_key, change.new.kex_key}:
             raise IdentityChangeError(f"the new identity reuses a key of node {gone.party}'s "
                                       f"retired identity {gone.fingerprint}")
-    if cluster.admin_quorum < 1:
-        raise IdentityChangeError(f"{cluster.path} names no admin quorum: no identity "
-                                  "change can be approved")
-    return _count(change, signatures, cluster.admins, cluster.admin_quorum)
+    if quorum < 1:
+        raise IdentityChangeError(f"{where} names no admin quorum: no identity change can "
+                                  "be approved")
+    return _count(change, signatures, admins, quorum)
 
 
 def _count(change: IdentityChange, signatures: Sequence[AdminSignature],
@@ -146,18 +165,32 @@ def apply_change(cluster: ClusterConfig, change: IdentityChange,
 # --------------------------------------------------------------------------- file form
 
 
+def document(change: IdentityChange, signatures: Sequence[AdminSignature]
+             ) -> dict[str, object]:
+    """The signed change as one JSON object: the file's content, and what a key's ceremony
+    transcript records where the change took effect."""
+    return {"format": FORMAT, "change": change.body(),
+            "signatures": [{"admin_id": s.admin_id, "signature": s.signature.hex()}
+                           for s in signatures]}
+
+
 def to_json(change: IdentityChange, signatures: Sequence[AdminSignature]) -> bytes:
-    return canonical_json({
-        "format": FORMAT, "change": change.body(),
-        "signatures": [{"admin_id": s.admin_id, "signature": s.signature.hex()}
-                       for s in signatures]}) + b"\n"
+    return canonical_json(document(change, signatures)) + b"\n"
 
 
 def from_json(data: bytes) -> tuple[IdentityChange, tuple[AdminSignature, ...]]:
     if len(data) > MAX_CHANGE_BYTES:
         raise IdentityChangeError(f"an identity change has at most {MAX_CHANGE_BYTES} bytes")
     try:
-        doc = _obj(parse_json(data, floats=False), "document", _TOP)
+        return from_document(parse_json(data, floats=False))
+    except CanonicalJSONError as exc:
+        raise IdentityChangeError(f"malformed identity change: {exc}") from None
+
+
+def from_document(value: object) -> tuple[IdentityChange, tuple[AdminSignature, ...]]:
+    """The change and its signatures from the decoded object ``document`` makes."""
+    try:
+        doc = _obj(value, "document", _TOP)
         if doc["format"] != FORMAT:
             raise IdentityChangeError(f"unknown format {doc['format']!r}")
         c = _obj(doc["change"], "change", _CHANGE)
@@ -175,8 +208,40 @@ def from_json(data: bytes) -> tuple[IdentityChange, tuple[AdminSignature, ...]]:
         if not isinstance(sigs, list):
             raise IdentityChangeError("signatures: a list")
         return change, tuple(_signature(s) for s in sigs)
-    except (CanonicalJSONError, IdentityKeyError, UnicodeEncodeError) as exc:
+    except (IdentityKeyError, UnicodeEncodeError) as exc:
         raise IdentityChangeError(f"malformed identity change: {exc}") from None
+
+
+def applied_path(root: Path, change: IdentityChange) -> Path:
+    """Where ``identity-change apply`` keeps a copy of a change it applied to
+    ``root``/cluster.toml: what refresh and reshare put in the key's transcript."""
+    return root / APPLIED_DIR / f"node{change.node}-{change.digest.hex()[:16]}.json"
+
+
+def load_applied(root: Path) -> list[tuple[IdentityChange, tuple[AdminSignature, ...]]]:
+    """Every change applied to ``root``/cluster.toml (none: an empty list)."""
+    folder = root / APPLIED_DIR
+    if not folder.is_dir():
+        return []
+    return [from_json(p.read_bytes()) for p in sorted(folder.glob("node*.json"))]
+
+
+def changes_between(node: int, old: IdentityPublic, new: IdentityPublic,
+                    applied: Sequence[tuple[IdentityChange, tuple[AdminSignature, ...]]]
+                    ) -> list[tuple[IdentityChange, tuple[AdminSignature, ...]]]:
+    """The applied changes that lead node ``node`` from ``old`` to ``new``, in order (a
+    node restored twice has two); raises if they do not."""
+    chain: list[tuple[IdentityChange, tuple[AdminSignature, ...]]] = []
+    current = old
+    while current != new:
+        step = next((a for a in applied if a[0].node == node and a[0].old == current), None)
+        if step is None or len(chain) >= len(applied):
+            raise IdentityChangeError(
+                f"no applied identity change leads node {node} from identity "
+                f"{current.fingerprint} to {new.fingerprint}")
+        chain.append(step)
+        current = step[0].new
+    return chain
 
 
 def _signature(value: object) -> AdminSignature:

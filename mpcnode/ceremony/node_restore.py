@@ -8,11 +8,15 @@ identity cluster.toml names now to the new one, for the admin quorum to sign and
 ``mpc-ceremony identity-change apply`` to install (identity_change.py). Nothing is
 restored before the caller has checked the backup's labels against the key's current
 public data (``share_backup.check_labels``): a share of an older epoch never gets here.
+The key's ceremony history (its sessions so far, from the same verified transcript) goes
+into the new host's ceremony log, as the lost node had it, so that its closing record of
+the key's next refresh or reshare lists the same sessions as the other nodes'.
 """
 
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +27,9 @@ from mpcnode.ceremony.node_config import load_node_config
 from mpcnode.ceremony.share_backup import BackupPayload
 from mpcnode.core.errors import UsageError
 from mpcnode.state.atomic_file import write_public
+from mpcnode.state.ceremony_log import CeremonyLog
 from mpcnode.state.node_store import NodeStore
+from mpcnode.transport.ceremony_closing import SessionRef
 from mpcnode.transport.net_address import parse_address
 
 CHANGE_FILE = "identity-change.json"
@@ -42,7 +48,7 @@ class RestoredNode:
 
 def restore_node(cluster: ClusterConfig, payload: BackupPayload, out: Path, *,
                  ca: tuple[bytes, bytes], ca_cert_path: Path,
-                 address: str | None = None) -> RestoredNode:
+                 history: Sequence[SessionRef], address: str | None = None) -> RestoredNode:
     """Write a new host directory ``out`` for the node of ``payload`` (its address
     ``address``, else the one cluster.toml names)."""
     i = payload.share.party
@@ -64,6 +70,8 @@ def restore_node(cluster: ClusterConfig, payload: BackupPayload, out: Path, *,
         with NodeStore(cfg.data_dir, cfg.open_seal()) as store:
             store.put_key_share(payload.share)
             store.put_aux_info(payload.share.public.key_id, payload.aux)
+        for ref in history:
+            CeremonyLog(cfg.data_dir).append(payload.share.public.key_id, ref)
         change = IdentityChange(
             cluster.name, i, entry.identity, ident.public, listen, layout.tls_cert.read_bytes(),
             f"restore of key {payload.share.public.key_id.hex()} at epoch "

@@ -17,11 +17,19 @@ from typing import Any
 import coincurve
 import pytest
 from Crypto.Hash import keccak
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from cryptography.hazmat.primitives.serialization import load_pem_private_key
 
 from coordinator import ceremony_transcript as transcript
 from coordinator.ceremony_transcript import Transcript, TranscriptError
-from coordinator.transcript_verify import VerifiedCeremony, check_cluster, verify
+from coordinator.transcript_verify import (
+    VerifiedCeremony,
+    check_cluster,
+    identities_in_force,
+    verify,
+)
 from ethereum.addresses import eip55, ethereum_address
+from mpcnode.ceremony import identity_change as ic
 from mpcnode.ceremony.cluster_file import ClusterConfig
 from mpcnode.ceremony.node_config import load_identity_keys
 from mpcnode.crypto import codec
@@ -29,7 +37,7 @@ from mpcnode.crypto.group import Point
 from mpcnode.protocol import aux_info, keygen, refresh
 from mpcnode.protocol.results import AuxResult, KeygenResult
 from mpcnode.transport import ceremony_closing, envelope
-from mpcnode.transport.identity import IdentityKeys
+from mpcnode.transport.identity import IdentityKeys, IdentityPublic
 from test_only.node_switches import load_test_node_config
 from testing.cluster_harness import in_process_cluster
 
@@ -47,6 +55,7 @@ class Ceremony:
     refreshed_json: str
     keys: dict[int, IdentityKeys]  # TEST ONLY: to play a malicious node
     cluster: ClusterConfig  # the cluster.toml an auditor trusts
+    admin_keys: dict[str, Ed25519PrivateKey]  # the cluster's admins (quorum 2 of 3)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +75,13 @@ def ceremony(tmp_path_factory: pytest.TempPathFactory) -> Ceremony:
                                      coordinator.close_transcript(kg.key_id))
     keys = {i: load_identity_keys(load_test_node_config(root / f"node{i}" / "node.toml")[0])
             for i in (1, 2, 3)}
+    admin_keys = {}
+    for a in cluster.admins:
+        key = load_pem_private_key((root / "admins" / f"{a}.key").read_bytes(), None)
+        assert isinstance(key, Ed25519PrivateKey)
+        admin_keys[a] = key
     return Ceremony(kg, refreshed_key, initial, refreshed, transcript.to_json(initial),
-                    transcript.to_json(refreshed), keys, cluster)
+                    transcript.to_json(refreshed), keys, cluster, admin_keys)
 
 
 @pytest.fixture(scope="module")
@@ -562,15 +576,18 @@ def test_a_missing_closing_signature_is_rejected(ceremony: Ceremony, tmp_path: P
     assert "party 3 did not sign the closing record" in str(_rejected(tmp_path, doc))
 
 
-def _with_new_identity(c: Ceremony, party: int) -> Doc:
-    """The transcript as a forger makes it: ``party`` given a fresh identity key, and every
-    message and closing signature of that party signed anew with it."""
-    doc = _doc(c)
+def _with_new_identity(c: Ceremony, party: int, *, refreshed: bool = False,
+                       from_session: int = 0) -> tuple[Doc, IdentityKeys]:
+    """The transcript with ``party`` given a fresh identity key from session
+    ``from_session`` on: every message of that party there, and its closing signature,
+    signed anew with it (as a forger does it, or a node restored on a new host)."""
+    doc = _doc(c, refreshed=refreshed)
     fake = IdentityKeys.generate(party)
     keys = {**c.keys, party: fake}
-    doc["cluster"]["nodes"][str(party)] = {"signing_key": fake.public.signing_key.hex(),
-                                           "kex_key": fake.public.kex_key.hex()}
-    for session in doc["sessions"]:
+    if from_session == 0:
+        doc["cluster"]["nodes"][str(party)] = {"signing_key": fake.public.signing_key.hex(),
+                                               "kex_key": fake.public.kex_key.hex()}
+    for session in doc["sessions"][from_session:]:
         for m in session["messages"]:
             if m["sender"] != party:
                 continue
@@ -587,13 +604,13 @@ def _with_new_identity(c: Ceremony, party: int) -> Doc:
             for p, sid in doc["closing"]["sessions"]]
     doc["closing"]["signatures"][str(party)] = ceremony_closing.sign(
         fake, bytes.fromhex(doc["key_id"]), refs).hex()
-    return doc
+    return doc, fake
 
 
 def test_a_replaced_identity_verifies_alone_but_not_against_the_cluster(
         ceremony: Ceremony, tmp_path: Path) -> None:
     path = tmp_path / "forged.json"
-    path.write_text(json.dumps(_with_new_identity(ceremony, 2)))
+    path.write_text(json.dumps(_with_new_identity(ceremony, 2)[0]))
     forged = transcript.load(path)
     proved = verify(forged)  # self-consistent: only the cluster's own keys tell
     with pytest.raises(TranscriptError) as exc:
@@ -614,3 +631,207 @@ def test_another_threshold_or_node_set_than_the_cluster_is_rejected(ceremony: Ce
         i: e for i, e in ceremony.cluster.nodes.items() if i != 3})
     with pytest.raises(TranscriptError, match="node 3 of the transcript is not in"):
         check_cluster(ceremony.initial, proved, fewer)
+
+
+# --- identity changes (a node restored on a new host) ------------------------------------------
+
+
+def _change(c: Ceremony, node: int, new: IdentityKeys, *, old: IdentityPublic | None = None,
+            cluster: str | None = None) -> ic.IdentityChange:
+    return ic.IdentityChange(cluster or c.cluster.name, node,
+                             old or c.cluster.nodes[node].identity, new.public,
+                             "127.0.0.1:7999", b"-----BEGIN CERTIFICATE-----\n", "restore")
+
+
+def _record(c: Ceremony, change: ic.IdentityChange, before: int,
+            admins: tuple[str, ...] = ("admin1", "admin3")) -> Doc:
+    sigs = [ic.sign_change(change, c.admin_keys[a], a) for a in admins]
+    return {"before_session": before, "document": ic.document(change, sigs)}
+
+
+def _restored(c: Ceremony) -> tuple[Doc, IdentityKeys]:
+    """The refreshed transcript as it reads when node 2 was restored on a new host after
+    the first aux info: its refresh and second aux info signed with the new key, the
+    admin-signed change recorded before the refresh."""
+    doc, new = _with_new_identity(c, 2, refreshed=True, from_session=RF)
+    doc["identity_changes"] = [_record(c, _change(c, 2, new), RF)]
+    return doc, new
+
+
+def _loaded(tmp_path: Path, doc: Doc) -> Transcript:
+    path = tmp_path / "restored.json"
+    path.write_text(json.dumps(doc))
+    return transcript.load(path)
+
+
+def test_a_recorded_identity_change_verifies_and_matches_the_changed_cluster(
+        ceremony: Ceremony, tmp_path: Path) -> None:
+    doc, new = _restored(ceremony)
+    t = _loaded(tmp_path, doc)
+    proved = verify(t)
+    assert (proved.epoch, proved.sessions) == (1, 4)
+    assert t.identities[2] == ceremony.cluster.nodes[2].identity  # as the sessions began
+    assert t.current_identities[2] == new.public
+    changed = dataclasses.replace(ceremony.cluster, nodes={
+        **ceremony.cluster.nodes,
+        2: dataclasses.replace(ceremony.cluster.nodes[2], identity=new.public)})
+    check_cluster(t, proved, changed)
+    with pytest.raises(TranscriptError, match="node 2's identity key in the transcript"):
+        check_cluster(t, proved, ceremony.cluster)  # the cluster before the change
+    assert transcript.load(_written(tmp_path, t)) == t
+
+
+def _written(tmp_path: Path, t: Transcript) -> Path:
+    path = tmp_path / "rewritten.json"
+    transcript.write(path, t)
+    return path
+
+
+def test_an_identity_change_without_its_record_is_rejected(ceremony: Ceremony,
+                                                            tmp_path: Path) -> None:
+    doc, _ = _restored(ceremony)
+    doc["identity_changes"] = []
+    err = _rejected(tmp_path, doc)
+    assert (err.session, err.party) == (RF, 2)
+    assert "signature does not verify under the sender's identity key" in str(err)
+
+
+@pytest.mark.parametrize(("before", "session"), [(AUX, AUX), (AUX2, RF)])
+def test_a_change_recorded_at_another_place_is_rejected(ceremony: Ceremony, tmp_path: Path,
+                                                        before: int, session: int) -> None:
+    doc, _ = _restored(ceremony)
+    doc["identity_changes"][0]["before_session"] = before
+    err = _rejected(tmp_path, doc)
+    assert (err.session, err.party) == (session, 2)  # signed under the other key
+    assert "signature does not verify" in str(err)
+
+
+@pytest.mark.parametrize("before", [0, 5])
+def test_a_change_before_the_keygen_or_after_the_end_is_rejected(
+        ceremony: Ceremony, tmp_path: Path, before: int) -> None:
+    doc, _ = _restored(ceremony)
+    doc["identity_changes"][0]["before_session"] = before
+    assert "not in session order, or before the keygen" in str(_rejected(tmp_path, doc))
+
+
+@pytest.mark.parametrize(("admins", "reason"), [
+    (("admin1",), "has 1 of the 2 admin signatures required"),
+    (("admin1", "admin1"), '"admin1" signed more than once'),
+])
+def test_a_change_without_the_admin_quorum_is_rejected(ceremony: Ceremony, tmp_path: Path,
+                                                       admins: tuple[str, ...],
+                                                       reason: str) -> None:
+    doc, new = _restored(ceremony)
+    doc["identity_changes"] = [_record(ceremony, _change(ceremony, 2, new), RF, admins)]
+    err = _rejected(tmp_path, doc)
+    assert (err.session, err.party) == (RF, 2)
+    assert "identity_changes[0] (node 2, before session 2)" in str(err) and reason in str(err)
+
+
+def test_a_signature_of_a_stranger_or_over_another_change_does_not_count(
+        ceremony: Ceremony, tmp_path: Path) -> None:
+    doc, new = _restored(ceremony)
+    change = _change(ceremony, 2, new)
+    other = dataclasses.replace(change, address="10.0.0.9:7002")
+    stranger = ic.sign_change(change, Ed25519PrivateKey.generate(), "admin2")
+    sigs = [ic.sign_change(change, ceremony.admin_keys["admin1"], "admin1"), stranger,
+            ic.sign_change(other, ceremony.admin_keys["admin3"], "admin3")]
+    doc["identity_changes"][0]["document"] = ic.document(change, sigs)
+    err = str(_rejected(tmp_path, doc))
+    assert "has 1 of the 2 admin signatures required" in err
+    assert 'the signature of "admin2" is not over this change' in err
+    assert 'the signature of "admin3" is not over this change' in err
+
+
+def test_a_change_whose_new_key_was_edited_after_signing_is_rejected(
+        ceremony: Ceremony, tmp_path: Path) -> None:
+    doc, _ = _restored(ceremony)
+    forger = IdentityKeys.generate(2)  # the admins signed the change to `new`
+    doc["identity_changes"][0]["document"]["change"]["new_signing_key"] = \
+        forger.public.signing_key.hex()
+    assert "has 0 of the 2 admin signatures" in str(_rejected(tmp_path, doc))
+
+
+def test_a_change_from_another_identity_or_cluster_is_rejected(ceremony: Ceremony,
+                                                              tmp_path: Path) -> None:
+    doc, new = _restored(ceremony)
+    stale = IdentityKeys.generate(2).public  # not what node 2 held before the refresh
+    doc["identity_changes"] = [_record(ceremony, _change(ceremony, 2, new, old=stale), RF)]
+    assert "is not the change's old identity" in str(_rejected(tmp_path, doc))
+    doc["identity_changes"] = [_record(ceremony, _change(ceremony, 2, new, cluster="other"),
+                                       RF)]
+    assert "the change is for cluster 'other'" in str(_rejected(tmp_path, doc))
+
+
+def test_a_change_applied_twice_is_rejected(ceremony: Ceremony, tmp_path: Path) -> None:
+    doc, _ = _restored(ceremony)
+    doc["identity_changes"].append(doc["identity_changes"][0])
+    err = _rejected(tmp_path, doc)
+    assert err.party == 2 and "identity_changes[1]" in str(err)
+    assert "is not the change's old identity" in str(err)
+
+
+def test_a_change_to_another_nodes_key_is_rejected(ceremony: Ceremony, tmp_path: Path) -> None:
+    doc, _ = _restored(ceremony)
+    doc["identity_changes"] = [_record(ceremony, _change(ceremony, 2, ceremony.keys[3]), RF)]
+    assert "the new identity reuses a key of node 3" in str(_rejected(tmp_path, doc))
+
+
+def test_admins_of_its_own_verify_alone_but_not_against_the_cluster(
+        ceremony: Ceremony, tmp_path: Path) -> None:
+    """A forger who names its own admins: only cluster.toml's admins tell."""
+    doc, new = _restored(ceremony)
+    mallory = Ed25519PrivateKey.generate()
+    doc["cluster"]["admins"] = {"mallory": mallory.public_key().public_bytes_raw().hex()}
+    doc["cluster"]["admin_quorum"] = 1
+    change = _change(ceremony, 2, new)
+    doc["identity_changes"][0]["document"] = ic.document(
+        change, [ic.sign_change(change, mallory, "mallory")])
+    t = _loaded(tmp_path, doc)
+    proved = verify(t)
+    changed = dataclasses.replace(ceremony.cluster, nodes={
+        **ceremony.cluster.nodes,
+        2: dataclasses.replace(ceremony.cluster.nodes[2], identity=new.public)})
+    with pytest.raises(TranscriptError, match="admins or admin quorum"):
+        check_cluster(t, proved, changed)
+
+
+def test_a_transcript_written_before_identity_changes_verifies(ceremony: Ceremony,
+                                                               tmp_path: Path) -> None:
+    """Format v2: no admins, no identity changes; read and verified as before."""
+    doc = _doc(ceremony, refreshed=True)
+    assert doc["format"] == transcript.FORMAT and doc["identity_changes"] == []
+    doc["format"] = transcript.FORMAT_V2
+    del doc["cluster"]["admins"], doc["cluster"]["admin_quorum"], doc["identity_changes"]
+    t = _loaded(tmp_path, doc)
+    assert (t.admins, t.identity_changes) == ({}, ())
+    check_cluster(t, verify(t), ceremony.cluster)
+    doc["identity_changes"] = []  # a v2 document has no such field
+    assert "unknown fields ['identity_changes']" in str(_rejected(tmp_path, doc))
+
+
+def test_a_v2_transcript_extended_after_a_restore_takes_the_clusters_admins(
+        ceremony: Ceremony, tmp_path: Path) -> None:
+    """A key whose transcript was written before identity changes were recorded: the next
+    refresh after a restore records the applied change, checked by cluster.toml's admins."""
+    doc = _doc(ceremony, refreshed=True)
+    doc["format"] = transcript.FORMAT_V2
+    del doc["cluster"]["admins"], doc["cluster"]["admin_quorum"], doc["identity_changes"]
+    prior = _loaded(tmp_path, doc)
+    new = IdentityKeys.generate(2)
+    change = _change(ceremony, 2, new)
+    changed = dataclasses.replace(ceremony.cluster, nodes={
+        **ceremony.cluster.nodes,
+        2: dataclasses.replace(ceremony.cluster.nodes[2], identity=new.public)})
+    with pytest.raises(TranscriptError, match="no applied identity change leads node 2"):
+        transcript.extend(prior, changed, [], 2, [])
+    signatures = tuple(ic.sign_change(change, ceremony.admin_keys[a], a)
+                       for a in ("admin2", "admin3"))
+    t = transcript.extend(prior, changed, [], 2, [(change, signatures)])
+    assert (t.admins, t.admin_quorum) == (ceremony.cluster.admins, 2)
+    assert [(r.before_session, r.change) for r in t.identity_changes] == [(4, change)]
+    assert t.identities == prior.identities and t.current_identities[2] == new.public
+    assert identities_in_force(t)[-1][2] == new.public
+    one = transcript.extend(prior, changed, [], 2, [(change, signatures[:1])])
+    with pytest.raises(TranscriptError, match="has 1 of the 2 admin signatures"):
+        identities_in_force(one)

@@ -1,7 +1,8 @@
 """Backup and recovery with real node processes (issue 14, DESIGN §5): node 2's host is
 destroyed, its share is restored from a backup on a new host directory with new TLS and
-identity keys, the admin quorum signs the identity change, and the cluster signs with
-node 2 in the signer set. A backup taken before a refresh is refused, naming both epochs."""
+identity keys, the admin quorum signs the identity change, the cluster signs with node 2
+in the signer set, and the key is refreshed, its transcript recording the signed change.
+A backup taken before a refresh is refused, naming both epochs."""
 
 from __future__ import annotations
 
@@ -21,11 +22,17 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+from cryptography.hazmat.primitives.serialization import (
+    Encoding,
+    NoEncryption,
+    PrivateFormat,
+    PublicFormat,
+)
 
 from coordinator import node_process
 from coordinator.ceremony_cli import main
 from coordinator.coordinator import Coordinator
+from mpcnode.ceremony import identity_change as ic
 from mpcnode.ceremony import share_backup as sb
 from mpcnode.ceremony.cluster_file import load_cluster_config, load_coordinator_config
 from mpcnode.ceremony.node_config import load_node_config, load_node_host
@@ -161,7 +168,13 @@ def test_recovery_drill_restores_node_2_on_a_new_host_and_it_signs(
     old_cluster = load_cluster_config(root / "cluster.toml")
     for p in (cfg.tls_key, cfg.identity_key, cfg.passphrase_file):
         assert p is not None and stat.S_IMODE(p.stat().st_mode) == 0o600
-    assert not list(cfg.data_dir.rglob("*.json"))  # the share is only sealed
+    # The share is only sealed; the one clear file is the key's public ceremony history,
+    # the sessions of its transcript, for node 2's closing record of the next refresh.
+    [history] = cfg.data_dir.rglob("*.json")
+    assert history.parent.name == "ceremony"
+    sessions = json.loads(history.read_text())["sessions"]
+    assert sessions == json.loads((root / "transcripts" / "hot.json").read_text()
+                                  )["closing"]["sessions"]
     change_file = Path(restored["identity_change"])
 
     # A node whose identity the cluster does not know yet does not start.
@@ -201,14 +214,66 @@ def test_recovery_drill_restores_node_2_on_a_new_host_and_it_signs(
              for c in (root / "node1" / "node.toml", root / "node3" / "node.toml", test_toml)]
     try:
         sign_with_node_2(root)
-        # The transcript holds the ceremony's identities: a refresh, whose sessions node 2
-        # would sign with its new key, is refused before it runs (docs/backup.md).
-        code, _, err = run("refresh", root, "--key-id", "hot")
-        assert code != 0 and "nodes [2] have another identity" in err
+        refresh_after_the_restore(root, tmp_path, restored["fingerprint"])
     finally:
         for proc in procs:
             proc.terminate()
             proc.wait(timeout=30)
+
+
+def refresh_after_the_restore(root: Path, tmp_path: Path, fingerprint: str) -> None:
+    """The key is refreshed with node 2's new identity: its transcript records the signed
+    change before the refresh and verifies offline against cluster.toml; without the
+    change record, or with one admin signature short, it does not."""
+    # Without the applied change on file the transcript could not record it: refused
+    # before any session runs.
+    applied = next((root / "identity_changes").glob("node2-*.json"))
+    hidden = tmp_path / applied.name
+    applied.rename(hidden)
+    code, _, err = run("refresh", root, "--key-id", "hot")
+    assert code != 0 and "no applied identity change leads node 2" in err
+    hidden.rename(applied)
+
+    code, out, err = run("refresh", root, "--key-id", "hot")
+    assert code == 0, err
+    path = Path(json.loads(out)["transcript"])
+    code, out, err = run("verify", path, "--cluster", root / "cluster.toml")
+    assert code == 0, err
+    assert "epoch:            1" in out and f"node 2: {fingerprint}" in out
+    assert "before session 2: node 2's identity" in out
+    doc = json.loads(path.read_text())
+    [record] = doc["identity_changes"]
+    assert record["before_session"] == 2  # after keygen and aux info, before the refresh
+    assert record["document"] == json.loads(applied.read_text())
+    sign_with_node_2(root)  # the refreshed shares sign
+
+    # A transcript from which the change is removed: node 2's refresh messages are signed
+    # by a key it does not hold.
+    tampered = tmp_path / "no-change.json"
+    tampered.write_text(json.dumps({**doc, "identity_changes": []}))
+    code, _, err = run("verify", tampered)
+    assert code != 0 and "transcript REJECTED: session 2 (refresh)" in err
+    assert "party 2" in err and "signature does not verify" in err
+    # ... or whose change lost an admin signature (quorum 2).
+    short = json.loads(json.dumps(doc))
+    short["identity_changes"][0]["document"]["signatures"].pop()
+    tampered.write_text(json.dumps(short))
+    code, _, err = run("verify", tampered)
+    assert code != 0 and "has 1 of the 2 admin signatures required" in err
+    # ... or that names admins of its own, who signed the change: alone it verifies, not
+    # against the admins of cluster.toml.
+    forged = json.loads(json.dumps(doc))
+    stranger = Ed25519PrivateKey.generate()
+    forged["cluster"]["admins"] = {"mallory": stranger.public_key().public_bytes(
+        Encoding.Raw, PublicFormat.Raw).hex()}
+    forged["cluster"]["admin_quorum"] = 1
+    change, _ = ic.from_document(forged["identity_changes"][0]["document"])
+    forged["identity_changes"][0]["document"] = ic.document(
+        change, [ic.sign_change(change, stranger, "mallory")])
+    tampered.write_text(json.dumps(forged))
+    assert run("verify", tampered)[0] == 0
+    code, _, err = run("verify", tampered, "--cluster", root / "cluster.toml")
+    assert code != 0 and "admins or admin quorum" in err
 
 
 def make_test_config(node_toml: Path) -> Path:

@@ -126,3 +126,26 @@ def test_another_holders_certificate_is_refused(cluster: Path, tmp_path: Path,
 def test_a_malformed_change_is_refused(data: bytes) -> None:
     with pytest.raises(IdentityChangeError):
         ic.from_json(data)
+
+
+def test_the_applied_changes_of_a_node_restored_twice_are_found_in_order(cluster: Path
+                                                                         ) -> None:
+    """What refresh and reshare record in a key's transcript: the chain of applied changes
+    from the identity the transcript holds to the one cluster.toml names now."""
+    config = load_cluster_config(cluster / "cluster.toml")
+    first = change_for(cluster, config)
+    second = dataclasses.replace(change_for(cluster, config), old=first.new)
+    for change in (second, first):  # file names do not give the order
+        path = ic.applied_path(cluster, change)
+        path.parent.mkdir(exist_ok=True)
+        path.write_bytes(ic.to_json(change, signed(cluster, change, 1, 2)))
+    applied = ic.load_applied(cluster)
+    chain = ic.changes_between(2, first.old, second.new, applied)
+    assert [c for c, _ in chain] == [first, second]
+    assert ic.changes_between(2, first.old, first.old, applied) == []
+    stranger = IdentityKeys.generate(2).public
+    with pytest.raises(IdentityChangeError, match="no applied identity change leads node 2"):
+        ic.changes_between(2, first.old, stranger, applied)
+    with pytest.raises(IdentityChangeError, match="no applied identity change leads node 3"):
+        ic.changes_between(3, config.nodes[3].identity, stranger, applied)
+    assert ic.load_applied(cluster / "nowhere") == []
