@@ -144,32 +144,50 @@ def test_3_a_subset_with_node_6_signs_under_the_old_key(cluster: Cluster) -> Non
         assert signs(cluster, c, (1, 3, 6), b"signed by 1, 3 and 6")
 
 
-def test_4_the_reshare_transcript_verifies_and_a_tampered_copy_fails(
-        cluster: Cluster, tmp_path: Path) -> None:
+def reshare_transcript_checks(cluster: Cluster, tmp_path: Path, *, prover: int,
+                              said: tuple[str, ...]) -> tuple[dict[str, Any], Path]:
+    """The reshare transcript verifies against cluster.toml, printing the unchanged public
+    key and address and ``said``; a copy whose node ``prover`` proves its new share (Π^sch)
+    with one byte changed is rejected. Returns a fresh copy of the transcript and a path
+    for the caller's own tampered copies."""
     path = cluster.root / "transcripts" / "hot.reshare-1.json"
     code, out, err = run("verify", path, "--cluster", cluster.root / "cluster.toml")
     assert code == 0, err
     assert cluster.keygen["public_key"] in out and cluster.keygen["ethereum_address"] in out
-    assert "reshare to [1, 2, 3, 4, 6] (t = 3): shares erased by nodes [5]" in out
-    assert "3-of-5 (parties [1, 2, 3, 4, 6])" in out
+    for line in said:
+        assert line in out, out
     doc = json.loads(path.read_text())
-    assert [s["protocol"] for s in doc["sessions"]] == ["keygen", "aux_info", "reshare",
-                                                         "aux_info"]
-    # A copy whose node 6 proves its new share with one byte changed.
     [msg] = [m for s in doc["sessions"] for m in s["messages"]
-             if (m["round"], m["sender"], m["recipient"]) == ("reshare/3", 6, 0)]
+             if (m["round"], m["sender"], m["recipient"]) == ("reshare/3", prover, 0)]
     msg["body"] = flip_one_byte(bytes.fromhex(msg["body"]), '"z":"0x').hex()
     tampered = tmp_path / "tampered.json"
     tampered.write_text(json.dumps(doc))
     code, out, err = run("verify", tampered)
     assert code != 0 and "REJECTED" in err and ": OK" not in out
+    return json.loads(path.read_text()), tampered
+
+
+def rejected(doc: dict[str, Any], tampered: Path) -> str:
+    """What `mpc-ceremony verify` says of ``doc`` written to ``tampered`` (it must fail)."""
+    tampered.write_text(json.dumps(doc))
+    code, out, err = run("verify", tampered)
+    assert code != 0 and "REJECTED" in err and ": OK" not in out
+    return err
+
+
+def test_4_the_reshare_transcript_verifies_and_a_tampered_copy_fails(
+        cluster: Cluster, tmp_path: Path) -> None:
+    doc, tampered = reshare_transcript_checks(
+        cluster, tmp_path, prover=6,
+        said=("reshare to [1, 2, 3, 4, 6] (t = 3): shares erased by nodes [5]",
+              "3-of-5 (parties [1, 2, 3, 4, 6])"))
+    assert [s["protocol"] for s in doc["sessions"]] == ["keygen", "aux_info", "reshare",
+                                                         "aux_info"]
     # A copy that claims nobody erased a share.
-    doc = json.loads(path.read_text())
     [s] = [s for s in doc["sessions"] if s["protocol"] == "reshare"]
     s["results"]["5"] = s["results"]["5"].replace('"erased":["0x5"]', '"erased":[]')
-    tampered.write_text(json.dumps(doc))
-    code, _, err = run("verify", tampered)
-    assert code != 0 and "party 5: the reported result is not what the transcript proves" in err
+    assert "party 5: the reported result is not what the transcript proves" in rejected(
+        doc, tampered)
 
 
 def refill_primes(root: Path, nodes: tuple[int, ...]) -> None:

@@ -22,8 +22,14 @@ from coordinator.coordinator import SessionAbortedError
 from coordinator.coordinator_errors import CoordinatorError
 from mpcnode.protocol.registry import ProtocolName
 from mpcnode.rpc import node_pb2 as pb
-from tests.integration.test_ceremony_cli import flip_one_byte, run
-from tests.integration.test_reshare_cli import Cluster, signs, started_cluster
+from tests.integration.test_ceremony_cli import run
+from tests.integration.test_reshare_cli import (
+    Cluster,
+    rejected,
+    reshare_transcript_checks,
+    signs,
+    started_cluster,
+)
 
 pytestmark = pytest.mark.xdist_group("reshare_2_of_3")
 
@@ -85,27 +91,15 @@ def test_3_every_pair_of_the_new_committee_signs(cluster: Cluster) -> None:
 
 def test_4_the_transcript_verifies_and_tampered_copies_fail(
         cluster: Cluster, tmp_path: Path) -> None:
-    path = cluster.root / "transcripts" / "hot.reshare-1.json"
-    code, out, err = run("verify", path, "--cluster", cluster.root / "cluster.toml")
-    assert code == 0, err
-    assert cluster.keygen["public_key"] in out and cluster.keygen["ethereum_address"] in out
-    assert "reshare to [1, 2, 3] (t = 2): shares erased by nodes [4]" in out
-    assert "2-of-3 (parties [1, 2, 3])" in out
-    doc = json.loads(path.read_text())
-    [msg] = [m for s in doc["sessions"] for m in s["messages"]
-             if (m["round"], m["sender"], m["recipient"]) == ("reshare/3", 3, 0)]
-    msg["body"] = flip_one_byte(bytes.fromhex(msg["body"]), '"z":"0x').hex()
-    tampered = tmp_path / "tampered.json"
-    tampered.write_text(json.dumps(doc))
-    code, out, err = run("verify", tampered)
-    assert code != 0 and "REJECTED" in err and ": OK" not in out
+    doc, tampered = reshare_transcript_checks(
+        cluster, tmp_path, prover=3,
+        said=("reshare to [1, 2, 3] (t = 2): shares erased by nodes [4]",
+              "2-of-3 (parties [1, 2, 3])"))
     # A copy that claims node 4 kept its share (nobody erased one).
-    doc = json.loads(path.read_text())
     [s] = [s for s in doc["sessions"] if s["protocol"] == "reshare"]
     s["results"]["4"] = s["results"]["4"].replace('"erased":["0x4"]', '"erased":[]')
-    tampered.write_text(json.dumps(doc))
-    code, _, err = run("verify", tampered)
-    assert code != 0 and "party 4: the reported result is not what the transcript proves" in err
+    assert "party 4: the reported result is not what the transcript proves" in rejected(
+        doc, tampered)
 
 
 def test_5_the_old_holders_sign_nothing(cluster: Cluster) -> None:
