@@ -47,10 +47,6 @@ from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode, running_anvil
 from testing.integration_support import process_cluster
 from testing.transfer_policy import SINK_ADDRESS, transfer_policy
 
-# The tests share one cluster whose state each one changes in turn (in file order): one
-# xdist worker runs them all (pyproject's --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("audit_anchoring")
-
 REPO = Path(__file__).resolve().parents[2]  # this checkout's code runs in oms serve
 TREASURY = SINK_ADDRESS
 ANCHOR_KEY = b"\x3c" * 32

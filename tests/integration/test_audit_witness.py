@@ -44,10 +44,6 @@ from zero_trust.audit_tree.tree_head import SignedTreeHead, TreeHead
 from zero_trust.authorization import RelyingParty
 from zero_trust.policy.document import load_policy
 
-# The tests share one cluster and one log, each moving the heads on: one xdist worker runs
-# them all (pyproject's --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("audit_witness")
-
 RP = RelyingParty("oms.test", "https://oms.test")
 CHAIN = 1337
 TREASURY = SINK_ADDRESS

@@ -30,10 +30,6 @@ from testing.cluster_harness import ProcessCluster, add_test_settings, free_port
 from testing.integration_support import openssl_verifies, stop_all
 from testing.softhsm import USER_PIN, SoftHsm, softhsm_module
 
-# The tests share one cluster whose state each one changes in turn (in file order): one
-# xdist worker runs them all (pyproject's --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("hsm_seal")
-
 SIGNERS = (1, 2)
 TOKEN = "hsm-node{node}"
 KEY_LABEL = "mpcnode-kek-node{node}"  # the ceremony's default

@@ -32,10 +32,6 @@ from testing.cluster_harness import make_cluster, make_test_node
 from testing.integration_support import openssl_verifies
 from tests.integration.test_ceremony_cli import flip_one_byte, run, running
 
-# The tests are steps of one story on one cluster (test_1 … test_N, in order): one
-# xdist worker runs them all (pyproject's --dist loadgroup).
-pytestmark = pytest.mark.xdist_group("reshare_cli")
-
 
 @dataclass
 class Cluster:

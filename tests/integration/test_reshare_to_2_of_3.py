@@ -31,8 +31,6 @@ from tests.integration.test_reshare_cli import (
     started_cluster,
 )
 
-pytestmark = pytest.mark.xdist_group("reshare_2_of_3")
-
 OLD_T = "names a 3-of-(1, 2, 3, 4, 5) key, not one of this cluster (2 of (1, 2, 3, 4, 5))"
 
 

@@ -34,8 +34,6 @@ from tests.integration.test_reshare_cli import (
     started_cluster,
 )
 
-pytestmark = pytest.mark.xdist_group("reshare_4_of_6")
-
 ALL = (1, 2, 3, 4, 5, 6)
 OLD_T = "names a 3-of-(1, 2, 3, 4, 5) key, not one of this cluster (4 of (1, 2, 3, 4, 5, 6))"
 
