@@ -24,7 +24,7 @@ from mpcnode.crypto.random_source import RandomSource
 from mpcnode.daemon import sign_identification
 from mpcnode.protocol.key_share import AuxInfo, KeyShare, PublicKeyData, Reshared
 from mpcnode.protocol.presignature import Presignature, PresignaturePublic
-from mpcnode.protocol.registry import session_protocol
+from mpcnode.protocol.registry import ProtocolName, session_protocol
 from mpcnode.protocol.session_params import ClusterView, SessionParams, require_cluster_key
 from mpcnode.protocol.sign import Rerandomized, SignatureShare, rerandomize, sign_share
 from mpcnode.protocol.signer_set import SignerSet
@@ -258,7 +258,7 @@ class SignerNode:
         if not req.request_id:
             raise UsageError("a sign request needs a request id")
         share = self._key_share(req.key_id)
-        require_cluster_key("sign", share.public, self.cluster)  # its pool too: no old t
+        require_cluster_key(ProtocolName.SIGN, share.public, self.cluster)  # its pool too: no old t
         path = tuple(req.path)
 
         def sign(digest: bytes, note: bytes = b"") -> SignatureShare:
