@@ -63,7 +63,8 @@ def anvil_binary() -> Path:
         "set ANVIL_BIN to an anvil executable.")
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port of loopback that nothing listens on now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
@@ -99,6 +100,15 @@ class AnvilNode:
             DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
         return account
 
+    def fund(self, address: str, wei: int = 10**20) -> None:
+        """Send ``wei`` from dev account 0 to ``address`` and wait until it is mined."""
+        w3, dev = self.web3(), self.dev_account(0)
+        tx = dev.sign_transaction({
+            "to": Web3.to_checksum_address(address), "value": wei, "gas": 21000,
+            "gasPrice": 3 * 10**9, "chainId": self.chain_id,
+            "nonce": w3.eth.get_transaction_count(dev.address, "pending")})
+        w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction))
+
 
 def _log_tail(log: IO[bytes]) -> str:
     log.seek(0)
@@ -106,7 +116,7 @@ def _log_tail(log: IO[bytes]) -> str:
 
 
 def _start(binary: Path, log: IO[bytes]) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
+    port = free_port()
     url = f"http://127.0.0.1:{port}"
     process = subprocess.Popen(
         [str(binary), "--host", "127.0.0.1", "--port", str(port), "--chain-id",

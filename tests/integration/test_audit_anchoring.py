@@ -17,7 +17,6 @@ import contextlib
 import json
 import os
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -28,13 +27,11 @@ from pathlib import Path
 
 import pytest
 from eth_account import Account
-from web3 import Web3
 
 from coordinator.ceremony_cli import main as ceremony_main
 from ethereum.addresses import ethereum_address
 from oms_core.app.audit_anchoring import ANCHORED
 from oms_core.audit.audit_cli import EXIT_DEFECT, EXIT_OK, EXIT_UNUSABLE
-from oms_core.audit.entry import GENESIS_HASH, make_entry
 from oms_core.audit.log import read_rows
 from oms_core.chain.audit_anchor import Anchor, AnchorAccount, deploy_contract, read_anchors
 from oms_core.cli.authenticator_file import load_authenticator, save_authenticator
@@ -43,7 +40,8 @@ from oms_core.cli.instance_setup import DEMO_RP
 from oms_core.cli.oms_cli import main as oms_main
 from oms_core.cli.oms_client import OmsClient
 from oms_core.rpc import oms_pb2 as pb
-from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode, running_anvil
+from testing.audit_tampering import rewrite_entry
+from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode, free_port, running_anvil
 from testing.integration_support import process_cluster
 from testing.transfer_policy import SINK_ADDRESS, transfer_policy
 
@@ -104,19 +102,6 @@ class Instance:
                 "--from-block", str(self.deployed_at)]
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _fund(anvil: AnvilNode, address: str) -> None:
-    w3, dev = anvil.web3(), anvil.dev_account(0)
-    tx = dev.sign_transaction({"to": Web3.to_checksum_address(address), "value": 10**20,
-                               "gas": 21000, "gasPrice": 3 * 10**9, "chainId": anvil.chain_id,
-                               "nonce": w3.eth.get_transaction_count(dev.address, "pending")})
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction))
 
 
 def _anchor_account_files(anvil: AnvilNode, out: Path) -> tuple[str, int]:
@@ -129,7 +114,7 @@ def _anchor_account_files(anvil: AnvilNode, out: Path) -> tuple[str, int]:
     passphrase = out / "anchor.passphrase"
     passphrase.write_text("anchor-passphrase\n")
     passphrase.chmod(0o600)
-    _fund(anvil, account.address)
+    anvil.fund(account.address)
     return deploy_contract(anvil.endpoint(), account, chain_id=ANVIL_CHAIN_ID)
 
 
@@ -142,9 +127,9 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
         key, _ = co.keygen()
         co.aux_info(key.key_id)
         address = ethereum_address(key.public_key)
-        _fund(anvil, address)
+        anvil.fund(address)
         (root / "policy.toml").write_text(POLICY)
-        port = _free_port()
+        port = free_port()
         assert oms_main(["init", "--cluster", str(cluster_dir), "--key-id", key.key_id.hex(),
                          "--out", str(root / "oms"), "--no-tls", "--listen",
                          f"127.0.0.1:{port}", "--policy", str(root / "policy.toml"),
@@ -254,32 +239,6 @@ def copy_db(instance: Instance, name: str) -> Path:
             contextlib.closing(sqlite3.connect(target)) as out:
         src.backup(out)
     return target
-
-
-def rewrite_entry(db: Path, index: int) -> None:
-    """The hostile host: change entry ``index``, recompute every later hash, delete every
-    signed tree head."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
-                                    "AND name LIKE 'audit_%'").fetchall():
-            conn.execute(f"DROP TRIGGER {name}")
-        prev = GENESIS_HASH
-        for row in list(read_rows(conn)):
-            entry = row.entry
-            assert entry is not None
-            details = dict(entry.details)
-            if row.index == index:
-                details["amount"] = "0.0001"  # the lie
-            new = make_entry(index=row.index, at=entry.at, actor=entry.actor,
-                             action=entry.action, subject=entry.subject, details=details,
-                             prev_hash=prev)
-            conn.execute("UPDATE audit_entries SET details = ?, prev_hash = ?, entry_hash = ?, "
-                         "leaf_hash = ? WHERE idx = ?",
-                         (new.details_json, new.prev_hash, new.entry_hash, new.leaf_hash,
-                          row.index))
-            prev = new.entry_hash
-        conn.execute("DELETE FROM audit_tree_heads")
-        conn.commit()
 
 
 def test_anchors_appear_at_the_interval_and_are_recorded_in_the_log(

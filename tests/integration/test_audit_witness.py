@@ -32,11 +32,11 @@ from oms_core.app.requests.request_lifecycle import State
 from oms_core.app.service import OmsConfig, OmsCore
 from oms_core.app.tx_builder import Submission
 from oms_core.audit.audit_cli import EXIT_DEFECT, EXIT_OK, main
-from oms_core.audit.entry import GENESIS_HASH, make_entry
 from oms_core.audit.log import read_rows
 from oms_core.audit.signing_key import AuditSigner, write_public_key
 from oms_core.chain.prices import FixedPrices
 from oms_core.demo.demo_people import Person, enrol
+from testing.audit_tampering import rewrite_entry
 from testing.cluster_harness import ProcessCluster
 from testing.integration_support import process_cluster
 from testing.transfer_policy import SINK_ADDRESS, transfer_policy
@@ -117,32 +117,6 @@ def copy_db(world: World, name: str) -> Path:
     with contextlib.closing(sqlite3.connect(target)) as out:
         world.core.conn.backup(out)
     return target
-
-
-def rewrite_entry(db: Path, index: int) -> None:
-    """What a hostile host does: change entry ``index``, recompute every later hash and
-    leaf hash so that the chain is sound again, and delete every signed tree head."""
-    with contextlib.closing(sqlite3.connect(db)) as conn:
-        for (name,) in conn.execute("SELECT name FROM sqlite_master WHERE type = 'trigger' "
-                                    "AND name LIKE 'audit_%'").fetchall():
-            conn.execute(f"DROP TRIGGER {name}")
-        prev = GENESIS_HASH
-        for row in list(read_rows(conn)):
-            entry = row.entry
-            assert entry is not None
-            details = dict(entry.details)
-            if row.index == index:
-                details["amount"] = "0.0001"  # the lie
-            new = make_entry(index=row.index, at=entry.at, actor=entry.actor,
-                             action=entry.action, subject=entry.subject, details=details,
-                             prev_hash=prev)
-            conn.execute("UPDATE audit_entries SET details = ?, prev_hash = ?, entry_hash = ?, "
-                         "leaf_hash = ? WHERE idx = ?",
-                         (new.details_json, new.prev_hash, new.entry_hash, new.leaf_hash,
-                          row.index))
-            prev = new.entry_hash
-        conn.execute("DELETE FROM audit_tree_heads")
-        conn.commit()
 
 
 def test_honest_signing_leaves_the_newest_head_with_every_signer(world: World) -> None:

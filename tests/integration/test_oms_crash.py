@@ -25,7 +25,6 @@ import json
 import os
 import random
 import signal
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -46,7 +45,7 @@ from oms_core.cli.instance_setup import DEMO_RP
 from oms_core.cli.oms_cli import main as oms_main
 from oms_core.cli.oms_client import OmsCallError, OmsClient
 from oms_core.rpc import oms_pb2 as pb
-from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode, running_anvil
+from testing.chain_support import ANVIL_CHAIN_ID, AnvilNode, free_port, running_anvil
 from testing.integration_support import process_cluster
 from testing.transfer_policy import OVER_LIMIT_NEEDS_RISK_OFFICER, SINK_ADDRESS, transfer_policy
 
@@ -104,9 +103,9 @@ def instance(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Instance]:
         key, _ = co.keygen()
         co.aux_info(key.key_id)
         address = ethereum_address(key.public_key)
-        _fund(anvil, address)
+        anvil.fund(address)
         (root / "policy.toml").write_text(POLICY)
-        port = _free_port()
+        port = free_port()
         assert oms_main(["init", "--cluster", str(root / "cluster"), "--key-id",
                          key.key_id.hex(), "--out", str(root / "oms"), "--no-tls",
                          "--listen", f"127.0.0.1:{port}", "--policy", str(root / "policy.toml"),
@@ -133,19 +132,6 @@ anvil-b = "{anvil.url}"
                        root / "oms" / "people")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def _fund(anvil: AnvilNode, address: str) -> None:
-    w3, dev = anvil.web3(), anvil.dev_account(0)
-    tx = dev.sign_transaction({"to": Web3.to_checksum_address(address), "value": 10**20,
-                               "gas": 21000, "gasPrice": 2 * 10**9, "chainId": anvil.chain_id,
-                               "nonce": w3.eth.get_transaction_count(dev.address)})
-    w3.eth.wait_for_transaction_receipt(w3.eth.send_raw_transaction(tx.raw_transaction))
 
 
 # --------------------------------------------------------------------------- the process
